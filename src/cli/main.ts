@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// floodgate's one executable: declares the commands and maps typed errors to exit codes. Each
+// command's code is loaded only when that command runs, so `scan` starts as fast as node can.
+import { Command, CommanderError, Option } from 'commander';
+import { FloodgateError } from '../errors.js';
+import { FORMATS } from '../table/parse-table.js';
+import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
+
+const program = new Command('floodgate')
+  .description('Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall')
+  .showHelpAfterError('(run floodgate --help for usage)')
+  .exitOverride();
+
+program
+  .command('scan')
+  .description("report on the connection table: totals per state and the top sources (the seed's netstat | awk | sort | uniq -c in one command)")
+  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output) instead of the live kernel; repeatable; - for stdin', collect)
+  .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
+  .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')
+  .addOption(new Option('--by <key>', 'group by remote ip, remote network, or local port').argParser(choiceOption('--by', ['ip', 'net', 'port'] as const)).default('ip'))
+  .option('--prefix4 <bits>', 'IPv4 network size for --by net', wholeNumberOption('--prefix4', 1, 32), 24)
+  .option('--prefix6 <bits>', 'IPv6 network size for --by net', wholeNumberOption('--prefix6', 1, 128), 64)
+  .option('-s, --state <states>', 'only sockets in these states (repeatable or comma list; SYN_RECV, ESTABLISHED, …)', collectStates)
+  .option('-p, --port <ports>', 'only sockets on these local ports (repeatable or comma list)', collectPorts)
+  .addOption(new Option('--proto <proto>', 'only tcp or udp sockets').argParser(choiceOption('--proto', ['tcp', 'udp', 'all'] as const)).default('all'))
+  .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
+  .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
+  .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval'))
+  .action(async (options) => (await import('./scan.js')).scanCommand(options));
+
+const policy = program.command('policy').description('work with policy files');
+policy
+  .command('check')
+  .description('validate a policy file and print the effective policy with every default filled in')
+  .argument('[file]', 'the policy file (default: the embedded default policy)')
+  .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (error instanceof FloodgateError) {
+      process.stderr.write(`floodgate: ${error.message}\n`);
+      process.exitCode = error.exitCode;
+      return;
+    }
+    process.stderr.write(`floodgate: internal error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = 70;
+  }
+}
+
+await main();

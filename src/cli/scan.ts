@@ -1,0 +1,115 @@
+// `floodgate scan`: totals per state and the top sources of the live or a captured table.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UsageError } from '../errors.js';
+import { type Grouping, countSockets, topGroups } from '../table/count-sockets.js';
+import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
+import { readKernelCounters, readLiveTable } from '../table/live-table.js';
+import type { MalformedLine } from '../table/parse-result.js';
+import type { TableFormat } from '../table/parse-table.js';
+import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
+import { STATES, type SocketState } from '../table/socket-row.js';
+
+export interface ScanOptions {
+  readonly input?: string[];
+  readonly format?: TableFormat;
+  readonly strict?: boolean;
+  readonly by: 'ip' | 'net' | 'port';
+  readonly prefix4: number;
+  readonly prefix6: number;
+  readonly state?: SocketState[];
+  readonly port?: number[];
+  readonly proto: 'tcp' | 'udp' | 'all';
+  readonly top: number;
+  readonly json?: boolean;
+  readonly interval?: number;
+}
+
+interface Counters {
+  readonly total: FloodCounters;
+  readonly perSecond?: FloodCounters;
+  readonly seconds?: number;
+}
+
+export async function scanCommand(options: ScanOptions): Promise<void> {
+  const live = options.input === undefined || options.input.length === 0;
+  if (!live && options.interval !== undefined) throw new UsageError('--interval samples the live kernel counters; it cannot be used with --input');
+
+  let tables: InputTable[];
+  let counters: Counters | undefined;
+  if (live) {
+    let before: FloodCounters | undefined;
+    if (options.interval !== undefined) {
+      before = await readKernelCounters();
+      await sleep(options.interval);
+    }
+    const [table, after] = await Promise.all([readLiveTable(options.proto), readKernelCounters()]);
+    tables = [{ name: 'live', format: 'proc', ...table }];
+    counters =
+      before === undefined
+        ? { total: after }
+        : { total: after, perSecond: counterRates(before, after, options.interval! / 1000), seconds: options.interval! / 1000 };
+  } else {
+    tables = await Promise.all(options.input!.map((name) => readInput(name, options.format)));
+  }
+
+  const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) => t.malformed.map((m) => ({ ...m, file: t.name })));
+  if (options.strict && malformed.length > 0) {
+    const first = malformed[0]!;
+    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${JSON.stringify(first.text.slice(0, 200))}`);
+  }
+
+  const grouping: Grouping = options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
+  const counts = countSockets(
+    mergeRows(tables),
+    {
+      ...(options.state && { states: new Set(options.state) }),
+      ...(options.port && { ports: new Set(options.port) }),
+      proto: options.proto,
+    },
+    grouping,
+  );
+  const groups = topGroups(counts.groups, options.top, options.by === 'port');
+  const states = Object.fromEntries(STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]));
+
+  if (options.json) {
+    const out = {
+      total: counts.total,
+      states,
+      groups,
+      distinct: counts.groups.size,
+      malformed: malformed.length,
+      source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: t.rows.length })),
+      ...(counters && { counters: counters.total, ...(counters.perSecond && { countersPerSecond: counters.perSecond }) }),
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return;
+  }
+
+  const lines: string[] = [];
+  const source = live ? 'live kernel table (/proc/net/tcp, tcp6, udp, udp6)' : tables.map((t) => `${t.name} (${t.format})`).join(', ');
+  lines.push(`${counts.total} sockets matched in ${source}`);
+  if (malformed.length > 0) {
+    lines.push(`${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`);
+  }
+  lines.push('', 'STATE         COUNT');
+  for (const [state, n] of Object.entries(states)) lines.push(`${state.padEnd(12)} ${String(n).padStart(6)}`);
+  if (options.top > 0) {
+    const what = options.by === 'ip' ? 'REMOTE IP' : options.by === 'net' ? 'REMOTE NETWORK' : 'LOCAL PORT';
+    const filters = [
+      options.state && `state ${[...new Set(options.state)].join(',')}`,
+      options.port && `local port ${options.port.join(',')}`,
+      options.proto !== 'all' && options.proto,
+    ].filter(Boolean);
+    lines.push('', `top ${groups.length} of ${counts.groups.size} by ${options.by}${filters.length ? ` (${filters.join('; ')})` : ''}`);
+    lines.push(` COUNT  ${what}`);
+    for (const group of groups) lines.push(`${String(group.count).padStart(6)}  ${group.key}`);
+  }
+  if (counters) {
+    lines.push('', counters.perSecond ? `KERNEL FLOOD COUNTER    SINCE BOOT   PER SECOND (over ${counters.seconds}s)` : 'KERNEL FLOOD COUNTER    SINCE BOOT');
+    for (const name of FLOOD_COUNTERS) {
+      const rate = counters.perSecond ? `   ${counters.perSecond[name].toFixed(1).padStart(10)}` : '';
+      lines.push(`${name.padEnd(22)} ${String(counters.total[name]).padStart(11)}${rate}`);
+    }
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

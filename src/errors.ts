@@ -1,0 +1,44 @@
+// The few typed errors floodgate raises on purpose; the CLI maps them to exit codes in one place.
+// Anything else that escapes is a bug and is shown as one.
+
+export abstract class FloodgateError extends Error {
+  abstract readonly exitCode: number;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A user mistake in a flag, a target or an input file. */
+export class UsageError extends FloodgateError {
+  readonly exitCode = 2;
+}
+
+/** A policy file that is not valid; the message names the file, the line and the key. */
+export class ConfigError extends FloodgateError {
+  readonly exitCode = 2;
+}
+
+/** A tool, a permission or a resource that enforcement needs is not there. */
+export class BackendUnavailableError extends FloodgateError {
+  readonly exitCode = 3;
+}
+
+/** An external command failed; `cause` keeps execa's error with its exit code and stderr. */
+export class CommandFailedError extends FloodgateError {
+  readonly exitCode = 4;
+  constructor(
+    message: string,
+    readonly argv: readonly string[],
+    readonly commandExitCode: number | undefined,
+    readonly stderr: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Another floodgate holds the state directory's lock, or the daemon refused a request. */
+export class ConflictError extends FloodgateError {
+  readonly exitCode = 5;
+}

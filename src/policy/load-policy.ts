@@ -1,0 +1,126 @@
+// Reads a YAML policy, validates it and turns every problem into "file:line key: expected …, got …".
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LineCounter, type Node, isMap, isScalar, parseDocument, stringify } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { formatDuration, formatRate } from './duration.js';
+import { type Policy, policySchema } from './schema.js';
+
+/** policies/default.yaml, shipped beside dist/ and src/. */
+export const DEFAULT_POLICY_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'policies', 'default.yaml');
+
+type PathSegment = string | number;
+
+function formatPath(path: readonly PathSegment[]): string {
+  let out = '';
+  for (const segment of path) out += typeof segment === 'number' ? `[${segment}]` : out === '' ? segment : `.${segment}`;
+  return out === '' ? '(top level)' : out;
+}
+
+/** The keys an object schema allows at `path`, for "unknown key" messages. */
+function allowedKeys(path: readonly PathSegment[]): string[] {
+  let schema: z.ZodType = policySchema;
+  const unwrap = (s: z.ZodType): z.ZodType => {
+    for (;;) {
+      const def = (s as unknown as { def: { type: string; innerType?: z.ZodType; element?: z.ZodType } }).def;
+      if (def.innerType !== undefined) s = def.innerType;
+      else return s;
+    }
+  };
+  for (const segment of path) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
+    else if (schema instanceof z.ZodObject && typeof segment === 'string') schema = schema.shape[segment] as z.ZodType;
+    else return [];
+  }
+  schema = unwrap(schema);
+  if (schema instanceof z.ZodArray) schema = unwrap(schema.element as z.ZodType);
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+}
+
+export interface LoadedPolicy {
+  readonly policy: Policy;
+  readonly file: string;
+}
+
+export function parsePolicy(text: string, file: string): Policy {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const lineAt = (offset: number | undefined): number => (offset === undefined ? 1 : lineCounter.linePos(offset).line);
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0]!;
+    throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
+  }
+  const data: unknown = doc.toJS() ?? {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
+  }
+
+  // The line of the nearest node that exists along `path` (a missing key points at its parent).
+  const lineOf = (path: readonly PathSegment[], key?: string): number => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
+      if (node === undefined || node === null) continue;
+      if (key !== undefined && n === path.length && isMap(node)) {
+        const pair = node.items.find((item) => isScalar(item.key) && item.key.value === key);
+        if (pair && isScalar(pair.key)) return lineAt(pair.key.range?.[0]);
+      }
+      return lineAt(node.range?.[0]);
+    }
+    return 1;
+  };
+
+  const result = policySchema.safeParse(data, { reportInput: true });
+  if (result.success) {
+    const names = new Set<string>();
+    result.data.rules.forEach((rule, i) => {
+      if (names.has(rule.name)) {
+        throw new ConfigError(`${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected a name no other rule has, got ${JSON.stringify(rule.name)} twice`);
+      }
+      names.add(rule.name);
+    });
+    return result.data;
+  }
+
+  const messages = result.error.issues.map((issue) => {
+    const path = issue.path as PathSegment[];
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => {
+        const allowed = allowedKeys(path);
+        return `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`;
+      }).join('\n');
+    }
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && !/^expected .*, got /.test(message)) {
+      message = issue.input === undefined ? 'required, but missing' : `expected ${issue.expected}, got ${JSON.stringify(issue.input)}`;
+    }
+    return `${file}:${lineOf(path)} ${formatPath(path)}: ${message}`;
+  });
+  throw new ConfigError(messages.join('\n'));
+}
+
+export function loadPolicy(file?: string): LoadedPolicy {
+  const path = file ?? DEFAULT_POLICY_PATH;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`cannot read policy ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+  }
+  return { policy: parsePolicy(text, path), file: path };
+}
+
+/** The policy as YAML with every default written out and durations as text again. */
+export function renderPolicy(policy: Policy): string {
+  const plain = {
+    ...policy,
+    interval: formatDuration(policy.interval),
+    reconcile_interval: formatDuration(policy.reconcile_interval),
+    ban: { ...policy.ban, ttl: formatDuration(policy.ban.ttl), max_ttl: formatDuration(policy.ban.max_ttl), rate: formatRate(policy.ban.rate) },
+    ...(policy.reload && { reload: { ...policy.reload, debounce: formatDuration(policy.reload.debounce), timeout: formatDuration(policy.reload.timeout) } }),
+  };
+  return stringify(plain, { flowCollectionPadding: false });
+}

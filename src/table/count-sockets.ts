@@ -1,0 +1,102 @@
+// Filters a table and counts its sockets per state and per group (remote IP, remote network or
+// local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
+import { bitsOf, formatCidr, networkOf, parseIp } from '../net/ip.js';
+import type { Proto, SocketRow, SocketState } from './socket-row.js';
+
+export interface SocketFilter {
+  /** Only these states; all states when absent. */
+  readonly states?: ReadonlySet<SocketState>;
+  /** Only these local ports; all ports when absent. */
+  readonly ports?: ReadonlySet<number>;
+  /** @default 'all' */
+  readonly proto?: Proto | 'all';
+}
+
+export type Grouping =
+  | { readonly by: 'ip' }
+  | { readonly by: 'net'; readonly prefix4: number; readonly prefix6: number }
+  | { readonly by: 'port' };
+
+export interface SocketCounts {
+  /** Sockets that passed the filter. */
+  total: number;
+  states: Partial<Record<SocketState, number>>;
+  /** Connected sockets only (a LISTEN or unconnected socket has no source). */
+  groups: Map<string, number>;
+}
+
+/** Maps an address to its network's text, remembering each answer. */
+export function networkKeyer(prefix4: number, prefix6: number): (address: string) => string {
+  const cache = new Map<string, string>();
+  return (address) => {
+    let key = cache.get(address);
+    if (key === undefined) {
+      const ip = parseIp(address)!;
+      const prefix = ip.family === 4 ? prefix4 : prefix6;
+      key = prefix === bitsOf(ip.family) ? address : formatCidr({ family: ip.family, value: networkOf(ip.family, ip.value, prefix), prefix });
+      cache.set(address, key);
+    }
+    return key;
+  };
+}
+
+export function matchesFilter(row: SocketRow, filter: SocketFilter): boolean {
+  if (filter.proto !== undefined && filter.proto !== 'all' && row.proto !== filter.proto) return false;
+  if (filter.states !== undefined && !filter.states.has(row.state)) return false;
+  if (filter.ports !== undefined && !filter.ports.has(row.localPort)) return false;
+  return true;
+}
+
+export function countSockets(
+  rows: readonly SocketRow[],
+  filter: SocketFilter,
+  grouping: Grouping,
+  /** Sources to leave out entirely (for example targets already banned). */
+  skip?: (remote: string) => boolean,
+): SocketCounts {
+  const states: Partial<Record<SocketState, number>> = {};
+  const groups = new Map<string, number>();
+  const netKey = grouping.by === 'net' ? networkKeyer(grouping.prefix4, grouping.prefix6) : undefined;
+  let total = 0;
+  for (const row of rows) {
+    if (!matchesFilter(row, filter)) continue;
+    if (skip !== undefined && row.remote !== '' && skip(row.remote)) continue;
+    total++;
+    states[row.state] = (states[row.state] ?? 0) + 1;
+    if (row.remote === '') continue;
+    const key = grouping.by === 'ip' ? row.remote : grouping.by === 'port' ? String(row.localPort) : netKey!(row.remote);
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return { total, states, groups };
+}
+
+export interface GroupCount {
+  readonly key: string;
+  readonly count: number;
+}
+
+function before(a: GroupCount, b: GroupCount, numericKeys: boolean): boolean {
+  if (a.count !== b.count) return a.count > b.count;
+  if (numericKeys) return Number(a.key) < Number(b.key);
+  return a.key < b.key;
+}
+
+/** The `limit` largest groups, count descending and ties by key ascending, without sorting them all. */
+export function topGroups(groups: ReadonlyMap<string, number>, limit: number, numericKeys = false): GroupCount[] {
+  const top: GroupCount[] = [];
+  if (limit <= 0) return top;
+  if (limit * 8 >= groups.size) {
+    const all = [...groups].map(([key, count]) => ({ key, count }));
+    all.sort((a, b) => (before(a, b, numericKeys) ? -1 : before(b, a, numericKeys) ? 1 : 0));
+    return all.slice(0, limit);
+  }
+  for (const [key, count] of groups) {
+    const entry = { key, count };
+    if (top.length === limit && !before(entry, top[top.length - 1]!, numericKeys)) continue;
+    let i = top.length;
+    while (i > 0 && before(entry, top[i - 1]!, numericKeys)) i--;
+    top.splice(i, 0, entry);
+    if (top.length > limit) top.pop();
+  }
+  return top;
+}

@@ -1,0 +1,49 @@
+// Parses `netstat -an` / `-ant` / `-antu` output (net-tools; Windows' `netstat -an` too), skipping
+// the UNIX-socket section and the headers.
+import { AddressCache, type MalformedLine, type ParsedTable, forEachLine, splitEndpoint } from './parse-result.js';
+import { type Proto, type SocketRow, normalizeState } from './socket-row.js';
+
+const PROTOS: Record<string, Proto> = { tcp: 'tcp', tcp6: 'tcp', udp: 'udp', udp6: 'udp', TCP: 'tcp', UDP: 'udp' };
+const IGNORED = /^(?:Active |Proto |unix |raw6? |udpl(?:ite)?6? |\s+Proto )/;
+
+export function parseNetstat(text: string): ParsedTable {
+  const rows: SocketRow[] = [];
+  const malformed: MalformedLine[] = [];
+  const cache = new AddressCache();
+  let inUnixSection = false;
+
+  forEachLine(text, (line, lineNo) => {
+    if (line.startsWith('Active UNIX') || line.startsWith('Active Bluetooth')) inUnixSection = true;
+    else if (line.startsWith('Active Internet') || line.startsWith('Active Connections')) inUnixSection = false;
+    if (inUnixSection || line.trim() === '' || IGNORED.test(line)) return;
+
+    const tokens = line.trim().split(/\s+/);
+    const proto = PROTOS[tokens[0]!];
+    if (proto === undefined) {
+      malformed.push({ line: lineNo, text: line });
+      return;
+    }
+    // Linux: proto recv-q send-q local foreign [state]; Windows: proto local foreign [state].
+    const windows = tokens[0] === 'TCP' || tokens[0] === 'UDP';
+    const at = windows ? 1 : 3;
+    const local = tokens[at] === undefined ? null : splitEndpoint(tokens[at]!, cache);
+    const remote = tokens[at + 1] === undefined ? null : splitEndpoint(tokens[at + 1]!, cache);
+    const stateText = tokens[at + 2];
+    let state = stateText === undefined ? null : normalizeState(stateText);
+    // UDP rows carry no state for unconnected sockets (or a PID/Program column in its place with -p).
+    if (proto === 'udp') state = state === 'ESTABLISHED' ? 'ESTABLISHED' : 'UNCONN';
+    if (local === null || remote === null || state === null) {
+      malformed.push({ line: lineNo, text: line });
+      return;
+    }
+    const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== '';
+    rows.push({
+      proto,
+      state,
+      localPort: local.port,
+      remote: connected ? remote.address : '',
+      remotePort: connected ? remote.port : 0,
+    });
+  });
+  return { rows, malformed };
+}

@@ -1,0 +1,42 @@
+// Reads captured tables named by --input (files or "-" for stdin), detecting each one's format.
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
+import type { ParsedTable } from './parse-result.js';
+import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
+import type { SocketRow } from './socket-row.js';
+
+export interface InputTable extends ParsedTable {
+  readonly name: string;
+  readonly format: TableFormat;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+export async function readInput(name: string, forced?: TableFormat): Promise<InputTable> {
+  let text: string;
+  try {
+    text = name === '-' ? await readStdin() : await readFile(name, 'latin1');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+  }
+  const format = forced ?? detectFormat(text);
+  if (format === null) {
+    throw new UsageError(
+      `cannot tell the format of ${name === '-' ? 'standard input' : name}: expected /proc/net/tcp contents, ` +
+        '`netstat -an` output or `ss -tan` output; use --format proc|netstat|ss to say which',
+    );
+  }
+  return { name, format, ...parseTable(text, format) };
+}
+
+export function mergeRows(tables: readonly ParsedTable[]): SocketRow[] {
+  if (tables.length === 1) return tables[0]!.rows;
+  const rows: SocketRow[] = [];
+  for (const table of tables) for (const row of table.rows) rows.push(row);
+  return rows;
+}
