@@ -43,7 +43,7 @@ function connect(o) {
       else resolve({ opened: want, connected });
     };
     const timer = setTimeout(
-      () => finish(new Error(`agent: only ${connected}/${want} connected after ${o.timeoutMs ?? 20000} ms; errors: ${errors.slice(0, 5).join('; ')}`)),
+      () => finish(new Error(`only ${connected}/${want} connected after ${o.timeoutMs ?? 20000} ms; errors: ${errors.slice(0, 5).join('; ')}`)),
       o.timeoutMs ?? 20000,
     );
     for (const src of o.sources) {
@@ -59,7 +59,7 @@ function connect(o) {
           const msg = `${src}: ${e.code ?? e.message}`;
           if (!settled) {
             errors.push(msg);
-            finish(new Error(`agent: connect from ${msg}`));
+            finish(new Error(`connect from ${msg}`));
           } else {
             lateErrors++;
             lateErrorCodes[e.code ?? 'other'] = (lateErrorCodes[e.code ?? 'other'] ?? 0) + 1;

@@ -28,6 +28,51 @@ program
   .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval'))
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
+/** Options every command that touches bans takes. */
+function common(command: Command): Command {
+  return command
+    .option('--state-dir <dir>', 'where bans are kept (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
+    .option('--policy <file>', 'policy file (default: the embedded policies/default.yaml)')
+    .option('--enforce', 'change the firewall (needs root); overrides the policy mode')
+    .option('--dry-run', 'only show what would change; overrides the policy mode')
+    .option('--pretty', 'readable log lines instead of JSON (the default on a terminal)');
+}
+
+common(program.command('run'))
+  .description('the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce)')
+  .option('--flush-on-exit', 'remove every floodgate rule on SIGTERM/SIGINT instead of leaving the bans to expire')
+  .option('--interval <duration>', "override the policy's interval", durationOption('--interval'))
+  .action(async (options) => (await import('./run.js')).runCommand(options));
+
+common(program.command('ban'))
+  .description('ban addresses or networks by hand')
+  .argument('[targets...]', 'IPv4/IPv6 addresses or networks (CIDR)')
+  .option('--ttl <duration>', "how long (default: the policy's ban.ttl, doubled for repeat offenders)", durationOption('--ttl'))
+  .option('--reason <text>', 'a note kept with the ban')
+  .option('--from-file <file>', 'read targets from a file: one per line, # comments')
+  .option('--force', 'allow networks wider than /16 (IPv4) or /32 (IPv6), allowlisted addresses and your own SSH client address')
+  .action(async (targets: string[], options) => (await import('./ban.js')).banCommand(targets, options));
+
+common(program.command('unban'))
+  .description('lift bans; the detector leaves the target alone for a grace period')
+  .argument('[targets...]', 'addresses or networks to unban')
+  .option('--grace <duration>', "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none)", durationOption('--grace'))
+  .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
+
+common(program.command('list'))
+  .description('show the active bans (dry-run bans are marked)')
+  .option('--json', 'print a JSON array of {target, rule, reason, count, createdAt, expiresAt, dryRun}')
+  .action(async (options) => (await import('./list.js')).listCommand(options));
+
+common(program.command('flush'))
+  .description('remove every rule floodgate owns and clear its bans')
+  .action(async (options) => (await import('./flush.js')).flushCommand(options));
+
+common(program.command('status'))
+  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters')
+  .option('--json', 'print one JSON object')
+  .action(async (options) => (await import('./status.js')).statusCommand(options));
+
 const policy = program.command('policy').description('work with policy files');
 policy
   .command('check')

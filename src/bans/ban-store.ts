@@ -1,0 +1,192 @@
+// The ban store: floodgate's authoritative record of its bans, their absolute expiry, the repeat
+// offenders it remembers and the unban grace periods. The firewall is made to match it, never the
+// other way round. Time is passed in, never read here.
+import { existsSync, readFileSync } from 'node:fs';
+import { LRUCache } from 'lru-cache';
+import { CidrSet } from '../net/cidr-set.js';
+import { type Cidr, parseCidr } from '../net/ip.js';
+import { writeFileAtomic } from './state-file.js';
+
+export interface Ban {
+  /** Canonical address or CIDR. */
+  readonly target: string;
+  /** The detector rule that caused it, or "manual". */
+  readonly rule: string;
+  readonly reason?: string;
+  /** The count the detector saw (0 for manual bans). */
+  readonly count: number;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly ttl: number;
+}
+
+interface Offender {
+  readonly lastTtl: number;
+  readonly lastBanAt: number;
+}
+
+export interface LastScan {
+  readonly at: number;
+  readonly durationMs: number;
+  readonly sockets: number;
+}
+
+interface StateFile {
+  readonly version: 1;
+  readonly bans: Ban[];
+  readonly offenders: [string, Offender][];
+  readonly grace: [string, number][];
+  readonly refused: number;
+  readonly lastScan?: LastScan;
+}
+
+export interface BanLimits {
+  readonly ttl: number;
+  readonly maxTtl: number;
+}
+
+/** How many repeat offenders are remembered at most. */
+const OFFENDER_MEMORY = 100_000;
+
+export class BanStore {
+  private readonly bans = new Map<string, Ban>();
+  private readonly offenders = new LRUCache<string, Offender>({ max: OFFENDER_MEMORY });
+  private readonly grace = new Map<string, number>();
+  refused = 0;
+  lastScan: LastScan | undefined;
+  private version = 0;
+  private savedVersion = 0;
+  private suppressedCache: { version: number; at: number; set: CidrSet } | undefined;
+
+  constructor(
+    /** Where the store is saved; undefined keeps it in memory only. */
+    readonly file: string | undefined,
+    private readonly limits: BanLimits,
+  ) {}
+
+  static load(file: string, limits: BanLimits): BanStore {
+    const store = new BanStore(file, limits);
+    if (!existsSync(file)) return store;
+    let state: StateFile;
+    try {
+      state = JSON.parse(readFileSync(file, 'utf8')) as StateFile;
+    } catch (error) {
+      throw new Error(`the state file ${file} is not readable JSON (${(error as Error).message}); move it away to start afresh`, { cause: error });
+    }
+    for (const ban of state.bans ?? []) store.bans.set(ban.target, ban);
+    for (const [target, offender] of state.offenders ?? []) store.offenders.set(target, offender);
+    for (const [target, until] of state.grace ?? []) store.grace.set(target, until);
+    store.refused = state.refused ?? 0;
+    store.lastScan = state.lastScan;
+    return store;
+  }
+
+  save(): void {
+    if (this.file === undefined) return;
+    const state: StateFile = {
+      version: 1,
+      bans: [...this.bans.values()],
+      offenders: [...this.offenders.entries()],
+      grace: [...this.grace.entries()],
+      refused: this.refused,
+      ...(this.lastScan && { lastScan: this.lastScan }),
+    };
+    writeFileAtomic(this.file, JSON.stringify(state));
+    this.savedVersion = this.version;
+  }
+
+  /** Saves when something changed since the last save; cheap to call often. */
+  saveIfChanged(): void {
+    if (this.version !== this.savedVersion) this.save();
+  }
+
+  /** Marks a change that is not a ban (a refusal, a scan) so that the next save writes it. */
+  touch(): void {
+    this.version++;
+  }
+
+  get size(): number {
+    return this.bans.size;
+  }
+
+  get(target: string): Ban | undefined {
+    return this.bans.get(target);
+  }
+
+  all(): Ban[] {
+    return [...this.bans.values()].sort((a, b) => a.createdAt - b.createdAt || (a.target < b.target ? -1 : 1));
+  }
+
+  /** The ttl a new ban of `target` gets: twice its last one if it was banned within max_ttl, capped. */
+  ttlFor(target: string, now: number, base = this.limits.ttl): number {
+    const offender = this.offenders.get(target);
+    if (offender !== undefined && now - offender.lastBanAt <= this.limits.maxTtl) {
+      return Math.min(Math.max(offender.lastTtl * 2, base), this.limits.maxTtl);
+    }
+    return Math.min(base, this.limits.maxTtl);
+  }
+
+  add(ban: Omit<Ban, 'expiresAt' | 'ttl'>, ttl: number): Ban {
+    const full: Ban = { ...ban, ttl, expiresAt: ban.createdAt + ttl };
+    this.bans.set(full.target, full);
+    this.offenders.set(full.target, { lastTtl: ttl, lastBanAt: full.createdAt });
+    this.grace.delete(full.target);
+    this.version++;
+    return full;
+  }
+
+  remove(target: string): Ban | undefined {
+    const ban = this.bans.get(target);
+    if (ban !== undefined) {
+      this.bans.delete(target);
+      this.version++;
+    }
+    return ban;
+  }
+
+  clear(): Ban[] {
+    const all = [...this.bans.values()];
+    this.bans.clear();
+    this.version++;
+    return all;
+  }
+
+  setGrace(target: string, until: number): void {
+    this.grace.set(target, until);
+    this.version++;
+  }
+
+  inGrace(target: string, now: number): boolean {
+    const until = this.grace.get(target);
+    return until !== undefined && until > now;
+  }
+
+  expired(now: number): Ban[] {
+    const out: Ban[] = [];
+    for (const ban of this.bans.values()) if (ban.expiresAt <= now) out.push(ban);
+    return out;
+  }
+
+  /** Active bans and targets in grace: the detector does not count them. Rebuilt only on change. */
+  suppressed(now: number): CidrSet {
+    for (const [target, until] of this.grace) {
+      if (until <= now) {
+        this.grace.delete(target);
+        this.version++;
+      }
+    }
+    if (this.suppressedCache?.version !== this.version) {
+      const set = new CidrSet();
+      for (const target of [...this.bans.keys(), ...this.grace.keys()]) {
+        const cidr = parseCidr(target);
+        if (cidr !== null) set.add(cidr);
+      }
+      this.suppressedCache = { version: this.version, at: now, set };
+    }
+    return this.suppressedCache.set;
+  }
+
+  targets(): Cidr[] {
+    return [...this.bans.keys()].map((target) => parseCidr(target)!);
+  }
+}

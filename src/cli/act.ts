@@ -1,0 +1,94 @@
+// How a manual command reaches the bans: through the running daemon's control socket, or, when no
+// daemon runs, directly on the state and the firewall under the state directory's lock.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BanStore } from '../bans/ban-store.js';
+import { acquireLock } from '../bans/state-lock.js';
+import { sendControl } from '../daemon/control-socket.js';
+import { listedBan, perform } from '../daemon/operations.js';
+import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
+import { type Mode, defaultStateDir, ensureStateDir, openEnforcement, stateFile } from '../daemon/setup.js';
+import { FloodgateError, UsageError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { loadPolicy } from '../policy/load-policy.js';
+
+export interface CommonOptions {
+  readonly stateDir?: string;
+  readonly policy?: string;
+  readonly enforce?: boolean;
+  readonly dryRun?: boolean;
+  readonly pretty?: boolean;
+}
+
+export function resolveMode(policyMode: Mode, options: CommonOptions): Mode {
+  if (options.enforce && options.dryRun) throw new UsageError('--enforce and --dry-run contradict each other: give one');
+  if (options.enforce) return 'enforce';
+  if (options.dryRun) return 'dry-run';
+  return policyMode;
+}
+
+class DaemonError extends FloodgateError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface Acted {
+  readonly result: unknown;
+  readonly via: 'daemon' | 'direct';
+  readonly mode?: Mode;
+}
+
+/** Runs a request through the daemon when one listens, else directly under the lock. */
+export async function act(request: Request, options: CommonOptions): Promise<Acted> {
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const socket = join(stateDir, CONTROL_SOCKET);
+  const viaDaemon = async (): Promise<Acted | null> => {
+    const response = await sendControl(socket, request);
+    if (response === null) return null;
+    if (!response.ok) throw new DaemonError(response.error, response.exitCode);
+    return { result: response.result, via: 'daemon' };
+  };
+  const first = await viaDaemon();
+  if (first !== null) return first;
+
+  ensureStateDir(stateDir);
+  let answered: Acted | null = null;
+  let lock;
+  try {
+    // While another command or a starting daemon holds the lock, keep trying the socket too.
+    lock = await acquireLock(join(stateDir, LOCK_FILE), 15_000, async () => (answered = await viaDaemon()) !== null);
+  } catch (error) {
+    // The daemon came up while we waited and has answered.
+    if (answered !== null) return answered;
+    throw error;
+  }
+  try {
+    const { policy } = loadPolicy(options.policy);
+    const mode = resolveMode(policy.mode, options);
+    const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
+    const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
+    enforcer.expire();
+    const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
+    await enforcer.close();
+    return { result, via: 'direct', mode };
+  } finally {
+    lock.release();
+  }
+}
+
+/** Reads both stores without the lock or the firewall (the files are replaced atomically). */
+export function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): ListedBan[] {
+  const out: ListedBan[] = [];
+  const now = Date.now();
+  for (const mode of ['enforce', 'dry-run'] as const) {
+    const file = stateFile(stateDir, mode);
+    if (!existsSync(file)) continue;
+    const store = BanStore.load(file, { ttl: policyTtl, maxTtl: policyMaxTtl });
+    for (const ban of store.all()) if (ban.expiresAt > now) out.push(listedBan(ban, mode === 'dry-run'));
+  }
+  return out;
+}

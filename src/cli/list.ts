@@ -1,0 +1,30 @@
+// `floodgate list [--json]`: the active bans, dry-run ones marked as such.
+import { join } from 'node:path';
+import { sendControl } from '../daemon/control-socket.js';
+import { CONTROL_SOCKET, type ListedBan } from '../daemon/protocol.js';
+import { defaultStateDir } from '../daemon/setup.js';
+import { loadPolicy } from '../policy/load-policy.js';
+import { type CommonOptions, readBans } from './act.js';
+
+export async function listCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+  const stateDir = options.stateDir ?? defaultStateDir();
+  const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'list' });
+  let bans: ListedBan[];
+  if (response?.ok) bans = response.result as ListedBan[];
+  else {
+    const { policy } = loadPolicy(options.policy);
+    bans = readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl);
+  }
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(bans, null, 2)}\n`);
+    return;
+  }
+  if (bans.length === 0) {
+    process.stdout.write('no active bans\n');
+    return;
+  }
+  const rows = bans.map((b) => [b.target, b.rule, String(b.count), b.createdAt, b.expiresAt, b.dryRun ? 'dry-run (not in firewall)' : 'enforced', b.reason ?? '']);
+  const header = ['TARGET', 'RULE', 'COUNT', 'CREATED', 'EXPIRES', 'MODE', 'REASON'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  for (const row of [header, ...rows]) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+}

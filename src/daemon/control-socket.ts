@@ -1,0 +1,74 @@
+// The daemon's control socket (mode 0600 in the state directory) and the client the manual commands
+// use to reach it. One JSON line each way per connection.
+import { chmodSync, unlinkSync } from 'node:fs';
+import { type Server, type Socket, connect, createServer } from 'node:net';
+import { FloodgateError } from '../errors.js';
+import type { Request, Response } from './protocol.js';
+
+function readLine(socket: Socket, limit = 64 * 1024 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      const end = buffer.indexOf('\n');
+      if (end >= 0) resolve(buffer.slice(0, end));
+      else if (buffer.length > limit) socket.destroy(new Error('request too large'));
+    });
+    socket.on('end', () => resolve(buffer));
+    socket.on('error', reject);
+  });
+}
+
+export function serveControl(path: string, handle: (request: Request) => Promise<unknown>): Promise<Server> {
+  try {
+    unlinkSync(path); // a socket file left by a killed daemon
+  } catch {
+    // none
+  }
+  // Requests run one at a time, in arrival order: two manual commands never interleave.
+  let chain: Promise<unknown> = Promise.resolve();
+  const server = createServer((socket) => {
+    readLine(socket)
+      .then((line) => {
+        const job = chain.then(async (): Promise<Response> => {
+          try {
+            return { ok: true, result: await handle(JSON.parse(line) as Request) };
+          } catch (error) {
+            const exitCode = error instanceof FloodgateError ? error.exitCode : 1;
+            return { ok: false, error: (error as Error).message, exitCode };
+          }
+        });
+        chain = job;
+        return job;
+      })
+      .then((response) => socket.end(`${JSON.stringify(response)}\n`))
+      .catch(() => socket.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      chmodSync(path, 0o600);
+      resolve(server);
+    });
+  });
+}
+
+/** Sends one request; null when no daemon listens on the socket. */
+export async function sendControl(path: string, request: Request): Promise<Response | null> {
+  let socket: Socket;
+  try {
+    socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(path, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') return null;
+    throw error;
+  }
+  socket.write(`${JSON.stringify(request)}\n`);
+  const line = await readLine(socket);
+  socket.destroy();
+  return JSON.parse(line) as Response;
+}

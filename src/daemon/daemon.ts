@@ -1,0 +1,129 @@
+// `floodgate run`: every interval, table -> detector -> queue -> firewall; expiry, periodic
+// reconcile, the control socket, and a clean stop on SIGTERM/SIGINT.
+import { join } from 'node:path';
+import type { Server } from 'node:net';
+import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
+import { detect } from '../detect/detector.js';
+import { ConflictError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
+import { parseCidr } from '../net/ip.js';
+import { formatDuration } from '../policy/duration.js';
+import type { Policy } from '../policy/schema.js';
+import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
+import { readKernelCounters, readLiveTable } from '../table/live-table.js';
+import { serveControl } from './control-socket.js';
+import { perform } from './operations.js';
+import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
+import { type Mode, ensureStateDir, openEnforcement } from './setup.js';
+
+export interface DaemonOptions {
+  readonly policy: Policy;
+  readonly policyFile: string;
+  readonly mode: Mode;
+  readonly stateDir: string;
+  readonly flushOnExit: boolean;
+  readonly log: Logger;
+}
+
+/** How often an attack nobody can be banned for is repeated in the log. */
+const ATTACK_LOG_EVERY_MS = 30_000;
+
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  const { policy, mode, stateDir, log } = options;
+  ensureStateDir(stateDir);
+  const lock: StateLock | null = tryLock(join(stateDir, LOCK_FILE));
+  if (lock === null) {
+    throw new ConflictError(`another floodgate (pid ${lockOwner(join(stateDir, LOCK_FILE)) ?? '?'}) is using the state directory ${stateDir}`);
+  }
+  let server: Server | undefined;
+  try {
+    const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log);
+    const { store } = enforcer;
+    const started = Date.now();
+    log.info(
+      { event: 'start', mode, backend: backend.kind, policy: options.policyFile, interval: formatDuration(policy.interval), stateDir, activeBans: store.size },
+      `floodgate ${mode === 'dry-run' ? 'dry-run (nothing will be changed; the exact commands are logged)' : 'enforcing'} with ${backend.kind}, scanning every ${formatDuration(policy.interval)}; ${store.size} active ban(s) restored`,
+    );
+
+    // Crash recovery: bans the store holds get their rules back, rules nobody explains go.
+    enforcer.expire();
+    await enforcer.reconcile();
+    await enforcer.queue.drain();
+
+    server = await serveControl(join(stateDir, CONTROL_SOCKET), (request) =>
+      perform(request, { enforcer, policy, now: Date.now(), daemon: { pid: process.pid, since: new Date(started).toISOString() } }),
+    );
+
+    let stopping = false;
+    let wake: (() => void) | undefined;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ event: 'stop', signal }, `${signal}: finishing the batch in flight and saving state`);
+      wake?.();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+
+    let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
+    let previousCounters: { at: number; counters: FloodCounters } | undefined;
+    let lastReconcile = Date.now();
+    let lastAttackLog = -Infinity;
+
+    while (!stopping) {
+      const tickStart = Date.now();
+      try {
+        const [table, counters] = await Promise.all([readLiveTable('all'), readKernelCounters()]);
+        const now = Date.now();
+        const counterRatesNow = previousCounters && counterRates(previousCounters.counters, counters, (now - previousCounters.at) / 1000);
+        previousCounters = { at: now, counters };
+        // Bans waiting in the queue are suppressed too: they are in the store already.
+        const verdicts = detect({ rows: table.rows, ...(counterRatesNow && { counterRates: counterRatesNow }) }, policy, now, {
+          allowlist,
+          suppressed: store.suppressed(now),
+        });
+        for (const verdict of verdicts) {
+          if (verdict.kind === 'ban') {
+            enforcer.ban({ target: parseCidr(verdict.target)!, rule: verdict.rule, count: verdict.count }, now);
+          } else if (now - lastAttackLog >= ATTACK_LOG_EVERY_MS) {
+            lastAttackLog = now;
+            log.warn(
+              { event: 'attack', reasons: verdict.reasons, synRecvTotal: verdict.synRecvTotal },
+              `SYN FLOOD IN PROGRESS, but no source or network crosses a threshold (spoofed sources?): ${verdict.reasons.join('; ')}. Nothing to ban; keep SYN cookies on (net.ipv4.tcp_syncookies=1).`,
+            );
+          }
+        }
+        enforcer.expire(now);
+        store.lastScan = { at: now, durationMs: Date.now() - tickStart, sockets: table.rows.length };
+        store.touch();
+        if (now - lastReconcile >= policy.reconcile_interval) {
+          lastReconcile = now;
+          allowlist = buildAllowlist(policy.allowlist, hostAddresses());
+          await enforcer.reconcile();
+        }
+        if (enforcer.queue.size === 0) store.saveIfChanged();
+      } catch (error) {
+        // One failed pass (an unreadable table, a firewall error) never stops the loop.
+        log.error({ event: 'error', during: 'scan', err: error }, `scan failed: ${(error as Error).message}`);
+      }
+      const wait = Math.max(0, policy.interval - (Date.now() - tickStart));
+      if (!stopping) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, wait);
+        });
+        wake = undefined;
+      }
+    }
+
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    server = undefined;
+    await enforcer.close();
+    if (options.flushOnExit) await enforcer.flush();
+    log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
+  } finally {
+    server?.close();
+    lock.release();
+  }
+}

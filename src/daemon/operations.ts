@@ -1,0 +1,74 @@
+// What each control request does to the bans: the same code whether the daemon serves it over its
+// socket or a manual command runs it directly under the state lock.
+import type { Ban } from '../bans/ban-store.js';
+import type { Enforcer } from '../enforce/enforcer.js';
+import { formatCidr } from '../net/ip.js';
+import { parseTarget } from '../net/target.js';
+import { formatDuration } from '../policy/duration.js';
+import type { Policy } from '../policy/schema.js';
+import type { BanResult, ListedBan, Request, StatusResult, UnbanResult } from './protocol.js';
+
+export function listedBan(ban: Ban, dryRun: boolean): ListedBan {
+  return {
+    target: ban.target,
+    rule: ban.rule,
+    reason: ban.reason ?? null,
+    count: ban.count,
+    createdAt: new Date(ban.createdAt).toISOString(),
+    expiresAt: new Date(ban.expiresAt).toISOString(),
+    dryRun,
+  };
+}
+
+export interface OperationContext {
+  readonly enforcer: Enforcer;
+  readonly policy: Policy;
+  readonly daemon: StatusResult['daemon'];
+  readonly now: number;
+}
+
+export async function perform(request: Request, context: OperationContext): Promise<unknown> {
+  const { enforcer, policy, now } = context;
+  const dryRun = enforcer.backend.dryRun;
+  switch (request.cmd) {
+    case 'ban': {
+      // Validated again here: the socket is a boundary too.
+      const targets = request.targets.map((t) => parseTarget(t, request.force));
+      const results: BanResult[] = targets.map((target) => {
+        const outcome = enforcer.ban({ target, rule: 'manual', count: 0, ...(request.reason && { reason: request.reason }), ...(request.ttl !== undefined && { ttl: request.ttl }), ...(request.force && { force: true }) }, now);
+        return outcome.status === 'refused'
+          ? { target: formatCidr(target), status: 'refused', reason: outcome.reason }
+          : { target: formatCidr(target), status: outcome.status, expiresAt: new Date(outcome.ban.expiresAt).toISOString() };
+      });
+      await enforcer.queue.drain();
+      return results;
+    }
+    case 'unban': {
+      const targets = request.targets.map((t) => parseTarget(t, true));
+      const results: UnbanResult[] = targets.map((target) => {
+        const ban = enforcer.unban(target, request.grace ?? policy.ban.ttl, 'unban', now);
+        return { target: formatCidr(target), status: ban === undefined ? 'not-banned' : 'lifted' };
+      });
+      await enforcer.queue.drain();
+      return results;
+    }
+    case 'list':
+      return enforcer.store.all().map((ban) => listedBan(ban, dryRun));
+    case 'flush':
+      return { cleared: await enforcer.flush() };
+    case 'status': {
+      const last = enforcer.store.lastScan;
+      const status: StatusResult = {
+        daemon: context.daemon,
+        mode: dryRun ? 'dry-run' : 'enforce',
+        backend: enforcer.backend.kind,
+        interval: formatDuration(policy.interval),
+        active: enforcer.store.size,
+        refused: enforcer.store.refused,
+        queued: enforcer.queue.size,
+        lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
+      };
+      return status;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+// The one small protocol the CLI and the daemon share over the control socket: one JSON request
+// line, one JSON response line.
+
+export const CONTROL_SOCKET = 'control.sock';
+export const LOCK_FILE = 'state.lock';
+
+export type Request =
+  | { readonly cmd: 'ban'; readonly targets: string[]; readonly ttl?: number; readonly reason?: string; readonly force?: boolean }
+  | { readonly cmd: 'unban'; readonly targets: string[]; readonly grace?: number }
+  | { readonly cmd: 'list' }
+  | { readonly cmd: 'flush' }
+  | { readonly cmd: 'status' };
+
+export type Response = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string; readonly exitCode: number };
+
+export interface BanResult {
+  readonly target: string;
+  readonly status: 'banned' | 'already' | 'refused';
+  readonly reason?: string;
+  readonly expiresAt?: string;
+}
+
+export interface UnbanResult {
+  readonly target: string;
+  readonly status: 'lifted' | 'not-banned';
+}
+
+export interface ListedBan {
+  readonly target: string;
+  readonly rule: string;
+  readonly reason: string | null;
+  readonly count: number;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly dryRun: boolean;
+}
+
+export interface StatusResult {
+  readonly daemon: { readonly pid: number; readonly since: string } | null;
+  readonly mode: 'dry-run' | 'enforce';
+  readonly backend: string;
+  readonly interval: string;
+  readonly active: number;
+  readonly refused: number;
+  readonly queued: number;
+  readonly lastScan: { readonly at: string; readonly durationMs: number; readonly sockets: number } | null;
+}

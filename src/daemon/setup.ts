@@ -1,0 +1,64 @@
+// Builds the enforcement side from a policy: the state directory, the ban store, the backend (real
+// or dry-run), the hooks and the enforcer. Shared by the daemon and the manual commands.
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { BanStore } from '../bans/ban-store.js';
+import { Enforcer } from '../enforce/enforcer.js';
+import type { FirewallBackend } from '../firewall/backend.js';
+import { createBackend } from '../firewall/create-backend.js';
+import { DryRunBackend } from '../firewall/dry-run.js';
+import { ReloadHook } from '../hooks/reload-hook.js';
+import type { Logger } from '../log.js';
+import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
+import type { Policy } from '../policy/schema.js';
+import { type CommandRunner, ExecaRunner } from '../system/command-runner.js';
+
+export type Mode = 'dry-run' | 'enforce';
+
+/** /var/lib/floodgate for root; a per-user directory otherwise (a non-root dry-run). */
+export function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/floodgate';
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'floodgate');
+}
+
+export function stateFile(stateDir: string, mode: Mode): string {
+  // Dry-run keeps its would-be bans apart, so that enforce never applies a preview by accident.
+  return join(stateDir, mode === 'enforce' ? 'bans.json' : 'dry-run-bans.json');
+}
+
+export function ensureStateDir(stateDir: string): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+}
+
+export interface Enforcement {
+  readonly enforcer: Enforcer;
+  readonly backend: FirewallBackend;
+  readonly runner: CommandRunner;
+  readonly mode: Mode;
+}
+
+export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger): Promise<Enforcement> {
+  const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, event.argv.join(' ')));
+  const real = createBackend(policy, runner);
+  const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+  let backend: FirewallBackend = real;
+  if (mode === 'dry-run') {
+    backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
+  } else {
+    await real.init();
+  }
+  const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');
+  const enforcer = new Enforcer({
+    backend,
+    store,
+    log,
+    runner,
+    protectedSet: buildAllowlist(policy.allowlist, hostAddresses()),
+    rate: policy.ban.rate,
+    maxActive: policy.ban.max_active,
+    killConnections: policy.ban.kill_connections,
+    ...(reload && { reload }),
+  });
+  return { enforcer, backend, runner, mode };
+}

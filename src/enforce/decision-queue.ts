@@ -1,0 +1,95 @@
+// The decision queue: ban and unban changes wait here and go to the firewall one change set at a
+// time, at most `rate` changes per second (p-queue's interval cap), each batch one backend commit.
+// A target already waiting is not queued twice; a ban and an unban of one target cancel out.
+import PQueue from 'p-queue';
+import type { CommitResult, FirewallBackend, FirewallChange } from '../firewall/backend.js';
+import { type Cidr, formatCidr } from '../net/ip.js';
+
+export interface DecisionQueueOptions {
+  /** Firewall changes per second. @default 20 */
+  readonly rate: number;
+  /** Called before every commit: the store is persisted before the firewall changes. */
+  readonly beforeCommit?: () => void;
+  /** Called after every commit with what it did, so that the caller can log, persist and hook. */
+  readonly onCommit: (result: CommitResult) => void | Promise<void>;
+  /** Called when a commit throws (the backend is gone, for example); the changes are retried later. */
+  readonly onError: (error: unknown, changes: readonly FirewallChange[]) => void;
+}
+
+export class DecisionQueue {
+  private readonly pending = new Map<string, FirewallChange>();
+  private readonly queue: PQueue;
+  private readonly batchSize: number;
+  private scheduled = false;
+
+  constructor(
+    private readonly backend: FirewallBackend,
+    private readonly options: DecisionQueueOptions,
+  ) {
+    // One batch per window; the window is a second, or longer for rates under one per second.
+    const windowMs = Math.max(1000, Math.ceil(1000 / options.rate));
+    this.batchSize = Math.max(1, Math.floor((options.rate * windowMs) / 1000));
+    this.queue = new PQueue({ concurrency: 1, interval: windowMs, intervalCap: 1 });
+  }
+
+  /** Queues a change; false when the same change is already waiting. */
+  push(op: FirewallChange['op'], target: Cidr): boolean {
+    const key = formatCidr(target);
+    const waiting = this.pending.get(key);
+    if (waiting?.op === op) return false;
+    if (waiting !== undefined) this.pending.delete(key); // a ban and an unban cancel out
+    else this.pending.set(key, { op, target });
+    this.schedule();
+    return true;
+  }
+
+  has(target: string, op?: FirewallChange['op']): boolean {
+    const waiting = this.pending.get(target);
+    return waiting !== undefined && (op === undefined || waiting.op === op);
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  pendingBans(): string[] {
+    return [...this.pending].filter(([, change]) => change.op === 'add').map(([key]) => key);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.pending.size === 0) return;
+    this.scheduled = true;
+    void this.queue.add(() => this.flushBatch());
+  }
+
+  private async flushBatch(): Promise<void> {
+    this.scheduled = false;
+    // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
+    const batch: FirewallChange[] = [];
+    for (const op of ['delete', 'add'] as const) {
+      for (const [key, change] of this.pending) {
+        if (batch.length >= this.batchSize) break;
+        if (change.op !== op) continue;
+        batch.push(change);
+        this.pending.delete(key);
+      }
+    }
+    try {
+      this.options.beforeCommit?.();
+      for (const change of batch) {
+        if (change.op === 'add') this.backend.add(change.target);
+        else this.backend.delete(change.target);
+      }
+      await this.options.onCommit(await this.backend.commit());
+    } catch (error) {
+      this.options.onError(error, batch);
+    } finally {
+      this.schedule();
+    }
+  }
+
+  /** Resolves when every queued change has been committed (or has failed). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0) await this.queue.onIdle();
+  }
+}

@@ -1,0 +1,198 @@
+// Turns decisions into bans: checks each against the safety lists and the cap, records it in the
+// store (which is authoritative), and has the decision queue make the firewall match. Used by the
+// daemon and, when no daemon runs, by the manual commands directly.
+import type { Ban, BanStore } from '../bans/ban-store.js';
+import type { CommitResult, FirewallBackend, FirewallChange } from '../firewall/backend.js';
+import { killCommands } from '../hooks/kill-connections.js';
+import type { ReloadHook } from '../hooks/reload-hook.js';
+import type { Logger } from '../log.js';
+import type { CidrSet } from '../net/cidr-set.js';
+import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
+import { formatDuration } from '../policy/duration.js';
+import { CommandFailedError } from '../errors.js';
+import type { CommandRunner } from '../system/command-runner.js';
+import { DecisionQueue } from './decision-queue.js';
+
+export interface EnforcerOptions {
+  readonly backend: FirewallBackend;
+  readonly store: BanStore;
+  readonly log: Logger;
+  readonly runner: CommandRunner;
+  /** Never banned: allowlist, loopback, the host's own addresses. */
+  readonly protectedSet: CidrSet;
+  readonly rate: number;
+  readonly maxActive: number;
+  readonly killConnections: boolean;
+  readonly reload?: ReloadHook;
+  readonly clock?: () => number;
+}
+
+export type BanOutcome =
+  | { readonly status: 'banned'; readonly ban: Ban }
+  | { readonly status: 'already'; readonly ban: Ban }
+  | { readonly status: 'refused'; readonly reason: string };
+
+export interface BanRequest {
+  readonly target: Cidr;
+  readonly rule: string;
+  readonly count: number;
+  readonly reason?: string;
+  /** Base ttl before the repeat-offender doubling; the policy's ttl when absent. */
+  readonly ttl?: number;
+  /** Manual bans may cover protected addresses when the operator insists (--force). */
+  readonly force?: boolean;
+}
+
+export class Enforcer {
+  readonly queue: DecisionQueue;
+  private readonly clock: () => number;
+
+  constructor(private readonly options: EnforcerOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.queue = new DecisionQueue(options.backend, {
+      rate: options.rate,
+      beforeCommit: () => options.store.saveIfChanged(),
+      onCommit: (result) => this.afterCommit(result),
+      onError: (error, changes) => {
+        options.log.error({ event: 'error', during: 'commit', backend: options.backend.kind, changes: changes.length, err: error }, `firewall commit failed: ${(error as Error).message}`);
+      },
+    });
+  }
+
+  get backend(): FirewallBackend {
+    return this.options.backend;
+  }
+
+  get store(): BanStore {
+    return this.options.store;
+  }
+
+  private command(op: FirewallChange['op'], target: Cidr): string {
+    return this.options.backend.command({ op, target }).join(' ');
+  }
+
+  ban(request: BanRequest, now = this.clock()): BanOutcome {
+    const { store, log } = this.options;
+    const target = formatCidr(request.target);
+    const existing = store.get(target);
+    if (existing !== undefined) return { status: 'already', ban: existing };
+    const fields = { target, rule: request.rule, count: request.count, ...(request.reason !== undefined && { reason: request.reason }) };
+    if (!request.force && this.options.protectedSet.overlaps(request.target)) {
+      const reason = 'it is allowlisted, loopback or one of this host’s own addresses';
+      log.warn({ event: 'refused', ...fields, why: 'protected' }, `refused to ban ${target}: ${reason}`);
+      return { status: 'refused', reason };
+    }
+    if (store.size >= this.options.maxActive) {
+      store.refused++;
+      store.touch();
+      const reason = `ban.max_active (${this.options.maxActive}) bans are active`;
+      log.warn({ event: 'refused', ...fields, why: 'max_active', active: store.size }, `refused to ban ${target}: ${reason}`);
+      return { status: 'refused', reason };
+    }
+    const ttl = store.ttlFor(target, now, request.ttl);
+    // The queue saves the store before it touches the firewall: after a crash, reconcile re-applies
+    // what the store holds.
+    const ban = store.add({ ...fields, createdAt: now }, ttl);
+    this.queue.push('add', request.target);
+    log.info(
+      { event: 'ban', ...fields, ttl: formatDuration(ttl), expiresAt: new Date(ban.expiresAt).toISOString(), dryRun: this.options.backend.dryRun, command: this.command('add', request.target) },
+      `${this.options.backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} (${request.rule}${request.count ? `, ${request.count} sockets` : ''}) for ${formatDuration(ttl)}`,
+    );
+    return { status: 'banned', ban };
+  }
+
+  /** Lifts a ban; the target is not banned again by the detector for `graceMs`. */
+  unban(target: Cidr, graceMs: number, event: 'unban' | 'expire' = 'unban', now = this.clock()): Ban | undefined {
+    const { store, log } = this.options;
+    const key = formatCidr(target);
+    const ban = store.remove(key);
+    if (graceMs > 0) store.setGrace(key, now + graceMs);
+    // Also when the store had no ban: a rule left behind (by a crash or by hand) is removed.
+    this.queue.push('delete', target);
+    if (ban !== undefined || event === 'unban') {
+      log.info(
+        { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
+        `${this.options.backend.dryRun ? 'dry-run: would lift' : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? ' (no active ban; any rule left is removed)' : ''}`,
+      );
+    }
+    return ban;
+  }
+
+  /** Removes bans whose absolute expiry has passed. */
+  expire(now = this.clock()): number {
+    const expired = this.options.store.expired(now);
+    for (const ban of expired) this.unban(parseCidr(ban.target)!, 0, 'expire', now);
+    return expired.length;
+  }
+
+  /**
+   * Makes the firewall match the store: re-applies missing rules of active bans and removes tagged
+   * rules that no active ban explains (including duplicates). Returns what it found.
+   */
+  async reconcile(): Promise<{ missing: number; extra: number }> {
+    const { store, backend, log } = this.options;
+    const actual = new Map<string, number>();
+    for (const cidr of await backend.list()) actual.set(formatCidr(cidr), (actual.get(formatCidr(cidr)) ?? 0) + 1);
+    let missing = 0;
+    let extra = 0;
+    for (const ban of store.all()) {
+      if (!actual.has(ban.target) && !this.queue.has(ban.target, 'add')) {
+        missing++;
+        this.queue.push('add', parseCidr(ban.target)!);
+      }
+    }
+    for (const [target, copies] of actual) {
+      const wanted = store.get(target) !== undefined ? 1 : 0;
+      if (copies > wanted && !this.queue.has(target, 'delete')) {
+        extra += copies - wanted;
+        for (let i = 0; i < copies - wanted; i++) backend.delete(parseCidr(target)!);
+      }
+    }
+    // Surplus copies go straight to the backend: the queue keeps one change per target.
+    if (extra > 0) await backend.commit();
+    if (missing + extra > 0) {
+      log.warn({ event: 'reconcile', missing, extra, backend: backend.kind }, `reconcile: re-applying ${missing} missing rule(s), removing ${extra} rule(s) no active ban explains`);
+    }
+    return { missing, extra };
+  }
+
+  /** Removes every rule floodgate owns and clears its bans. */
+  async flush(): Promise<number> {
+    const { store, backend, log } = this.options;
+    await this.queue.drain();
+    const cleared = store.clear();
+    store.saveIfChanged();
+    await backend.flush();
+    log.info({ event: 'flush', bans: cleared.length, dryRun: backend.dryRun }, `flushed ${cleared.length} ban(s) and every rule floodgate owns`);
+    return cleared.length;
+  }
+
+  private async afterCommit(result: CommitResult): Promise<void> {
+    const { log, backend } = this.options;
+    for (const { change, error } of result.failed) {
+      const failure = error instanceof CommandFailedError ? { command: error.argv.join(' '), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
+      log.error({ event: 'error', during: change.op === 'add' ? 'ban' : 'unban', target: formatCidr(change.target), backend: backend.kind, ...failure }, `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`);
+    }
+    const added = result.applied.filter((c) => c.op === 'add' && this.options.store.get(formatCidr(c.target)) !== undefined).map((c) => c.target);
+    if (added.length === 0) return;
+    if (this.options.killConnections) await this.killConnections(added);
+    this.options.reload?.trigger();
+  }
+
+  private async killConnections(targets: Cidr[]): Promise<void> {
+    const { log, runner, backend } = this.options;
+    for (const argv of killCommands(targets)) {
+      if (backend.dryRun) {
+        log.info({ event: 'kill-connections', dryRun: true, command: argv.join(' ') }, `dry-run: would close existing connections: ${argv.join(' ')}`);
+        continue;
+      }
+      const result = await runner.run(argv, { reject: false, timeoutMs: 10_000 }).catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
+      if (result.exitCode !== 0) log.warn({ event: 'error', during: 'kill-connections', command: argv.join(' '), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'could not close existing connections');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue.drain();
+    this.options.store.saveIfChanged();
+  }
+}

@@ -1,0 +1,140 @@
+// The classic backend: one tagged rule per target, `-A INPUT -s <cidr> -m comment --comment
+// floodgate -j DROP`, batched through iptables-restore --noflush (ip6tables-restore for IPv6).
+import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { type Cidr, type Family, formatCidrWithPrefix, parseCidr } from '../net/ip.js';
+import type { CommandRunner } from '../system/command-runner.js';
+import type { CommitResult, FirewallBackend, FirewallChange } from './backend.js';
+
+export const OWNER_TAG = 'floodgate';
+
+export interface IptablesOptions {
+  /** @default 'INPUT' */
+  readonly chain: string;
+  /** @default 'DROP' */
+  readonly target: 'DROP' | 'REJECT';
+}
+
+const key = (cidr: Cidr): string => `${cidr.family}|${cidr.value}|${cidr.prefix}`;
+
+export class IptablesBackend implements FirewallBackend {
+  readonly kind = 'iptables';
+  readonly dryRun = false;
+  private pending = new Map<string, FirewallChange>();
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: IptablesOptions,
+  ) {}
+
+  private tool(family: Family, restore = false): string {
+    return `${family === 4 ? 'iptables' : 'ip6tables'}${restore ? '-restore' : ''}`;
+  }
+
+  /** The rule's specification after the chain: the same for -A, -D and restore lines. */
+  ruleSpec(target: Cidr): string[] {
+    return ['-s', formatCidrWithPrefix(target), '-m', 'comment', '--comment', OWNER_TAG, '-j', this.options.target];
+  }
+
+  command(change: FirewallChange): string[] {
+    return [this.tool(change.target.family), '-w', change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)];
+  }
+
+  async init(): Promise<void> {
+    if (process.getuid?.() !== 0) {
+      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+    }
+    for (const family of [4, 6] as const) {
+      const probe = await this.runner.run([this.tool(family), '-w', '-S', this.options.chain], { reject: false });
+      if (probe.exitCode !== 0) {
+        const reason = /chain .*exist|No chain/i.test(probe.stderr)
+          ? `chain ${this.options.chain} does not exist in the filter table (firewall.chain in the policy)`
+          : probe.stderr.trim();
+        throw new BackendUnavailableError(`${this.tool(family)} cannot be used: ${reason}`);
+      }
+    }
+  }
+
+  add(target: Cidr): void {
+    this.pending.set(key(target), { op: 'add', target });
+  }
+
+  delete(target: Cidr): void {
+    this.pending.set(key(target), { op: 'delete', target });
+  }
+
+  private async listFamily(family: Family): Promise<Cidr[]> {
+    const { stdout } = await this.runner.run([this.tool(family), '-w', '-S', this.options.chain], { retries: 3 });
+    const owned: Cidr[] = [];
+    const prefix = `-A ${this.options.chain} `;
+    for (const line of stdout.split('\n')) {
+      if (!line.startsWith(prefix) || !line.includes(`--comment ${OWNER_TAG} `) || !line.endsWith(`-j ${this.options.target}`)) continue;
+      const tokens = line.split(' ');
+      const source = tokens[tokens.indexOf('-s') + 1];
+      const cidr = source === undefined ? null : parseCidr(source);
+      // Only the exact rule floodgate writes is floodgate's: a rule with more matches is someone else's.
+      if (cidr !== null && tokens.length === 2 + this.ruleSpec(cidr).length) owned.push(cidr);
+    }
+    return owned;
+  }
+
+  async list(): Promise<Cidr[]> {
+    const [v4, v6] = await Promise.all([this.listFamily(4), this.listFamily(6)]);
+    return [...v4, ...v6];
+  }
+
+  async commit(): Promise<CommitResult> {
+    const changes = [...this.pending.values()];
+    this.pending = new Map();
+    const result: CommitResult = { applied: [], failed: [] };
+    for (const family of [4, 6] as const) {
+      const mine = changes.filter((c) => c.target.family === family);
+      if (mine.length > 0) await this.commitFamily(family, mine, result);
+    }
+    return result;
+  }
+
+  private async commitFamily(family: Family, changes: FirewallChange[], result: CommitResult): Promise<void> {
+    const present = new Map<string, number>();
+    for (const cidr of await this.listFamily(family)) present.set(key(cidr), (present.get(key(cidr)) ?? 0) + 1);
+    const lines: string[] = [];
+    const effective: FirewallChange[] = [];
+    for (const change of changes) {
+      const has = (present.get(key(change.target)) ?? 0) > 0;
+      // Idempotent: never a second copy of a rule, and deleting an absent rule is already done.
+      if ((change.op === 'add') === has) {
+        result.applied.push(change);
+        continue;
+      }
+      lines.push([change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)].join(' '));
+      effective.push(change);
+    }
+    if (effective.length === 0) return;
+    const input = `*filter\n${lines.join('\n')}\nCOMMIT\n`;
+    try {
+      await this.runner.run([this.tool(family, true), '-w', '--noflush'], { input, retries: 3 });
+      result.applied.push(...effective);
+    } catch (error) {
+      if (!(error instanceof CommandFailedError)) throw error;
+      // The batch is all or nothing; apply the changes one by one so one bad rule costs only itself.
+      for (const change of effective) {
+        try {
+          await this.runner.run(this.command(change), { retries: 3 });
+          result.applied.push(change);
+        } catch (single) {
+          if (!(single instanceof CommandFailedError)) throw single;
+          result.failed.push({ change, error: single });
+        }
+      }
+    }
+  }
+
+  async flush(): Promise<void> {
+    for (const cidr of await this.list()) this.delete(cidr);
+    // Duplicates: delete until none is left.
+    for (let round = 0; round < 10 && this.pending.size > 0; round++) {
+      const { failed } = await this.commit();
+      if (failed.length > 0) throw failed[0]!.error;
+      for (const cidr of await this.list()) this.delete(cidr);
+    }
+  }
+}

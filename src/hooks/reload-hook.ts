@@ -1,0 +1,66 @@
+// The optional web-service reload after bans: an argv (no shell), at most once per debounce, with a
+// timeout. A failure is logged and never stops floodgate.
+import type { Logger } from '../log.js';
+import type { CommandRunner } from '../system/command-runner.js';
+
+export interface ReloadOptions {
+  readonly command: readonly string[];
+  readonly debounce: number;
+  readonly timeout: number;
+}
+
+export class ReloadHook {
+  private lastRun = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: ReloadOptions,
+    private readonly runner: CommandRunner,
+    private readonly log: Logger,
+    private readonly dryRun: boolean,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Asks for a reload: now if the last one is older than the debounce, else once at its end. */
+  trigger(): void {
+    if (this.timer !== undefined) return;
+    const wait = this.lastRun + this.options.debounce - this.clock();
+    if (wait <= 0) {
+      void this.run();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.run();
+    }, wait);
+    this.timer.unref();
+  }
+
+  private async run(): Promise<void> {
+    if (this.running) return this.running;
+    this.lastRun = this.clock();
+    const argv = this.options.command;
+    if (this.dryRun) {
+      this.log.info({ event: 'reload', dryRun: true, command: argv.join(' ') }, `dry-run: would run reload hook: ${argv.join(' ')}`);
+      return;
+    }
+    this.running = (async () => {
+      try {
+        const result = await this.runner.run(argv, { reject: false, timeoutMs: this.options.timeout });
+        if (result.exitCode === 0) this.log.info({ event: 'reload', command: argv.join(' ') }, 'reload hook ran');
+        else this.log.error({ event: 'error', during: 'reload', command: argv.join(' '), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
+      } catch (error) {
+        this.log.error({ event: 'error', during: 'reload', command: argv.join(' '), err: error }, 'reload hook failed');
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

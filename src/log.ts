@@ -1,0 +1,15 @@
+// pino logs: JSON lines, one event per ban, unban, expiry, refusal and error; readable lines on a
+// terminal or with --pretty.
+import { type Logger, pino } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export function createLogger(options: { pretty?: boolean; level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+  const usePretty = options.pretty ?? Boolean(process.stdout.isTTY);
+  const base = { level: options.level ?? process.env.FLOODGATE_LOG_LEVEL ?? 'info', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (usePretty) {
+    return pino(base, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', destination: options.destination ?? 1 }));
+  }
+  return pino(base, options.destination ?? pino.destination({ dest: 1, sync: true }));
+}
