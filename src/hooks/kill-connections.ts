@@ -23,7 +23,8 @@ export function killCommands(targets: readonly Cidr[], perCommand = 64): string[
   for (let i = 0; i < targets.length; i += perCommand) {
     const terms = targets.slice(i, i + perCommand).flatMap(dstTerms);
     const filter = terms.flatMap((term, k) => (k === 0 ? term : ['or', ...term]));
-    commands.push(['ss', '-K', '-n', ...filter]);
+    // -a: ss's default state filter leaves out SYN-RECV, and half-open sockets are the point here.
+    commands.push(['ss', '-K', '-t', '-n', '-a', '(', ...filter, ')']);
   }
   return commands;
 }
