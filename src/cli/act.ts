@@ -71,7 +71,10 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
+    // No daemon keeps the firewall in line: do its start-up work (expiry, and reconcile, which
+    // also re-applies bans after a backend change).
     enforcer.expire();
+    await enforcer.reconcile();
     const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
     await enforcer.close();
     return { result, via: 'direct', mode };

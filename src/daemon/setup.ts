@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { BanStore } from '../bans/ban-store.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import type { FirewallBackend } from '../firewall/backend.js';
-import { createBackend } from '../firewall/create-backend.js';
+import { createBackend, removeOtherBackends } from '../firewall/create-backend.js';
 import { DryRunBackend } from '../firewall/dry-run.js';
 import { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
@@ -47,6 +47,8 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
     backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
   } else {
     await real.init();
+    const removed = await removeOtherBackends(policy, runner);
+    if (removed.length > 0) log.warn({ event: 'migrate', from: removed, to: real.kind }, `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`);
   }
   const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');
   const enforcer = new Enforcer({

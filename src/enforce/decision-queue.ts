@@ -33,12 +33,12 @@ export class DecisionQueue {
   }
 
   /** Queues a change; false when the same change is already waiting. */
-  push(op: FirewallChange['op'], target: Cidr): boolean {
+  push(op: FirewallChange['op'], target: Cidr, expiresAt?: number): boolean {
     const key = formatCidr(target);
     const waiting = this.pending.get(key);
     if (waiting?.op === op) return false;
     if (waiting !== undefined) this.pending.delete(key); // a ban and an unban cancel out
-    else this.pending.set(key, { op, target });
+    else this.pending.set(key, { op, target, ...(expiresAt !== undefined && { expiresAt }) });
     this.schedule();
     return true;
   }
@@ -63,6 +63,9 @@ export class DecisionQueue {
   }
 
   private async flushBatch(): Promise<void> {
+    // p-queue starts a job synchronously inside add(): let the current task finish pushing, so that
+    // changes that arrive together go in one batch instead of the first alone and the rest a window later.
+    await Promise.resolve();
     this.scheduled = false;
     // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
     const batch: FirewallChange[] = [];
@@ -77,7 +80,7 @@ export class DecisionQueue {
     try {
       this.options.beforeCommit?.();
       for (const change of batch) {
-        if (change.op === 'add') this.backend.add(change.target);
+        if (change.op === 'add') this.backend.add(change.target, change.expiresAt);
         else this.backend.delete(change.target);
       }
       await this.options.onCommit(await this.backend.commit());

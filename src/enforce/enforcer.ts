@@ -2,7 +2,7 @@
 // store (which is authoritative), and has the decision queue make the firewall match. Used by the
 // daemon and, when no daemon runs, by the manual commands directly.
 import type { Ban, BanStore } from '../bans/ban-store.js';
-import type { CommitResult, FirewallBackend, FirewallChange } from '../firewall/backend.js';
+import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from '../firewall/backend.js';
 import { killCommands } from '../hooks/kill-connections.js';
 import type { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
@@ -93,7 +93,7 @@ export class Enforcer {
     // The queue saves the store before it touches the firewall: after a crash, reconcile re-applies
     // what the store holds.
     const ban = store.add({ ...fields, createdAt: now }, ttl);
-    this.queue.push('add', request.target);
+    this.queue.push('add', request.target, ban.expiresAt);
     log.info(
       { event: 'ban', ...fields, ttl: formatDuration(ttl), expiresAt: new Date(ban.expiresAt).toISOString(), dryRun: this.options.backend.dryRun, command: this.command('add', request.target) },
       `${this.options.backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} (${request.rule}${request.count ? `, ${request.count} sockets` : ''}) for ${formatDuration(ttl)}`,
@@ -131,6 +131,8 @@ export class Enforcer {
    */
   async reconcile(): Promise<{ missing: number; extra: number }> {
     const { store, backend, log } = this.options;
+    const repaired = (await backend.repair?.()) ?? 0;
+    if (repaired > 0) log.warn({ event: 'reconcile', repaired, backend: backend.kind }, `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`);
     const actual = new Map<string, number>();
     for (const cidr of await backend.list()) actual.set(formatCidr(cidr), (actual.get(formatCidr(cidr)) ?? 0) + 1);
     let missing = 0;
@@ -138,7 +140,7 @@ export class Enforcer {
     for (const ban of store.all()) {
       if (!actual.has(ban.target) && !this.queue.has(ban.target, 'add')) {
         missing++;
-        this.queue.push('add', parseCidr(ban.target)!);
+        this.queue.push('add', parseCidr(ban.target)!, ban.expiresAt);
       }
     }
     for (const [target, copies] of actual) {
@@ -170,6 +172,13 @@ export class Enforcer {
   private async afterCommit(result: CommitResult): Promise<void> {
     const { log, backend } = this.options;
     for (const { change, error } of result.failed) {
+      if (change.op === 'add' && error instanceof FirewallFullError) {
+        const target = formatCidr(change.target);
+        this.options.store.remove(target);
+        this.options.store.refused++;
+        log.error({ event: 'refused', target, why: 'firewall-full', backend: backend.kind, message: error.message }, `REFUSED ban of ${target}: the firewall set is full (${error.message}); raise ban.max_active`);
+        continue;
+      }
       const failure = error instanceof CommandFailedError ? { command: error.argv.join(' '), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
       log.error({ event: 'error', during: change.op === 'add' ? 'ban' : 'unban', target: formatCidr(change.target), backend: backend.kind, ...failure }, `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`);
     }

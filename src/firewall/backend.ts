@@ -5,7 +5,12 @@ import type { Cidr } from '../net/ip.js';
 export interface FirewallChange {
   readonly op: 'add' | 'delete';
   readonly target: Cidr;
+  /** When the ban ends (ms since the epoch): backends with kernel timeouts use it as a safety net. */
+  readonly expiresAt?: number;
 }
+
+/** A set that cannot take more entries: the ban is refused loudly, never silently lost. */
+export class FirewallFullError extends Error {}
 
 export interface CommitResult {
   /** Changes the firewall now reflects (including deletes of rules that were already gone). */
@@ -20,7 +25,7 @@ export interface FirewallBackend {
   readonly dryRun: boolean;
   /** Checks tools and privileges; creates what the backend needs (sets, tables). */
   init(): Promise<void>;
-  add(target: Cidr): void;
+  add(target: Cidr, expiresAt?: number): void;
   delete(target: Cidr): void;
   /** Applies the buffered changes; adding a present rule or deleting an absent one is not an error. */
   commit(): Promise<CommitResult>;
@@ -28,6 +33,11 @@ export interface FirewallBackend {
   list(): Promise<Cidr[]>;
   /** Removes every rule, set or table floodgate owns. */
   flush(): Promise<void>;
+  /**
+   * Puts back what the backend needs besides the targets (the rule that references a set, a table)
+   * when something removed it; returns how many pieces it restored.
+   */
+  repair?(): Promise<number>;
   /** The classic single command that makes this change by hand, for logs and dry-run. */
   command(change: FirewallChange): readonly string[];
 }

@@ -1,21 +1,54 @@
-// The single place a backend is chosen from the policy.
-import { UsageError } from '../errors.js';
+// The single place a backend is chosen from the policy, and the clean-up of the others after a
+// backend change, so that no rule is left behind in the firewall floodgate no longer uses.
 import type { Policy } from '../policy/schema.js';
+import type { BackendKind } from '../policy/schema.js';
+import { BACKENDS } from '../policy/schema.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import type { FirewallBackend } from './backend.js';
 import { IptablesBackend } from './iptables.js';
+import { IpsetBackend } from './ipset.js';
+import { NftablesBackend } from './nftables.js';
 
-export function createBackend(policy: Policy, runner: CommandRunner): FirewallBackend {
-  const kind = policy.firewall.backend;
+export function createBackend(policy: Policy, runner: CommandRunner, kind: BackendKind = policy.firewall.backend): FirewallBackend {
+  const { chain, target, table } = policy.firewall;
   switch (kind) {
     case 'iptables':
-      return new IptablesBackend(runner, { chain: policy.firewall.chain, target: policy.firewall.target });
+      return new IptablesBackend(runner, { chain, target });
     case 'ipset':
+      return new IpsetBackend(runner, { chain, table, target, maxElements: policy.ban.max_active });
     case 'nftables':
-      throw new UsageError(`firewall.backend ${kind} is not available in this version yet; use iptables`);
+      return new NftablesBackend(runner, { hook: table === 'raw' ? 'prerouting' : 'input', target, maxElements: policy.ban.max_active });
     default: {
       const unreachable: never = kind;
-      throw new UsageError(`unknown firewall.backend ${String(unreachable)}`);
+      throw new Error(`unknown firewall backend ${String(unreachable)}`);
     }
   }
+}
+
+/**
+ * Removes what the other backends own (after `firewall.backend` changed): the active bans are then
+ * re-applied through the current backend by reconcile, so nothing is lost and nothing is left. A
+ * backend whose tool is not installed owns nothing.
+ */
+export async function removeOtherBackends(policy: Policy, runner: CommandRunner): Promise<BackendKind[]> {
+  const removed: BackendKind[] = [];
+  for (const kind of BACKENDS) {
+    if (kind === policy.firewall.backend) continue;
+    const other = createBackend(policy, runner, kind);
+    try {
+      const owned = await other.list();
+      if (owned.length === 0 && !(await hasLeftovers(kind, runner))) continue;
+      await other.flush();
+      removed.push(kind);
+    } catch {
+      // The tool is missing or cannot run here: it owns nothing floodgate could have made.
+    }
+  }
+  return removed;
+}
+
+async function hasLeftovers(kind: BackendKind, runner: CommandRunner): Promise<boolean> {
+  if (kind === 'ipset') return (await runner.run(['ipset', 'list', '-n'], { reject: false })).stdout.split('\n').some((n) => n === 'floodgate4' || n === 'floodgate6');
+  if (kind === 'nftables') return (await runner.run(['nft', 'list', 'table', 'inet', 'floodgate'], { reject: false })).exitCode === 0;
+  return false;
 }

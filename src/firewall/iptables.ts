@@ -66,7 +66,10 @@ export class IptablesBackend implements FirewallBackend {
     const { stdout } = await this.runner.run([this.tool(family), '-w', '-S', this.options.chain], { retries: 3 });
     const owned: Cidr[] = [];
     const prefix = `-A ${this.options.chain} `;
-    for (const line of stdout.split('\n')) {
+    // iptables -S prints REJECT with its default option, which floodgate's rule leaves implicit.
+    const implicit = this.options.target === 'REJECT' ? ` --reject-with icmp${family === 4 ? '' : '6'}-port-unreachable` : '';
+    for (const printed of stdout.split('\n')) {
+      const line = implicit !== '' && printed.endsWith(implicit) ? printed.slice(0, -implicit.length) : printed;
       if (!line.startsWith(prefix) || !line.includes(`--comment ${OWNER_TAG} `) || !line.endsWith(`-j ${this.options.target}`)) continue;
       const tokens = line.split(' ');
       const source = tokens[tokens.indexOf('-s') + 1];

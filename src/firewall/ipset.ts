@@ -1,0 +1,180 @@
+// The ipset backend: sets floodgate4/floodgate6 (hash:net, timeout support, maxelem from
+// ban.max_active) and one rule per family that references them, so a packet costs one hash lookup
+// whatever the ban count. Changes are batched through `ipset restore -exist`.
+import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { type Cidr, type Family, formatCidr, parseCidr } from '../net/ip.js';
+import type { CommandRunner } from '../system/command-runner.js';
+import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
+import { OWNER_TAG } from './iptables.js';
+
+export interface IpsetOptions {
+  /** The chain the set's rule goes in: INPUT by default; PREROUTING for the raw table. */
+  readonly chain: string;
+  readonly table: 'filter' | 'raw';
+  readonly target: 'DROP' | 'REJECT';
+  readonly maxElements: number;
+}
+
+export const SET_NAMES: Record<Family, string> = { 4: 'floodgate4', 6: 'floodgate6' };
+
+/** Kernel timeouts are a safety net for a floodgate that is gone: they outlive the ban by this much. */
+export const SAFETY_MARGIN_S = 600;
+const MAX_TIMEOUT_S = 2_147_483;
+
+export function kernelTimeout(expiresAt: number | undefined, now: number): number {
+  if (expiresAt === undefined) return 0;
+  return Math.min(MAX_TIMEOUT_S, Math.max(1, Math.ceil((expiresAt - now) / 1000)) + SAFETY_MARGIN_S);
+}
+
+/** hash:net shows a host without its /32 or /128, as formatCidr does. */
+const entry = (target: Cidr): string => formatCidr(target);
+
+export class IpsetBackend implements FirewallBackend {
+  readonly kind = 'ipset';
+  readonly dryRun = false;
+  private pending = new Map<string, FirewallChange>();
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: IpsetOptions,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private chain(): string {
+    return this.options.table === 'raw' && this.options.chain === 'INPUT' ? 'PREROUTING' : this.options.chain;
+  }
+
+  private iptables(family: Family): string {
+    return family === 4 ? 'iptables' : 'ip6tables';
+  }
+
+  /** The rule that sends the set's members to the target, for -C (check), -I (insert first) or -D. */
+  private ruleArgv(family: Family, op: '-C' | '-I' | '-D'): string[] {
+    return [
+      this.iptables(family), '-w', ...(this.options.table === 'raw' ? ['-t', 'raw'] : []),
+      op, this.chain(), ...(op === '-I' ? ['1'] : []),
+      '-m', 'set', '--match-set', SET_NAMES[family], 'src', '-m', 'comment', '--comment', OWNER_TAG, '-j', this.options.target,
+    ];
+  }
+
+  private createArgv(family: Family): string[] {
+    return ['ipset', 'create', SET_NAMES[family], 'hash:net', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', '0', 'maxelem', String(this.options.maxElements), '-exist'];
+  }
+
+  command(change: FirewallChange): string[] {
+    const set = SET_NAMES[change.target.family];
+    if (change.op === 'delete') return ['ipset', 'del', set, entry(change.target), '-exist'];
+    return ['ipset', 'add', set, entry(change.target), 'timeout', String(kernelTimeout(change.expiresAt, this.clock())), '-exist'];
+  }
+
+  async init(): Promise<void> {
+    if (this.options.table === 'raw' && this.options.target === 'REJECT') {
+      throw new BackendUnavailableError('firewall.target REJECT is not possible in the raw table: use DROP, or firewall.table: filter');
+    }
+    if (process.getuid?.() !== 0) {
+      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+    }
+    const probe = await this.runner.run(['ipset', 'version'], { reject: false });
+    if (probe.exitCode !== 0) throw new BackendUnavailableError(`ipset cannot be used: ${probe.stderr.trim() || 'it failed'} (is the ip_set kernel module available?)`);
+    await this.repair();
+  }
+
+  /** Creates missing sets (or resizes one whose maxelem differs) and inserts missing rules. */
+  async repair(): Promise<number> {
+    let restored = 0;
+    for (const family of [4, 6] as const) {
+      const header = await this.runner.run(['ipset', 'list', SET_NAMES[family], '-t'], { reject: false });
+      if (header.exitCode !== 0) {
+        await this.runner.run(this.createArgv(family), { retries: 2 });
+        restored++;
+      } else if (!header.stdout.includes(`maxelem ${this.options.maxElements} `) || !header.stdout.includes('timeout')) {
+        await this.resize(family);
+      }
+      const check = await this.runner.run(this.ruleArgv(family, '-C'), { reject: false });
+      if (check.exitCode !== 0) {
+        if (check.exitCode !== 1) throw new BackendUnavailableError(`${this.iptables(family)} cannot check floodgate's set rule: ${check.stderr.trim()}`);
+        // First in the chain: a set lookup is cheap, and a ban must win over an earlier ACCEPT.
+        await this.runner.run(this.ruleArgv(family, '-I'), { retries: 3 });
+        restored++;
+      }
+    }
+    return restored;
+  }
+
+  /** A set made with another maxelem (policy change): copy it into a new one and swap them. */
+  private async resize(family: Family): Promise<void> {
+    const name = SET_NAMES[family];
+    const next = `${name}-next`;
+    await this.runner.run(['ipset', 'destroy', next], { reject: false });
+    const create = this.createArgv(family);
+    create[2] = next;
+    await this.runner.run(create);
+    const saved = await this.runner.run(['ipset', 'save', name]);
+    const adds = saved.stdout.split('\n').filter((line) => line.startsWith(`add ${name} `)).map((line) => line.replace(`add ${name} `, `add ${next} `));
+    if (adds.length > 0) await this.runner.run(['ipset', 'restore', '-exist'], { input: `${adds.join('\n')}\n` });
+    await this.runner.run(['ipset', 'swap', name, next]);
+    await this.runner.run(['ipset', 'destroy', next]);
+  }
+
+  add(target: Cidr, expiresAt?: number): void {
+    this.pending.set(formatCidr(target), { op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
+  }
+
+  delete(target: Cidr): void {
+    this.pending.set(formatCidr(target), { op: 'delete', target });
+  }
+
+  async commit(): Promise<CommitResult> {
+    const changes = [...this.pending.values()];
+    this.pending = new Map();
+    const result: CommitResult = { applied: [], failed: [] };
+    if (changes.length === 0) return result;
+    const lines = changes.map((change) => this.command(change).slice(1).join(' '));
+    try {
+      await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 });
+      result.applied.push(...changes);
+      return result;
+    } catch (error) {
+      if (!(error instanceof CommandFailedError)) throw error;
+    }
+    // restore stops at its first bad line; redo the batch one change at a time to find which.
+    for (const change of changes) {
+      try {
+        await this.runner.run(this.command(change), { retries: 2 });
+        result.applied.push(change);
+      } catch (error) {
+        if (!(error instanceof CommandFailedError)) throw error;
+        const full = /is full|cannot add more/i.test(error.stderr);
+        result.failed.push({ change, error: full ? new FirewallFullError(`${SET_NAMES[change.target.family]} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error });
+      }
+    }
+    return result;
+  }
+
+  async list(): Promise<Cidr[]> {
+    const out: Cidr[] = [];
+    for (const family of [4, 6] as const) {
+      const saved = await this.runner.run(['ipset', 'save', SET_NAMES[family]], { reject: false });
+      if (saved.exitCode !== 0) continue; // the set is gone: repair() recreates it
+      for (const line of saved.stdout.split('\n')) {
+        if (!line.startsWith(`add ${SET_NAMES[family]} `)) continue;
+        const cidr = parseCidr(line.split(' ')[2] ?? '');
+        if (cidr !== null && cidr.family === family) out.push(cidr);
+      }
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    this.pending = new Map();
+    for (const family of [4, 6] as const) {
+      // Every copy of the rule, then the set (a set still referenced cannot be destroyed).
+      for (let i = 0; i < 10; i++) {
+        const removed = await this.runner.run(this.ruleArgv(family, '-D'), { reject: false });
+        if (removed.exitCode !== 0) break;
+      }
+      await this.runner.run(['ipset', 'destroy', SET_NAMES[family]], { reject: false });
+    }
+  }
+}
+

@@ -1,0 +1,177 @@
+// The nftables backend: floodgate's own table `inet floodgate` with timeout sets and one chain
+// hooked at input (or prerouting), every change batch one `nft -f -` transaction.
+//
+// Addresses and networks live in separate sets: nftables refuses an interval set element that
+// overlaps another ("interval overlaps with an existing one"), and a banned address inside a banned
+// network is normal here. Addresses go in plain hash sets (hosts4/hosts6), networks in interval sets
+// (nets4/nets6), all with `flags timeout`.
+import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { type Cidr, bitsOf, formatCidr, parseCidr } from '../net/ip.js';
+import type { CommandRunner } from '../system/command-runner.js';
+import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
+import { kernelTimeout } from './ipset.js';
+
+export const NFT_TABLE = 'floodgate';
+
+export interface NftablesOptions {
+  readonly hook: 'input' | 'prerouting';
+  readonly target: 'DROP' | 'REJECT';
+  readonly maxElements: number;
+}
+
+const isHost = (target: Cidr): boolean => target.prefix === bitsOf(target.family);
+
+export function setName(target: Cidr): string {
+  return `${isHost(target) ? 'hosts' : 'nets'}${target.family}`;
+}
+
+export class NftablesBackend implements FirewallBackend {
+  readonly kind = 'nftables';
+  readonly dryRun = false;
+  private pending = new Map<string, FirewallChange>();
+
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly options: NftablesOptions,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** The whole table, as one transaction; `add` of existing objects is a no-op in nft. */
+  tableScript(): string {
+    const size = this.options.maxElements;
+    const verdict = this.options.target === 'DROP' ? 'drop' : 'reject';
+    const hook = this.options.hook === 'input' ? 'type filter hook input priority -10' : 'type filter hook prerouting priority -300';
+    return [
+      `add table inet ${NFT_TABLE}`,
+      `add set inet ${NFT_TABLE} hosts4 { type ipv4_addr; flags timeout; size ${size}; }`,
+      `add set inet ${NFT_TABLE} nets4 { type ipv4_addr; flags interval, timeout; size ${size}; }`,
+      `add set inet ${NFT_TABLE} hosts6 { type ipv6_addr; flags timeout; size ${size}; }`,
+      `add set inet ${NFT_TABLE} nets6 { type ipv6_addr; flags interval, timeout; size ${size}; }`,
+      `add chain inet ${NFT_TABLE} filter { ${hook}; policy accept; }`,
+      `flush chain inet ${NFT_TABLE} filter`,
+      `add rule inet ${NFT_TABLE} filter ip saddr @hosts4 counter ${verdict}`,
+      `add rule inet ${NFT_TABLE} filter ip saddr @nets4 counter ${verdict}`,
+      `add rule inet ${NFT_TABLE} filter ip6 saddr @hosts6 counter ${verdict}`,
+      `add rule inet ${NFT_TABLE} filter ip6 saddr @nets6 counter ${verdict}`,
+      '',
+    ].join('\n');
+  }
+
+  private elementLine(change: FirewallChange): string {
+    const value = formatCidr(change.target);
+    if (change.op === 'delete') return `delete element inet ${NFT_TABLE} ${setName(change.target)} { ${value} }`;
+    const timeout = kernelTimeout(change.expiresAt, this.clock());
+    return `add element inet ${NFT_TABLE} ${setName(change.target)} { ${value}${timeout > 0 ? ` timeout ${timeout}s` : ''} }`;
+  }
+
+  command(change: FirewallChange): string[] {
+    return ['nft', ...this.elementLine(change).split(' ')];
+  }
+
+  async init(): Promise<void> {
+    if (this.options.hook === 'prerouting' && this.options.target === 'REJECT') {
+      throw new BackendUnavailableError('firewall.target REJECT is not possible at prerouting: use DROP, or firewall.table: filter');
+    }
+    if (process.getuid?.() !== 0) {
+      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+    }
+    await this.ensureTable();
+  }
+
+  private async ensureTable(): Promise<void> {
+    try {
+      await this.runner.run(['nft', '-f', '-'], { input: this.tableScript(), retries: 2 });
+    } catch (error) {
+      if (error instanceof CommandFailedError && /size|exists|File exists/i.test(error.stderr)) {
+        // A table made with another ban.max_active: sets cannot be resized in place. Keep the
+        // elements, rebuild the table, put them back.
+        const kept = await this.list();
+        await this.runner.run(['nft', 'delete', 'table', 'inet', NFT_TABLE]);
+        await this.runner.run(['nft', '-f', '-'], { input: this.tableScript() });
+        for (const target of kept) this.add(target);
+        await this.commit();
+        return;
+      }
+      throw error;
+    }
+  }
+
+  /** Restores the table, sets and chain when something (`nft flush ruleset`) removed them. */
+  async repair(): Promise<number> {
+    const probe = await this.runner.run(['nft', 'list', 'chain', 'inet', NFT_TABLE, 'filter'], { reject: false });
+    const intact = probe.exitCode === 0 && (probe.stdout.match(/saddr @/g)?.length ?? 0) === 4;
+    if (intact) return 0;
+    await this.ensureTable();
+    return 1;
+  }
+
+  add(target: Cidr, expiresAt?: number): void {
+    this.pending.set(formatCidr(target), { op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
+  }
+
+  delete(target: Cidr): void {
+    this.pending.set(formatCidr(target), { op: 'delete', target });
+  }
+
+  async commit(): Promise<CommitResult> {
+    const changes = [...this.pending.values()];
+    this.pending = new Map();
+    const result: CommitResult = { applied: [], failed: [] };
+    if (changes.length === 0) return result;
+    // A delete of an absent element fails the whole transaction: only delete what is there.
+    const present = changes.some((c) => c.op === 'delete') ? new Set((await this.list()).map(formatCidr)) : new Set<string>();
+    const effective: FirewallChange[] = [];
+    for (const change of changes) {
+      if (change.op === 'delete' && !present.has(formatCidr(change.target))) result.applied.push(change);
+      else effective.push(change);
+    }
+    if (effective.length === 0) return result;
+    try {
+      await this.runner.run(['nft', '-f', '-'], { input: `${effective.map((c) => this.elementLine(c)).join('\n')}\n`, retries: 2 });
+      result.applied.push(...effective);
+      return result;
+    } catch (error) {
+      if (!(error instanceof CommandFailedError)) throw error;
+    }
+    // The transaction is all or nothing; apply one by one so one bad element costs only itself.
+    for (const change of effective) {
+      try {
+        await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 });
+        result.applied.push(change);
+      } catch (error) {
+        if (!(error instanceof CommandFailedError)) throw error;
+        const full = /set is full|No space left/i.test(error.stderr);
+        result.failed.push({ change, error: full ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, { cause: error }) : error });
+      }
+    }
+    return result;
+  }
+
+  async list(): Promise<Cidr[]> {
+    const out: Cidr[] = [];
+    const listed = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', NFT_TABLE], { reject: false });
+    if (listed.exitCode !== 0) return out; // no table: repair() recreates it
+    type Elem = string | { prefix: { addr: string; len: number } } | { elem: { val: Elem } } | { range: [string, string] };
+    const parsed = JSON.parse(listed.stdout) as { nftables: { set?: { name: string; elem?: Elem[] } }[] };
+    const toCidr = (value: Elem): Cidr | null => {
+      if (typeof value === 'string') return parseCidr(value);
+      if ('elem' in value) return toCidr(value.elem.val);
+      if ('prefix' in value) return parseCidr(`${value.prefix.addr}/${value.prefix.len}`);
+      return null;
+    };
+    for (const item of parsed.nftables) {
+      if (!item.set || !/^(hosts|nets)[46]$/.test(item.set.name)) continue;
+      for (const value of item.set.elem ?? []) {
+        const cidr = toCidr(value);
+        if (cidr !== null) out.push(cidr);
+      }
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    this.pending = new Map();
+    await this.runner.run(['nft', 'delete', 'table', 'inet', NFT_TABLE], { reject: false });
+  }
+}
+
