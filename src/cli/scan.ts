@@ -93,6 +93,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   }
   lines.push('', 'STATE         COUNT');
   for (const [state, n] of Object.entries(states)) lines.push(`${state.padEnd(12)} ${String(n).padStart(6)}`);
+  if (counts.total === 0) lines.push('(no sockets)');
   if (options.top > 0) {
     const what = options.by === 'ip' ? 'REMOTE IP' : options.by === 'net' ? 'REMOTE NETWORK' : 'LOCAL PORT';
     const filters = [

@@ -1,6 +1,6 @@
 // Filters a table and counts its sockets per state and per group (remote IP, remote network or
 // local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
-import { bitsOf, formatCidr, networkOf, parseIp } from '../net/ip.js';
+import { bitsOf, formatCidr, networkOf, parseCidr, parseIp } from '../net/ip.js';
 import type { Proto, SocketRow, SocketState } from './socket-row.js';
 
 export interface SocketFilter {
@@ -75,26 +75,42 @@ export interface GroupCount {
   readonly count: number;
 }
 
-function before(a: GroupCount, b: GroupCount, numericKeys: boolean): boolean {
-  if (a.count !== b.count) return a.count > b.count;
-  if (numericKeys) return Number(a.key) < Number(b.key);
-  return a.key < b.key;
+/** Orders keys as people read them: ports by number, addresses and networks by address. */
+function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
+  if (numericKeys) return (a, b) => Number(a) - Number(b);
+  const cache = new Map<string, [number, bigint, number]>();
+  const sortKey = (key: string): [number, bigint, number] => {
+    let hit = cache.get(key);
+    if (hit === undefined) {
+      const cidr = parseCidr(key);
+      hit = cidr === null ? [9, 0n, 0] : [cidr.family, cidr.value, cidr.prefix];
+      cache.set(key, hit);
+    }
+    return hit;
+  };
+  return (a, b) => {
+    const [fa, va, pa] = sortKey(a);
+    const [fb, vb, pb] = sortKey(b);
+    return fa - fb || (va < vb ? -1 : va > vb ? 1 : 0) || pa - pb || (a < b ? -1 : a > b ? 1 : 0);
+  };
 }
 
-/** The `limit` largest groups, count descending and ties by key ascending, without sorting them all. */
+/** The `limit` largest groups, count descending and ties by key ascending (by address for addresses), without sorting them all. */
 export function topGroups(groups: ReadonlyMap<string, number>, limit: number, numericKeys = false): GroupCount[] {
+  const order = keyOrder(numericKeys);
+  const before = (a: GroupCount, b: GroupCount): boolean => (a.count !== b.count ? a.count > b.count : order(a.key, b.key) < 0);
   const top: GroupCount[] = [];
   if (limit <= 0) return top;
   if (limit * 8 >= groups.size) {
     const all = [...groups].map(([key, count]) => ({ key, count }));
-    all.sort((a, b) => (before(a, b, numericKeys) ? -1 : before(b, a, numericKeys) ? 1 : 0));
+    all.sort((a, b) => (b.count - a.count || order(a.key, b.key)));
     return all.slice(0, limit);
   }
   for (const [key, count] of groups) {
     const entry = { key, count };
-    if (top.length === limit && !before(entry, top[top.length - 1]!, numericKeys)) continue;
+    if (top.length === limit && !before(entry, top[top.length - 1]!)) continue;
     let i = top.length;
-    while (i > 0 && before(entry, top[i - 1]!, numericKeys)) i--;
+    while (i > 0 && before(entry, top[i - 1]!)) i--;
     top.splice(i, 0, entry);
     if (top.length > limit) top.pop();
   }
