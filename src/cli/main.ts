@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // floodgate's one executable: declares the commands and maps typed errors to exit codes. Each
 // command's code is loaded only when that command runs, so `scan` starts as fast as node can.
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { FloodgateError } from '../errors.js';
 import { FORMATS } from '../table/parse-table.js';
@@ -8,6 +9,7 @@ import { choiceOption, collect, collectPorts, collectStates, durationOption, who
 
 const program = new Command('floodgate')
   .description('Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall')
+  .version((createRequire(import.meta.url)('../../../package.json') as { version: string }).version)
   .showHelpAfterError('(run floodgate --help for usage)')
   .exitOverride();
 

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import type { Policy } from '../policy/schema.js';
 import { type CommandRunner, ExecaRunner } from '../system/command-runner.js';
+import { UsageError } from '../errors.js';
 
 export type Mode = 'dry-run' | 'enforce';
 
@@ -28,7 +29,12 @@ export function stateFile(stateDir: string, mode: Mode): string {
 }
 
 export function ensureStateDir(stateDir: string): void {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`, { cause: error });
+  }
 }
 
 export interface Enforcement {
