@@ -83,16 +83,17 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
   const verdicts: Verdict[] = flaggedNets.size === 0 ? bans : bans.filter((v) => v.target.includes('/') || !flaggedNets.covers(parseCidr(v.target)!));
 
   if (verdicts.length === 0) {
-    const attack = floodSignal(snapshot, policy, now);
+    const attack = floodSignal(snapshot, policy, now, isSuppressed);
     if (attack !== null) verdicts.push(attack);
   }
   return verdicts;
 }
 
-function floodSignal(snapshot: Snapshot, policy: Policy, now: number): AttackVerdict | null {
+function floodSignal(snapshot: Snapshot, policy: Policy, now: number, isSuppressed: (remote: string) => boolean): AttackVerdict | null {
   const signal = policy.flood_signal;
   let synRecvTotal = 0;
-  for (const row of snapshot.rows) if (row.state === 'SYN_RECV') synRecvTotal++;
+  // Half-open connections left over from sources banned already are no sign of an unbannable flood.
+  for (const row of snapshot.rows) if (row.state === 'SYN_RECV' && !isSuppressed(row.remote)) synRecvTotal++;
   const reasons: string[] = [];
   const rates = snapshot.counterRates;
   if (rates !== undefined) {

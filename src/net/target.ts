@@ -13,7 +13,7 @@ export function parseTarget(text: string, force = false): Cidr {
     throw new UsageError(`${JSON.stringify(text)} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`);
   }
   if (cidr.prefix === 0) {
-    throw new UsageError(`${text} covers every address: refused${force ? '' : ''} (a /0 ban would cut this host off; not even --force allows it)`);
+    throw new UsageError(`${text} covers every address: refused (a /0 ban would cut this host off; not even --force allows it)`);
   }
   if (!force && cidr.prefix < WIDEST[cidr.family]) {
     throw new UsageError(`${text} is wider than /${WIDEST[cidr.family]} (${formatCidr(cidr)}): refused without --force`);

@@ -1,6 +1,6 @@
 // Reads a YAML policy, validates it and turns every problem into "file:line key: expected …, got …".
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, type Node, isMap, isScalar, parseDocument, stringify } from 'yaml';
 import { z } from 'zod';
@@ -8,8 +8,9 @@ import { ConfigError } from '../errors.js';
 import { formatDuration, formatRate } from './duration.js';
 import { type Policy, policySchema } from './schema.js';
 
-/** policies/default.yaml, shipped beside dist/ and src/. */
-export const DEFAULT_POLICY_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'policies', 'default.yaml');
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** policies/default.yaml, shipped beside dist/ and src/: above dist/src/policy/ when built, above src/policy/ from source. */
+export const DEFAULT_POLICY_PATH = join(HERE, basename(join(HERE, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
 
 type PathSegment = string | number;
 

@@ -1,0 +1,72 @@
+// Durations and rates as policy files and flags write them.
+import { describe, expect, it } from 'vitest';
+import { formatDuration, formatRate, parseDuration, parseRate } from '../../src/policy/duration.js';
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['10m', 600_000],
+    ['24h', 86_400_000],
+    ['7d', 604_800_000],
+    ['1.5s', 1500],
+    ['0.5m', 30_000],
+    ['0', 0],
+    ['0s', 0],
+    [' 5s ', 5000],
+  ])('reads %j as %d ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['', '5', '10 minutes', '5 s', '5sec', '5S', '1w', '-5s', '+5s', 's', '1e3ms', '1,5s', '.5s', '5s5'])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeNull();
+  });
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [600_000, '10m'],
+    [90_000, '90s'],
+    [1500, '1500ms'],
+    [86_400_000, '1d'],
+    [3_600_000, '1h'],
+    [5000, '5s'],
+    [0, '0s'],
+  ])('writes %d ms as %s', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+
+  it('writes text that reads back to the same duration', () => {
+    for (const ms of [1, 999, 1000, 1500, 61_000, 3_599_000, 86_400_000, 90_061_001]) expect(parseDuration(formatDuration(ms))).toBe(ms);
+  });
+});
+
+describe('parseRate', () => {
+  it.each([
+    ['20/s', 20],
+    ['600/m', 10],
+    ['30/m', 0.5],
+    ['3600/h', 1],
+    ['1.5/s', 1.5],
+    [' 20/s ', 20],
+  ])('reads %j as %d per second', (text, perSecond) => {
+    expect(parseRate(text)).toBe(perSecond);
+  });
+
+  it.each(['0/s', '0/m', '20', '20/d', '20 / s', 'fast', '-1/s', '/s', ''])('refuses %j', (text) => {
+    expect(parseRate(text)).toBeNull();
+  });
+});
+
+describe('formatRate', () => {
+  it('writes whole rates per second and fractional ones per minute', () => {
+    expect(formatRate(20)).toBe('20/s');
+    expect(formatRate(0.5)).toBe('30/m');
+    expect(formatRate(10)).toBe('10/s');
+  });
+
+  it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.01/h', '0.3/s'])('writes the rate %s as text that reads back to the same rate', (text) => {
+    const perSecond = parseRate(text)!;
+    expect(parseRate(formatRate(perSecond))).toBe(perSecond);
+  });
+});

@@ -1,0 +1,290 @@
+// A policy file is either valid, with every default filled in, or refused with one line per problem:
+// "file:line key: expected …, got …", the line being where the problem is in the file.
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { DEFAULT_POLICY_PATH, loadPolicy, parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
+
+const policyFile = (name: string) => fileURLToPath(new URL(`../../policies/${name}.yaml`, import.meta.url));
+
+/** The message of the ConfigError that parsing `text` as policy.yaml raises. */
+function refusal(text: string): string {
+  try {
+    parsePolicy(text, 'policy.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected the policy to be refused');
+}
+
+// Line numbers matter: rules[2].threshold is on line 14, as in the spec's example.
+const BASE = `mode: dry-run
+interval: 5s
+allowlist: [127.0.0.0/8, "::1"]
+rules:
+  - name: syn-flood
+    states: [SYN_RECV]
+    threshold: 20
+  - name: syn-flood-subnet
+    states: [SYN_RECV]
+    per: net
+    threshold: 100
+  - name: connection-flood
+    per: ip
+    threshold: 150
+  - name: http-flood
+    ports: [80, 443]
+    states: [ESTABLISHED]
+    threshold: 100
+ban:
+  ttl: 10m
+  rate: 20/s
+`;
+
+/** BASE with line `n` (1-based) replaced. */
+const withLine = (n: number, line: string) => {
+  const lines = BASE.split('\n');
+  lines[n - 1] = line;
+  return lines.join('\n');
+};
+
+describe('the shipped policies', () => {
+  it.each(['default', 'strict', 'busy-web'])('policies/%s.yaml is valid', (name) => {
+    const { policy } = loadPolicy(policyFile(name));
+    expect(policy.rules.length).toBeGreaterThanOrEqual(3);
+    expect(policy.mode).toBe('dry-run');
+  });
+
+  it('policies/default.yaml is what floodgate loads without --policy', () => {
+    expect(DEFAULT_POLICY_PATH).toBe(policyFile('default'));
+    const { policy } = loadPolicy();
+    expect(policy.rules.map((rule) => [rule.name, rule.per, rule.threshold, rule.states, rule.ports])).toEqual([
+      ['syn-flood', 'ip', 20, ['SYN_RECV'], undefined],
+      ['syn-flood-subnet', 'net', 100, ['SYN_RECV'], undefined],
+      ['connection-flood', 'ip', 150, undefined, undefined],
+      ['http-flood', 'ip', 100, ['ESTABLISHED'], [80, 443]],
+    ]);
+    expect(policy.ban).toEqual({ ttl: 600_000, max_ttl: 86_400_000, max_active: 5000, rate: 20, kill_connections: true });
+    expect(policy.allowlist).toEqual(['127.0.0.0/8', '::1']);
+  });
+
+  it('policies/strict.yaml groups IPv6 by /56 and busy-web.yaml has a reload hook', () => {
+    expect(loadPolicy(policyFile('strict')).policy.rules[1]).toMatchObject({ per: 'net', prefix4: 24, prefix6: 56, threshold: 30 });
+    expect(loadPolicy(policyFile('busy-web')).policy.reload).toEqual({ command: ['systemctl', 'reload', 'nginx'], debounce: 60_000, timeout: 15_000 });
+  });
+
+  it('a policy file that does not exist is a ConfigError naming it', () => {
+    expect(() => loadPolicy('/nonexistent/floodgate.yaml')).toThrow(new ConfigError('cannot read policy /nonexistent/floodgate.yaml: no such file'));
+  });
+});
+
+describe('defaults', () => {
+  it('fills in everything a minimal policy leaves out', () => {
+    const policy = parsePolicy('rules:\n  - name: only\n    threshold: 5\n', 'policy.yaml');
+    expect(policy).toEqual({
+      mode: 'dry-run',
+      interval: 5000,
+      allowlist: [],
+      rules: [{ name: 'only', proto: 'tcp', per: 'ip', threshold: 5, prefix4: 24, prefix6: 64 }],
+      ban: { ttl: 600_000, max_ttl: 86_400_000, max_active: 5000, rate: 20, kill_connections: true },
+      firewall: { backend: 'iptables', chain: 'INPUT', target: 'DROP', table: 'filter' },
+      flood_signal: { syncookies_per_second: 100, drops_per_second: 100, syn_recv_total: 1000 },
+      reconcile_interval: 30_000,
+    });
+  });
+
+  it('keeps the given values of a partly written section and fills the rest', () => {
+    const policy = parsePolicy(BASE, 'policy.yaml');
+    expect(policy.ban).toEqual({ ttl: 600_000, max_ttl: 86_400_000, max_active: 5000, rate: 20, kill_connections: true });
+    expect(policy.rules[1]).toEqual({ name: 'syn-flood-subnet', states: ['SYN_RECV'], proto: 'tcp', per: 'net', threshold: 100, prefix4: 24, prefix6: 64 });
+  });
+
+  it('writes states, addresses and networks in one canonical spelling', () => {
+    const policy = parsePolicy(
+      'allowlist: ["198.51.100.7/24", "::ffff:198.51.100.9", "2001:DB8::1"]\nrules:\n  - name: a\n    threshold: 5\n    states: [syn-recv, ESTAB, TIME-WAIT, SYN-RECEIVED]\n',
+      'policy.yaml',
+    );
+    expect(policy.allowlist).toEqual(['198.51.100.0/24', '198.51.100.9', '2001:db8::1']);
+    expect(policy.rules[0]!.states).toEqual(['SYN_RECV', 'ESTABLISHED', 'TIME_WAIT', 'SYN_RECV']);
+  });
+
+  it.each(['default', 'strict', 'busy-web'])('policies/%s.yaml rendered with its defaults reads back to the same policy', (name) => {
+    const { policy } = loadPolicy(policyFile(name));
+    const rendered = renderPolicy(policy);
+    expect(rendered).toContain('flood_signal:');
+    expect(rendered).toContain('table: filter');
+    expect(parsePolicy(rendered, 'rendered.yaml')).toEqual(policy);
+  });
+
+  it('renders durations and rates as text a person reads, and reads them back exactly', () => {
+    const text = `${BASE}  max_ttl: 90s\n  max_active: 7\nreload: {command: [systemctl, reload, nginx], debounce: 1500ms}\nreconcile_interval: 2h\n`.replace('rate: 20/s', 'rate: 1/h');
+    const policy = parsePolicy(text, 'policy.yaml');
+    const rendered = renderPolicy(policy);
+    expect(rendered).toMatch(/^ {2}ttl: 10m$/m);
+    expect(rendered).toMatch(/^ {2}max_ttl: 90s$/m);
+    expect(rendered).toMatch(/^ {2}rate: 1\/h$/m);
+    expect(rendered).toMatch(/^ {2}debounce: 1500ms$/m);
+    expect(rendered).toMatch(/^reconcile_interval: 2h$/m);
+    expect(parsePolicy(rendered, 'rendered.yaml')).toEqual(policy);
+  });
+});
+
+describe('errors name the file, the line, the key, what was expected and what was found', () => {
+  it('a negative threshold', () => {
+    expect(refusal(withLine(14, '    threshold: -5'))).toBe('policy.yaml:14 rules[2].threshold: expected a whole number > 0, got -5');
+  });
+
+  it.each([
+    ['zero', '0', '0'],
+    ['a fraction', '2.5', '2.5'],
+    ['text', 'many', '"many"'],
+    ['a list', '[5]', 'a list'],
+  ])('a threshold that is %s', (_what, value, shown) => {
+    expect(refusal(withLine(11, `    threshold: ${value}`))).toBe(`policy.yaml:11 rules[1].threshold: expected a whole number > 0, got ${shown}`);
+  });
+
+  it('a missing threshold, at the line of its rule', () => {
+    const lines = BASE.split('\n');
+    lines.splice(10, 1); // drop rules[1].threshold (line 11)
+    expect(refusal(lines.join('\n'))).toBe('policy.yaml:8 rules[1].threshold: expected a whole number > 0, got nothing');
+  });
+
+  it('an unknown top-level key, listing the allowed ones', () => {
+    expect(refusal(`${BASE}treshold: 5\n`)).toBe(
+      'policy.yaml:22 treshold: unknown key (expected one of: mode, interval, allowlist, rules, ban, firewall, reload, flood_signal, reconcile_interval)',
+    );
+  });
+
+  it('a misspelt key inside a rule, listing the keys a rule takes', () => {
+    const message = refusal(withLine(14, '    treshold: 150'));
+    expect(message.split('\n')).toEqual([
+      'policy.yaml:12 rules[2].threshold: expected a whole number > 0, got nothing',
+      'policy.yaml:14 rules[2].treshold: unknown key (expected one of: name, states, ports, proto, per, threshold, prefix4, prefix6)',
+    ]);
+  });
+
+  it('an unknown key inside a section', () => {
+    expect(refusal(`${BASE}  tll: 5m\n`)).toBe('policy.yaml:22 ban.tll: unknown key (expected one of: ttl, max_ttl, max_active, rate, kill_connections)');
+  });
+
+  it.each([
+    ['words', '5 seconds'],
+    ['no unit', '5'],
+    ['too short for a scan interval', '50ms'],
+  ])('a bad duration: %s', (_what, value) => {
+    expect(refusal(withLine(2, `interval: ${value}`))).toBe(`policy.yaml:2 interval: expected a duration of at least 100ms, like 5s, got ${/^\d+$/.test(value) ? value : JSON.stringify(value)}`);
+  });
+
+  it('a bad duration inside a section', () => {
+    expect(refusal(withLine(20, '  ttl: 10 minutes'))).toBe('policy.yaml:20 ban.ttl: expected a duration of at least 1s, like 10m, got "10 minutes"');
+  });
+
+  it.each([
+    ['fast', '"fast"'],
+    ['0/s', '"0/s"'],
+    ['20', '20'],
+    ['20/d', '"20/d"'],
+  ])('a bad rate: %s', (value, shown) => {
+    expect(refusal(withLine(21, `  rate: ${value}`))).toBe(`policy.yaml:21 ban.rate: expected a rate like 20/s, got ${shown}`);
+  });
+
+  it('a bad mode', () => {
+    expect(refusal(withLine(1, 'mode: enforcing'))).toBe('policy.yaml:1 mode: expected one of dry-run | enforce, got "enforcing"');
+  });
+
+  it('a bad state name, at the line of the list', () => {
+    expect(refusal(withLine(9, '    states: [SYN_RCVD]'))).toBe('policy.yaml:9 rules[1].states[0]: expected a TCP state like SYN_RECV or ESTABLISHED, got "SYN_RCVD"');
+  });
+
+  it('a port above 65535, naming its place in the list', () => {
+    expect(refusal(withLine(16, '    ports: [80, 70000]'))).toBe('policy.yaml:16 rules[3].ports[1]: expected a whole number > 0 and <= 65535, got 70000');
+  });
+
+  it('a bad allowlist entry in a block list, at its own line', () => {
+    const text = BASE.replace('allowlist: [127.0.0.0/8, "::1"]', 'allowlist:\n  - 127.0.0.0/8\n  - 198.51.100.300\n  - "::1"');
+    expect(refusal(text)).toBe('policy.yaml:5 allowlist[1]: expected an IP address or a network like 198.51.100.0/24, got "198.51.100.300"');
+  });
+
+  it('a host name in the allowlist', () => {
+    expect(refusal(withLine(3, 'allowlist: [office.example.com]'))).toBe('policy.yaml:3 allowlist[0]: expected an IP address or a network like 198.51.100.0/24, got "office.example.com"');
+  });
+
+  it('an empty rules list', () => {
+    expect(refusal('mode: dry-run\nrules: []\n')).toBe('policy.yaml:2 rules: expected at least one rule, got an empty list');
+  });
+
+  it('a rules key with nothing under it', () => {
+    expect(refusal('mode: dry-run\nrules:\n')).toBe('policy.yaml:2 rules: expected a list of rules, got null (an empty value)');
+  });
+
+  it('rules written as a mapping instead of a list', () => {
+    expect(refusal('rules:\n  name: a\n  threshold: 5\n')).toBe('policy.yaml:2 rules: expected a list of rules, got a mapping');
+  });
+
+  it('two rules with the same name, at the second one', () => {
+    expect(refusal(withLine(12, '  - name: syn-flood'))).toBe('policy.yaml:12 rules[2].name: expected a name no other rule has, got "syn-flood" twice');
+  });
+
+  it('a rule name that could reach a command line', () => {
+    expect(refusal(withLine(5, '  - name: "x; reboot"'))).toBe(
+      `policy.yaml:5 rules[0].name: expected a rule name (letters, digits, '_', '-' or '.', at most 40 characters), got "x; reboot"`,
+    );
+  });
+
+  it('a reload command written as one string', () => {
+    expect(refusal(`${BASE}reload:\n  command: systemctl reload nginx\n`)).toBe(
+      'policy.yaml:23 reload.command: expected a command as a list of strings, like [systemctl, reload, nginx], got "systemctl reload nginx"',
+    );
+  });
+
+  it('a duplicate YAML key, at the second occurrence', () => {
+    expect(refusal(`${BASE}mode: enforce\n`)).toMatch(/^policy\.yaml:22 not valid YAML: .*unique/);
+  });
+
+  it('a duplicate key inside a rule', () => {
+    expect(refusal(withLine(13, '    threshold: 10'))).toMatch(/^policy\.yaml:14 not valid YAML: .*unique/);
+  });
+
+  it('a tab used for indentation', () => {
+    expect(refusal(withLine(13, '\tper: ip'))).toMatch(/^policy\.yaml:13 not valid YAML: Tabs are not allowed/);
+  });
+
+  it('a key with two colons', () => {
+    expect(refusal(withLine(2, 'interval: 5s: 3'))).toMatch(/^policy\.yaml:2 not valid YAML: /);
+  });
+
+  it('a top-level list instead of a mapping', () => {
+    expect(refusal('- name: a\n  threshold: 5\n')).toBe('policy.yaml:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got a list');
+  });
+
+  it('a top-level scalar instead of a mapping', () => {
+    expect(refusal('enforce\n')).toBe('policy.yaml:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got "enforce"');
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['a file of comments only', '# to do\n\n'],
+  ])('%s: the rules are missing', (_what, text) => {
+    expect(refusal(text)).toBe('policy.yaml:1 rules: expected a list of rules, got nothing');
+  });
+
+  it('several problems at once, one line each, in file order', () => {
+    const text = withLine(1, 'mode: x').replace('interval: 5s', 'interval: y').replace('threshold: 150', 'threshold: 0');
+    expect(refusal(text).split('\n')).toEqual([
+      'policy.yaml:1 mode: expected one of dry-run | enforce, got "x"',
+      'policy.yaml:2 interval: expected a duration of at least 100ms, like 5s, got "y"',
+      'policy.yaml:14 rules[2].threshold: expected a whole number > 0, got 0',
+    ]);
+  });
+
+  it('is a ConfigError, which the CLI maps to exit code 2', () => {
+    try {
+      parsePolicy('mode: x\nrules: []\n', 'policy.yaml');
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).exitCode).toBe(2);
+    }
+  });
+});
