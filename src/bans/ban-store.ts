@@ -86,7 +86,8 @@ export class BanStore {
     const state: StateFile = {
       version: 1,
       bans: [...this.bans.values()],
-      offenders: [...this.offenders.entries()],
+      // Oldest first, so that loading them in order keeps the newest the last to be evicted.
+      offenders: [...this.offenders.rentries()] as [string, Offender][],
       grace: [...this.grace.entries()],
       refused: this.refused,
       ...(this.lastScan && { lastScan: this.lastScan }),

@@ -20,6 +20,8 @@ export class IptablesBackend implements FirewallBackend {
   readonly kind = 'iptables';
   readonly dryRun = false;
   private pending = new Map<string, FirewallChange>();
+  /** Deletes asked for more than once in a batch: surplus copies of a duplicated rule. */
+  private copies = new Map<string, number>();
 
   constructor(
     private readonly runner: CommandRunner,
@@ -56,10 +58,14 @@ export class IptablesBackend implements FirewallBackend {
 
   add(target: Cidr): void {
     this.pending.set(key(target), { op: 'add', target });
+    this.copies.delete(key(target));
   }
 
   delete(target: Cidr): void {
-    this.pending.set(key(target), { op: 'delete', target });
+    const k = key(target);
+    const waiting = this.pending.get(k);
+    this.copies.set(k, waiting?.op === 'delete' ? (this.copies.get(k) ?? 1) + 1 : 1);
+    this.pending.set(k, { op: 'delete', target });
   }
 
   private async listFamily(family: Family): Promise<Cidr[]> {
@@ -87,16 +93,18 @@ export class IptablesBackend implements FirewallBackend {
 
   async commit(): Promise<CommitResult> {
     const changes = [...this.pending.values()];
+    const copies = this.copies;
     this.pending = new Map();
+    this.copies = new Map();
     const result: CommitResult = { applied: [], failed: [] };
     for (const family of [4, 6] as const) {
       const mine = changes.filter((c) => c.target.family === family);
-      if (mine.length > 0) await this.commitFamily(family, mine, result);
+      if (mine.length > 0) await this.commitFamily(family, mine, copies, result);
     }
     return result;
   }
 
-  private async commitFamily(family: Family, changes: FirewallChange[], result: CommitResult): Promise<void> {
+  private async commitFamily(family: Family, changes: FirewallChange[], copies: ReadonlyMap<string, number>, result: CommitResult): Promise<void> {
     const present = new Map<string, number>();
     for (const cidr of await this.listFamily(family)) present.set(key(cidr), (present.get(key(cidr)) ?? 0) + 1);
     const lines: string[] = [];
@@ -108,7 +116,10 @@ export class IptablesBackend implements FirewallBackend {
         result.applied.push(change);
         continue;
       }
-      lines.push([change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)].join(' '));
+      const line = [change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)].join(' ');
+      // -D removes one copy; a delete asked for n times removes up to n of the copies present.
+      const times = change.op === 'add' ? 1 : Math.min(copies.get(key(change.target)) ?? 1, present.get(key(change.target)) ?? 0);
+      for (let i = 0; i < times; i++) lines.push(line);
       effective.push(change);
     }
     if (effective.length === 0) return;

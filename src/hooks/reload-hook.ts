@@ -13,6 +13,7 @@ export class ReloadHook {
   private lastRun = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private again = false;
 
   constructor(
     private readonly options: ReloadOptions,
@@ -38,7 +39,11 @@ export class ReloadHook {
   }
 
   private async run(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      // Bans committed during a slow reload get a reload of their own, after the debounce.
+      this.again = true;
+      return this.running;
+    }
     this.lastRun = this.clock();
     const argv = this.options.command;
     if (this.dryRun) {
@@ -54,6 +59,10 @@ export class ReloadHook {
         this.log.error({ event: 'error', during: 'reload', command: argv.join(' '), err: error }, 'reload hook failed');
       } finally {
         this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.trigger();
+        }
       }
     })();
     return this.running;

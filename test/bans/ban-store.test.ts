@@ -1,0 +1,181 @@
+// The ban store on disk and in memory: what survives a restart, atomic saves, grace and suppression.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BanStore } from '../../src/bans/ban-store.js';
+import { writeFileAtomic } from '../../src/bans/state-file.js';
+import { parseCidr } from '../../src/net/ip.js';
+
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+const LIMITS = { ttl: 10 * MINUTE, maxTtl: 60 * MINUTE };
+const cidr = (text: string) => parseCidr(text)!;
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'floodgate-store-'));
+  file = join(dir, 'bans.json');
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('BanStore persistence', () => {
+  it('keeps bans, offenders, grace, refusals and the last scan across save and load', () => {
+    const store = new BanStore(file, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'per_source', reason: 'SYN flood', count: 212, createdAt: T0 }, 20 * MINUTE);
+    store.add({ target: '2001:db8::/64', rule: 'manual', count: 0, createdAt: T0 + 1 }, 10 * MINUTE);
+    store.add({ target: '192.0.2.9', rule: 'manual', count: 0, createdAt: T0 - 5 * MINUTE }, 10 * MINUTE);
+    store.remove('192.0.2.9'); // an offender without an active ban
+    store.setGrace('192.0.2.9', T0 + 3 * MINUTE);
+    store.refused = 3;
+    store.lastScan = { at: T0, durationMs: 12, sockets: 4000 };
+    store.save();
+
+    const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.all()).toEqual(store.all());
+    expect(loaded.get('198.51.100.7')).toEqual({ target: '198.51.100.7', rule: 'per_source', reason: 'SYN flood', count: 212, createdAt: T0, ttl: 20 * MINUTE, expiresAt: T0 + 20 * MINUTE });
+    expect(loaded.inGrace('192.0.2.9', T0 + 3 * MINUTE - 1)).toBe(true);
+    expect(loaded.refused).toBe(3);
+    expect(loaded.lastScan).toEqual({ at: T0, durationMs: 12, sockets: 4000 });
+    // The offender memory survived: the next ban of 192.0.2.9 is twice the last one.
+    expect(loaded.ttlFor('192.0.2.9', T0)).toBe(20 * MINUTE);
+    expect(loaded.ttlFor('198.51.100.7', T0 + MINUTE)).toBe(40 * MINUTE);
+  });
+
+  it('keeps the absolute expiry: a ban loaded later does not get a fresh ttl', () => {
+    const store = new BanStore(file, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.save();
+    const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.get('198.51.100.7')!.expiresAt).toBe(T0 + 10 * MINUTE);
+    expect(loaded.expired(T0 + 10 * MINUTE - 1)).toEqual([]);
+    expect(loaded.expired(T0 + 10 * MINUTE).map((b) => b.target)).toEqual(['198.51.100.7']);
+  });
+
+  it('starts empty when there is no state file yet', () => {
+    const store = BanStore.load(join(dir, 'absent.json'), LIMITS);
+    expect(store.size).toBe(0);
+    expect(store.refused).toBe(0);
+  });
+
+  it('refuses a corrupt state file, naming it and what to do', () => {
+    writeFileSync(file, '{"version":1,"bans":[');
+    expect(() => BanStore.load(file, LIMITS)).toThrow(new RegExp(`the state file ${file} is not readable JSON .*move it away`));
+  });
+
+  it('leaves no temporary file behind, and the state file is private', () => {
+    const store = new BanStore(file, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.save();
+    store.add({ target: '198.51.100.8', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.save();
+    expect(readdirSync(dir)).toEqual(['bans.json']);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(BanStore.load(file, LIMITS).size).toBe(2);
+  });
+
+  it('writeFileAtomic replaces the whole content and leaves only the target file', () => {
+    writeFileAtomic(file, 'a much longer first content');
+    writeFileAtomic(file, 'short');
+    expect(readdirSync(dir)).toEqual(['bans.json']);
+    expect(readFileSync(file, 'utf8')).toBe('short');
+  });
+
+  it('saveIfChanged writes only after a change, including a refusal or a scan', () => {
+    const store = new BanStore(file, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.saveIfChanged();
+    expect(existsSync(file)).toBe(true);
+    unlinkSync(file);
+    store.saveIfChanged();
+    expect(existsSync(file)).toBe(false);
+    store.refused++;
+    store.touch();
+    store.saveIfChanged();
+    expect(BanStore.load(file, LIMITS).refused).toBe(1);
+  });
+
+  it('a store without a file only lives in memory', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.save();
+    store.saveIfChanged();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('BanStore repeat offenders', () => {
+  it('doubles the ttl of a target banned again within max_ttl, capped at max_ttl', () => {
+    const store = new BanStore(undefined, LIMITS);
+    expect(store.ttlFor('198.51.100.7', T0)).toBe(10 * MINUTE);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 40 * MINUTE);
+    expect(store.ttlFor('198.51.100.7', T0 + 60 * MINUTE)).toBe(60 * MINUTE);
+    expect(store.ttlFor('198.51.100.7', T0 + 60 * MINUTE + 1)).toBe(10 * MINUTE);
+  });
+
+  it('never gives less than the requested base, nor more than max_ttl', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, MINUTE);
+    expect(store.ttlFor('198.51.100.7', T0, 30 * MINUTE)).toBe(30 * MINUTE);
+    expect(store.ttlFor('198.51.100.8', T0, 600 * MINUTE)).toBe(60 * MINUTE);
+  });
+});
+
+describe('BanStore grace and suppression', () => {
+  it('grace suppresses a target until it ends, and a new ban ends it', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.setGrace('198.51.100.7', T0 + MINUTE);
+    expect(store.inGrace('198.51.100.7', T0)).toBe(true);
+    expect(store.inGrace('198.51.100.7', T0 + MINUTE)).toBe(false);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    expect(store.inGrace('198.51.100.7', T0)).toBe(false);
+  });
+
+  it('suppressed() covers active bans and targets in grace, networks by prefix', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.add({ target: '203.0.113.0/24', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.add({ target: '2001:db8::7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.setGrace('198.51.100.7', T0 + MINUTE);
+    const set = store.suppressed(T0);
+    expect(set.covers(cidr('203.0.113.99'))).toBe(true);
+    expect(set.covers(cidr('2001:db8::7'))).toBe(true);
+    expect(set.covers(cidr('198.51.100.7'))).toBe(true);
+    expect(set.covers(cidr('198.51.100.8'))).toBe(false);
+    expect(set.covers(cidr('2001:db8::8'))).toBe(false);
+  });
+
+  it('suppressed() follows changes: new bans appear, lifted bans and ended grace disappear', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.setGrace('198.51.100.7', T0 + MINUTE);
+    expect(store.suppressed(T0).covers(cidr('198.51.100.7'))).toBe(true);
+    store.add({ target: '192.0.2.5', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    expect(store.suppressed(T0).covers(cidr('192.0.2.5'))).toBe(true);
+    store.remove('192.0.2.5');
+    expect(store.suppressed(T0).covers(cidr('192.0.2.5'))).toBe(false);
+    expect(store.suppressed(T0 + MINUTE).covers(cidr('198.51.100.7'))).toBe(false);
+  });
+
+  it('an ended grace is dropped from the saved state', () => {
+    const store = new BanStore(file, LIMITS);
+    store.setGrace('198.51.100.7', T0 + MINUTE);
+    store.suppressed(T0 + MINUTE);
+    store.saveIfChanged();
+    expect(BanStore.load(file, LIMITS).inGrace('198.51.100.7', T0)).toBe(false);
+  });
+});
+
+describe('BanStore listing', () => {
+  it('lists bans oldest first and turns them back into targets', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.add({ target: '2001:db8::7', rule: 'manual', count: 0, createdAt: T0 + 2 }, 10 * MINUTE);
+    store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    store.add({ target: '198.51.100.0/24', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    expect(store.all().map((b) => b.target)).toEqual(['198.51.100.0/24', '198.51.100.7', '2001:db8::7']);
+    expect(store.targets()).toEqual([cidr('2001:db8::7'), cidr('198.51.100.7'), cidr('198.51.100.0/24')]);
+    expect(store.clear()).toHaveLength(3);
+    expect(store.size).toBe(0);
+  });
+});
