@@ -7,7 +7,7 @@ import { parseDuration, parseRate } from './duration.js';
 
 /** How a found value is shown in a message: strings quoted, structures by kind. */
 export function describeValue(value: unknown): string {
-  if (value === undefined) return 'nothing';
+  if (value === undefined) return 'nothing (the key is missing)';
   if (value === null) return 'null (an empty value)';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';

@@ -147,7 +147,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
   it('a missing threshold, at the line of its rule', () => {
     const lines = BASE.split('\n');
     lines.splice(10, 1); // drop rules[1].threshold (line 11)
-    expect(refusal(lines.join('\n'))).toBe('policy.yaml:8 rules[1].threshold: expected a whole number > 0, got nothing');
+    expect(refusal(lines.join('\n'))).toBe('policy.yaml:8 rules[1].threshold: expected a whole number > 0, got nothing (the key is missing)');
   });
 
   it('an unknown top-level key, listing the allowed ones', () => {
@@ -159,7 +159,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
   it('a misspelt key inside a rule, listing the keys a rule takes', () => {
     const message = refusal(withLine(14, '    treshold: 150'));
     expect(message.split('\n')).toEqual([
-      'policy.yaml:12 rules[2].threshold: expected a whole number > 0, got nothing',
+      'policy.yaml:12 rules[2].threshold: expected a whole number > 0, got nothing (the key is missing)',
       'policy.yaml:14 rules[2].treshold: unknown key (expected one of: name, states, ports, proto, per, threshold, prefix4, prefix6)',
     ]);
   });
@@ -266,7 +266,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
     ['an empty file', ''],
     ['a file of comments only', '# to do\n\n'],
   ])('%s: the rules are missing', (_what, text) => {
-    expect(refusal(text)).toBe('policy.yaml:1 rules: expected a list of rules, got nothing');
+    expect(refusal(text)).toBe('policy.yaml:1 rules: expected a list of rules, got nothing (the key is missing)');
   });
 
   it('several problems at once, one line each, in file order', () => {
