@@ -67,28 +67,41 @@ export class DecisionQueue {
     // changes that arrive together go in one batch instead of the first alone and the rest a window later.
     await Promise.resolve();
     this.scheduled = false;
-    // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
-    const batch: FirewallChange[] = [];
-    for (const op of ['delete', 'add'] as const) {
-      for (const [key, change] of this.pending) {
-        if (batch.length >= this.batchSize) break;
-        if (change.op !== op) continue;
-        batch.push(change);
-        this.pending.delete(key);
+    await this.exclusive(async () => {
+      // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
+      const batch: FirewallChange[] = [];
+      for (const op of ['delete', 'add'] as const) {
+        for (const [key, change] of this.pending) {
+          if (batch.length >= this.batchSize) break;
+          if (change.op !== op) continue;
+          batch.push(change);
+          this.pending.delete(key);
+        }
       }
-    }
-    try {
-      this.options.beforeCommit?.();
-      for (const change of batch) {
-        if (change.op === 'add') this.backend.add(change.target, change.expiresAt);
-        else this.backend.delete(change.target);
+      try {
+        this.options.beforeCommit?.();
+        for (const change of batch) {
+          if (change.op === 'add') this.backend.add(change.target, change.expiresAt);
+          else this.backend.delete(change.target);
+        }
+        await this.options.onCommit(await this.backend.commit());
+      } catch (error) {
+        this.options.onError(error, batch);
       }
-      await this.options.onCommit(await this.backend.commit());
-    } catch (error) {
-      this.options.onError(error, batch);
-    } finally {
-      this.schedule();
-    }
+    });
+    this.schedule();
+  }
+
+  private lock: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Runs `task` while no batch is being taken or committed: reconcile reads the firewall here, so
+   * that a change is always either still waiting in the queue or already in the firewall.
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(task, task);
+    this.lock = run.catch(() => undefined);
+    return run;
   }
 
   /** Resolves when every queued change has been committed (or has failed). */

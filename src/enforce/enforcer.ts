@@ -67,8 +67,9 @@ export class Enforcer {
     return this.options.store;
   }
 
-  private command(op: FirewallChange['op'], target: Cidr): string {
-    return this.options.backend.command({ op, target }).join(' ');
+  private command(op: FirewallChange['op'], target: Cidr, expiresAt?: number): string {
+    // With the expiry, so that a kernel timeout shows as the one applied (not `timeout 0`, permanent).
+    return this.options.backend.command({ op, target, ...(expiresAt !== undefined && { expiresAt }) }).join(' ');
   }
 
   ban(request: BanRequest, now = this.clock()): BanOutcome {
@@ -95,7 +96,7 @@ export class Enforcer {
     const ban = store.add({ ...fields, createdAt: now }, ttl);
     this.queue.push('add', request.target, ban.expiresAt);
     log.info(
-      { event: 'ban', ...fields, ttl: formatDuration(ttl), expiresAt: new Date(ban.expiresAt).toISOString(), dryRun: this.options.backend.dryRun, command: this.command('add', request.target) },
+      { event: 'ban', ...fields, ttl: formatDuration(ttl), expiresAt: new Date(ban.expiresAt).toISOString(), dryRun: this.options.backend.dryRun, command: this.command('add', request.target, ban.expiresAt) },
       `${this.options.backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} (${request.rule}${request.count ? `, ${request.count} sockets` : ''}) for ${formatDuration(ttl)}`,
     );
     return { status: 'banned', ban };
@@ -129,7 +130,11 @@ export class Enforcer {
    * Makes the firewall match the store: re-applies missing rules of active bans and removes tagged
    * rules that no active ban explains (including duplicates). Returns what it found.
    */
-  async reconcile(): Promise<{ missing: number; extra: number }> {
+  reconcile(): Promise<{ missing: number; extra: number }> {
+    return this.queue.exclusive(() => this.reconcileNow());
+  }
+
+  private async reconcileNow(): Promise<{ missing: number; extra: number }> {
     const { store, backend, log } = this.options;
     const repaired = (await backend.repair?.()) ?? 0;
     if (repaired > 0) log.warn({ event: 'reconcile', repaired, backend: backend.kind }, `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`);

@@ -32,8 +32,8 @@ export class DryRunBackend implements FirewallBackend {
 
   async init(): Promise<void> {}
 
-  add(target: Cidr): void {
-    this.pending.push({ op: 'add', target });
+  add(target: Cidr, expiresAt?: number): void {
+    this.pending.push({ op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
   }
 
   delete(target: Cidr): void {
