@@ -6,8 +6,8 @@ import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallF
 import { killCommands } from '../hooks/kill-connections.js';
 import type { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
-import type { CidrSet } from '../net/cidr-set.js';
-import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
+import { CidrSet } from '../net/cidr-set.js';
+import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import { formatDuration } from '../policy/duration.js';
 import { CommandFailedError } from '../errors.js';
 import type { CommandRunner } from '../system/command-runner.js';
@@ -110,6 +110,13 @@ export class Enforcer {
     if (graceMs > 0) store.setGrace(key, now + graceMs);
     // Also when the store had no ban: a rule left behind (by a crash or by hand) is removed.
     this.queue.push('delete', target);
+    if (target.prefix < bitsOf(target.family)) {
+      // Bans inside this network may have leaned on its rule: they get their own now.
+      for (const inner of store.all()) {
+        const cidr = parseCidr(inner.target)!;
+        if (cidrContains(target, cidr)) this.queue.push('add', cidr, inner.expiresAt);
+      }
+    }
     if (ban !== undefined || event === 'unban') {
       log.info(
         { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
@@ -142,8 +149,11 @@ export class Enforcer {
     for (const cidr of await backend.list()) actual.set(formatCidr(cidr), (actual.get(formatCidr(cidr)) ?? 0) + 1);
     let missing = 0;
     let extra = 0;
+    // A ban inside a banned network is enforced by the network's rule (nftables cannot even hold
+    // both in one interval set); it gets its own again when the network's ban ends.
+    const present = new CidrSet([...actual.keys()].map((target) => parseCidr(target)!));
     for (const ban of store.all()) {
-      if (!actual.has(ban.target) && !this.queue.has(ban.target, 'add')) {
+      if (!present.covers(parseCidr(ban.target)!) && !this.queue.has(ban.target, 'add')) {
         missing++;
         this.queue.push('add', parseCidr(ban.target)!, ban.expiresAt);
       }

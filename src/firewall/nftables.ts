@@ -6,7 +6,7 @@
 // network is normal here. Addresses go in plain hash sets (hosts4/hosts6), networks in interval sets
 // (nets4/nets6), all with `flags timeout`.
 import { BackendUnavailableError, CommandFailedError } from '../errors.js';
-import { type Cidr, bitsOf, formatCidr, parseCidr } from '../net/ip.js';
+import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
 import { kernelTimeout } from './ipset.js';
@@ -118,16 +118,51 @@ export class NftablesBackend implements FirewallBackend {
     this.pending = new Map();
     const result: CommitResult = { applied: [], failed: [] };
     if (changes.length === 0) return result;
-    // A delete of an absent element fails the whole transaction: only delete what is there.
-    const present = changes.some((c) => c.op === 'delete') ? new Set((await this.list()).map(formatCidr)) : new Set<string>();
+    // A delete of an absent element fails the whole transaction, and so does a network that
+    // overlaps another in the interval set: look at what is there first.
+    const needsList = changes.some((c) => c.op === 'delete' || !isHost(c.target));
+    const listed = needsList ? await this.list() : [];
+    const present = new Set(listed.map(formatCidr));
+    const nets = listed.filter((c) => !isHost(c));
     const effective: FirewallChange[] = [];
+    const lines: string[] = [];
     for (const change of changes) {
-      if (change.op === 'delete' && !present.has(formatCidr(change.target))) result.applied.push(change);
-      else effective.push(change);
+      const key = formatCidr(change.target);
+      if (change.op === 'delete') {
+        if (present.has(key)) {
+          effective.push(change);
+          lines.push(this.elementLine(change));
+          present.delete(key);
+        } else result.applied.push(change);
+        continue;
+      }
+      if (!isHost(change.target)) {
+        // Inside a network already in the set: that element drops its traffic already.
+        if (nets.some((net) => present.has(formatCidr(net)) && net.prefix < change.target.prefix && cidrContains(net, change.target))) {
+          result.applied.push(change);
+          continue;
+        }
+        // Around networks already in the set: they are redundant while this one is there.
+        for (const net of nets) {
+          if (present.has(formatCidr(net)) && net.prefix > change.target.prefix && cidrContains(change.target, net)) {
+            lines.push(this.elementLine({ op: 'delete', target: net }));
+            present.delete(formatCidr(net));
+          }
+        }
+        if (present.has(key)) {
+          result.applied.push(change);
+          continue;
+        }
+      }
+      effective.push(change);
+      lines.push(this.elementLine(change));
+      // Later changes of this batch must see it too.
+      present.add(key);
+      if (!isHost(change.target)) nets.push(change.target);
     }
     if (effective.length === 0) return result;
     try {
-      await this.runner.run(['nft', '-f', '-'], { input: `${effective.map((c) => this.elementLine(c)).join('\n')}\n`, retries: 2 });
+      await this.runner.run(['nft', '-f', '-'], { input: `${lines.join('\n')}\n`, retries: 2 });
       result.applied.push(...effective);
       return result;
     } catch (error) {
