@@ -75,6 +75,27 @@ export interface GroupCount {
   readonly count: number;
 }
 
+/** A plain dotted IPv4 address as a number, without allocating; -1 for anything else. */
+function ipv4Number(key: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + (c - 48);
+      digits++;
+    } else return -1;
+  }
+  return dots === 3 && digits > 0 && octet < 256 ? value * 256 + octet : -1;
+}
+
 /** Orders keys as people read them: ports by number, addresses and networks by address. */
 function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
   if (numericKeys) return (a, b) => Number(a) - Number(b);
@@ -89,30 +110,33 @@ function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
     return hit;
   };
   return (a, b) => {
+    // Plain IPv4 addresses, by far the most common keys, compare without parsing into BigInts.
+    const na = ipv4Number(a);
+    const nb = ipv4Number(b);
+    if (na >= 0 && nb >= 0) return na - nb;
     const [fa, va, pa] = sortKey(a);
     const [fb, vb, pb] = sortKey(b);
     return fa - fb || (va < vb ? -1 : va > vb ? 1 : 0) || pa - pb || (a < b ? -1 : a > b ? 1 : 0);
   };
 }
 
-/** The `limit` largest groups, count descending and ties by key ascending (by address for addresses), without sorting them all. */
+export interface GroupCount {
+  readonly key: string;
+  readonly count: number;
+}
+
+/**
+ * The `limit` largest groups, count descending and ties by key ascending (by address for
+ * addresses). Only the groups that can make the cut are sorted: those above the limit-th largest
+ * count, and those tied with it.
+ */
 export function topGroups(groups: ReadonlyMap<string, number>, limit: number, numericKeys = false): GroupCount[] {
+  if (limit <= 0 || groups.size === 0) return [];
+  const counts = Float64Array.from(groups.values()).sort();
+  const cutoff = counts[Math.max(0, counts.length - limit)]!;
+  const candidates: GroupCount[] = [];
+  for (const [key, count] of groups) if (count >= cutoff) candidates.push({ key, count });
   const order = keyOrder(numericKeys);
-  const before = (a: GroupCount, b: GroupCount): boolean => (a.count !== b.count ? a.count > b.count : order(a.key, b.key) < 0);
-  const top: GroupCount[] = [];
-  if (limit <= 0) return top;
-  if (limit * 8 >= groups.size) {
-    const all = [...groups].map(([key, count]) => ({ key, count }));
-    all.sort((a, b) => (b.count - a.count || order(a.key, b.key)));
-    return all.slice(0, limit);
-  }
-  for (const [key, count] of groups) {
-    const entry = { key, count };
-    if (top.length === limit && !before(entry, top[top.length - 1]!)) continue;
-    let i = top.length;
-    while (i > 0 && before(entry, top[i - 1]!)) i--;
-    top.splice(i, 0, entry);
-    if (top.length > limit) top.pop();
-  }
-  return top;
+  candidates.sort((a, b) => b.count - a.count || order(a.key, b.key));
+  return candidates.length > limit ? candidates.slice(0, limit) : candidates;
 }

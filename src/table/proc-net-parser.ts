@@ -50,7 +50,8 @@ function ipv6FromHex(text: string, at: number): string | null {
 class Ipv4Names {
   private keys = new Uint32Array(1024);
   private used = new Uint8Array(1024);
-  private names: string[] = new Array<string>(1024);
+  // Filled, so the array starts and stays a packed array of strings (V8 deoptimises on the change).
+  private names: string[] = new Array<string>(1024).fill('');
   private count = 0;
 
   get(word: number): string {
@@ -78,7 +79,7 @@ class Ipv4Names {
     const size = keys.length * 2;
     this.keys = new Uint32Array(size);
     this.used = new Uint8Array(size);
-    this.names = new Array<string>(size);
+    this.names = new Array<string>(size).fill('');
     for (let i = 0; i < keys.length; i++) {
       if (used[i] !== 1) continue;
       let slot = Math.imul(keys[i]!, 0x9e3779b1) >>> 0 & (size - 1);
