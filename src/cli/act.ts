@@ -1,16 +1,16 @@
 // How a manual command reaches the bans: through the running daemon's control socket, or, when no
 // daemon runs, directly on the state and the firewall under the state directory's lock.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BanStore } from '../bans/ban-store.js';
 import { acquireLock } from '../bans/state-lock.js';
 import { sendControl } from '../daemon/control-socket.js';
 import { listedBan, perform } from '../daemon/operations.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
-import { type Mode, defaultStateDir, ensureStateDir, openEnforcement, stateFile } from '../daemon/setup.js';
+import { type Mode, defaultStateDir, ensureStateDir, openEnforcement, policyRecord, stateFile } from '../daemon/setup.js';
 import { FloodgateError, UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { loadPolicy } from '../policy/load-policy.js';
+import { type LoadedPolicy, loadPolicy } from '../policy/load-policy.js';
 
 export interface CommonOptions {
   readonly stateDir?: string;
@@ -42,6 +42,21 @@ export interface Acted {
   readonly mode?: Mode;
 }
 
+/**
+ * The policy a manual command works with: --policy if given, else the one `floodgate run` last ran
+ * with in this state directory (so a manual ban uses the daemon's backend), else the default.
+ */
+export function loadCommandPolicy(options: CommonOptions, stateDir: string): LoadedPolicy {
+  if (options.policy !== undefined) return loadPolicy(options.policy);
+  try {
+    const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
+    if (recorded !== '' && existsSync(recorded)) return loadPolicy(recorded);
+  } catch {
+    // no daemon has run here yet
+  }
+  return loadPolicy();
+}
+
 /** Runs a request through the daemon when one listens, else directly under the lock. */
 export async function act(request: Request, options: CommonOptions): Promise<Acted> {
   const stateDir = options.stateDir ?? defaultStateDir();
@@ -67,7 +82,7 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
     throw error;
   }
   try {
-    const { policy } = loadPolicy(options.policy);
+    const { policy } = loadCommandPolicy(options, stateDir);
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type ListedBan } from '../daemon/protocol.js';
 import { defaultStateDir } from '../daemon/setup.js';
-import { loadPolicy } from '../policy/load-policy.js';
-import { type CommonOptions, readBans } from './act.js';
+import { type CommonOptions, loadCommandPolicy, readBans } from './act.js';
 
 export async function listCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
@@ -12,7 +11,7 @@ export async function listCommand(options: CommonOptions & { json?: boolean }): 
   let bans: ListedBan[];
   if (response?.ok) bans = response.result as ListedBan[];
   else {
-    const { policy } = loadPolicy(options.policy);
+    const { policy } = loadCommandPolicy(options, stateDir);
     bans = readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl);
   }
   if (options.json) {

@@ -5,10 +5,9 @@ import { CONTROL_SOCKET, type StatusResult } from '../daemon/protocol.js';
 import { defaultStateDir, stateFile } from '../daemon/setup.js';
 import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
-import { loadPolicy } from '../policy/load-policy.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
-import { type CommonOptions, resolveMode } from './act.js';
+import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
 
 export async function statusCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
@@ -16,7 +15,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
   let status: StatusResult;
   if (response?.ok) status = response.result as StatusResult;
   else {
-    const { policy } = loadPolicy(options.policy);
+    const { policy } = loadCommandPolicy(options, stateDir);
     const mode = resolveMode(policy.mode, options);
     const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
     const last = store.lastScan;

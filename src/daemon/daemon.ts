@@ -1,6 +1,7 @@
 // `floodgate run`: every interval, table -> detector -> queue -> firewall; expiry, periodic
 // reconcile, the control socket, and a clean stop on SIGTERM/SIGINT.
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../bans/state-file.js';
 import type { Server } from 'node:net';
 import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
@@ -15,7 +16,7 @@ import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
-import { type Mode, ensureStateDir, openEnforcement } from './setup.js';
+import { type Mode, ensureStateDir, openEnforcement, policyRecord } from './setup.js';
 
 export interface DaemonOptions {
   readonly policy: Policy;
@@ -38,7 +39,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   }
   let server: Server | undefined;
   try {
-    const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log);
+    const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
+    // Manual commands without --policy use the daemon's policy (same backend, same limits).
+    writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
     const { store } = enforcer;
     const started = Date.now();
     log.info(

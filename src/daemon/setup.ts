@@ -44,7 +44,17 @@ export interface Enforcement {
   readonly mode: Mode;
 }
 
-export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger): Promise<Enforcement> {
+/** Where `run` records the policy file it runs with, so that manual commands use the same one. */
+export function policyRecord(stateDir: string): string {
+  return join(stateDir, 'policy-path');
+}
+
+export interface OpenOptions {
+  /** Only the daemon migrates bans away from other backends; a manual command never does. */
+  readonly migrate?: boolean;
+}
+
+export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger, options: OpenOptions = {}): Promise<Enforcement> {
   const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, event.argv.join(' ')));
   const real = createBackend(policy, runner);
   const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
@@ -53,7 +63,7 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
     backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
   } else {
     await real.init();
-    const removed = await removeOtherBackends(policy, runner);
+    const removed = options.migrate ? await removeOtherBackends(policy, runner) : [];
     if (removed.length > 0) log.warn({ event: 'migrate', from: removed, to: real.kind }, `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`);
   }
   const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');
