@@ -1,10 +1,11 @@
 // The ipset backend: sets floodgate4/floodgate6 (hash:net, timeout support, maxelem from
 // ban.max_active) and one rule per family that references them, so a packet costs one hash lookup
 // whatever the ban count. Changes are batched through `ipset restore -exist`.
-import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { BackendUnavailableError } from '../errors.js';
 import { type Cidr, type Family, formatCidr, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
+import { ChangeBuffer, applyBatch } from './apply-batch.js';
 import { OWNER_TAG } from './iptables.js';
 
 export interface IpsetOptions {
@@ -32,7 +33,7 @@ const entry = (target: Cidr): string => formatCidr(target);
 export class IpsetBackend implements FirewallBackend {
   readonly kind = 'ipset';
   readonly dryRun = false;
-  private pending = new Map<string, FirewallChange>();
+  private readonly buffer = new ChangeBuffer((change) => formatCidr(change.target));
 
   constructor(
     private readonly runner: CommandRunner,
@@ -117,37 +118,24 @@ export class IpsetBackend implements FirewallBackend {
   }
 
   add(target: Cidr, expiresAt?: number): void {
-    this.pending.set(formatCidr(target), { op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
+    this.buffer.add({ op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
   }
 
   delete(target: Cidr): void {
-    this.pending.set(formatCidr(target), { op: 'delete', target });
+    this.buffer.add({ op: 'delete', target });
   }
 
   async commit(): Promise<CommitResult> {
-    const changes = [...this.pending.values()];
-    this.pending = new Map();
+    const changes = this.buffer.take();
     const result: CommitResult = { applied: [], failed: [] };
-    if (changes.length === 0) return result;
     const lines = changes.map((change) => this.command(change).slice(1).join(' '));
-    try {
-      await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 });
-      result.applied.push(...changes);
-      return result;
-    } catch (error) {
-      if (!(error instanceof CommandFailedError)) throw error;
-    }
-    // restore stops at its first bad line; redo the batch one change at a time to find which.
-    for (const change of changes) {
-      try {
-        await this.runner.run(this.command(change), { retries: 2 });
-        result.applied.push(change);
-      } catch (error) {
-        if (!(error instanceof CommandFailedError)) throw error;
-        const full = /is full|cannot add more/i.test(error.stderr);
-        result.failed.push({ change, error: full ? new FirewallFullError(`${SET_NAMES[change.target.family]} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error });
-      }
-    }
+    // restore stops at its first bad line; the one-by-one pass then finds which it was.
+    await applyBatch(changes, {
+      batch: async () => void (await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 })),
+      single: async (change) => void (await this.runner.run(this.command(change), { retries: 2 })),
+      explain: (error, change) =>
+        /is full|cannot add more/i.test(error.stderr) ? new FirewallFullError(`${SET_NAMES[change.target.family]} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error,
+    }, result);
     return result;
   }
 
@@ -166,7 +154,7 @@ export class IpsetBackend implements FirewallBackend {
   }
 
   async flush(): Promise<void> {
-    this.pending = new Map();
+    this.buffer.clear();
     for (const family of [4, 6] as const) {
       // Every copy of the rule, then the set (a set still referenced cannot be destroyed).
       for (let i = 0; i < 10; i++) {

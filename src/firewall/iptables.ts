@@ -1,8 +1,9 @@
 // The classic backend: one tagged rule per target, `-A INPUT -s <cidr> -m comment --comment
 // floodgate -j DROP`, batched through iptables-restore --noflush (ip6tables-restore for IPv6).
-import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { BackendUnavailableError } from '../errors.js';
 import { type Cidr, type Family, formatCidrWithPrefix, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
+import { applyBatch } from './apply-batch.js';
 import type { CommitResult, FirewallBackend, FirewallChange } from './backend.js';
 
 export const OWNER_TAG = 'floodgate';
@@ -122,24 +123,12 @@ export class IptablesBackend implements FirewallBackend {
       for (let i = 0; i < times; i++) lines.push(line);
       effective.push(change);
     }
-    if (effective.length === 0) return;
     const input = `*filter\n${lines.join('\n')}\nCOMMIT\n`;
-    try {
-      await this.runner.run([this.tool(family, true), '-w', '--noflush'], { input, retries: 3 });
-      result.applied.push(...effective);
-    } catch (error) {
-      if (!(error instanceof CommandFailedError)) throw error;
-      // The batch is all or nothing; apply the changes one by one so one bad rule costs only itself.
-      for (const change of effective) {
-        try {
-          await this.runner.run(this.command(change), { retries: 3 });
-          result.applied.push(change);
-        } catch (single) {
-          if (!(single instanceof CommandFailedError)) throw single;
-          result.failed.push({ change, error: single });
-        }
-      }
-    }
+    // iptables-restore is all or nothing; the one-by-one pass makes one bad rule cost only itself.
+    await applyBatch(effective, {
+      batch: async () => void (await this.runner.run([this.tool(family, true), '-w', '--noflush'], { input, retries: 3 })),
+      single: async (change) => void (await this.runner.run(this.command(change), { retries: 3 })),
+    }, result);
   }
 
   async flush(): Promise<void> {

@@ -8,6 +8,7 @@
 import { BackendUnavailableError, CommandFailedError } from '../errors.js';
 import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
+import { ChangeBuffer, applyBatch } from './apply-batch.js';
 import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
 import { kernelTimeout } from './ipset.js';
 
@@ -28,7 +29,7 @@ export function setName(target: Cidr): string {
 export class NftablesBackend implements FirewallBackend {
   readonly kind = 'nftables';
   readonly dryRun = false;
-  private pending = new Map<string, FirewallChange>();
+  private readonly buffer = new ChangeBuffer((change) => formatCidr(change.target));
 
   constructor(
     private readonly runner: CommandRunner,
@@ -106,16 +107,15 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   add(target: Cidr, expiresAt?: number): void {
-    this.pending.set(formatCidr(target), { op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
+    this.buffer.add({ op: 'add', target, ...(expiresAt !== undefined && { expiresAt }) });
   }
 
   delete(target: Cidr): void {
-    this.pending.set(formatCidr(target), { op: 'delete', target });
+    this.buffer.add({ op: 'delete', target });
   }
 
   async commit(): Promise<CommitResult> {
-    const changes = [...this.pending.values()];
-    this.pending = new Map();
+    const changes = this.buffer.take();
     const result: CommitResult = { applied: [], failed: [] };
     if (changes.length === 0) return result;
     // A delete of an absent element fails the whole transaction, and so does a network that
@@ -160,25 +160,13 @@ export class NftablesBackend implements FirewallBackend {
       present.add(key);
       if (!isHost(change.target)) nets.push(change.target);
     }
-    if (effective.length === 0) return result;
-    try {
-      await this.runner.run(['nft', '-f', '-'], { input: `${lines.join('\n')}\n`, retries: 2 });
-      result.applied.push(...effective);
-      return result;
-    } catch (error) {
-      if (!(error instanceof CommandFailedError)) throw error;
-    }
-    // The transaction is all or nothing; apply one by one so one bad element costs only itself.
-    for (const change of effective) {
-      try {
-        await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 });
-        result.applied.push(change);
-      } catch (error) {
-        if (!(error instanceof CommandFailedError)) throw error;
-        const full = /set is full|No space left/i.test(error.stderr);
-        result.failed.push({ change, error: full ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, { cause: error }) : error });
-      }
-    }
+    // The transaction is all or nothing; the one-by-one pass makes one bad element cost only itself.
+    await applyBatch(effective, {
+      batch: async () => void (await this.runner.run(['nft', '-f', '-'], { input: `${lines.join('\n')}\n`, retries: 2 })),
+      single: async (change) => void (await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 })),
+      explain: (error, change) =>
+        /set is full|No space left/i.test(error.stderr) ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, { cause: error }) : error,
+    }, result);
     return result;
   }
 
@@ -205,7 +193,7 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   async flush(): Promise<void> {
-    this.pending = new Map();
+    this.buffer.clear();
     await this.runner.run(['nft', 'delete', 'table', 'inet', NFT_TABLE], { reject: false });
   }
 }
