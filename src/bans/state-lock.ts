@@ -1,6 +1,6 @@
 // One writer at a time per state directory: a lock file holding the owner's pid. A lock whose owner
 // is dead (kill -9) is taken over; a live owner makes the caller wait, then fail with a clear error.
-import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflictError } from '../errors.js';
 
@@ -25,45 +25,62 @@ export interface StateLock {
 
 /** The pid holding the lock, or null when it is free or its owner is dead. */
 export function lockOwner(path: string): number | null {
+  const pid = readPid(path);
+  return pid !== null && alive(pid) ? pid : null;
+}
+
+function readPid(path: string): number | null {
   try {
     const pid = Number(readFileSync(path, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;
   }
 }
 
 export function tryLock(path: string): StateLock | null {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      let released = false;
-      return {
-        path,
-        release: () => {
-          if (released) return;
-          released = true;
-          try {
-            if (lockOwner(path) === process.pid) unlinkSync(path);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (lockOwner(path) !== null) return null;
-      // The owner died without releasing it: remove the stale lock and try once more.
+  // The lock appears with its pid already in it (written aside, then hard-linked into place), so a
+  // second process never sees an empty lock and takes it for a dead one.
+  const mine = `${path}.${process.pid}`;
+  writeFileSync(mine, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        unlinkSync(path);
-      } catch {
-        // someone else removed it first
+        linkSync(mine, path);
+        let released = false;
+        return {
+          path,
+          release: () => {
+            if (released) return;
+            released = true;
+            try {
+              if (readPid(path) === process.pid) unlinkSync(path);
+            } catch {
+              // already gone
+            }
+          },
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const owner = readPid(path);
+        if (owner !== null && alive(owner)) return null;
+        // The owner died without releasing it (kill -9). Remove the stale lock, unless another
+        // process has replaced it meanwhile, and try once more.
+        try {
+          if (readPid(path) === owner) unlinkSync(path);
+        } catch {
+          // someone else removed it first
+        }
       }
     }
+    return null;
+  } finally {
+    try {
+      unlinkSync(mine);
+    } catch {
+      // nothing to clean
+    }
   }
-  return null;
 }
 
 export async function acquireLock(path: string, waitMs: number, onWait?: () => Promise<boolean>): Promise<StateLock> {

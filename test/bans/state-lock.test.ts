@@ -114,3 +114,36 @@ describe('acquireLock', () => {
     lock.release();
   });
 });
+
+describe('state lock under contention', () => {
+  it('lets exactly one of many processes in at a time: no update of a shared counter is lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floodgate-lock-race-'));
+    try {
+      const counter = join(dir, 'counter');
+      writeFileSync(counter, '0');
+      const lockModule = new URL('../../src/bans/state-lock.ts', import.meta.url).pathname;
+      // Each process: take the lock, read-modify-write the counter slowly, release; 5 rounds.
+      const script = `
+        import { acquireLock } from ${JSON.stringify(lockModule)};
+        import { readFileSync, writeFileSync } from 'node:fs';
+        for (let i = 0; i < 5; i++) {
+          const lock = await acquireLock(${JSON.stringify(join(dir, 'state.lock'))}, 30000);
+          const n = Number(readFileSync(${JSON.stringify(counter)}, 'utf8'));
+          await new Promise((r) => setTimeout(r, 2));
+          writeFileSync(${JSON.stringify(counter)}, String(n + 1));
+          lock.release();
+        }`;
+      const { spawn } = await import('node:child_process');
+      const runs = Array.from({ length: 6 }, () =>
+        new Promise<number>((resolve) => {
+          const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: 'inherit' });
+          child.on('exit', (code) => resolve(code ?? 1));
+        }),
+      );
+      expect(await Promise.all(runs)).toEqual([0, 0, 0, 0, 0, 0]);
+      expect(readFileSync(counter, 'utf8')).toBe('30');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
