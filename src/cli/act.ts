@@ -1,16 +1,14 @@
 // How a manual command reaches the bans: through the running daemon's control socket, or, when no
 // daemon runs, directly on the state and the firewall under the state directory's lock.
+// Only what the socket path needs is imported up front: the enforcement stack (execa, pino, zod,
+// yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BanStore } from '../bans/ban-store.js';
-import { acquireLock } from '../bans/state-lock.js';
 import { sendControl } from '../daemon/control-socket.js';
-import { listedBan, perform } from '../daemon/operations.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
-import { type Mode, defaultStateDir, ensureStateDir, openEnforcement, policyRecord, stateFile } from '../daemon/setup.js';
+import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
 import { FloodgateError, UsageError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { type LoadedPolicy, loadPolicy } from '../policy/load-policy.js';
+import type { LoadedPolicy } from '../policy/load-policy.js';
 
 export interface CommonOptions {
   readonly stateDir?: string;
@@ -46,7 +44,8 @@ export interface Acted {
  * The policy a manual command works with: --policy if given, else the one `floodgate run` last ran
  * with in this state directory (so a manual ban uses the daemon's backend), else the default.
  */
-export function loadCommandPolicy(options: CommonOptions, stateDir: string): LoadedPolicy {
+export async function loadCommandPolicy(options: CommonOptions, stateDir: string): Promise<LoadedPolicy> {
+  const { loadPolicy } = await import('../policy/load-policy.js');
   if (options.policy !== undefined) return loadPolicy(options.policy);
   try {
     const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
@@ -72,6 +71,7 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
 
   ensureStateDir(stateDir);
   let answered: Acted | null = null;
+  const { acquireLock } = await import('../bans/state-lock.js');
   let lock;
   try {
     // While another command or a starting daemon holds the lock, keep trying the socket too.
@@ -82,7 +82,12 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
     throw error;
   }
   try {
-    const { policy } = loadCommandPolicy(options, stateDir);
+    const [{ policy }, { createLogger }, { openEnforcement }, { perform }] = await Promise.all([
+      loadCommandPolicy(options, stateDir),
+      import('../log.js'),
+      import('../daemon/setup.js'),
+      import('../daemon/operations.js'),
+    ]);
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
@@ -99,7 +104,8 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
 }
 
 /** Reads both stores without the lock or the firewall (the files are replaced atomically). */
-export function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): ListedBan[] {
+export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): Promise<ListedBan[]> {
+  const [{ BanStore }, { listedBan }] = await Promise.all([import('../bans/ban-store.js'), import('../daemon/operations.js')]);
   const out: ListedBan[] = [];
   const now = Date.now();
   for (const mode of ['enforce', 'dry-run'] as const) {

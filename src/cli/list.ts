@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type ListedBan } from '../daemon/protocol.js';
-import { defaultStateDir } from '../daemon/setup.js';
+import { defaultStateDir } from '../daemon/state-dir.js';
 import { type CommonOptions, loadCommandPolicy, readBans } from './act.js';
 
 export async function listCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
@@ -11,8 +11,8 @@ export async function listCommand(options: CommonOptions & { json?: boolean }): 
   let bans: ListedBan[];
   if (response?.ok) bans = response.result as ListedBan[];
   else {
-    const { policy } = loadCommandPolicy(options, stateDir);
-    bans = readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl);
+    const { policy } = await loadCommandPolicy(options, stateDir);
+    bans = await readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl);
   }
   if (options.json) {
     process.stdout.write(`${JSON.stringify(bans, null, 2)}\n`);

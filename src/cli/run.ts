@@ -1,6 +1,6 @@
 // `floodgate run`: the controller loop (dry-run unless --enforce or the policy says enforce).
 import { runDaemon } from '../daemon/daemon.js';
-import { defaultStateDir } from '../daemon/setup.js';
+import { defaultStateDir } from '../daemon/state-dir.js';
 import { createLogger } from '../log.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import { type CommonOptions, resolveMode } from './act.js';

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type StatusResult } from '../daemon/protocol.js';
-import { defaultStateDir, stateFile } from '../daemon/setup.js';
+import { defaultStateDir, stateFile } from '../daemon/state-dir.js';
 import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
@@ -15,7 +15,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
   let status: StatusResult;
   if (response?.ok) status = response.result as StatusResult;
   else {
-    const { policy } = loadCommandPolicy(options, stateDir);
+    const { policy } = await loadCommandPolicy(options, stateDir);
     const mode = resolveMode(policy.mode, options);
     const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
     const last = store.lastScan;

@@ -16,7 +16,8 @@ import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
-import { type Mode, ensureStateDir, openEnforcement, policyRecord } from './setup.js';
+import { openEnforcement } from './setup.js';
+import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
 
 export interface DaemonOptions {
   readonly policy: Policy;

@@ -1,8 +1,5 @@
 // Builds the enforcement side from a policy: the state directory, the ban store, the backend (real
 // or dry-run), the hooks and the enforcer. Shared by the daemon and the manual commands.
-import { mkdirSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { BanStore } from '../bans/ban-store.js';
 import { Enforcer } from '../enforce/enforcer.js';
 import type { FirewallBackend } from '../firewall/backend.js';
@@ -13,40 +10,15 @@ import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import type { Policy } from '../policy/schema.js';
 import { type CommandRunner, ExecaRunner } from '../system/command-runner.js';
-import { UsageError } from '../errors.js';
+import { type Mode, stateFile } from './state-dir.js';
 
-export type Mode = 'dry-run' | 'enforce';
-
-/** /var/lib/floodgate for root; a per-user directory otherwise (a non-root dry-run). */
-export function defaultStateDir(): string {
-  if (process.getuid?.() === 0) return '/var/lib/floodgate';
-  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'floodgate');
-}
-
-export function stateFile(stateDir: string, mode: Mode): string {
-  // Dry-run keeps its would-be bans apart, so that enforce never applies a preview by accident.
-  return join(stateDir, mode === 'enforce' ? 'bans.json' : 'dry-run-bans.json');
-}
-
-export function ensureStateDir(stateDir: string): void {
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`, { cause: error });
-  }
-}
+export type { Mode };
 
 export interface Enforcement {
   readonly enforcer: Enforcer;
   readonly backend: FirewallBackend;
   readonly runner: CommandRunner;
   readonly mode: Mode;
-}
-
-/** Where `run` records the policy file it runs with, so that manual commands use the same one. */
-export function policyRecord(stateDir: string): string {
-  return join(stateDir, 'policy-path');
 }
 
 export interface OpenOptions {

@@ -217,6 +217,6 @@ export class Enforcer {
 
   async close(): Promise<void> {
     await this.queue.drain();
-    this.options.store.saveIfChanged();
+    this.options.store.saveIfChanged(0);
   }
 }

@@ -84,7 +84,7 @@ describe('BanStore persistence', () => {
     expect(readFileSync(file, 'utf8')).toBe('short');
   });
 
-  it('saveIfChanged writes only after a change, including a refusal or a scan', () => {
+  it('saveIfChanged writes after a ban change at once, and counters alone only when they are due', () => {
     const store = new BanStore(file, LIMITS);
     store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
     store.saveIfChanged();
@@ -92,9 +92,13 @@ describe('BanStore persistence', () => {
     unlinkSync(file);
     store.saveIfChanged();
     expect(existsSync(file)).toBe(false);
+    // A refusal or a scan is a counter: not worth rewriting every ban on each scan...
     store.refused++;
     store.touch();
     store.saveIfChanged();
+    expect(existsSync(file)).toBe(false);
+    // ...but written once its interval has passed, and with the next ban change in any case.
+    store.saveIfChanged(0);
     expect(BanStore.load(file, LIMITS).refused).toBe(1);
   });
 

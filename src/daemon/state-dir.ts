@@ -1,0 +1,34 @@
+// The state directory: where it is, what is kept in it, and creating it. Kept free of heavy
+// imports: every manual command needs it, also when it only talks to the daemon's socket.
+import { mkdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+
+export type Mode = 'dry-run' | 'enforce';
+
+/** /var/lib/floodgate for root; a per-user directory otherwise (a non-root dry-run). */
+export function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/floodgate';
+  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'floodgate');
+}
+
+export function stateFile(stateDir: string, mode: Mode): string {
+  // Dry-run keeps its would-be bans apart, so that enforce never applies a preview by accident.
+  return join(stateDir, mode === 'enforce' ? 'bans.json' : 'dry-run-bans.json');
+}
+
+export function ensureStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`, { cause: error });
+  }
+}
+
+/** Where `run` records the policy file it runs with, so that manual commands use the same one. */
+export function policyRecord(stateDir: string): string {
+  return join(stateDir, 'policy-path');
+}
+
