@@ -123,8 +123,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     server = undefined;
-    await enforcer.close();
     if (options.flushOnExit) await enforcer.flush();
+    await enforcer.stop();
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
   } finally {
     server?.close();

@@ -56,8 +56,20 @@ export class DecisionQueue {
     return [...this.pending].filter(([, change]) => change.op === 'add').map(([key]) => key);
   }
 
+  private stopped = false;
+
+  /**
+   * Stops taking batches and resolves once the batch in flight (if any) is committed. What is still
+   * waiting stays in the store: reconcile applies it at the next start.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.queue.clear();
+    await this.exclusive(async () => {});
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.pending.size === 0) return;
+    if (this.stopped || this.scheduled || this.pending.size === 0) return;
     this.scheduled = true;
     void this.queue.add(() => this.flushBatch());
   }
@@ -67,6 +79,7 @@ export class DecisionQueue {
     // changes that arrive together go in one batch instead of the first alone and the rest a window later.
     await Promise.resolve();
     this.scheduled = false;
+    if (this.stopped) return;
     await this.exclusive(async () => {
       // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
       const batch: FirewallChange[] = [];
@@ -106,6 +119,6 @@ export class DecisionQueue {
 
   /** Resolves when every queued change has been committed (or has failed). */
   async drain(): Promise<void> {
-    while (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0) await this.queue.onIdle();
+    while (!this.stopped && (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0)) await this.queue.onIdle();
   }
 }

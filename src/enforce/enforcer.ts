@@ -215,8 +215,15 @@ export class Enforcer {
     }
   }
 
+  /** Applies everything queued, then saves: for a manual command, which reports what it did. */
   async close(): Promise<void> {
     await this.queue.drain();
+    this.options.store.saveIfChanged(0);
+  }
+
+  /** Finishes the batch in flight and saves; what still waits is re-applied at the next start. */
+  async stop(): Promise<void> {
+    await this.queue.stop();
     this.options.store.saveIfChanged(0);
   }
 }

@@ -217,3 +217,31 @@ describe('DecisionQueue errors', () => {
     expect(backend.rules).toEqual(['198.51.100.1', '198.51.100.2']);
   });
 });
+
+describe('DecisionQueue.stop', () => {
+  it('finishes the batch in flight, takes no further batch, and leaves the rest waiting', async () => {
+    const { backend, queue } = setup(2);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const commit = backend.commit.bind(backend);
+    let started!: () => void;
+    const inFlight = new Promise<void>((resolve) => (started = resolve));
+    backend.commit = async () => {
+      started();
+      await gate;
+      return commit();
+    };
+    for (let i = 1; i <= 6; i++) queue.push('add', host(i));
+    await inFlight; // the first batch of 2 is being committed
+    let stopped = false;
+    const stopping = queue.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stopped).toBe(false); // waits for the batch in flight
+    release();
+    await stopping;
+    expect(backend.commits.map(shown)).toEqual([['add 198.51.100.1', 'add 198.51.100.2']]);
+    expect(queue.size).toBe(4);
+    await queue.drain(); // returns at once: a stopped queue commits nothing more
+    expect(backend.commits).toHaveLength(1);
+  });
+});
