@@ -127,16 +127,28 @@ export interface GroupCount {
 
 /**
  * The `limit` largest groups, count descending and ties by key ascending (by address for
- * addresses). Only the groups that can make the cut are sorted: those above the limit-th largest
- * count, and those tied with it.
+ * addresses). Groups above the limit-th largest count are sorted; among those tied with it (all of
+ * them, when every source holds one socket) only the few that make the cut are kept, in one pass.
  */
 export function topGroups(groups: ReadonlyMap<string, number>, limit: number, numericKeys = false): GroupCount[] {
   if (limit <= 0 || groups.size === 0) return [];
   const counts = Float64Array.from(groups.values()).sort();
   const cutoff = counts[Math.max(0, counts.length - limit)]!;
-  const candidates: GroupCount[] = [];
-  for (const [key, count] of groups) if (count >= cutoff) candidates.push({ key, count });
   const order = keyOrder(numericKeys);
-  candidates.sort((a, b) => b.count - a.count || order(a.key, b.key));
-  return candidates.length > limit ? candidates.slice(0, limit) : candidates;
+  const above: GroupCount[] = [];
+  const tied: GroupCount[] = [];
+  const need = limit - counts.filter((c) => c > cutoff).length;
+  for (const [key, count] of groups) {
+    if (count > cutoff) above.push({ key, count });
+    else if (count === cutoff) {
+      // Keep the `need` first keys, in order, by insertion into a short sorted list.
+      if (tied.length === need && order(key, tied[need - 1]!.key) >= 0) continue;
+      let i = tied.length;
+      while (i > 0 && order(key, tied[i - 1]!.key) < 0) i--;
+      tied.splice(i, 0, { key, count });
+      if (tied.length > need) tied.pop();
+    }
+  }
+  above.sort((a, b) => b.count - a.count || order(a.key, b.key));
+  return [...above, ...tied];
 }
