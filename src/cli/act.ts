@@ -91,8 +91,7 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
-    // No daemon keeps the firewall in line: do its start-up work (expiry, and reconcile, which
-    // also re-applies bans after a backend change).
+    // No daemon keeps the firewall in line: do its start-up work (expiry and reconcile) first.
     enforcer.expire();
     await enforcer.reconcile();
     const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
