@@ -1,10 +1,10 @@
 // Reads the live kernel table from /proc/net (the calling process's network namespace). Chosen over
 // `ss` after measuring both; see the README. Needs no privileges.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import type { MalformedLine, ParsedTable } from './parse-result.js';
-import { parseProcNet } from './proc-net-parser.js';
-import type { Proto, SocketRow } from './socket-row.js';
+import type { ParsedTable } from './parse-result.js';
+import { ProcNetParser } from './proc-net-parser.js';
+import type { Proto } from './socket-row.js';
 
 const SOURCES: readonly { file: string; proto: Proto }[] = [
   { file: 'tcp', proto: 'tcp' },
@@ -25,19 +25,50 @@ function readOptional(path: string): string {
   }
 }
 
+const CHUNK = 1 << 20;
+
+/** Feeds a /proc/net file to the parser a megabyte at a time: the text is never held whole. */
+function readInto(path: string, parser: ProcNetParser, buffer: Buffer): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    // A kernel without IPv6 has no tcp6/udp6: that is an empty table, not an error.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) break;
+      parser.push(buffer.toString('latin1', 0, n));
+    }
+    // Each file ends its last line; a file cut short must not glue onto the next one.
+    parser.push('\n');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function readLiveTable(proto: Proto | 'all' = 'all', procRoot = '/proc'): Promise<ParsedTable> {
-  const wanted = SOURCES.filter((source) => proto === 'all' || source.proto === proto);
-  const texts = wanted.map((source) => readOptional(`${procRoot}/net/${source.file}`));
-  const rows: SocketRow[] = [];
-  const malformed: MalformedLine[] = [];
-  texts.forEach((text, i) => {
-    const parsed = parseProcNet(text, wanted[i]!.proto);
-    for (const row of parsed.rows) rows.push(row);
-    malformed.push(...parsed.malformed);
-  });
-  return { rows, malformed };
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  const parsers = new Map<Proto, ProcNetParser>();
+  for (const source of SOURCES) {
+    if (proto !== 'all' && source.proto !== proto) continue;
+    let parser = parsers.get(source.proto);
+    if (parser === undefined) parsers.set(source.proto, (parser = new ProcNetParser(source.proto)));
+    readInto(`${procRoot}/net/${source.file}`, parser, buffer);
+  }
+  const tables = [...parsers.values()].map((parser) => parser.end());
+  if (tables.length === 1) return tables[0]!;
+  const [first, ...rest] = tables;
+  for (const table of rest) {
+    for (const row of table.rows) first!.rows.push(row);
+    first!.malformed.push(...table.malformed);
+  }
+  return first!;
 }
 
 export async function readKernelCounters(procRoot = '/proc'): Promise<FloodCounters> {
-  return parseKernelCounters(await readOptional(`${procRoot}/net/netstat`));
+  return parseKernelCounters(readOptional(`${procRoot}/net/netstat`));
 }

@@ -98,66 +98,103 @@ export function procProtoFromHeader(text: string): Proto {
   return /\bdrops\b/.test(header) ? 'udp' : 'tcp';
 }
 
-export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(text)): ParsedTable {
-  const rows: SocketRow[] = [];
-  const malformed: MalformedLine[] = [];
-  const v4Names = new Ipv4Names();
-  const v6Names = new Map<string, string | null>();
-  const length = text.length;
-  let lineStart = 0;
-  let lineNo = 0;
+/**
+ * Parses /proc/net text as it arrives, chunk by chunk, so that a large live table never has to be
+ * held whole in memory (a 1M-socket table is 143 MB of text).
+ */
+export class ProcNetParser {
+  readonly rows: SocketRow[] = [];
+  readonly malformed: MalformedLine[] = [];
+  private readonly v4Names = new Ipv4Names();
+  private readonly v6Names = new Map<string, string | null>();
+  private carry = '';
+  private lineNo = 0;
 
-  while (lineStart < length) {
-    let lineEnd = text.indexOf('\n', lineStart);
-    if (lineEnd < 0) lineEnd = length;
-    lineNo++;
-    const start = lineStart;
-    lineStart = lineEnd + 1;
+  constructor(private readonly proto: Proto) {}
 
-    let p = start;
-    while (text.charCodeAt(p) === 32) p++;
-    if (p >= lineEnd || (p === lineEnd - 1 && text.charCodeAt(p) === 13)) continue; // blank line
-    // The header ("  sl  local_address rem_address st …") has no "N:" slot number.
-    if (text.charCodeAt(p) === 115 /* s */ && text.startsWith('sl ', p)) continue;
-    const slot = p;
-    while (text.charCodeAt(p) >= 48 && text.charCodeAt(p) <= 57) p++;
-    let ok = p > slot && text.charCodeAt(p) === 58; /* : */
-    p++;
-    while (text.charCodeAt(p) === 32) p++;
+  /** Parses every complete line of `chunk` (with what the previous chunk left unfinished). */
+  push(chunk: string): void {
+    const text = this.carry === '' ? chunk : this.carry + chunk;
+    const lastNewline = text.lastIndexOf('\n');
+    if (lastNewline < 0) {
+      this.carry = text;
+      return;
+    }
+    this.parseLines(text, lastNewline + 1);
+    this.carry = text.slice(lastNewline + 1);
+  }
 
-    // local: 8 (IPv4) or 32 (IPv6) hex digits, ':', 4-digit port, ' ', then the remote alike.
-    const width = text.charCodeAt(p + 8) === 58 ? 8 : text.charCodeAt(p + 32) === 58 ? 32 : 0;
-    const remoteAt = p + width + 6;
-    const stateAt = remoteAt + width + 6;
-    ok = ok && width > 0 && stateAt + 2 <= lineEnd && text.charCodeAt(p + width + 5) === 32 && text.charCodeAt(remoteAt + width) === 58 && text.charCodeAt(remoteAt + width + 5) === 32;
-    const localPort = ok ? hexAt(text, p + width + 1, 4) : -1;
-    const remotePort = ok ? hexAt(text, remoteAt + width + 1, 4) : -1;
-    const stateNo = ok ? hexAt(text, stateAt, 2) : -1;
+  end(): ParsedTable {
+    if (this.carry !== '') this.parseLines(this.carry, this.carry.length);
+    this.carry = '';
+    return { rows: this.rows, malformed: this.malformed };
+  }
 
-    let remote: string | null | undefined = null;
-    if (localPort >= 0 && remotePort >= 0 && stateNo >= 0) {
-      if (width === 8) {
-        const word = hexAt(text, remoteAt, 8);
-        if (word === 0) remote = '';
-        else if (word > 0) remote = v4Names.get(word);
-      } else {
-        const key = text.slice(remoteAt, remoteAt + 32);
-        remote = v6Names.get(key);
-        if (remote === undefined) {
-          remote = ipv6FromHex(text, remoteAt);
-          v6Names.set(key, remote);
+  /** Parses the lines in text[0, length), where length is just past a newline or the text's end. */
+  private parseLines(text: string, length: number): void {
+    const { rows, malformed, v4Names, v6Names, proto } = this;
+    let lineStart = 0;
+    let lineNo = this.lineNo;
+
+    while (lineStart < length) {
+      let lineEnd = text.indexOf('\n', lineStart);
+      if (lineEnd < 0 || lineEnd > length) lineEnd = length;
+      lineNo++;
+      const start = lineStart;
+      lineStart = lineEnd + 1;
+
+      let p = start;
+      while (text.charCodeAt(p) === 32) p++;
+      if (p >= lineEnd || (p === lineEnd - 1 && text.charCodeAt(p) === 13)) continue; // blank line
+      // The header ("  sl  local_address rem_address st …") has no "N:" slot number.
+      if (text.charCodeAt(p) === 115 /* s */ && text.startsWith('sl ', p)) continue;
+      const slot = p;
+      while (text.charCodeAt(p) >= 48 && text.charCodeAt(p) <= 57) p++;
+      let ok = p > slot && text.charCodeAt(p) === 58; /* : */
+      p++;
+      while (text.charCodeAt(p) === 32) p++;
+
+      // local: 8 (IPv4) or 32 (IPv6) hex digits, ':', 4-digit port, ' ', then the remote alike.
+      const width = text.charCodeAt(p + 8) === 58 ? 8 : text.charCodeAt(p + 32) === 58 ? 32 : 0;
+      const remoteAt = p + width + 6;
+      const stateAt = remoteAt + width + 6;
+      ok = ok && width > 0 && stateAt + 2 <= lineEnd && text.charCodeAt(p + width + 5) === 32 && text.charCodeAt(remoteAt + width) === 58 && text.charCodeAt(remoteAt + width + 5) === 32;
+      const localPort = ok ? hexAt(text, p + width + 1, 4) : -1;
+      const remotePort = ok ? hexAt(text, remoteAt + width + 1, 4) : -1;
+      const stateNo = ok ? hexAt(text, stateAt, 2) : -1;
+
+      let remote: string | null | undefined = null;
+      if (localPort >= 0 && remotePort >= 0 && stateNo >= 0) {
+        if (width === 8) {
+          const word = hexAt(text, remoteAt, 8);
+          if (word === 0) remote = '';
+          else if (word > 0) remote = v4Names.get(word);
+        } else {
+          const key = text.slice(remoteAt, remoteAt + 32);
+          remote = v6Names.get(key);
+          if (remote === undefined) {
+            remote = ipv6FromHex(text, remoteAt);
+            v6Names.set(key, remote);
+          }
         }
       }
+      let state: SocketState | undefined;
+      if (proto === 'udp') state = stateNo === 1 ? 'ESTABLISHED' : 'UNCONN';
+      else state = KERNEL_STATES[stateNo];
+      if (remote === null || state === undefined) {
+        const stop = lineEnd > start && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
+        malformed.push({ line: lineNo, text: text.slice(start, stop) });
+        continue;
+      }
+      const connected = remote !== '' && state !== 'LISTEN' && state !== 'UNCONN';
+      rows.push({ proto, state, localPort, remote: connected ? remote : '', remotePort: connected ? remotePort : 0 });
     }
-    let state: SocketState | undefined;
-    if (proto === 'udp') state = stateNo === 1 ? 'ESTABLISHED' : 'UNCONN';
-    else state = KERNEL_STATES[stateNo];
-    if (remote === null || state === undefined) {
-      malformed.push({ line: lineNo, text: text.slice(start, lineEnd) });
-      continue;
-    }
-    const connected = remote !== '' && state !== 'LISTEN' && state !== 'UNCONN';
-    rows.push({ proto, state, localPort, remote: connected ? remote : '', remotePort: connected ? remotePort : 0 });
+    this.lineNo = lineNo;
   }
-  return { rows, malformed };
+}
+
+export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(text)): ParsedTable {
+  const parser = new ProcNetParser(proto);
+  parser.push(text);
+  return parser.end();
 }
