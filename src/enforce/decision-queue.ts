@@ -52,10 +52,6 @@ export class DecisionQueue {
     return this.pending.size;
   }
 
-  pendingBans(): string[] {
-    return [...this.pending].filter(([, change]) => change.op === 'add').map(([key]) => key);
-  }
-
   private stopped = false;
 
   /**

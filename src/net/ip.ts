@@ -56,8 +56,6 @@ function parseIpv6(text: string): bigint | null {
   return value;
 }
 
-const MAPPED_PREFIX = 0xffffn << 32n;
-
 /**
  * Parses an IPv4 or IPv6 address strictly. An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4
  * address: the kernel shows IPv4 clients of a dual-stack listener that way, and they are the same host.
