@@ -57,14 +57,17 @@ export async function loadCommandPolicy(options: CommonOptions, stateDir: string
 }
 
 /** Runs a request through the daemon when one listens, else directly under the lock. */
-export async function act(request: Request, options: CommonOptions): Promise<Acted> {
+export async function act(untold: Request, options: CommonOptions): Promise<Acted> {
+  if (options.enforce && options.dryRun) throw new UsageError('--enforce and --dry-run contradict each other: give one');
+  const told = options.enforce ? 'enforce' : options.dryRun ? 'dry-run' : undefined;
+  const request: Request = told === undefined ? untold : { ...untold, mode: told };
   const stateDir = options.stateDir ?? defaultStateDir();
   const socket = join(stateDir, CONTROL_SOCKET);
   const viaDaemon = async (): Promise<Acted | null> => {
     const response = await sendControl(socket, request);
     if (response === null) return null;
     if (!response.ok) throw new DaemonError(response.error, response.exitCode);
-    return { result: response.result, via: 'daemon' };
+    return { result: response.result, via: 'daemon', mode: response.mode };
   };
   const first = await viaDaemon();
   if (first !== null) return first;
@@ -91,6 +94,10 @@ export async function act(request: Request, options: CommonOptions): Promise<Act
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
+    if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
+      // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.
+      process.stderr.write('floodgate: note: no `floodgate run` is running here: these bans expire only while it runs (or at the next floodgate command); start it, or use the ipset/nftables backend, whose kernel timeouts lift them anyway\n');
+    }
     // No daemon keeps the firewall in line: do its start-up work (expiry and reconcile) first.
     enforcer.expire();
     await enforcer.reconcile();

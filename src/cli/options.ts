@@ -13,10 +13,12 @@ export function wholeNumberOption(flag: string, min: number, max: number) {
   };
 }
 
-export function durationOption(flag: string) {
+export function durationOption(flag: string, minMs = 0) {
   return (text: string): number => {
     const ms = parseDuration(text);
-    if (ms === null) throw new UsageError(`${flag}: expected a duration like 500ms, 30s, 10m or 24h, got ${JSON.stringify(text)}`);
+    if (ms === null || ms < minMs) {
+      throw new UsageError(`${flag}: expected a duration${minMs > 0 ? ` of at least ${minMs / 1000}s` : ''} like 500ms, 30s, 10m or 24h, got ${JSON.stringify(text)}`);
+    }
     return ms;
   };
 }

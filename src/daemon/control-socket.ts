@@ -2,7 +2,7 @@
 // use to reach it. One JSON line each way per connection.
 import { chmodSync, unlinkSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
-import { FloodgateError } from '../errors.js';
+import { ConflictError, FloodgateError, UsageError } from '../errors.js';
 import type { Request, Response } from './protocol.js';
 
 function readLine(socket: Socket, limit = 64 * 1024 * 1024): Promise<string> {
@@ -20,7 +20,7 @@ function readLine(socket: Socket, limit = 64 * 1024 * 1024): Promise<string> {
   });
 }
 
-export function serveControl(path: string, handle: (request: Request) => Promise<unknown>): Promise<Server> {
+export function serveControl(path: string, mode: 'dry-run' | 'enforce', handle: (request: Request) => Promise<unknown>): Promise<Server> {
   try {
     unlinkSync(path); // a socket file left by a killed daemon
   } catch {
@@ -33,7 +33,7 @@ export function serveControl(path: string, handle: (request: Request) => Promise
       .then((line) => {
         const job = chain.then(async (): Promise<Response> => {
           try {
-            return { ok: true, result: await handle(JSON.parse(line) as Request) };
+            return { ok: true, result: await handle(JSON.parse(line) as Request), mode };
           } catch (error) {
             const exitCode = error instanceof FloodgateError ? error.exitCode : 1;
             return { ok: false, error: (error as Error).message, exitCode };
@@ -64,11 +64,24 @@ export async function sendControl(path: string, request: Request): Promise<Respo
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') return null;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') return null;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new UsageError(`no permission to use ${path}: run as the user floodgate runs as (root for /var/lib/floodgate), or choose --state-dir`, { cause: error });
+    }
     throw error;
   }
   socket.write(`${JSON.stringify(request)}\n`);
-  const line = await readLine(socket);
-  socket.destroy();
-  return JSON.parse(line) as Response;
+  let line: string;
+  try {
+    line = await readLine(socket);
+  } catch (error) {
+    throw new ConflictError(`the running floodgate closed the connection (${(error as Error).message}); see its log`, { cause: error });
+  } finally {
+    socket.destroy();
+  }
+  try {
+    return JSON.parse(line) as Response;
+  } catch (error) {
+    throw new ConflictError('the running floodgate closed the connection without an answer (did it stop?); see its log', { cause: error });
+  }
 }

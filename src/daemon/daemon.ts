@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../bans/state-file.js';
 import type { Server } from 'node:net';
 import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import { parseCidr } from '../net/ip.js';
@@ -55,9 +55,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    server = await serveControl(join(stateDir, CONTROL_SOCKET), (request) =>
-      perform(request, { enforcer, policy, now: Date.now(), daemon: { pid: process.pid, since: new Date(started).toISOString() } }),
-    );
+    server = await serveControl(join(stateDir, CONTROL_SOCKET), mode, (request) => {
+      // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
+      if (request.mode !== undefined && request.mode !== mode) {
+        throw new UsageError(`the running floodgate (pid ${process.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
+      }
+      return perform(request, { enforcer, policy, now: Date.now(), daemon: { pid: process.pid, since: new Date(started).toISOString() } });
+    });
 
     let stopping = false;
     let wake: (() => void) | undefined;

@@ -54,8 +54,12 @@ export async function perform(request: Request, context: OperationContext): Prom
     }
     case 'list':
       return enforcer.store.all().map((ban) => listedBan(ban, dryRun));
-    case 'flush':
-      return { cleared: await enforcer.flush() };
+    case 'flush': {
+      const cleared = await enforcer.flush();
+      // A running daemon keeps banning: put back the empty sets or table it bans into.
+      if (context.daemon !== null) await enforcer.backend.repair?.();
+      return { cleared };
+    }
     case 'status': {
       const last = enforcer.store.lastScan;
       const status: StatusResult = {

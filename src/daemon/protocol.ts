@@ -4,14 +4,21 @@
 export const CONTROL_SOCKET = 'control.sock';
 export const LOCK_FILE = 'state.lock';
 
-export type Request =
-  | { readonly cmd: 'ban'; readonly targets: string[]; readonly ttl?: number; readonly reason?: string; readonly force?: boolean }
-  | { readonly cmd: 'unban'; readonly targets: string[]; readonly grace?: number }
-  | { readonly cmd: 'list' }
-  | { readonly cmd: 'flush' }
-  | { readonly cmd: 'status' };
+/** The mode a command was told with --enforce / --dry-run; the daemon refuses to act in another. */
+type Told = { readonly mode?: 'dry-run' | 'enforce' };
 
-export type Response = { readonly ok: true; readonly result: unknown } | { readonly ok: false; readonly error: string; readonly exitCode: number };
+export type Request = Told &
+  (
+    | { readonly cmd: 'ban'; readonly targets: string[]; readonly ttl?: number; readonly reason?: string; readonly force?: boolean }
+    | { readonly cmd: 'unban'; readonly targets: string[]; readonly grace?: number }
+    | { readonly cmd: 'list' }
+    | { readonly cmd: 'flush' }
+    | { readonly cmd: 'status' }
+  );
+
+export type Response =
+  | { readonly ok: true; readonly result: unknown; readonly mode: 'dry-run' | 'enforce' }
+  | { readonly ok: false; readonly error: string; readonly exitCode: number };
 
 export interface BanResult {
   readonly target: string;

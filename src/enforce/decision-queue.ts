@@ -37,8 +37,9 @@ export class DecisionQueue {
     const key = formatCidr(target);
     const waiting = this.pending.get(key);
     if (waiting?.op === op) return false;
-    if (waiting !== undefined) this.pending.delete(key); // a ban and an unban cancel out
-    else this.pending.set(key, { op, target, ...(expiresAt !== undefined && { expiresAt }) });
+    // The latest decision wins: a ban then an unban before either is applied leaves a delete
+    // (a no-op if the rule is absent), never nothing, which could leave a stale rule in place.
+    this.pending.set(key, { op, target, ...(expiresAt !== undefined && { expiresAt }) });
     this.schedule();
     return true;
   }

@@ -1,5 +1,6 @@
 // The single place a backend is chosen from the policy, and the clean-up of the others after a
 // backend change, so that no rule is left behind in the firewall floodgate no longer uses.
+import { ConfigError } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
 import type { BackendKind } from '../policy/schema.js';
 import { BACKENDS } from '../policy/schema.js';
@@ -13,6 +14,7 @@ export function createBackend(policy: Policy, runner: CommandRunner, kind: Backe
   const { chain, target, table } = policy.firewall;
   switch (kind) {
     case 'iptables':
+      if (table === 'raw') throw new ConfigError('firewall.table: raw needs firewall.backend ipset or nftables; the iptables backend keeps one rule per target in the filter table');
       return new IptablesBackend(runner, { chain, target });
     case 'ipset':
       return new IpsetBackend(runner, { chain, table, target, maxElements: policy.ban.max_active });

@@ -78,24 +78,33 @@ describe('DecisionQueue dedupe and cancelling', () => {
     expect(backend.history).toEqual(['add 198.51.100.1']);
   });
 
-  it('cancels a ban with an unban of the same target before it reaches the firewall', async () => {
+  it('replaces a waiting ban with a later unban of the same target: no rule is added', async () => {
     const { backend, queue } = setup(20);
     queue.push('add', host(1));
     queue.push('add', host(2));
     expect(queue.push('delete', host(1))).toBe(true);
-    expect(queue.has('198.51.100.1')).toBe(false);
+    expect(queue.has('198.51.100.1', 'delete')).toBe(true);
     await queue.drain();
-    expect(backend.history).toEqual(['add 198.51.100.2']);
+    expect(backend.rules).toEqual(['198.51.100.2']);
   });
 
-  it('cancels an unban with a ban of the same target (the rule stays as it is)', async () => {
+  it('replaces a waiting unban with a later ban of the same target (the rule stays)', async () => {
     const { backend, queue } = setup(20);
     backend.rules = ['198.51.100.1'];
     queue.push('delete', host(1));
     queue.push('add', host(1));
     await queue.drain();
-    expect(backend.history).toEqual([]);
     expect(backend.rules).toEqual(['198.51.100.1']);
+  });
+
+  it('lifts an address whose re-add (after its network was unbanned) was still waiting', async () => {
+    const { backend, queue } = setup(20);
+    // The address has its own rule; the network's unban queued an add for it; then it is unbanned too.
+    backend.rules = ['198.51.100.7'];
+    queue.push('add', host(7));
+    queue.push('delete', host(7));
+    await queue.drain();
+    expect(backend.rules).toEqual([]);
   });
 
   it('tells which targets wait and for what', () => {
