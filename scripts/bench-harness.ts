@@ -152,3 +152,11 @@ export function parseCount(text: string): number {
 export function log(text: string): void {
   process.stderr.write(`${text}\n`);
 }
+
+/** A script's usage text: its header comment from the "// usage" line on. */
+export function usage(scriptUrl: string): string {
+  const lines = readFileSync(fileURLToPath(scriptUrl), 'utf8').split('\n');
+  const from = lines.findIndex((l) => l.startsWith('// usage'));
+  const to = lines.findIndex((l, i) => i > from && !l.startsWith('//'));
+  return `${lines.slice(from, to).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`;
+}

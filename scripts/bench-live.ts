@@ -27,7 +27,7 @@ import { countSockets, topGroups } from '../src/table/count-sockets.js';
 import { readLiveTable } from '../src/table/live-table.js';
 import { parseProcNet } from '../src/table/proc-net-parser.js';
 import { parseSs } from '../src/table/ss-parser.js';
-import { type Stats, childCpuMs, count, log, machineLine, markdownTable, ms, ratio, stats, timeCommands } from './bench-harness.js';
+import { type Stats, childCpuMs, count, log, machineLine, markdownTable, ms, ratio, stats, timeCommands, usage } from './bench-harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -35,13 +35,6 @@ const NS = `fgb-${process.pid}`;
 /** Bounds on the setup, so that a stuck run stops by itself. */
 const CONNECT_DEADLINE_MS = 300_000;
 
-/** The usage text: the header comment from its "usage" line on. */
-function usage(): string {
-  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-  const from = lines.findIndex((l) => l.startsWith('// usage'));
-  const to = lines.findIndex((l, i) => i > from && !l.startsWith('//'));
-  return `${lines.slice(from, to).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`;
-}
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +47,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  process.stdout.write(usage());
+  process.stdout.write(usage(import.meta.url));
   process.exit(0);
 }
 function wholeNumber(name: string, text: string, min: number, max: number): number {

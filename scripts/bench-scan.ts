@@ -30,6 +30,7 @@ import {
   runOnce,
   stats,
   timeCommands,
+  usage,
 } from './bench-harness.js';
 import { type GeneratedTable, type SourceMix, generateTable, tableText, writeTable } from './bench-tables.js';
 
@@ -38,13 +39,6 @@ const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const FIXTURE = path.join(ROOT, 'test/fixtures/tables/mixed/proc-tcp.txt');
 const SYN_RECV = new Set(['SYN_RECV'] as const);
 
-/** The usage text: the header comment from its "usage" line on. */
-function usage(): string {
-  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-  const from = lines.findIndex((l) => l.startsWith('// usage'));
-  const to = lines.findIndex((l, i) => i > from && !l.startsWith('//'));
-  return `${lines.slice(from, to).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`;
-}
 
 const { values: args } = parseArgs({
   options: {
@@ -58,7 +52,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  process.stdout.write(usage());
+  process.stdout.write(usage(import.meta.url));
   process.exit(0);
 }
 const sizes = args.sizes.split(',').filter(Boolean).map(parseCount);
