@@ -38,7 +38,7 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
   async function daemonWithBans(lab: Lab, stateDir: string, policy: string): Promise<Daemon> {
     const daemon = await Daemon.start(lab, { policy, stateDir });
     await floodgateOk(lab, ['ban', ...MANUAL, '--state-dir', stateDir]);
-    await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80 });
+    await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
     await waitFor('the attacker’s ban', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)), {
       timeoutMs: 2 * INTERVAL_MS + 1500,
       explain: () => firewallText(lab),
