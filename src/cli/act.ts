@@ -18,11 +18,14 @@ export interface CommonOptions {
   readonly pretty?: boolean;
 }
 
-export function resolveMode(policyMode: Mode, options: CommonOptions): Mode {
+/** The mode the flags ask for, if any. */
+export function toldMode(options: CommonOptions): Mode | undefined {
   if (options.enforce && options.dryRun) throw new UsageError('--enforce and --dry-run contradict each other: give one');
-  if (options.enforce) return 'enforce';
-  if (options.dryRun) return 'dry-run';
-  return policyMode;
+  return options.enforce ? 'enforce' : options.dryRun ? 'dry-run' : undefined;
+}
+
+export function resolveMode(policyMode: Mode, options: CommonOptions): Mode {
+  return toldMode(options) ?? policyMode;
 }
 
 class DaemonError extends FloodgateError {
@@ -58,8 +61,7 @@ export async function loadCommandPolicy(options: CommonOptions, stateDir: string
 
 /** Runs a request through the daemon when one listens, else directly under the lock. */
 export async function act(untold: Request, options: CommonOptions): Promise<Acted> {
-  if (options.enforce && options.dryRun) throw new UsageError('--enforce and --dry-run contradict each other: give one');
-  const told = options.enforce ? 'enforce' : options.dryRun ? 'dry-run' : undefined;
+  const told = toldMode(options);
   const request: Request = told === undefined ? untold : { ...untold, mode: told };
   const stateDir = options.stateDir ?? defaultStateDir();
   const socket = join(stateDir, CONTROL_SOCKET);

@@ -9,7 +9,7 @@ import { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import type { Policy } from '../policy/schema.js';
-import { type CommandRunner, ExecaRunner } from '../system/command-runner.js';
+import { ExecaRunner } from '../system/command-runner.js';
 import { type Mode, stateFile } from './state-dir.js';
 
 export type { Mode };
@@ -17,8 +17,6 @@ export type { Mode };
 export interface Enforcement {
   readonly enforcer: Enforcer;
   readonly backend: FirewallBackend;
-  readonly runner: CommandRunner;
-  readonly mode: Mode;
 }
 
 export interface OpenOptions {
@@ -50,5 +48,5 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
     killConnections: policy.ban.kill_connections,
     ...(reload && { reload }),
   });
-  return { enforcer, backend, runner, mode };
+  return { enforcer, backend };
 }
