@@ -841,7 +841,7 @@ const verdicts = detect({ rows }, policy, Date.now(), { allowlist: buildAllowlis
 const detectMs = performance.now() - t0;
 mark('+ detect() done, before gc');
 globalThis.gc(); mark('after detect, gc: rows kept');
-const distinct = new Set(rows.map((r) => r.remote)).size;
+const distinct = rows.addresses.size - 1;
 process.stdout.write(JSON.stringify({ stages, readPeak, maxRss: peakSoFar(), parseMs: readMs, detectMs, verdicts: verdicts.length, rows: rows.length, distinct }));
 `;
 

@@ -4,10 +4,11 @@ import { parseCidr, parseIp } from '../net/ip.js';
 import type { Policy, Rule } from '../policy/schema.js';
 import { type SocketFilter, countSockets } from '../table/count-sockets.js';
 import type { FloodCounters } from '../table/kernel-counters.js';
-import { STATES, type SocketRow, type SocketState } from '../table/socket-row.js';
+import { STATES, type SocketState } from '../table/socket-row.js';
+import { type SocketTable, stateIndex } from '../table/socket-table.js';
 
 export interface Snapshot {
-  readonly rows: readonly SocketRow[];
+  readonly rows: SocketTable;
   /** Per-second rates of the kernel's flood counters since the previous snapshot, when known. */
   readonly counterRates?: FloodCounters;
 }
@@ -50,26 +51,17 @@ export function ruleFilter(rule: Rule): SocketFilter {
 }
 
 export function detect(snapshot: Snapshot, policy: Policy, now: number, context: DetectContext): Verdict[] {
-  const { allowlist, suppressed } = context;
-  const skipCache = new Map<string, boolean>();
-  const isSuppressed = (remote: string): boolean => {
-    let hit = skipCache.get(remote);
-    if (hit === undefined) {
-      const ip = parseIp(remote);
-      hit = ip === null || (suppressed !== undefined && suppressed.coversAddress(ip.family, ip.value));
-      skipCache.set(remote, hit);
-    }
-    return hit;
-  };
+  const { allowlist } = context;
+  const skip = suppressedSources(snapshot.rows, context.suppressed);
 
   const bans: BanVerdict[] = [];
   const flagged = new Set<string>();
   const flaggedNets = new CidrSet();
   for (const rule of policy.rules) {
     const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
-    const { groups } = countSockets(snapshot.rows, ruleFilter(rule), grouping, isSuppressed);
+    const { groups } = countSockets(snapshot.rows, ruleFilter(rule), grouping, { ...(skip && { skip }), above: rule.threshold });
     for (const [target, count] of groups) {
-      if (count <= rule.threshold || flagged.has(target)) continue;
+      if (flagged.has(target)) continue;
       const cidr = parseCidr(target)!;
       // A network that holds an allowlisted address is never banned whole; its other sources are
       // still judged one by one by the per-ip rules.
@@ -83,17 +75,32 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
   const verdicts: Verdict[] = flaggedNets.size === 0 ? bans : bans.filter((v) => v.target.includes('/') || !flaggedNets.covers(parseCidr(v.target)!));
 
   if (verdicts.length === 0) {
-    const attack = floodSignal(snapshot, policy, now, isSuppressed);
+    const attack = floodSignal(snapshot, policy, now, skip);
     if (attack !== null) verdicts.push(attack);
   }
   return verdicts;
 }
 
-function floodSignal(snapshot: Snapshot, policy: Policy, now: number, isSuppressed: (remote: string) => boolean): AttackVerdict | null {
+/** Per address id of the table, 1 for a source that is suppressed; undefined when none is. */
+function suppressedSources(table: SocketTable, suppressed: CidrSet | undefined): Uint8Array | undefined {
+  if (suppressed === undefined || suppressed.size === 0) return undefined;
+  const book = table.addresses;
+  const mask = new Uint8Array(book.size);
+  for (let id = 1; id < book.size; id++) {
+    const hit = book.family(id) === 4 ? suppressed.coversIpv4(book.ipv4(id)) : suppressed.coversAddress(6, parseIp(book.name(id))!.value);
+    if (hit) mask[id] = 1;
+  }
+  return mask;
+}
+
+const SYN_RECV = stateIndex('SYN_RECV');
+
+function floodSignal(snapshot: Snapshot, policy: Policy, now: number, skip: Uint8Array | undefined): AttackVerdict | null {
   const signal = policy.flood_signal;
+  const { states, remotes, length } = snapshot.rows;
   let synRecvTotal = 0;
   // Half-open connections left over from sources banned already are no sign of an unbannable flood.
-  for (const row of snapshot.rows) if (row.state === 'SYN_RECV' && !isSuppressed(row.remote)) synRecvTotal++;
+  for (let i = 0; i < length; i++) if (states[i] === SYN_RECV && (skip === undefined || skip[remotes[i]!] !== 1)) synRecvTotal++;
   const reasons: string[] = [];
   const rates = snapshot.counterRates;
   if (rates !== undefined) {

@@ -3,11 +3,9 @@
 import { type Cidr, type Family, bitsOf, cidrsOverlap, networkOf, parseCidr } from './ip.js';
 
 export class CidrSet {
-  // family -> prefix length -> network values
-  private readonly byPrefix = new Map<Family, Map<number, Set<bigint>>>([
-    [4, new Map()],
-    [6, new Map()],
-  ]);
+  // prefix length -> network values; IPv4 as plain numbers, which hash and mask without BigInts
+  private readonly v4 = new Map<number, Set<number>>();
+  private readonly v6 = new Map<number, Set<bigint>>();
   private readonly entries: Cidr[] = [];
 
   constructor(cidrs: Iterable<Cidr> = []) {
@@ -29,28 +27,29 @@ export class CidrSet {
   }
 
   add(cidr: Cidr): void {
-    const prefixes = this.byPrefix.get(cidr.family)!;
-    let values = prefixes.get(cidr.prefix);
-    if (values === undefined) {
-      values = new Set();
-      prefixes.set(cidr.prefix, values);
-    }
-    if (!values.has(cidr.value)) {
-      values.add(cidr.value);
-      this.entries.push(cidr);
-    }
+    const added = cidr.family === 4 ? addTo(this.v4, cidr.prefix, Number(cidr.value)) : addTo(this.v6, cidr.prefix, cidr.value);
+    if (added) this.entries.push(cidr);
   }
 
   /** True when some entry contains the whole of `cidr` (an address is a /32 or /128). */
   covers(cidr: Cidr): boolean {
-    for (const [prefix, values] of this.byPrefix.get(cidr.family)!) {
-      if (prefix <= cidr.prefix && values.has(networkOf(cidr.family, cidr.value, prefix))) return true;
+    if (cidr.family === 4) return this.coversIpv4(Number(cidr.value), cidr.prefix);
+    for (const [prefix, values] of this.v6) {
+      if (prefix <= cidr.prefix && values.has(networkOf(6, cidr.value, prefix))) return true;
     }
     return false;
   }
 
   coversAddress(family: Family, value: bigint): boolean {
     return this.covers({ family, value, prefix: bitsOf(family) });
+  }
+
+  /** covers() for an IPv4 address or network given as a number: no BigInt on the way. */
+  coversIpv4(value: number, prefixLength = 32): boolean {
+    for (const [prefix, values] of this.v4) {
+      if (prefix <= prefixLength && values.has(prefix === 0 ? 0 : ((value >>> (32 - prefix)) << (32 - prefix)) >>> 0)) return true;
+    }
+    return false;
   }
 
   /** True when some entry and `cidr` share at least one address. */
@@ -62,4 +61,15 @@ export class CidrSet {
   values(): readonly Cidr[] {
     return this.entries;
   }
+}
+
+function addTo<T>(byPrefix: Map<number, Set<T>>, prefix: number, value: T): boolean {
+  let values = byPrefix.get(prefix);
+  if (values === undefined) {
+    values = new Set();
+    byPrefix.set(prefix, values);
+  }
+  if (values.has(value)) return false;
+  values.add(value);
+  return true;
 }

@@ -1,7 +1,8 @@
 // Filters a table and counts its sockets per state and per group (remote IP, remote network or
 // local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
-import { bitsOf, formatCidr, networkOf, parseCidr, parseIp } from '../net/ip.js';
-import type { Proto, SocketRow, SocketState } from './socket-row.js';
+import { formatCidr, formatIpv4, networkOf, parseCidr, parseIp } from '../net/ip.js';
+import { STATES, type Proto, type SocketState } from './socket-row.js';
+import { type AddressBook, type SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 export interface SocketFilter {
   /** Only these states; all states when absent. */
@@ -25,49 +26,84 @@ export interface SocketCounts {
   groups: Map<string, number>;
 }
 
-/** Maps an address to its network's text, remembering each answer. */
-export function networkKeyer(prefix4: number, prefix6: number): (address: string) => string {
-  const cache = new Map<string, string>();
-  return (address) => {
-    let key = cache.get(address);
-    if (key === undefined) {
-      const ip = parseIp(address)!;
-      const prefix = ip.family === 4 ? prefix4 : prefix6;
-      key = prefix === bitsOf(ip.family) ? address : formatCidr({ family: ip.family, value: networkOf(ip.family, ip.value, prefix), prefix });
-      cache.set(address, key);
-    }
-    return key;
-  };
+export interface CountOptions {
+  /** Per AddressBook id, 1 leaves that source out entirely (for example targets already banned). */
+  readonly skip?: Uint8Array;
+  /** Only groups of more than this many sockets are returned. @default 0 */
+  readonly above?: number;
 }
 
-export function matchesFilter(row: SocketRow, filter: SocketFilter): boolean {
-  if (filter.proto !== undefined && filter.proto !== 'all' && row.proto !== filter.proto) return false;
-  if (filter.states !== undefined && !filter.states.has(row.state)) return false;
-  if (filter.ports !== undefined && !filter.ports.has(row.localPort)) return false;
-  return true;
-}
-
-export function countSockets(
-  rows: readonly SocketRow[],
-  filter: SocketFilter,
-  grouping: Grouping,
-  /** Sources to leave out entirely (for example targets already banned). */
-  skip?: (remote: string) => boolean,
-): SocketCounts {
-  const states: Partial<Record<SocketState, number>> = {};
-  const groups = new Map<string, number>();
-  const netKey = grouping.by === 'net' ? networkKeyer(grouping.prefix4, grouping.prefix6) : undefined;
-  let total = 0;
-  for (const row of rows) {
-    if (!matchesFilter(row, filter)) continue;
-    if (skip !== undefined && row.remote !== '' && skip(row.remote)) continue;
-    total++;
-    states[row.state] = (states[row.state] ?? 0) + 1;
-    if (row.remote === '') continue;
-    const key = grouping.by === 'ip' ? row.remote : grouping.by === 'port' ? String(row.localPort) : netKey!(row.remote);
-    groups.set(key, (groups.get(key) ?? 0) + 1);
+/**
+ * One pass over the table's columns. Sockets are counted per address id in a typed array; a group's
+ * text is made only for the groups returned, so a table of a million distinct sources makes no
+ * strings when only the few above a threshold are wanted.
+ */
+export function countSockets(table: SocketTable, filter: SocketFilter, grouping: Grouping, options: CountOptions = {}): SocketCounts {
+  const { protos, states, localPorts, remotes, addresses } = table;
+  const { skip, above = 0 } = options;
+  const proto = filter.proto === undefined || filter.proto === 'all' ? -1 : protoIndex(filter.proto);
+  const stateOk = new Uint8Array(STATES.length).fill(filter.states === undefined ? 1 : 0);
+  for (const state of filter.states ?? []) stateOk[stateIndex(state)] = 1;
+  let portOk: Uint8Array | null = null;
+  if (filter.ports !== undefined) {
+    portOk = new Uint8Array(65536);
+    for (const port of filter.ports) portOk[port] = 1;
   }
-  return { total, states, groups };
+  const byPort = grouping.by === 'port';
+  const counts = new Uint32Array(byPort ? 65536 : addresses.size);
+  const stateCounts = new Uint32Array(STATES.length);
+  let total = 0;
+  for (let i = 0; i < table.length; i++) {
+    if (proto >= 0 && protos[i] !== proto) continue;
+    const state = states[i]!;
+    if (stateOk[state] === 0) continue;
+    if (portOk !== null && portOk[localPorts[i]!] === 0) continue;
+    const remote = remotes[i]!;
+    if (remote !== 0 && skip !== undefined && skip[remote] === 1) continue;
+    total++;
+    stateCounts[state]!++;
+    if (remote === 0) continue;
+    counts[byPort ? localPorts[i]! : remote]!++;
+  }
+
+  const stateTotals: Partial<Record<SocketState, number>> = {};
+  for (let s = 0; s < STATES.length; s++) if (stateCounts[s]! > 0) stateTotals[STATES[s]!] = stateCounts[s]!;
+  let groups = new Map<string, number>();
+  if (byPort) {
+    for (let port = 0; port < 65536; port++) if (counts[port]! > above) groups.set(String(port), counts[port]!);
+  } else if (grouping.by === 'ip') {
+    for (let id = 1; id < counts.length; id++) if (counts[id]! > above) groups.set(addresses.name(id), counts[id]!);
+  } else {
+    groups = countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6, above);
+  }
+  return { total, states: stateTotals, groups };
+}
+
+/** Sums per-address counts into networks: IPv4 by number, IPv6 (rarer) by its network's text. */
+function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number, above: number): Map<string, number> {
+  const hostBits = 32 - prefix4;
+  const nets4 = new Map<number, number>();
+  const nets6 = new Map<string, number>();
+  for (let id = 1; id < counts.length; id++) {
+    const count = counts[id]!;
+    if (count === 0) continue;
+    if (addresses.family(id) === 4) {
+      const net = hostBits === 32 ? 0 : addresses.ipv4(id) >>> hostBits;
+      nets4.set(net, (nets4.get(net) ?? 0) + count);
+    } else {
+      const ip = parseIp(addresses.name(id))!;
+      const key = prefix6 === 128 ? addresses.name(id) : formatCidr({ family: 6, value: networkOf(6, ip.value, prefix6), prefix: prefix6 });
+      nets6.set(key, (nets6.get(key) ?? 0) + count);
+    }
+  }
+  const groups = new Map<string, number>();
+  for (const [net, count] of nets4) {
+    if (count <= above) continue;
+    const value = hostBits === 32 ? 0 : (net << hostBits) >>> 0;
+    groups.set(prefix4 === 32 ? formatIpv4(value) : `${formatIpv4(value)}/${prefix4}`, count);
+  }
+  for (const [key, count] of nets6) if (count > above) groups.set(key, count);
+  return groups;
 }
 
 export interface GroupCount {
@@ -118,11 +154,6 @@ function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
     const [fb, vb, pb] = sortKey(b);
     return fa - fb || (va < vb ? -1 : va > vb ? 1 : 0) || pa - pb || (a < b ? -1 : a > b ? 1 : 0);
   };
-}
-
-export interface GroupCount {
-  readonly key: string;
-  readonly count: number;
 }
 
 /**

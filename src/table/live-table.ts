@@ -2,9 +2,10 @@
 // `ss` after measuring both; see the README. Needs no privileges.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import type { ParsedTable } from './parse-result.js';
+import type { MalformedLine, ParsedTable } from './parse-result.js';
 import { ProcNetParser } from './proc-net-parser.js';
 import type { Proto } from './socket-row.js';
+import { SocketTable } from './socket-table.js';
 
 const SOURCES: readonly { file: string; proto: Proto }[] = [
   { file: 'tcp', proto: 'tcp' },
@@ -41,10 +42,8 @@ function readInto(path: string, parser: ProcNetParser, buffer: Buffer): void {
     for (;;) {
       const n = readSync(fd, buffer, 0, buffer.length, null);
       if (n === 0) break;
-      parser.push(buffer.toString('latin1', 0, n));
+      parser.push(buffer, n);
     }
-    // Each file ends its last line; a file cut short must not glue onto the next one.
-    parser.push('\n');
   } finally {
     closeSync(fd);
   }
@@ -52,21 +51,16 @@ function readInto(path: string, parser: ProcNetParser, buffer: Buffer): void {
 
 export async function readLiveTable(proto: Proto | 'all' = 'all', procRoot = '/proc'): Promise<ParsedTable> {
   const buffer = Buffer.allocUnsafe(CHUNK);
-  const parsers = new Map<Proto, ProcNetParser>();
+  const table = new SocketTable();
+  const malformed: MalformedLine[] = [];
   for (const source of SOURCES) {
     if (proto !== 'all' && source.proto !== proto) continue;
-    let parser = parsers.get(source.proto);
-    if (parser === undefined) parsers.set(source.proto, (parser = new ProcNetParser(source.proto)));
+    // One parser per file: each file ends its last line, and one cut short must not glue onto the next.
+    const parser = new ProcNetParser(source.proto, table);
     readInto(`${procRoot}/net/${source.file}`, parser, buffer);
+    malformed.push(...parser.end().malformed);
   }
-  const tables = [...parsers.values()].map((parser) => parser.end());
-  if (tables.length === 1) return tables[0]!;
-  const [first, ...rest] = tables;
-  for (const table of rest) {
-    for (const row of table.rows) first!.rows.push(row);
-    first!.malformed.push(...table.malformed);
-  }
-  return first!;
+  return { rows: table, malformed };
 }
 
 export async function readKernelCounters(procRoot = '/proc'): Promise<FloodCounters> {

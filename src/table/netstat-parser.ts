@@ -1,15 +1,16 @@
 // Parses `netstat -an` / `-ant` / `-antu` output (net-tools; Windows' `netstat -an` too), skipping
 // the UNIX-socket section and the headers.
 import { AddressCache, type MalformedLine, type ParsedTable, forEachLine, splitEndpoint } from './parse-result.js';
-import { type Proto, type SocketRow, normalizeState } from './socket-row.js';
+import { type Proto, normalizeState } from './socket-row.js';
+import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 const PROTOS: Record<string, Proto> = { tcp: 'tcp', tcp6: 'tcp', udp: 'udp', udp6: 'udp', TCP: 'tcp', UDP: 'udp' };
 const IGNORED = /^(?:Active |Proto |unix |raw6? |udpl(?:ite)?6? |\s+Proto )/;
 
 export function parseNetstat(text: string): ParsedTable {
-  const rows: SocketRow[] = [];
+  const rows = new SocketTable();
   const malformed: MalformedLine[] = [];
-  const cache = new AddressCache();
+  const cache = new AddressCache(rows.addresses);
   let inUnixSection = false;
 
   forEachLine(text, (line, lineNo) => {
@@ -36,14 +37,8 @@ export function parseNetstat(text: string): ParsedTable {
       malformed.push({ line: lineNo, text: line });
       return;
     }
-    const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== '';
-    rows.push({
-      proto,
-      state,
-      localPort: local.port,
-      remote: connected ? remote.address : '',
-      remotePort: connected ? remote.port : 0,
-    });
+    const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== 0;
+    rows.push(protoIndex(proto), stateIndex(state), local.port, connected ? remote.address : 0, remote.port);
   });
   return { rows, malformed };
 }

@@ -1,6 +1,5 @@
 // What every table parser returns, and the small pieces the text formats share.
-import { canonicalIp } from '../net/ip.js';
-import type { SocketRow } from './socket-row.js';
+import type { AddressBook, SocketTable } from './socket-table.js';
 
 export interface MalformedLine {
   /** 1-based line number within the input. */
@@ -9,21 +8,28 @@ export interface MalformedLine {
 }
 
 export interface ParsedTable {
-  readonly rows: SocketRow[];
+  readonly rows: SocketTable;
   /** Lines that looked like table rows but could not be read. */
   readonly malformed: MalformedLine[];
 }
 
-/** Remembers the canonical text of each address seen: a flood repeats the same few sources. */
+/** Remembers the AddressBook id of each address text seen: a flood repeats the same few sources. */
 export class AddressCache {
-  private readonly cache = new Map<string, string | null>();
+  private readonly cache = new Map<string, number | null>();
 
-  canonical(text: string): string | null {
+  constructor(private readonly book: AddressBook) {}
+
+  /** The id of the address `text` spells, or null when it is not an address. */
+  id(text: string): number | null {
     let hit = this.cache.get(text);
     if (hit === undefined) {
       // "%eth0" scopes name an interface, not an address.
       const percent = text.indexOf('%');
-      hit = canonicalIp(percent < 0 ? text : text.slice(0, percent));
+      try {
+        hit = this.book.idOf(percent < 0 ? text : text.slice(0, percent));
+      } catch {
+        hit = null;
+      }
       this.cache.set(text, hit);
     }
     return hit;
@@ -33,11 +39,11 @@ export class AddressCache {
 const UNSPECIFIED = new Set(['0.0.0.0', '::', '*']);
 
 /**
- * Splits "addr:port", "[v6]:port", ":::80", "*:80" or "0.0.0.0:*" and canonicalises the address.
+ * Splits "addr:port", "[v6]:port", ":::80", "*:80" or "0.0.0.0:*" and numbers the address.
  * Returns null when the address is not an address (a host name from netstat without -n, a truncated
- * IPv6 address). An unspecified address or port comes back as '' and 0.
+ * IPv6 address). An unspecified address (also mapped 0.0.0.0) or port comes back as 0.
  */
-export function splitEndpoint(text: string, cache: AddressCache): { address: string; port: number } | null {
+export function splitEndpoint(text: string, cache: AddressCache): { address: number; port: number } | null {
   const colon = text.lastIndexOf(':');
   if (colon <= 0 || colon === text.length - 1) return null;
   let address = text.slice(0, colon);
@@ -50,11 +56,9 @@ export function splitEndpoint(text: string, cache: AddressCache): { address: str
     port = Number(portText);
     if (!Number.isInteger(port) || port < 0 || port > 65535 || portText.length > 5) return null;
   }
-  if (UNSPECIFIED.has(address)) return { address: '', port };
-  const canonical = cache.canonical(address);
-  if (canonical === null) return null;
-  // An unconnected peer shown with a mapped zero address is still unconnected.
-  return { address: canonical === '0.0.0.0' ? '' : canonical, port };
+  if (UNSPECIFIED.has(address)) return { address: 0, port };
+  const id = cache.id(address);
+  return id === null ? null : { address: id, port };
 }
 
 /** Calls `visit` with each line and its 1-based number, without building an array of lines. */

@@ -1,15 +1,15 @@
 // Parses /proc/net/tcp, tcp6, udp and udp6: the kernel's own table, hex addresses in host byte order.
-// This is the hot path of every scan, so it reads the text in place by character codes: no line
-// arrays, no substrings for well-formed rows, and each distinct address is formatted once.
-import { formatIpv4, formatIpv6Groups } from '../net/ip.js';
+// This is the hot path of every scan, so it reads the bytes in place: no line strings, no objects
+// for well-formed rows, and each distinct address is numbered once (see socket-table.ts).
 import type { MalformedLine, ParsedTable } from './parse-result.js';
-import { KERNEL_STATES, type Proto, type SocketRow, type SocketState } from './socket-row.js';
+import { KERNEL_STATES, type Proto } from './socket-row.js';
+import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 /** The value of `count` hex digits at `at`, or -1 if one of them is not a hex digit. */
-function hexAt(text: string, at: number, count: number): number {
+function hexAt(bytes: Uint8Array, at: number, count: number): number {
   let value = 0;
   for (let i = at; i < at + count; i++) {
-    const c = text.charCodeAt(i);
+    const c = bytes[i]!;
     let digit: number;
     if (c >= 48 && c <= 57) digit = c - 48;
     else if (c >= 65 && c <= 70) digit = c - 55;
@@ -25,72 +25,6 @@ function hexAt(text: string, at: number, count: number): number {
 const swap32 = (word: number): number =>
   (((word & 255) << 24) | (((word >>> 8) & 255) << 16) | (((word >>> 16) & 255) << 8) | (word >>> 24)) >>> 0;
 
-function ipv6FromHex(text: string, at: number): string | null {
-  const groups = new Array<number>(8);
-  for (let w = 0; w < 4; w++) {
-    const word = hexAt(text, at + w * 8, 8);
-    if (word < 0) return null;
-    const be = swap32(word);
-    groups[w * 2] = be >>> 16;
-    groups[w * 2 + 1] = be & 0xffff;
-  }
-  if (groups.every((g) => g === 0)) return '';
-  // ::ffff:a.b.c.d is the IPv4 client of a dual-stack listener: it is that IPv4 address.
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
-    const v4 = ((groups[6]! << 16) | groups[7]!) >>> 0;
-    return v4 === 0 ? '' : formatIpv4(v4);
-  }
-  return formatIpv6Groups(groups);
-}
-
-/**
- * IPv4 address text by its 32-bit value, in an open-addressing table. A Map would do, but most
- * addresses are above 2^30, which V8 keys as heap numbers: this is four times faster on a flood.
- */
-class Ipv4Names {
-  private keys = new Uint32Array(1024);
-  private used = new Uint8Array(1024);
-  // Filled, so the array starts and stays a packed array of strings (V8 deoptimises on the change).
-  private names: string[] = new Array<string>(1024).fill('');
-  private count = 0;
-
-  get(word: number): string {
-    let mask = this.keys.length - 1;
-    let slot = Math.imul(word, 0x9e3779b1) >>> 0 & mask;
-    while (this.used[slot] === 1) {
-      if (this.keys[slot] === word) return this.names[slot]!;
-      slot = (slot + 1) & mask;
-    }
-    const name = formatIpv4(swap32(word));
-    if (++this.count * 2 > this.keys.length) {
-      this.grow();
-      mask = this.keys.length - 1;
-      slot = Math.imul(word, 0x9e3779b1) >>> 0 & mask;
-      while (this.used[slot] === 1) slot = (slot + 1) & mask;
-    }
-    this.used[slot] = 1;
-    this.keys[slot] = word;
-    this.names[slot] = name;
-    return name;
-  }
-
-  private grow(): void {
-    const { keys, used, names } = this;
-    const size = keys.length * 2;
-    this.keys = new Uint32Array(size);
-    this.used = new Uint8Array(size);
-    this.names = new Array<string>(size).fill('');
-    for (let i = 0; i < keys.length; i++) {
-      if (used[i] !== 1) continue;
-      let slot = Math.imul(keys[i]!, 0x9e3779b1) >>> 0 & (size - 1);
-      while (this.used[slot] === 1) slot = (slot + 1) & (size - 1);
-      this.used[slot] = 1;
-      this.keys[slot] = keys[i]!;
-      this.names[slot] = names[i]!;
-    }
-  }
-}
-
 /** The proto a /proc/net header names: the UDP tables add "ref pointer drops" after "inode". */
 export function procProtoFromHeader(text: string): Proto {
   const headerEnd = text.indexOf('\n');
@@ -98,103 +32,144 @@ export function procProtoFromHeader(text: string): Proto {
   return /\bdrops\b/.test(header) ? 'udp' : 'tcp';
 }
 
+const NEWLINE = 10;
+
 /**
- * Parses /proc/net text as it arrives, chunk by chunk, so that a large live table never has to be
- * held whole in memory (a 1M-socket table is 143 MB of text).
+ * Parses /proc/net bytes as they arrive, chunk by chunk, into a SocketTable: a large live table is
+ * never held whole in memory as text (a 1M-socket table is 143 MB of it), and a well-formed row
+ * allocates nothing.
  */
 export class ProcNetParser {
-  readonly rows: SocketRow[] = [];
   readonly malformed: MalformedLine[] = [];
-  private readonly v4Names = new Ipv4Names();
-  private readonly v6Names = new Map<string, string | null>();
-  private carry = '';
+  /** The unfinished last line of the previous chunk. */
+  private carry = Buffer.allocUnsafe(256);
+  private carryLength = 0;
   private lineNo = 0;
+  private readonly proto: number;
 
-  constructor(private readonly proto: Proto) {}
+  constructor(
+    proto: Proto,
+    /** Several parsers (tcp and udp) may fill one table. */
+    readonly table: SocketTable = new SocketTable(),
+  ) {
+    this.proto = protoIndex(proto);
+  }
 
-  /** Parses every complete line of `chunk` (with what the previous chunk left unfinished). */
-  push(chunk: string): void {
-    const text = this.carry === '' ? chunk : this.carry + chunk;
-    const lastNewline = text.lastIndexOf('\n');
-    if (lastNewline < 0) {
-      this.carry = text;
+  /** Parses every complete line of chunk[0, length) (with what the previous chunk left unfinished). */
+  push(chunk: Buffer, length = chunk.length): void {
+    let start = 0;
+    if (this.carryLength > 0) {
+      const newline = chunk.indexOf(NEWLINE);
+      if (newline < 0 || newline >= length) {
+        this.keep(chunk, 0, length);
+        return;
+      }
+      this.keep(chunk, 0, newline + 1);
+      this.parseLines(this.carry, 0, this.carryLength);
+      this.carryLength = 0;
+      start = newline + 1;
+    }
+    const last = length > start ? chunk.lastIndexOf(NEWLINE, length - 1) : -1;
+    if (last < start) {
+      this.keep(chunk, start, length);
       return;
     }
-    this.parseLines(text, lastNewline + 1);
-    this.carry = text.slice(lastNewline + 1);
+    this.parseLines(chunk, start, last + 1);
+    this.keep(chunk, last + 1, length);
   }
 
   end(): ParsedTable {
-    if (this.carry !== '') this.parseLines(this.carry, this.carry.length);
-    this.carry = '';
-    return { rows: this.rows, malformed: this.malformed };
+    if (this.carryLength > 0) {
+      // Ended like every other line, so that no scan runs on into stale bytes.
+      this.keep(Buffer.from([NEWLINE]), 0, 1);
+      this.parseLines(this.carry, 0, this.carryLength);
+      this.carryLength = 0;
+    }
+    return { rows: this.table, malformed: this.malformed };
   }
 
-  /** Parses the lines in text[0, length), where length is just past a newline or the text's end. */
-  private parseLines(text: string, length: number): void {
-    const { rows, malformed, v4Names, v6Names, proto } = this;
-    let lineStart = 0;
+  private keep(chunk: Buffer, from: number, to: number): void {
+    const needed = this.carryLength + (to - from);
+    if (needed > this.carry.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(needed, this.carry.length * 2));
+      this.carry.copy(bigger, 0, 0, this.carryLength);
+      this.carry = bigger;
+    }
+    chunk.copy(this.carry, this.carryLength, from, to);
+    this.carryLength = needed;
+  }
+
+  /** Parses the lines in bytes[from, to), where `to` is just past a newline. */
+  private parseLines(bytes: Buffer, from: number, to: number): void {
+    const { table, malformed, proto } = this;
+    const book = table.addresses;
+    let lineStart = from;
     let lineNo = this.lineNo;
 
-    while (lineStart < length) {
-      let lineEnd = text.indexOf('\n', lineStart);
-      if (lineEnd < 0 || lineEnd > length) lineEnd = length;
+    while (lineStart < to) {
+      let lineEnd = bytes.indexOf(NEWLINE, lineStart);
+      if (lineEnd < 0 || lineEnd > to) lineEnd = to;
       lineNo++;
       const start = lineStart;
       lineStart = lineEnd + 1;
 
       let p = start;
-      while (text.charCodeAt(p) === 32) p++;
-      if (p >= lineEnd || (p === lineEnd - 1 && text.charCodeAt(p) === 13)) continue; // blank line
+      while (bytes[p] === 32) p++;
+      if (p >= lineEnd || (p === lineEnd - 1 && bytes[p] === 13)) continue; // blank line
       // The header ("  sl  local_address rem_address st …") has no "N:" slot number.
-      if (text.charCodeAt(p) === 115 /* s */ && text.startsWith('sl ', p)) continue;
+      if (bytes[p] === 115 /* s */ && bytes[p + 1] === 108 /* l */ && bytes[p + 2] === 32) continue;
       const slot = p;
-      while (text.charCodeAt(p) >= 48 && text.charCodeAt(p) <= 57) p++;
-      let ok = p > slot && text.charCodeAt(p) === 58; /* : */
+      while (bytes[p]! >= 48 && bytes[p]! <= 57) p++;
+      let ok = p > slot && bytes[p] === 58; /* : */
       p++;
-      while (text.charCodeAt(p) === 32) p++;
+      while (bytes[p] === 32) p++;
 
       // local: 8 (IPv4) or 32 (IPv6) hex digits, ':', 4-digit port, ' ', then the remote alike.
-      const width = text.charCodeAt(p + 8) === 58 ? 8 : text.charCodeAt(p + 32) === 58 ? 32 : 0;
+      const width = bytes[p + 8] === 58 ? 8 : bytes[p + 32] === 58 ? 32 : 0;
       const remoteAt = p + width + 6;
       const stateAt = remoteAt + width + 6;
-      ok = ok && width > 0 && stateAt + 2 <= lineEnd && text.charCodeAt(p + width + 5) === 32 && text.charCodeAt(remoteAt + width) === 58 && text.charCodeAt(remoteAt + width + 5) === 32;
-      const localPort = ok ? hexAt(text, p + width + 1, 4) : -1;
-      const remotePort = ok ? hexAt(text, remoteAt + width + 1, 4) : -1;
-      const stateNo = ok ? hexAt(text, stateAt, 2) : -1;
+      ok = ok && width > 0 && stateAt + 2 <= lineEnd && bytes[p + width + 5] === 32 && bytes[remoteAt + width] === 58 && bytes[remoteAt + width + 5] === 32;
+      const localPort = ok ? hexAt(bytes, p + width + 1, 4) : -1;
+      const remotePort = ok ? hexAt(bytes, remoteAt + width + 1, 4) : -1;
+      const stateNo = ok ? hexAt(bytes, stateAt, 2) : -1;
 
-      let remote: string | null | undefined = null;
+      let remote = -1;
       if (localPort >= 0 && remotePort >= 0 && stateNo >= 0) {
         if (width === 8) {
-          const word = hexAt(text, remoteAt, 8);
-          if (word === 0) remote = '';
-          else if (word > 0) remote = v4Names.get(word);
+          const word = hexAt(bytes, remoteAt, 8);
+          if (word >= 0) remote = book.ipv4Id(swap32(word));
         } else {
-          const key = text.slice(remoteAt, remoteAt + 32);
-          remote = v6Names.get(key);
-          if (remote === undefined) {
-            remote = ipv6FromHex(text, remoteAt);
-            v6Names.set(key, remote);
-          }
+          const a = hexAt(bytes, remoteAt, 8);
+          const b = hexAt(bytes, remoteAt + 8, 8);
+          const c = hexAt(bytes, remoteAt + 16, 8);
+          const d = hexAt(bytes, remoteAt + 24, 8);
+          if (a >= 0 && b >= 0 && c >= 0 && d >= 0) remote = book.ipv6Id(swap32(a), swap32(b), swap32(c), swap32(d));
         }
       }
-      let state: SocketState | undefined;
-      if (proto === 'udp') state = stateNo === 1 ? 'ESTABLISHED' : 'UNCONN';
-      else state = KERNEL_STATES[stateNo];
-      if (remote === null || state === undefined) {
-        const stop = lineEnd > start && text.charCodeAt(lineEnd - 1) === 13 ? lineEnd - 1 : lineEnd;
-        malformed.push({ line: lineNo, text: text.slice(start, stop) });
+      let state: number;
+      if (proto === UDP) state = stateNo === 1 ? ESTABLISHED : UNCONN;
+      else state = stateNo >= 0 && stateNo < KERNEL_STATE_INDEX.length ? KERNEL_STATE_INDEX[stateNo]! : -1;
+      if (remote < 0 || state < 0) {
+        const stop = lineEnd > start && bytes[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
+        malformed.push({ line: lineNo, text: bytes.toString('latin1', start, stop) });
         continue;
       }
-      const connected = remote !== '' && state !== 'LISTEN' && state !== 'UNCONN';
-      rows.push({ proto, state, localPort, remote: connected ? remote : '', remotePort: connected ? remotePort : 0 });
+      const connected = state !== LISTEN && state !== UNCONN;
+      table.push(proto, state, localPort, connected ? remote : 0, remotePort);
     }
     this.lineNo = lineNo;
   }
 }
 
+const UDP = protoIndex('udp');
+const ESTABLISHED = stateIndex('ESTABLISHED');
+const UNCONN = stateIndex('UNCONN');
+const LISTEN = stateIndex('LISTEN');
+/** STATES index per kernel state number; -1 for numbers that are no state. */
+const KERNEL_STATE_INDEX = KERNEL_STATES.map((state) => (state === undefined ? -1 : stateIndex(state)));
+
 export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(text)): ParsedTable {
   const parser = new ProcNetParser(proto);
-  parser.push(text);
+  parser.push(Buffer.from(text, 'latin1'));
   return parser.end();
 }

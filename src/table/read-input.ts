@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import type { ParsedTable } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
-import type { SocketRow } from './socket-row.js';
+import { SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
   readonly name: string;
@@ -34,9 +34,9 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
   return { name, format, ...parseTable(text, format) };
 }
 
-export function mergeRows(tables: readonly ParsedTable[]): SocketRow[] {
+export function mergeRows(tables: readonly ParsedTable[]): SocketTable {
   if (tables.length === 1) return tables[0]!.rows;
-  const rows: SocketRow[] = [];
-  for (const table of tables) for (const row of table.rows) rows.push(row);
+  const rows = new SocketTable();
+  for (const table of tables) rows.append(table.rows);
   return rows;
 }

@@ -1,13 +1,14 @@
 // Parses `ss -tan` / `-tanu` output (iproute2), with or without the Netid column.
 import { AddressCache, type MalformedLine, type ParsedTable, forEachLine, splitEndpoint } from './parse-result.js';
-import { type Proto, type SocketRow, normalizeState } from './socket-row.js';
+import { type Proto, normalizeState } from './socket-row.js';
+import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 const NETIDS: Record<string, Proto | null> = { tcp: 'tcp', udp: 'udp', raw: null, u_str: null, u_dgr: null, u_seq: null, p_raw: null, p_dgr: null, nl: null, mptcp: 'tcp', sctp: null, icmp6: null, v_str: null, v_dgr: null, xdp: null, tipc: null };
 
 export function parseSs(text: string, defaultProto: Proto = 'tcp'): ParsedTable {
-  const rows: SocketRow[] = [];
+  const rows = new SocketTable();
   const malformed: MalformedLine[] = [];
-  const cache = new AddressCache();
+  const cache = new AddressCache(rows.addresses);
 
   forEachLine(text, (line, lineNo) => {
     // Continuation lines of -e/-i/-o start with whitespace; the header starts with State or Netid.
@@ -29,14 +30,8 @@ export function parseSs(text: string, defaultProto: Proto = 'tcp'): ParsedTable 
       malformed.push({ line: lineNo, text: line });
       return;
     }
-    const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== '';
-    rows.push({
-      proto,
-      state: proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state,
-      localPort: local.port,
-      remote: connected ? remote.address : '',
-      remotePort: connected ? remote.port : 0,
-    });
+    const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== 0;
+    rows.push(protoIndex(proto), stateIndex(proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state), local.port, connected ? remote.address : 0, remote.port);
   });
   return { rows, malformed };
 }

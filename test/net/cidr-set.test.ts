@@ -99,3 +99,16 @@ describe('buildAllowlist', () => {
     }
   });
 });
+
+describe('CidrSet.coversIpv4 (numbers, as the detector asks)', () => {
+  it('agrees with covers() at every prefix length, /0 and /1 included', () => {
+    const set = CidrSet.parse(['198.51.100.0/24', '203.0.113.7', '128.0.0.0/1']);
+    const ask = (text: string) => set.coversIpv4(Number(parseCidr(text)!.value), parseCidr(text)!.prefix);
+    for (const text of ['198.51.100.7', '198.51.100.0/25', '198.51.101.1', '203.0.113.7', '203.0.113.8', '200.1.2.3', '127.255.255.255', '0.0.0.0/0', '192.0.0.0/2']) {
+      expect(ask(text), text).toBe(set.covers(parseCidr(text)!));
+    }
+    expect(ask('200.1.2.3')).toBe(true);
+    expect(ask('127.255.255.255')).toBe(false);
+    expect(CidrSet.parse(['0.0.0.0/0']).coversIpv4(0xc0000201)).toBe(true);
+  });
+});

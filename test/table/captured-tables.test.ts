@@ -1,6 +1,7 @@
 // Every captured format of the same moment must tell the same story as expected.json.
 import { describe, expect, it } from 'vitest';
 import { canonicalIp } from '../../src/net/ip.js';
+import { SocketTable } from '../../src/table/socket-table.js';
 import { countSockets } from '../../src/table/count-sockets.js';
 import { detectFormat } from '../../src/table/parse-table.js';
 import { parseProcNet } from '../../src/table/proc-net-parser.js';
@@ -120,7 +121,7 @@ describe('addresses in the captured tables', () => {
         ['', 0],
       ]);
       expect(listening.map((row) => row.localPort).sort(), format).toEqual([443, 443, 80]);
-      const counted = countSockets(rows, { proto: 'tcp', states: new Set(['LISTEN']) }, { by: 'ip' });
+      const counted = countSockets(SocketTable.from(rows), { proto: 'tcp', states: new Set(['LISTEN']) }, { by: 'ip' });
       expect(counted.total, format).toBe(3);
       expect(counted.groups.size, format).toBe(0);
     }

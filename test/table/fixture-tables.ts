@@ -7,6 +7,7 @@ import { countSockets } from '../../src/table/count-sockets.js';
 import { detectFormat, parseTable } from '../../src/table/parse-table.js';
 import { parseProcNet } from '../../src/table/proc-net-parser.js';
 import type { SocketRow, SocketState } from '../../src/table/socket-row.js';
+import { SocketTable } from '../../src/table/socket-table.js';
 
 export const SCENARIOS = ['mixed', 'quiet', 'cookies'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -78,7 +79,7 @@ export function textRows(scenario: Scenario, format: TextFormat): SocketRow[] {
   const text = fixtureText(scenario, `${format}.txt`);
   const detected = detectFormat(text);
   if (detected === null) throw new Error(`${scenario}/${format}.txt: format not detected`);
-  return parseTable(text, detected).rows;
+  return parseTable(text, detected).rows.toRows();
 }
 
 export function rowsOf(scenario: Scenario, format: AnyFormat): SocketRow[] {
@@ -93,7 +94,8 @@ const inStates = (...states: SocketState[]) => ({ proto: 'tcp' as const, states:
 const NETS = { by: 'net', prefix4: 24, prefix6: 64 } as const;
 
 /** The rows' TCP counts in expected.json's shape. */
-export function summarize(rows: readonly SocketRow[]): Omit<Expected, 'procRows' | 'udpSockets' | 'observedSynRecvByIp'> {
+export function summarize(rowList: readonly SocketRow[]): Omit<Expected, 'procRows' | 'udpSockets' | 'observedSynRecvByIp'> {
+  const rows = SocketTable.from(rowList);
   return {
     states: countSockets(rows, { proto: 'tcp' }, { by: 'ip' }).states,
     synRecvByIp: toObject(countSockets(rows, inStates('SYN_RECV'), { by: 'ip' }).groups),

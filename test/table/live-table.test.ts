@@ -17,9 +17,9 @@ describe('ProcNetParser', () => {
     const whole = parseProcNet(text, 'tcp');
     for (const size of [1, 7, 150, 4096]) {
       const parser = new ProcNetParser('tcp');
-      for (let i = 0; i < text.length; i += size) parser.push(text.slice(i, i + size));
+      for (let i = 0; i < text.length; i += size) parser.push(Buffer.from(text.slice(i, i + size), 'latin1'));
       const chunked = parser.end();
-      expect(chunked.rows).toEqual(whole.rows);
+      expect(chunked.rows.toRows()).toEqual(whole.rows.toRows());
       expect(chunked.malformed).toEqual(whole.malformed);
     }
     expect(whole.rows.length).toBeGreaterThan(200);
@@ -30,7 +30,7 @@ describe('ProcNetParser', () => {
     text.splice(5, 0, '  12: NOT-A-ROW');
     const joined = text.join('\n');
     const parser = new ProcNetParser('tcp');
-    for (let i = 0; i < joined.length; i += 33) parser.push(joined.slice(i, i + 33));
+    for (let i = 0; i < joined.length; i += 33) parser.push(Buffer.from(joined.slice(i, i + 33), 'latin1'));
     expect(parser.end().malformed).toEqual([{ line: 6, text: '  12: NOT-A-ROW' }]);
   });
 });
@@ -40,11 +40,11 @@ describe('readLiveTable', () => {
     mkdirSync(join(root, 'net'));
     for (const file of ['tcp', 'tcp6', 'udp', 'udp6']) copyFileSync(join(FIXTURE, `proc-${file}.txt`), join(root, 'net', file));
     const live = await readLiveTable('all', root);
-    const expected = ['tcp', 'tcp6', 'udp', 'udp6'].flatMap((file) => parseProcNet(readFileSync(join(FIXTURE, `proc-${file}.txt`), 'latin1'), file.startsWith('udp') ? 'udp' : 'tcp').rows);
+    const expected = ['tcp', 'tcp6', 'udp', 'udp6'].flatMap((file) => parseProcNet(readFileSync(join(FIXTURE, `proc-${file}.txt`), 'latin1'), file.startsWith('udp') ? 'udp' : 'tcp').rows.toRows());
     expect([...live.rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(expected.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))));
     expect(live.malformed).toEqual([]);
     // proto 'tcp' reads only the TCP tables
-    expect((await readLiveTable('tcp', root)).rows.every((row) => row.proto === 'tcp')).toBe(true);
+    expect((await readLiveTable('tcp', root)).rows.toRows().every((row) => row.proto === 'tcp')).toBe(true);
   });
 
   it('treats missing IPv6 tables as empty (a kernel without IPv6)', async () => {

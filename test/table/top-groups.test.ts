@@ -1,11 +1,12 @@
 // The "top N" of a scan: biggest count first, ties in a stable order, and never more than asked for.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { scanCommand } from '../../src/cli/scan.js';
+import { SocketTable } from '../../src/table/socket-table.js';
 import { countSockets, topGroups } from '../../src/table/count-sockets.js';
 import { fileURLToPath } from 'node:url';
 import { rowsOf } from './fixture-tables.js';
 
-const synRecvBy = (by: 'ip' | 'port') => countSockets(rowsOf('mixed', 'proc'), { proto: 'tcp', states: new Set(['SYN_RECV']) }, { by }).groups;
+const synRecvBy = (by: 'ip' | 'port') => countSockets(SocketTable.from(rowsOf('mixed', 'proc')), { proto: 'tcp', states: new Set(['SYN_RECV']) }, { by }).groups;
 
 describe('topGroups', () => {
   it('puts the biggest sources first and breaks ties by address, as people read them', () => {

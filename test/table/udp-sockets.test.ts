@@ -1,6 +1,7 @@
 // UDP rows (/proc/net/udp*, netstat -antu, ss -tanu): an unconnected socket is UNCONN and no source;
 // a connected one has its peer. Neither changes the TCP counts.
 import { describe, expect, it } from 'vitest';
+import { SocketTable } from '../../src/table/socket-table.js';
 import { countSockets } from '../../src/table/count-sockets.js';
 import { parseProcNet, procProtoFromHeader } from '../../src/table/proc-net-parser.js';
 import { SCENARIOS, type Scenario, fixtureText, expectedCounts, rowKey, summarize, textRows } from './fixture-tables.js';
@@ -23,7 +24,7 @@ describe.each(SCENARIOS)('UDP sockets of the %s capture', (scenario) => {
 
   it.each(['proc', ...UDP_FORMATS] as const)('in %s: the unconnected ones are UNCONN and no source, the connected ones count their peer', (format) => {
     const rows = format === 'proc' ? procUdpRows(scenario) : textRows(scenario, format);
-    const udp = countSockets(rows, { proto: 'udp' }, { by: 'ip' });
+    const udp = countSockets(SocketTable.from(rows), { proto: 'udp' }, { by: 'ip' });
     expect(udp.states).toEqual({ UNCONN: 2, ESTABLISHED: 2 });
     expect(Object.fromEntries(udp.groups)).toEqual({ '192.0.2.2': 1, '2001:db8::2': 1 });
     const unconnected = rows.filter((row) => row.proto === 'udp' && row.state === 'UNCONN');
@@ -46,9 +47,9 @@ describe.each(SCENARIOS)('UDP sockets of the %s capture', (scenario) => {
 
   it("counts no UDP socket in a scan limited to 'tcp', and both protocols in 'all'", () => {
     const rows = textRows(scenario, 'ss-tanu');
-    const tcp = countSockets(rows, { proto: 'tcp' }, { by: 'ip' });
-    const all = countSockets(rows, { proto: 'all' }, { by: 'ip' });
-    const udp = countSockets(rows, { proto: 'udp' }, { by: 'ip' });
+    const tcp = countSockets(SocketTable.from(rows), { proto: 'tcp' }, { by: 'ip' });
+    const all = countSockets(SocketTable.from(rows), { proto: 'all' }, { by: 'ip' });
+    const udp = countSockets(SocketTable.from(rows), { proto: 'udp' }, { by: 'ip' });
     expect(tcp.states.UNCONN).toBeUndefined();
     expect(all.total).toBe(tcp.total + 4);
     expect(udp.total).toBe(4);
