@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { type Grouping, countSockets, topGroups } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
-import { readKernelCounters, readLiveTable } from '../table/live-table.js';
+import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
 import type { MalformedLine } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
@@ -86,7 +86,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   }
 
   const lines: string[] = [];
-  const source = live ? 'live kernel table (/proc/net/tcp, tcp6, udp, udp6)' : tables.map((t) => `${t.name} (${t.format})`).join(', ');
+  const source = live ? `live kernel table (${defaultProcRoot()}/net/tcp, tcp6, udp, udp6)` : tables.map((t) => `${t.name} (${t.format})`).join(', ');
   lines.push(`${counts.total} sockets matched in ${source}`);
   if (malformed.length > 0) {
     lines.push(`${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`);

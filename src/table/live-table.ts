@@ -27,6 +27,8 @@ function readOptional(path: string): string {
 }
 
 const CHUNK = 1 << 20;
+/** One read buffer for every scan: a daemon scans every second and need not allocate a megabyte each time. */
+let readBuffer: Buffer | undefined;
 
 /** Feeds a /proc/net file to the parser a megabyte at a time: the text is never held whole. */
 function readInto(path: string, parser: ProcNetParser, buffer: Buffer): void {
@@ -49,9 +51,23 @@ function readInto(path: string, parser: ProcNetParser, buffer: Buffer): void {
   }
 }
 
-export async function readLiveTable(proto: Proto | 'all' = 'all', procRoot = '/proc'): Promise<ParsedTable> {
-  const buffer = Buffer.allocUnsafe(CHUNK);
-  const table = new SocketTable();
+/**
+ * Where the kernel's tables are read: /proc, or FLOODGATE_PROC_ROOT (a host's /proc mounted into a
+ * container, or a directory of generated tables for a benchmark).
+ */
+export function defaultProcRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FLOODGATE_PROC_ROOT || '/proc';
+}
+
+export async function readLiveTable(
+  proto: Proto | 'all' = 'all',
+  procRoot = defaultProcRoot(),
+  /** A table to empty and fill again (the daemon's, from its previous scan); a new one when absent. */
+  into?: SocketTable,
+): Promise<ParsedTable> {
+  const buffer = (readBuffer ??= Buffer.allocUnsafe(CHUNK));
+  const table = into ?? new SocketTable();
+  table.clear();
   const malformed: MalformedLine[] = [];
   for (const source of SOURCES) {
     if (proto !== 'all' && source.proto !== proto) continue;
@@ -63,6 +79,6 @@ export async function readLiveTable(proto: Proto | 'all' = 'all', procRoot = '/p
   return { rows: table, malformed };
 }
 
-export async function readKernelCounters(procRoot = '/proc'): Promise<FloodCounters> {
+export async function readKernelCounters(procRoot = defaultProcRoot()): Promise<FloodCounters> {
   return parseKernelCounters(readOptional(`${procRoot}/net/netstat`));
 }

@@ -35,6 +35,15 @@ export class AddressBook {
   private v4Count = 0;
   private v6Count = 0;
 
+  /** Forgets every address and keeps the memory, for the next scan. */
+  clear(): void {
+    this.v4Slots.fill(0);
+    this.v6Slots.fill(0);
+    this.names = [''];
+    this.v4Count = 0;
+    this.v6Count = 0;
+  }
+
   /** How many ids are in use, counting the unused id 0: arrays indexed by id need this length. */
   get size(): number {
     return this.names.length;
@@ -180,6 +189,15 @@ export class SocketTable implements Iterable<SocketRow> {
     const table = new SocketTable();
     for (const row of rows) table.pushRow(row);
     return table;
+  }
+
+  /**
+   * Empties the table and keeps its arrays: a daemon scanning a million sockets every second reuses
+   * one table rather than allocating (and leaving to the allocator) tens of megabytes each time.
+   */
+  clear(): void {
+    this.length = 0;
+    this.addresses.clear();
   }
 
   /** Appends a socket by column values; a socket without a peer gets remote 0 and port 0. */

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readLiveTable } from '../../src/table/live-table.js';
+import { defaultProcRoot, readLiveTable } from '../../src/table/live-table.js';
 import { ProcNetParser, parseProcNet } from '../../src/table/proc-net-parser.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tables', 'mixed');
@@ -47,6 +47,14 @@ describe('readLiveTable', () => {
     expect((await readLiveTable('tcp', root)).rows.toRows().every((row) => row.proto === 'tcp')).toBe(true);
   });
 
+  it('fills a table it is given again, as the daemon does each scan, with the same result', async () => {
+    const first = await readLiveTable('all', root);
+    const expected = first.rows.toRows();
+    const again = await readLiveTable('all', root, first.rows);
+    expect(again.rows).toBe(first.rows);
+    expect(again.rows.toRows()).toEqual(expected);
+  });
+
   it('treats missing IPv6 tables as empty (a kernel without IPv6)', async () => {
     const v4only = mkdtempSync(join(tmpdir(), 'floodgate-proc4-'));
     try {
@@ -57,5 +65,13 @@ describe('readLiveTable', () => {
     } finally {
       rmSync(v4only, { recursive: true, force: true });
     }
+  });
+});
+
+describe('defaultProcRoot', () => {
+  it('is /proc unless FLOODGATE_PROC_ROOT names another directory', () => {
+    expect(defaultProcRoot({})).toBe('/proc');
+    expect(defaultProcRoot({ FLOODGATE_PROC_ROOT: '' })).toBe('/proc');
+    expect(defaultProcRoot({ FLOODGATE_PROC_ROOT: '/host/proc' })).toBe('/host/proc');
   });
 });

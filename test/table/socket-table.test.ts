@@ -172,3 +172,18 @@ describe('ProcNetParser on bytes', () => {
     expect(parseProcNet(text).rows.length).toBe(2);
   });
 });
+
+describe('SocketTable.clear', () => {
+  it('empties the table for the next scan, forgetting every address, and reads as a new one', () => {
+    const table = SocketTable.from(sampleRows(3_000));
+    table.clear();
+    expect(table.length).toBe(0);
+    expect(table.addresses.size).toBe(1);
+    const rows = sampleRows(500).reverse();
+    for (const row of rows) table.pushRow(row);
+    expect(table.toRows()).toEqual(rows);
+    expect(table.addresses.size).toBe(SocketTable.from(rows).addresses.size);
+    const fresh = countSockets(SocketTable.from(rows), {}, { by: 'ip' });
+    expect(countSockets(table, {}, { by: 'ip' })).toEqual(fresh);
+  });
+});
