@@ -3,11 +3,12 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-export function writeFileAtomic(path: string, data: string, mode = 0o600): void {
+/** Writes `data`, given whole or in pieces (a large state file need never be one string). */
+export function writeFileAtomic(path: string, data: string | Iterable<string>, mode = 0o600): void {
   const temporary = `${path}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'w', mode);
   try {
-    writeSync(fd, data);
+    for (const piece of typeof data === 'string' ? [data] : data) writeSync(fd, piece);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

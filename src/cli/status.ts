@@ -9,6 +9,8 @@ import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
 import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
 
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+
 export async function statusCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'status' });
@@ -37,6 +39,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
   }
   const lines = [
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
+    ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
     `mode:       ${status.mode}`,
     `backend:    ${status.backend}`,
     `interval:   ${status.interval}`,

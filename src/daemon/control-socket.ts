@@ -39,7 +39,12 @@ export function serveControl(path: string, mode: 'dry-run' | 'enforce', handle: 
             return { ok: false, error: (error as Error).message, exitCode };
           }
         });
-        chain = job;
+        // The chain holds on to nothing: a bulk ban's results would otherwise stay in memory until
+        // the next request.
+        chain = job.then(
+          () => undefined,
+          () => undefined,
+        );
         return job;
       })
       .then((response) => socket.end(`${JSON.stringify(response)}\n`))

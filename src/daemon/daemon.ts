@@ -13,6 +13,8 @@ import { formatDuration } from '../policy/duration.js';
 import type { Policy } from '../policy/schema.js';
 import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
+import { SocketTable } from '../table/socket-table.js';
+import { collectGarbage } from '../system/collect-garbage.js';
 import { serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
@@ -27,6 +29,9 @@ export interface DaemonOptions {
   readonly flushOnExit: boolean;
   readonly log: Logger;
 }
+
+/** After this many ban changes (or a reconcile of this many bans), the daemon compacts its memory. */
+const BULK_CHANGES = 10_000;
 
 /** How often an attack nobody can be banned for is repeated in the log. */
 const ATTACK_LOG_EVERY_MS = 30_000;
@@ -78,11 +83,22 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     let previousCounters: { at: number; counters: FloodCounters } | undefined;
     let lastReconcile = Date.now();
     let lastAttackLog = -Infinity;
+    let changesAtLastCollect = store.changes;
+    let changesLastTick = store.changes;
+    let wasQuiet = false;
+    const collect = (after: string) => {
+      const before = process.memoryUsage();
+      collectGarbage();
+      const now = process.memoryUsage();
+      log.debug({ event: 'gc', after, heapUsedBefore: before.heapUsed, heapUsed: now.heapUsed, heapTotalBefore: before.heapTotal, heapTotal: now.heapTotal }, `memory compacted after a ${after}`);
+    };
+    // One table for every scan, emptied and filled again: no per-scan allocation of its columns.
+    const sockets = new SocketTable();
 
     while (!stopping) {
       const tickStart = Date.now();
       try {
-        const [table, counters] = await Promise.all([readLiveTable('all'), readKernelCounters()]);
+        const [table, counters] = await Promise.all([readLiveTable('all', undefined, sockets), readKernelCounters()]);
         const now = Date.now();
         const counterRatesNow = previousCounters && counterRates(previousCounters.counters, counters, (now - previousCounters.at) / 1000);
         previousCounters = { at: now, counters };
@@ -109,8 +125,20 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
           lastReconcile = now;
           allowlist = buildAllowlist(policy.allowlist, hostAddresses());
           await enforcer.reconcile();
+          // Listing a large set is a bulk job too: its garbage outlives the young generation.
+          if (store.size >= BULK_CHANGES) collect('reconcile');
         }
         if (enforcer.queue.size === 0) store.saveIfChanged();
+        // A bulk change (ban --from-file of 100k, an expiry wave, a flush) leaves its garbage in
+        // V8's old generation, which a daemon that allocates little keeps for good: collect it once
+        // the store and the queue have been quiet for a whole tick, so the change is over.
+        const quiet = store.changes === changesLastTick && enforcer.queue.idle;
+        if (quiet && wasQuiet && store.changes - changesAtLastCollect >= BULK_CHANGES) {
+          changesAtLastCollect = store.changes;
+          collect('bulk change');
+        }
+        wasQuiet = quiet;
+        changesLastTick = store.changes;
       } catch (error) {
         // One failed pass (an unreadable table, a firewall error) never stops the loop.
         log.error({ event: 'error', during: 'scan', err: error }, `scan failed: ${(error as Error).message}`);

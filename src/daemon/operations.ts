@@ -62,8 +62,10 @@ export async function perform(request: Request, context: OperationContext): Prom
     }
     case 'status': {
       const last = enforcer.store.lastScan;
+      const memory = process.memoryUsage();
       const status: StatusResult = {
-        daemon: context.daemon,
+        // The daemon answers with its own memory: is it holding what it should?
+        daemon: context.daemon && { ...context.daemon, memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external } },
         mode: dryRun ? 'dry-run' : 'enforce',
         backend: enforcer.backend.kind,
         interval: formatDuration(policy.interval),

@@ -43,7 +43,8 @@ export interface ListedBan {
 }
 
 export interface StatusResult {
-  readonly daemon: { readonly pid: number; readonly since: string } | null;
+  /** The running daemon, with its memory in bytes (process.memoryUsage()); null when none answered. */
+  readonly daemon: { readonly pid: number; readonly since: string; readonly memory?: { readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number } } | null;
   readonly mode: 'dry-run' | 'enforce';
   readonly backend: string;
   readonly interval: string;

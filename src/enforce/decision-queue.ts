@@ -53,6 +53,11 @@ export class DecisionQueue {
     return this.pending.size;
   }
 
+  /** Nothing waiting and no batch being committed. */
+  get idle(): boolean {
+    return this.pending.size === 0 && this.queue.size === 0 && this.queue.pending === 0;
+  }
+
   private stopped = false;
 
   /**

@@ -112,7 +112,7 @@ export class Enforcer {
     this.queue.push('delete', target);
     if (target.prefix < bitsOf(target.family)) {
       // Bans inside this network may have leaned on its rule: they get their own now.
-      for (const inner of store.all()) {
+      for (const inner of store.values()) {
         const cidr = parseCidr(inner.target)!;
         if (cidrContains(target, cidr)) this.queue.push('add', cidr, inner.expiresAt);
       }
@@ -146,16 +146,22 @@ export class Enforcer {
     const repaired = (await backend.repair?.()) ?? 0;
     if (repaired > 0) log.warn({ event: 'reconcile', repaired, backend: backend.kind }, `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`);
     const actual = new Map<string, number>();
-    for (const cidr of await backend.list()) actual.set(formatCidr(cidr), (actual.get(formatCidr(cidr)) ?? 0) + 1);
-    let missing = 0;
-    let extra = 0;
     // A ban inside a banned network is enforced by the network's rule (nftables cannot even hold
     // both in one interval set); it gets its own again when the network's ban ends.
-    const present = new CidrSet([...actual.keys()].map((target) => parseCidr(target)!));
-    for (const ban of store.all()) {
-      if (!present.covers(parseCidr(ban.target)!) && !this.queue.has(ban.target, 'add')) {
+    const present = new CidrSet();
+    for (const cidr of await backend.list()) {
+      const key = formatCidr(cidr);
+      actual.set(key, (actual.get(key) ?? 0) + 1);
+      present.add(cidr);
+    }
+    let missing = 0;
+    let extra = 0;
+    for (const ban of store.values()) {
+      if (actual.has(ban.target)) continue; // the common case, and no parsing for it
+      const cidr = parseCidr(ban.target)!;
+      if (!present.covers(cidr) && !this.queue.has(ban.target, 'add')) {
         missing++;
-        this.queue.push('add', parseCidr(ban.target)!, ban.expiresAt);
+        this.queue.push('add', cidr, ban.expiresAt);
       }
     }
     for (const [target, copies] of actual) {

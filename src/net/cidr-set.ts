@@ -1,12 +1,13 @@
 // A set of addresses and networks, matched by prefix arithmetic: one hash lookup per distinct prefix
-// length, so an allowlist or a ban list of any size costs the same per lookup.
-import { type Cidr, type Family, bitsOf, cidrsOverlap, networkOf, parseCidr } from './ip.js';
+// length, so an allowlist or a ban list of any size costs the same per lookup. Only the numbers are
+// kept, no Cidr objects: the suppressed set of a daemon holds every active ban.
+import { type Cidr, type Family, bitsOf, networkOf, parseCidr } from './ip.js';
 
 export class CidrSet {
   // prefix length -> network values; IPv4 as plain numbers, which hash and mask without BigInts
   private readonly v4 = new Map<number, Set<number>>();
   private readonly v6 = new Map<number, Set<bigint>>();
-  private readonly entries: Cidr[] = [];
+  private count = 0;
 
   constructor(cidrs: Iterable<Cidr> = []) {
     for (const cidr of cidrs) this.add(cidr);
@@ -23,12 +24,12 @@ export class CidrSet {
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.count;
   }
 
   add(cidr: Cidr): void {
     const added = cidr.family === 4 ? addTo(this.v4, cidr.prefix, Number(cidr.value)) : addTo(this.v6, cidr.prefix, cidr.value);
-    if (added) this.entries.push(cidr);
+    if (added) this.count++;
   }
 
   /** True when some entry contains the whole of `cidr` (an address is a /32 or /128). */
@@ -55,11 +56,20 @@ export class CidrSet {
   /** True when some entry and `cidr` share at least one address. */
   overlaps(cidr: Cidr): boolean {
     if (this.covers(cidr)) return true;
-    return this.entries.some((entry) => cidrsOverlap(entry, cidr));
-  }
-
-  values(): readonly Cidr[] {
-    return this.entries;
+    // Otherwise only an entry inside `cidr` can share an address with it.
+    if (cidr.family === 4) {
+      const outer = Number(cidr.value);
+      for (const [prefix, values] of this.v4) {
+        if (prefix <= cidr.prefix) continue;
+        for (const value of values) if (cidr.prefix === 0 || ((value >>> (32 - cidr.prefix)) << (32 - cidr.prefix)) >>> 0 === outer) return true;
+      }
+      return false;
+    }
+    for (const [prefix, values] of this.v6) {
+      if (prefix <= cidr.prefix) continue;
+      for (const value of values) if (networkOf(6, value, cidr.prefix) === cidr.value) return true;
+    }
+    return false;
   }
 }
 

@@ -45,6 +45,23 @@ describe('BanStore persistence', () => {
     expect(loaded.ttlFor('198.51.100.7', T0 + MINUTE)).toBe(40 * MINUTE);
   });
 
+  it('writes thousands of bans in pieces as one JSON document, and loads them all back', () => {
+    const store = new BanStore(file, LIMITS);
+    for (let i = 0; i < 2_500; i++) store.add({ target: `198.18.${i >> 8}.${i & 255}`, rule: 'manual', count: 0, createdAt: T0 + i }, 10 * MINUTE);
+    for (let i = 0; i < 1_001; i++) store.setGrace(`198.19.${i >> 8}.${i & 255}`, T0 + MINUTE);
+    store.lastScan = { at: T0, durationMs: 3, sockets: 10 };
+    store.save();
+
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { version: number; bans: unknown[]; offenders: unknown[]; grace: unknown[]; refused: number; lastScan: unknown };
+    expect(json.version).toBe(1);
+    expect([json.bans.length, json.offenders.length, json.grace.length, json.refused]).toEqual([2_500, 2_500, 1_001, 0]);
+    expect(json.bans[2_499]).toEqual({ target: '198.18.9.195', rule: 'manual', count: 0, createdAt: T0 + 2_499, expiresAt: T0 + 2_499 + 10 * MINUTE, ttl: 10 * MINUTE });
+    const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.all()).toEqual(store.all());
+    expect(loaded.inGrace('198.19.3.232', T0)).toBe(true);
+    expect(loaded.lastScan).toEqual(store.lastScan);
+  });
+
   it('keeps the absolute expiry: a ban loaded later does not get a fresh ttl', () => {
     const store = new BanStore(file, LIMITS);
     store.add({ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);

@@ -571,8 +571,11 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
 
     await expectElements('the three accepted bans', accepted);
     expect(sorted((await listBans(lab, stateDir)).map((b) => b.target))).toEqual(sorted(accepted));
-    const status = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', stateDir])).stdout) as { active: number; refused: number; backend: string };
+    const status = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', stateDir])).stdout) as { active: number; refused: number; backend: string; daemon: { pid: number; memory: { rss: number; heapUsed: number } } };
     expect(status).toMatchObject({ active: 3, refused: 2, backend: kind });
+    // The daemon answers with its own memory, as /proc sees it.
+    expect(status.daemon.memory.heapUsed).toBeGreaterThan(1 << 20);
+    expect(status.daemon.memory.rss).toBeGreaterThan(status.daemon.memory.heapUsed);
     expect(daemon.events.filter((e) => e.event === 'refused').map((e) => [e.target, e.why])).toEqual(refused.map((t) => [t, 'max_active']));
 
     // What the message suggests: raise ban.max_active. The sets grow; nothing already banned is lost.
