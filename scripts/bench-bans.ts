@@ -4,7 +4,8 @@
 //   2. time to ban: from the first SYN of a 30-connection half-open flood to the rule in the kernel
 //   3. per-packet cost: a SYN flood against the server with 10k bans in place (none matching), per
 //      backend and with no bans at all
-//   4. memory: the daemon's RSS with 100k active bans, and the detector's on a 1M-row table in process
+//   4. memory: the daemon's RSS with 100k active bans and a 1M-row table, and the detector's alone on
+//      a 1M-row table in process
 //
 // usage (root): sudo npx tsx scripts/bench-bans.ts [--quick] [--only 1,2,3,4] [--profile DIR]
 //   --quick  fewer runs (about 2.5 minutes instead of about 4.5 on a busy 2-core machine)
@@ -18,7 +19,7 @@
 // Prints markdown tables on stdout, progress on stderr.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,6 +31,8 @@ import { type Lab, createLab } from './lab/lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+/** The node flags on the executable's #! line. */
+const shebangFlags = (): string[] => (/^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n')[0]!)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
 const DEFAULT_POLICY = readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8');
 
 const { values: args } = parseArgs({
@@ -232,7 +235,10 @@ async function startDaemon(name: string, policy: string, extraEnv: Record<string
   const policyFile = path.join(dir, 'policy.yaml');
   const logFile = path.join(dir, 'daemon.log');
   writeFileSync(policyFile, policy);
-  const child = spawnIn(theLab().server, [process.execPath, ...nodeFlags, CLI, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir], logFile, { FLOODGATE_LOG_LEVEL: 'debug', ...extraEnv });
+  // Started as `npx floodgate` starts it, through the executable's #! line (and its node flags);
+  // with profiling flags, node is named and given those flags as well.
+  const argv = nodeFlags.length === 0 ? [CLI] : [process.execPath, ...shebangFlags(), ...nodeFlags, CLI];
+  const child = spawnIn(theLab().server, [...argv, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir], logFile, { FLOODGATE_LOG_LEVEL: 'debug', ...extraEnv });
   const socket = path.join(stateDir, 'control.sock');
   const deadline = Date.now() + 30_000;
   while (!existsSync(socket)) {
@@ -755,19 +761,55 @@ async function partFlood(): Promise<FloodResult[]> {
 
 interface DaemonMemory {
   readonly idle: { rss: number; hwm: number };
-  readonly loaded: { rss: number; hwm: number };
+  /** Highest VmRSS sampled while holding the bans, before the large table. */
+  readonly withBans: number;
+  /** Highest VmRSS sampled while holding the bans and scanning the large table every second. */
+  readonly withTable: number;
+  /** VmHWM at the end: the peak of the whole run, the bulk load of the bans included. */
+  readonly hwm: number;
   readonly banMs: number;
-  readonly cpuMsPerTick: number;
+  readonly cpuMsPerTick: { bans: number; table: number };
+  readonly windowSeconds: number;
+  readonly lastScan: { durationMs: number; sockets: number };
+  readonly active: number;
   readonly commands: string;
 }
 
+/** The highest VmRSS of `pid` sampled every 200 ms for `ms`, and the CPU it used per second. */
+async function sampleRss(pid: number, ms: number): Promise<{ maxRss: number; cpuMsPerSecond: number }> {
+  const cpu0 = processCpuMs(pid);
+  const t0 = performance.now();
+  let maxRss = 0;
+  while (performance.now() - t0 < ms) {
+    const rss = procStatus(pid).rss;
+    maxRss = Math.max(maxRss, rss);
+    await sleep(200);
+  }
+  return { maxRss, cpuMsPerSecond: (processCpuMs(pid) - cpu0) / ((performance.now() - t0) / 1000) };
+}
+
+/** Sources of the daemon's large table: 198.19.136.0 up to the end of 198.18.0.0/15, above every ban. */
+const TABLE_RANGE = { first: ((198 << 24) | (19 << 16) | (136 << 8)) >>> 0, count: 120 * 256 };
+
+/**
+ * The daemon with 100k active bans and a 1M-row table, as the issue asks: it reads its tables from
+ * a directory named by FLOODGATE_PROC_ROOT, first copies of the server namespace's own (a few
+ * sockets), then a generated 1M-row /proc/net/tcp whose sources lie in 198.18.0.0/15 above the bans.
+ * The window covers at least one reconcile (every 30 s), when the daemon lists the whole set.
+ */
 async function partDaemonMemory(): Promise<DaemonMemory> {
-  log(`\n== 4a. daemon memory: ${MEMORY_BANS} bans (ipset, enforce, interval 1s)`);
+  const windowSeconds = QUICK ? 35 : 65;
+  log(`\n== 4a. daemon memory: ${MEMORY_BANS} bans, then a ${TABLE_ROWS}-row table (ipset, enforce, interval 1s, ${windowSeconds} s)`);
   await resetFirewall();
   const banFile = path.join(tmp, 'bans-100k.txt');
   writeFileSync(banFile, `${benchAddresses(MEMORY_BANS).join('\n')}\n`);
+  const procRoot = path.join(tmp, 'p4-proc');
+  mkdirSync(path.join(procRoot, 'net'), { recursive: true });
+  for (const file of ['tcp', 'tcp6', 'udp', 'udp6', 'netstat']) writeFileSync(path.join(procRoot, 'net', file), (await srv(['cat', `/proc/net/${file}`])).stdout);
+  const largeTable = path.join(procRoot, 'tcp-1M');
+  writeTable(generateTable(TABLE_ROWS, 'realistic', undefined, TABLE_RANGE), 'proc', largeTable);
   const heapFlags = PROFILE_DIR === undefined ? [] : ['--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`, '--heap-prof-name=daemon-100k.heapprofile'];
-  const { daemon, stateDir, policyFile } = await startDaemon('p4-daemon', policyText('ipset', MEMORY_BAN, '1s'), {}, [...profileFlags('daemon-100k'), ...heapFlags]);
+  const { daemon, stateDir, policyFile } = await startDaemon('p4-daemon', policyText('ipset', MEMORY_BAN, '1s'), { FLOODGATE_PROC_ROOT: procRoot }, [...profileFlags('daemon-100k'), ...heapFlags]);
   try {
     await sleep(3000);
     const idle = procStatus(daemon.pid);
@@ -776,20 +818,17 @@ async function partDaemonMemory(): Promise<DaemonMemory> {
     await banFromFile(banFile, stateDir, policyFile, MEMORY_BANS);
     const banMs = Math.max(performance.now() - t0, await waitForCount('ipset', MEMORY_BANS, t0));
     log(`  ${MEMORY_BANS} bans in ${seconds(banMs)} s`);
-    // A few scan ticks with the bans in place: each one builds the suppressed set and saves the store.
     await sleep(2000);
-    const cpu0 = processCpuMs(daemon.pid);
-    let peak = procStatus(daemon.pid);
-    for (let i = 0; i < 5; i++) {
-      await sleep(1000);
-      const now = procStatus(daemon.pid);
-      if (now.rss > peak.rss) peak = now;
-    }
-    const cpuMsPerTick = (processCpuMs(daemon.pid) - cpu0) / 5;
-    const loaded = { rss: peak.rss, hwm: procStatus(daemon.pid).hwm };
+    const bans = await sampleRss(daemon.pid, 5000);
+    log(`  with the bans: VmRSS up to ${mib(bans.maxRss)} MiB, ${bans.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick`);
+    renameSync(largeTable, path.join(procRoot, 'net', 'tcp'));
+    const table = await sampleRss(daemon.pid, windowSeconds * 1000);
+    const hwm = procStatus(daemon.pid).hwm;
+    const status = JSON.parse((await srv([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile])).stdout) as { active: number; lastScan: { durationMs: number; sockets: number } | null };
+    if (status.lastScan === null || status.lastScan.sockets < TABLE_ROWS) throw new Error(`the daemon did not scan the large table: ${JSON.stringify(status.lastScan)}`);
     const commands = commandSummary(readLog(daemon.logFile, logFrom)).text;
-    log(`  daemon RSS ${mib(loaded.rss)} MiB (peak ${mib(loaded.hwm)} MiB), ${cpuMsPerTick.toFixed(0)} ms CPU per 1 s tick`);
-    return { idle, loaded, banMs, cpuMsPerTick, commands };
+    log(`  with the table: VmRSS up to ${mib(table.maxRss)} MiB, peak of the run ${mib(hwm)} MiB, ${table.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick, scan ${status.lastScan.durationMs} ms, ${status.active} active bans`);
+    return { idle, withBans: bans.maxRss, withTable: table.maxRss, hwm, banMs, cpuMsPerTick: { bans: bans.cpuMsPerSecond, table: table.cpuMsPerSecond }, windowSeconds, lastScan: status.lastScan, active: status.active, commands };
   } finally {
     await stopDaemon(daemon);
     await resetFirewall();
@@ -968,17 +1007,19 @@ async function main(): Promise<void> {
       const daemon = await partDaemonMemory();
       const detector = await partDetectorMemory();
       say(`## 4. Memory\n`);
-      say(`\`floodgate run --enforce\` (ipset, interval 1s, max_active 200000, ban.rate 1000000/s) in the lab's server namespace, ${MEMORY_BANS} bans loaded with \`ban --from-file\` (${seconds(daemon.banMs)} s to all in the kernel; firewall commands: ${daemon.commands}). /proc/<pid>/status of the daemon; the goal is checked against the peak (VmHWM).\n`);
+      say(`\`floodgate run --enforce\` (ipset, interval 1s, max_active 200000, ban.rate 1000000/s) in the lab's server namespace. ${MEMORY_BANS} bans loaded with \`ban --from-file\` (${seconds(daemon.banMs)} s to all in the kernel; firewall commands: ${daemon.commands}), then the daemon's table (read through FLOODGATE_PROC_ROOT) replaced by a generated ${TABLE_ROWS}-row /proc/net/tcp (realistic sources in 198.18.0.0/15, above the banned addresses), scanned every second for ${daemon.windowSeconds} s: a reconcile of the whole set falls in that window. The detector bans the table's flooders as well: ${daemon.active} active bans at the end. Last scan: ${daemon.lastScan.sockets} sockets in ${daemon.lastScan.durationMs} ms. VmRSS sampled every 200 ms from /proc/<pid>/status; VmHWM is the peak of the whole run.\n`);
       say(
         markdownTable(
-          ['daemon', 'VmRSS (MiB)', 'VmHWM (MiB)', 'goal', 'met'],
+          ['daemon', 'RSS (MiB)', 'CPU per 1 s tick (ms)', 'goal', 'met'],
           [
-            ['idle, no bans', mib(daemon.idle.rss), mib(daemon.idle.hwm), '', ''],
-            [`${MEMORY_BANS} active bans, scanning every 1 s`, mib(daemon.loaded.rss), mib(daemon.loaded.hwm), `< ${GOALS.rssMiB} MiB`, met(daemon.loaded.hwm < GOALS.rssMiB * 2 ** 20)],
+            ['idle, no bans', mib(daemon.idle.rss), '', '', ''],
+            [`${MEMORY_BANS} active bans (highest VmRSS over 5 s)`, mib(daemon.withBans), daemon.cpuMsPerTick.bans.toFixed(0), '', ''],
+            [`**${MEMORY_BANS} active bans and a ${TABLE_ROWS}-row table** (highest VmRSS over ${daemon.windowSeconds} s)`, `**${mib(daemon.withTable)}**`, daemon.cpuMsPerTick.table.toFixed(0), `< ${GOALS.rssMiB} MiB`, met(daemon.withTable < GOALS.rssMiB * 2 ** 20)],
+            ['peak of the whole run (VmHWM), the bulk load of the bans included', mib(daemon.hwm), '', `< ${GOALS.rssMiB} MiB`, met(daemon.hwm < GOALS.rssMiB * 2 ** 20)],
           ],
         ),
       );
-      say(`\nWith ${MEMORY_BANS} bans the daemon spends ${daemon.cpuMsPerTick.toFixed(0)} ms of CPU per 1 s scan tick on a near-empty table (mean of 5 ticks).\n`);
+      say('');
       for (const d of detector) {
         say(`Detector in process (fresh node, the build's parseProcNet + detect with the default policy), ${TABLE_ROWS} rows of /proc/net/tcp text (${mib(d.fileBytes)} MiB), ${d.sources} sources (${d.distinct} distinct addresses): readLiveTable (read + parse) ${ms(d.parseMs)} ms, detect ${ms(d.detectMs)} ms, ${d.verdicts} verdicts.\n`);
         say(
@@ -1002,9 +1043,10 @@ async function main(): Promise<void> {
       }
       results.memory = {
         daemonIdleRssMiB: +mib(daemon.idle.rss),
-        daemon100kRssMiB: +mib(daemon.loaded.rss),
-        daemon100kHwmMiB: +mib(daemon.loaded.hwm),
-        daemon100kCpuMsPerTick: Math.round(daemon.cpuMsPerTick),
+        daemon100kRssMiB: +mib(daemon.withBans),
+        daemon100k1MRowsRssMiB: +mib(daemon.withTable),
+        daemonPeakMiB: +mib(daemon.hwm),
+        daemonCpuMsPerTick: { bans: Math.round(daemon.cpuMsPerTick.bans), table: Math.round(daemon.cpuMsPerTick.table) },
         detector1M: Object.fromEntries(detector.map((d) => [d.sources, { peakRssMiB: +mib(d.maxRss), parseMs: Math.round(d.parseMs), detectMs: Math.round(d.detectMs) }])),
       };
     }

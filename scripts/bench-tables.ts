@@ -69,9 +69,25 @@ function random(seed: number): () => number {
 const SERVER = ((192 << 24) | (0 << 16) | (2 << 8) | 1) >>> 0; // 192.0.2.1
 const LOOPBACK = 0x7f000001;
 
-/** A plausible public unicast address (first octet 1..223, not 127, not 0 in the last octet). */
-function publicAddress(next: () => number): number {
+/** Where a realistic table's sources come from, when not from the whole public space. */
+export interface AddressRange {
+  /** The first address, as a number; a multiple of 256. */
+  readonly first: number;
+  /** How many addresses; a multiple of 256. */
+  readonly count: number;
+}
+
+/**
+ * A plausible public unicast address (first octet 1..223, not 127, not 0 in the last octet), or
+ * an address of `range` (for tables a daemon bans from: documentation ranges only).
+ */
+function publicAddress(next: () => number, range?: AddressRange): number {
   for (;;) {
+    if (range !== undefined) {
+      const a = (range.first + Math.floor(next() * range.count)) >>> 0;
+      if ((a & 255) !== 0 && (a & 255) !== 255) return a;
+      continue;
+    }
     const a = (next() * 4294967296) >>> 0;
     const first = a >>> 24;
     if (first === 0 || first === 10 || first === 127 || first >= 224 || (a & 255) === 0) continue;
@@ -85,7 +101,8 @@ function publicAddress(next: () => number): number {
  * plus the flood from 20 heavy hitters (60%) and one /24 botnet (40%). 'distinct': every connected
  * row has its own remote address, the worst case for any per-address table.
  */
-export function generateTable(rows: number, sources: SourceMix, seed = 20240611): GeneratedTable {
+export function generateTable(rows: number, sources: SourceMix, seed = 20240611, range?: AddressRange): GeneratedTable {
+  if (range !== undefined && sources === 'distinct') throw new Error('generateTable: a range holds too few addresses for distinct sources');
   const next = random(seed);
   const t: GeneratedTable = {
     rows,
@@ -99,9 +116,9 @@ export function generateTable(rows: number, sources: SourceMix, seed = 20240611)
     synRecv: 0,
     sources,
   };
-  const legit = Array.from({ length: LEGIT_SOURCES }, () => publicAddress(next));
-  const hitters = Array.from({ length: HEAVY_HITTERS }, () => publicAddress(next));
-  const botnet = publicAddress(next) & 0xffffff00;
+  const legit = Array.from({ length: LEGIT_SOURCES }, () => publicAddress(next, range));
+  const hitters = Array.from({ length: HEAVY_HITTERS }, () => publicAddress(next, range));
+  const botnet = (publicAddress(next, range) & 0xffffff00) >>> 0;
   const listeners: [number, number][] = [
     [0, 443],
     [0, 80],
