@@ -2,6 +2,7 @@
 // terminal or with --pretty.
 import { type Logger, pino } from 'pino';
 import pretty from 'pino-pretty';
+import { LogDestination } from './log-destination.js';
 
 export type { Logger };
 
@@ -11,5 +12,6 @@ export function createLogger(options: { pretty?: boolean; level?: string; destin
   if (usePretty) {
     return pino(base, pretty({ colorize: Boolean(process.stdout.isTTY), sync: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', destination: options.destination ?? 1 }));
   }
-  return pino(base, options.destination ?? pino.destination({ dest: 1, sync: true }));
+  // Batched: a burst of bans costs a few write(2) calls, not one per line (see log-destination.ts).
+  return pino(base, options.destination ?? new LogDestination(1));
 }

@@ -51,7 +51,11 @@ export class Enforcer {
     this.clock = options.clock ?? Date.now;
     this.queue = new DecisionQueue(options.backend, {
       rate: options.rate,
-      beforeCommit: () => options.store.saveIfChanged(),
+      // Audit lines first: a ban is never saved or in the firewall without its line in the log.
+      beforeCommit: () => {
+        options.log.flush();
+        options.store.saveIfChanged();
+      },
       onCommit: (result) => this.afterCommit(result),
       onError: (error, changes) => {
         options.log.error({ event: 'error', during: 'commit', backend: options.backend.kind, changes: changes.length, err: error }, `firewall commit failed: ${(error as Error).message}`);
@@ -218,12 +222,14 @@ export class Enforcer {
   /** Applies everything queued, then saves: for a manual command, which reports what it did. */
   async close(): Promise<void> {
     await this.queue.drain();
+    this.options.log.flush();
     this.options.store.saveIfChanged(0);
   }
 
   /** Finishes the batch in flight and saves; what still waits is re-applied at the next start. */
   async stop(): Promise<void> {
     await this.queue.stop();
+    this.options.log.flush();
     this.options.store.saveIfChanged(0);
   }
 }
