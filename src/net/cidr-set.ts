@@ -56,6 +56,8 @@ export class CidrSet {
   /** True when some entry and `cidr` share at least one address. */
   overlaps(cidr: Cidr): boolean {
     if (this.covers(cidr)) return true;
+    // Only a network can hold entries narrower than itself; for an address, covers() was the answer.
+    if (cidr.prefix === bitsOf(cidr.family)) return false;
     return this.entries.some((entry) => cidrsOverlap(entry, cidr));
   }
 

@@ -75,6 +75,18 @@ describe('CidrSet.overlaps', () => {
     expect(set.overlaps(cidr('2001:db8::/32'))).toBe(true);
     expect(set.overlaps(cidr('2001:db8:2::/64'))).toBe(false);
   });
+
+  it('finds an address that is an entry or inside one, and nothing else, in either family', () => {
+    const set = CidrSet.parse(['198.51.100.7', '203.0.113.0/24', '2001:db8:1::/48', '2001:db8::9']);
+    expect(set.overlaps(cidr('198.51.100.7'))).toBe(true);
+    expect(set.overlaps(cidr('203.0.113.77'))).toBe(true);
+    expect(set.overlaps(cidr('2001:db8:1::77'))).toBe(true);
+    expect(set.overlaps(cidr('2001:db8::9'))).toBe(true);
+    expect(set.overlaps(cidr('198.51.100.8'))).toBe(false);
+    expect(set.overlaps(cidr('2001:db8::8'))).toBe(false);
+    // The same bits in the other family are another address.
+    expect(set.overlaps(cidr('::c633:6407'))).toBe(false);
+  });
 });
 
 describe('CidrSet contents', () => {
