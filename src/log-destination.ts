@@ -1,8 +1,8 @@
 // Where the JSON log lines go: a file descriptor, written in batches, so that a burst of events (10k
 // bans from one `ban --from-file`) costs a few write(2) calls instead of one per line. Lines reach
-// the descriptor when the event loop next turns (setImmediate), sooner when the buffer is full, on
-// flush(), and at exit. The enforcer flushes before it saves the ban store, so a ban is never in the
-// store or the firewall without its audit line already written.
+// the descriptor as soon as the code running now (and the promise jobs it queued) is done, sooner
+// when the buffer is full, on flush(), and at exit. The enforcer flushes before it saves the ban
+// store, so a ban is never in the store or the firewall without its audit line already written.
 import { writeSync } from 'node:fs';
 
 export interface LogDestinationOptions {
@@ -67,7 +67,8 @@ export class LogDestination {
     this.used += this.buffer.write(line, this.used);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => {
+      // Not setImmediate: that would hold the lines back while the event loop works through I/O.
+      process.nextTick(() => {
         this.scheduled = false;
         this.flushSync();
       });

@@ -25,7 +25,7 @@ const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 const lines = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `{"n":${from + i},"text":"ü line ${from + i}"}\n`);
 
 describe('LogDestination', () => {
-  it('writes the lines of one synchronous burst in one call, on the next turn of the event loop', async () => {
+  it('writes the lines of one synchronous burst in one call, once that code is done', async () => {
     const out = recorder();
     const destination = new LogDestination(99, { write: out.write });
     for (const line of lines(1000)) destination.write(line);
