@@ -2,12 +2,19 @@
 // length, so an allowlist or a ban list of any size costs the same per lookup.
 import { type Cidr, type Family, bitsOf, cidrsOverlap, networkOf, parseCidr } from './ip.js';
 
+/** The /prefix network of an IPv4 address held as a number (0 .. 2^32-1). */
+function network4(value: number, prefix: number): number {
+  // `>>> 32` shifts by nothing in JavaScript: /0 is its own case.
+  if (prefix === 0) return 0;
+  const hostBits = 32 - prefix;
+  return ((value >>> hostBits) << hostBits) >>> 0;
+}
+
 export class CidrSet {
-  // family -> prefix length -> network values
-  private readonly byPrefix = new Map<Family, Map<number, Set<bigint>>>([
-    [4, new Map()],
-    [6, new Map()],
-  ]);
+  // prefix length -> network values. IPv4 networks are kept as numbers: covers() runs for every ban
+  // and every counted socket, and BigInt shifts made it the costliest step of a ban.
+  private readonly v4 = new Map<number, Set<number>>();
+  private readonly v6 = new Map<number, Set<bigint>>();
   private readonly entries: Cidr[] = [];
 
   constructor(cidrs: Iterable<Cidr> = []) {
@@ -29,22 +36,21 @@ export class CidrSet {
   }
 
   add(cidr: Cidr): void {
-    const prefixes = this.byPrefix.get(cidr.family)!;
-    let values = prefixes.get(cidr.prefix);
-    if (values === undefined) {
-      values = new Set();
-      prefixes.set(cidr.prefix, values);
-    }
-    if (!values.has(cidr.value)) {
-      values.add(cidr.value);
-      this.entries.push(cidr);
-    }
+    const added = cidr.family === 4 ? addTo(this.v4, cidr.prefix, Number(cidr.value)) : addTo(this.v6, cidr.prefix, cidr.value);
+    if (added) this.entries.push(cidr);
   }
 
   /** True when some entry contains the whole of `cidr` (an address is a /32 or /128). */
   covers(cidr: Cidr): boolean {
-    for (const [prefix, values] of this.byPrefix.get(cidr.family)!) {
-      if (prefix <= cidr.prefix && values.has(networkOf(cidr.family, cidr.value, prefix))) return true;
+    if (cidr.family === 4) {
+      const value = Number(cidr.value);
+      for (const [prefix, values] of this.v4) {
+        if (prefix <= cidr.prefix && values.has(network4(value, prefix))) return true;
+      }
+      return false;
+    }
+    for (const [prefix, values] of this.v6) {
+      if (prefix <= cidr.prefix && values.has(networkOf(6, cidr.value, prefix))) return true;
     }
     return false;
   }
@@ -64,4 +70,16 @@ export class CidrSet {
   values(): readonly Cidr[] {
     return this.entries;
   }
+}
+
+/** Adds `value` under `prefix`; false when it was there already. */
+function addTo<T>(byPrefix: Map<number, Set<T>>, prefix: number, value: T): boolean {
+  let values = byPrefix.get(prefix);
+  if (values === undefined) {
+    values = new Set();
+    byPrefix.set(prefix, values);
+  }
+  if (values.has(value)) return false;
+  values.add(value);
+  return true;
 }
