@@ -100,7 +100,7 @@ export class Enforcer {
     // The queue saves the store before it touches the firewall: after a crash, reconcile re-applies
     // what the store holds.
     const ban = store.add(reason === undefined ? { target, rule, count, createdAt: now } : { target, rule, count, reason, createdAt: now }, ttl);
-    this.queue.push('add', request.target, ban.expiresAt);
+    this.queue.push('add', request.target, ban.expiresAt, target);
     const ttlText = formatDuration(ttl);
     log.info(
       { event: 'ban', target, rule, count, reason, ttl: ttlText, expiresAt: formatInstant(ban.expiresAt), dryRun: backend.dryRun, command: this.command('add', request.target, ban.expiresAt) },
