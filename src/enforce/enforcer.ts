@@ -204,6 +204,8 @@ export class Enforcer {
       const failure = error instanceof CommandFailedError ? { command: error.argv.join(' '), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
       log.error({ event: 'error', during: change.op === 'add' ? 'ban' : 'unban', target: formatCidr(change.target), backend: backend.kind, ...failure }, `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`);
     }
+    // Nothing to do with the new bans (the bulk-ban setting): skip a pass over every change.
+    if (!this.options.killConnections && this.options.reload === undefined) return;
     const added = result.applied.filter((c) => c.op === 'add' && this.options.store.get(formatCidr(c.target)) !== undefined).map((c) => c.target);
     if (added.length === 0) return;
     if (this.options.killConnections) await this.killConnections(added);
