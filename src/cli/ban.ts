@@ -2,9 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { BanResult } from '../daemon/protocol.js';
-import { parseCidr, formatCidr, type Cidr } from '../net/ip.js';
+import { type Cidr, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
-import { CidrSet } from '../net/cidr-set.js';
 import { type CommonOptions, act } from './act.js';
 
 export interface BanOptions extends CommonOptions {
@@ -34,7 +33,7 @@ export async function banCommand(targetTexts: string[], options: BanOptions): Pr
   if (targets.length === 0) throw new UsageError('nothing to ban: give one or more targets, or --from-file FILE');
   const ssh = sshClientAddress();
   if (ssh !== null && !options.force) {
-    const covering = targets.find((target) => new CidrSet([target]).covers(ssh));
+    const covering = targets.find((target) => cidrContains(target, ssh));
     if (covering) throw new UsageError(`refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(ssh)}, the address of your SSH session (--force to ban it anyway)`);
   }
   const { result, via, mode } = await act(

@@ -7,15 +7,27 @@ import type { Request, Response } from './protocol.js';
 
 function readLine(socket: Socket, limit = 64 * 1024 * 1024): Promise<string> {
   return new Promise((resolve, reject) => {
-    let buffer = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      const end = buffer.indexOf('\n');
-      if (end >= 0) resolve(buffer.slice(0, end));
-      else if (buffer.length > limit) socket.destroy(new Error('request too large'));
+    // The chunks are kept and only the newest one is searched: a big answer (list with 100k bans is
+    // 17 MB) comes in hundreds of chunks, and searching all the text so far each time was quadratic.
+    // Decoded once at the end, so a character split between two chunks stays whole.
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let done = false;
+    const finish = (last?: Buffer) => {
+      if (done) return;
+      done = true;
+      if (last !== undefined) chunks.push(last);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      if (done) return;
+      const end = chunk.indexOf(10); // \n
+      if (end >= 0) return finish(chunk.subarray(0, end));
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length > limit) socket.destroy(new Error('request too large'));
     });
-    socket.on('end', () => resolve(buffer));
+    socket.on('end', () => finish());
     socket.on('error', reject);
   });
 }

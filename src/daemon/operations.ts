@@ -4,7 +4,7 @@ import type { Ban } from '../bans/ban-store.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { formatCidr } from '../net/ip.js';
 import { parseTarget } from '../net/target.js';
-import { formatDuration } from '../policy/duration.js';
+import { formatDuration, formatInstant } from '../policy/duration.js';
 import type { Policy } from '../policy/schema.js';
 import type { BanResult, ListedBan, Request, StatusResult, UnbanResult } from './protocol.js';
 
@@ -34,11 +34,12 @@ export async function perform(request: Request, context: OperationContext): Prom
     case 'ban': {
       // Validated again here: the socket is a boundary too.
       const targets = request.targets.map((t) => parseTarget(t, request.force));
+      const { reason, ttl, force } = request;
       const results: BanResult[] = targets.map((target) => {
-        const outcome = enforcer.ban({ target, rule: 'manual', count: 0, ...(request.reason && { reason: request.reason }), ...(request.ttl !== undefined && { ttl: request.ttl }), ...(request.force && { force: true }) }, now);
+        const outcome = enforcer.ban({ target, rule: 'manual', count: 0, reason: reason || undefined, ttl, force }, now);
         return outcome.status === 'refused'
           ? { target: formatCidr(target), status: 'refused', reason: outcome.reason }
-          : { target: formatCidr(target), status: outcome.status, expiresAt: new Date(outcome.ban.expiresAt).toISOString() };
+          : { target: outcome.ban.target, status: outcome.status, expiresAt: formatInstant(outcome.ban.expiresAt) };
       });
       await enforcer.queue.drain();
       return results;

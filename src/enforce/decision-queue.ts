@@ -32,14 +32,16 @@ export class DecisionQueue {
     this.queue = new PQueue({ concurrency: 1, interval: windowMs, intervalCap: 1 });
   }
 
-  /** Queues a change; false when the same change is already waiting. */
-  push(op: FirewallChange['op'], target: Cidr, expiresAt?: number): boolean {
-    const key = formatCidr(target);
+  /**
+   * Queues a change; false when the same change is already waiting. `key` is the target's text,
+   * when the caller has it already (the enforcer does, for every ban of a 10k list).
+   */
+  push(op: FirewallChange['op'], target: Cidr, expiresAt?: number, key = formatCidr(target)): boolean {
     const waiting = this.pending.get(key);
     if (waiting?.op === op) return false;
     // The latest decision wins: a ban then an unban before either is applied leaves a delete
     // (a no-op if the rule is absent), never nothing, which could leave a stale rule in place.
-    this.pending.set(key, { op, target, ...(expiresAt !== undefined && { expiresAt }) });
+    this.pending.set(key, expiresAt === undefined ? { op, target } : { op, target, expiresAt });
     this.schedule();
     return true;
   }

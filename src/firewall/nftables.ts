@@ -58,15 +58,22 @@ export class NftablesBackend implements FirewallBackend {
     ].join('\n');
   }
 
-  private elementLine(change: FirewallChange): string {
+  /** The element as written between the braces: "198.51.100.7 timeout 4200s", "198.51.100.0/24". */
+  private element(change: FirewallChange): string {
     const value = formatCidr(change.target);
-    if (change.op === 'delete') return `delete element inet ${NFT_TABLE} ${setName(change.target)} { ${value} }`;
+    if (change.op === 'delete') return value;
     const timeout = kernelTimeout(change.expiresAt, this.clock());
-    return `add element inet ${NFT_TABLE} ${setName(change.target)} { ${value}${timeout > 0 ? ` timeout ${timeout}s` : ''} }`;
+    return timeout > 0 ? `${value} timeout ${timeout}s` : value;
+  }
+
+  private elementLine(change: FirewallChange): string {
+    return `${change.op} element inet ${NFT_TABLE} ${setName(change.target)} { ${this.element(change)} }`;
   }
 
   command(change: FirewallChange): string[] {
-    return ['nft', ...this.elementLine(change).split(' ')];
+    const argv = this.elementLine(change).split(' ');
+    argv.unshift('nft');
+    return argv;
   }
 
   async init(): Promise<void> {
@@ -125,13 +132,13 @@ export class NftablesBackend implements FirewallBackend {
     const present = new Set(listed.map(formatCidr));
     const nets = listed.filter((c) => !isHost(c));
     const effective: FirewallChange[] = [];
-    const lines: string[] = [];
+    const transaction = new ElementStatements();
     for (const change of changes) {
       const key = formatCidr(change.target);
       if (change.op === 'delete') {
         if (present.has(key)) {
           effective.push(change);
-          lines.push(this.elementLine(change));
+          transaction.push('delete', setName(change.target), this.element(change));
           present.delete(key);
         } else result.applied.push(change);
         continue;
@@ -145,7 +152,7 @@ export class NftablesBackend implements FirewallBackend {
         // Around networks already in the set: they are redundant while this one is there.
         for (const net of nets) {
           if (present.has(formatCidr(net)) && net.prefix > change.target.prefix && cidrContains(change.target, net)) {
-            lines.push(this.elementLine({ op: 'delete', target: net }));
+            transaction.push('delete', setName(net), formatCidr(net));
             present.delete(formatCidr(net));
           }
         }
@@ -155,14 +162,14 @@ export class NftablesBackend implements FirewallBackend {
         }
       }
       effective.push(change);
-      lines.push(this.elementLine(change));
+      transaction.push('add', setName(change.target), this.element(change));
       // Later changes of this batch must see it too.
       present.add(key);
       if (!isHost(change.target)) nets.push(change.target);
     }
     // The transaction is all or nothing; the one-by-one pass makes one bad element cost only itself.
     await applyBatch(effective, {
-      batch: async () => void (await this.runner.run(['nft', '-f', '-'], { input: `${lines.join('\n')}\n`, retries: 2 })),
+      batch: async () => void (await this.runner.run(['nft', '-f', '-'], { input: transaction.script(), retries: 2 })),
       single: async (change) => void (await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 })),
       explain: (error, change) =>
         /set is full|No space left/i.test(error.stderr) ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, { cause: error }) : error,
@@ -198,3 +205,23 @@ export class NftablesBackend implements FirewallBackend {
   }
 }
 
+
+/**
+ * A transaction's element changes, consecutive ones to the same set in one statement
+ * (`add element inet floodgate hosts4 { a timeout 4200s, b timeout 4200s, … }`): nft takes 10k
+ * elements in one statement in about half the time of 10k one-element statements. The order of the
+ * changes is kept.
+ */
+class ElementStatements {
+  private readonly statements: { op: FirewallChange['op']; set: string; elements: string[] }[] = [];
+
+  push(op: FirewallChange['op'], set: string, element: string): void {
+    const last = this.statements.at(-1);
+    if (last !== undefined && last.op === op && last.set === set) last.elements.push(element);
+    else this.statements.push({ op, set, elements: [element] });
+  }
+
+  script(): string {
+    return this.statements.map(({ op, set, elements }) => `${op} element inet ${NFT_TABLE} ${set} { ${elements.join(', ')} }\n`).join('');
+  }
+}

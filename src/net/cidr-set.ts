@@ -3,8 +3,17 @@
 // kept, no Cidr objects: the suppressed set of a daemon holds every active ban.
 import { type Cidr, type Family, bitsOf, networkOf, parseCidr } from './ip.js';
 
+/** The /prefix network of an IPv4 address held as a number (0 .. 2^32-1). */
+function network4(value: number, prefix: number): number {
+  // `>>> 32` shifts by nothing in JavaScript: /0 is its own case.
+  if (prefix === 0) return 0;
+  const hostBits = 32 - prefix;
+  return ((value >>> hostBits) << hostBits) >>> 0;
+}
+
 export class CidrSet {
-  // prefix length -> network values; IPv4 as plain numbers, which hash and mask without BigInts
+  // prefix length -> network values. IPv4 networks are kept as numbers: covers() runs for every ban
+  // and every counted source, and BigInt shifts made it the costliest step of a ban.
   private readonly v4 = new Map<number, Set<number>>();
   private readonly v6 = new Map<number, Set<bigint>>();
   private count = 0;
@@ -48,7 +57,7 @@ export class CidrSet {
   /** covers() for an IPv4 address or network given as a number: no BigInt on the way. */
   coversIpv4(value: number, prefixLength = 32): boolean {
     for (const [prefix, values] of this.v4) {
-      if (prefix <= prefixLength && values.has(prefix === 0 ? 0 : ((value >>> (32 - prefix)) << (32 - prefix)) >>> 0)) return true;
+      if (prefix <= prefixLength && values.has(network4(value, prefix))) return true;
     }
     return false;
   }
@@ -56,12 +65,13 @@ export class CidrSet {
   /** True when some entry and `cidr` share at least one address. */
   overlaps(cidr: Cidr): boolean {
     if (this.covers(cidr)) return true;
-    // Otherwise only an entry inside `cidr` can share an address with it.
+    // Otherwise only an entry inside `cidr` can share an address with it, and an address holds none.
+    if (cidr.prefix === bitsOf(cidr.family)) return false;
     if (cidr.family === 4) {
       const outer = Number(cidr.value);
       for (const [prefix, values] of this.v4) {
         if (prefix <= cidr.prefix) continue;
-        for (const value of values) if (cidr.prefix === 0 || ((value >>> (32 - cidr.prefix)) << (32 - cidr.prefix)) >>> 0 === outer) return true;
+        for (const value of values) if (network4(value, cidr.prefix) === outer) return true;
       }
       return false;
     }
@@ -73,6 +83,7 @@ export class CidrSet {
   }
 }
 
+/** Adds `value` under `prefix`; false when it was there already. */
 function addTo<T>(byPrefix: Map<number, Set<T>>, prefix: number, value: T): boolean {
   let values = byPrefix.get(prefix);
   if (values === undefined) {

@@ -1,5 +1,5 @@
 // Durations ("500ms", "30s", "10m", "24h", "7d") and rates ("20/s", "600/m") as policy files and
-// flags write them.
+// flags write them, and instants as logs and answers write them.
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
@@ -43,3 +43,18 @@ export function formatRate(perSecond: number): string {
   }
   return `${perSecond}/s`;
 }
+
+/**
+ * ISO 8601 in UTC, as Date#toISOString, keeping the last answer: the 10k bans of one request share
+ * one expiry, and their 10k log lines a few hundred milliseconds. A caller that formats another
+ * series of instants gets its own formatter, so that the two do not keep replacing each other's.
+ */
+export function instantFormatter(): (ms: number) => string {
+  let last = { ms: NaN, text: '' };
+  return (ms) => {
+    if (ms !== last.ms) last = { ms, text: new Date(ms).toISOString() };
+    return last.text;
+  };
+}
+
+export const formatInstant = instantFormatter();

@@ -3,10 +3,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BanStore } from '../../src/bans/ban-store.js';
 import { Enforcer, type EnforcerOptions } from '../../src/enforce/enforcer.js';
 import { killCommands } from '../../src/hooks/kill-connections.js';
+import { LogDestination } from '../../src/log-destination.js';
 import { ReloadHook } from '../../src/hooks/reload-hook.js';
 import { buildAllowlist } from '../../src/net/allowlist.js';
 import { type Cidr, formatCidr, parseCidr } from '../../src/net/ip.js';
@@ -164,6 +166,19 @@ describe('Enforcer.ban', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('has every ban’s audit line written before the store is saved, though the log is batched', async () => {
+    const written: string[] = [];
+    const destination = new LogDestination(99, { write: (_fd, data, offset, length) => (written.push(Buffer.from(data.subarray(offset, offset + length)).toString()), length) });
+    const store = new BanStore(undefined, LIMITS);
+    const loggedAtSave: string[][] = [];
+    store.saveIfChanged = () => void loggedAtSave.push(written.join('').split('\n').filter((l) => l.includes('"event":"ban"')).map((l) => (JSON.parse(l) as { target: string }).target));
+    const { enforcer } = setup({ store, log: pino({ base: null }, destination) });
+    for (const target of ['198.51.100.7', '198.51.100.8', '2001:db8::7']) enforcer.ban(manual(target), T0);
+    expect(written).toEqual([]); // batched: nothing written yet
+    await enforcer.queue.drain();
+    expect(loggedAtSave[0]).toEqual(['198.51.100.7', '198.51.100.8', '2001:db8::7']);
   });
 });
 

@@ -54,6 +54,20 @@ describe('CidrSet.covers', () => {
     expect(coversIp(CidrSet.parse(['0.0.0.0/0']), '2001:db8::1')).toBe(false);
   });
 
+  it('gets the IPv4 network arithmetic right at the edges: /0, /1, /31 and the top of the range', () => {
+    expect(coversIp(CidrSet.parse(['0.0.0.0/0']), '255.255.255.255')).toBe(true);
+    expect(coversIp(CidrSet.parse(['0.0.0.0/0']), '0.0.0.0')).toBe(true);
+    const high = CidrSet.parse(['128.0.0.0/1']);
+    expect(coversIp(high, '255.255.255.255')).toBe(true);
+    expect(coversIp(high, '200.1.2.3')).toBe(true);
+    expect(coversIp(high, '127.255.255.255')).toBe(false);
+    const pair = CidrSet.parse(['255.255.255.254/31']);
+    expect(coversIp(pair, '255.255.255.255')).toBe(true);
+    expect(coversIp(pair, '255.255.255.254')).toBe(true);
+    expect(coversIp(pair, '255.255.255.253')).toBe(false);
+    expect(CidrSet.parse(['255.255.255.255']).covers(cidr('255.255.255.255'))).toBe(true);
+  });
+
   it('covers a smaller network inside an entry, not a larger one around it', () => {
     const set = CidrSet.parse(['198.51.100.0/24']);
     expect(set.covers(cidr('198.51.100.128/25'))).toBe(true);
@@ -74,6 +88,18 @@ describe('CidrSet.overlaps', () => {
     expect(set.overlaps(cidr('2001:db8:1:5::/64'))).toBe(true);
     expect(set.overlaps(cidr('2001:db8::/32'))).toBe(true);
     expect(set.overlaps(cidr('2001:db8:2::/64'))).toBe(false);
+  });
+
+  it('finds an address that is an entry or inside one, and nothing else, in either family', () => {
+    const set = CidrSet.parse(['198.51.100.7', '203.0.113.0/24', '2001:db8:1::/48', '2001:db8::9']);
+    expect(set.overlaps(cidr('198.51.100.7'))).toBe(true);
+    expect(set.overlaps(cidr('203.0.113.77'))).toBe(true);
+    expect(set.overlaps(cidr('2001:db8:1::77'))).toBe(true);
+    expect(set.overlaps(cidr('2001:db8::9'))).toBe(true);
+    expect(set.overlaps(cidr('198.51.100.8'))).toBe(false);
+    expect(set.overlaps(cidr('2001:db8::8'))).toBe(false);
+    // The same bits in the other family are another address.
+    expect(set.overlaps(cidr('::c633:6407'))).toBe(false);
   });
 });
 

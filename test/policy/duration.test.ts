@@ -1,6 +1,6 @@
 // Durations and rates as policy files and flags write them.
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatRate, parseDuration, parseRate } from '../../src/policy/duration.js';
+import { formatDuration, formatInstant, formatRate, instantFormatter, parseDuration, parseRate } from '../../src/policy/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -68,5 +68,28 @@ describe('formatRate', () => {
   it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.01/h', '0.3/s'])('writes the rate %s as text that reads back to the same rate', (text) => {
     const perSecond = parseRate(text)!;
     expect(parseRate(formatRate(perSecond))).toBe(perSecond);
+  });
+});
+
+describe('formatInstant', () => {
+  it('writes an instant as ISO 8601 in UTC, also when it changes back and forth', () => {
+    const t = Date.UTC(2026, 0, 15, 12, 0, 0);
+    expect(formatInstant(t)).toBe('2026-01-15T12:00:00.000Z');
+    expect(formatInstant(t)).toBe('2026-01-15T12:00:00.000Z');
+    expect(formatInstant(t + 1)).toBe('2026-01-15T12:00:00.001Z');
+    expect(formatInstant(t)).toBe('2026-01-15T12:00:00.000Z');
+    expect(formatInstant(0)).toBe('1970-01-01T00:00:00.000Z');
+  });
+});
+
+describe('instantFormatter', () => {
+  it('gives formatters that each keep their own last instant', () => {
+    const a = instantFormatter();
+    const b = instantFormatter();
+    const t = Date.UTC(2026, 0, 15, 12, 0, 0);
+    for (let i = 0; i < 3; i++) {
+      expect(a(t + i)).toBe(new Date(t + i).toISOString());
+      expect(b(t + 60_000)).toBe('2026-01-15T12:01:00.000Z');
+    }
   });
 });
