@@ -60,7 +60,8 @@ export class BanStore {
   /** Counters (refusals, the last scan) changed since the last save; they alone never force one. */
   private countersChanged = false;
   private lastSaveAt = 0;
-  private suppressedCache: { version: number; at: number; set: CidrSet } | undefined;
+  /** Active bans and targets in grace, kept up to date change by change (rebuilding it at 100k bans cost 50 ms and 20 MB each time). */
+  private suppressedSet = new CidrSet();
 
   constructor(
     /** Where the store is saved; undefined keeps it in memory only. */
@@ -77,9 +78,15 @@ export class BanStore {
     } catch (error) {
       throw new Error(`the state file ${file} is not readable JSON (${(error as Error).message}); move it away to start afresh`, { cause: error });
     }
-    for (const ban of state.bans ?? []) store.bans.set(ban.target, ban);
+    for (const ban of state.bans ?? []) {
+      store.bans.set(ban.target, ban);
+      store.suppress(ban.target);
+    }
     for (const [target, offender] of state.offenders ?? []) store.offenders.set(target, offender);
-    for (const [target, until] of state.grace ?? []) store.grace.set(target, until);
+    for (const [target, until] of state.grace ?? []) {
+      store.grace.set(target, until);
+      store.suppress(target);
+    }
     store.refused = state.refused ?? 0;
     store.lastScan = state.lastScan;
     return store;
@@ -178,6 +185,7 @@ export class BanStore {
     this.bans.set(full.target, full);
     this.offenders.set(full.target, { lastTtl: ttl, lastBanAt: full.createdAt });
     this.grace.delete(full.target);
+    this.suppress(full.target);
     this.version++;
     return full;
   }
@@ -186,6 +194,7 @@ export class BanStore {
     const ban = this.bans.get(target);
     if (ban !== undefined) {
       this.bans.delete(target);
+      this.unsuppress(target);
       this.version++;
     }
     return ban;
@@ -194,12 +203,15 @@ export class BanStore {
   clear(): Ban[] {
     const all = [...this.bans.values()];
     this.bans.clear();
+    this.suppressedSet = new CidrSet();
+    for (const target of this.grace.keys()) this.suppress(target);
     this.version++;
     return all;
   }
 
   setGrace(target: string, until: number): void {
     this.grace.set(target, until);
+    this.suppress(target);
     this.version++;
   }
 
@@ -214,23 +226,28 @@ export class BanStore {
     return out;
   }
 
-  /** Active bans and targets in grace: the detector does not count them. Rebuilt only on change. */
+  /** Active bans and targets in grace: the detector does not count them. */
   suppressed(now: number): CidrSet {
     for (const [target, until] of this.grace) {
       if (until <= now) {
         this.grace.delete(target);
+        this.unsuppress(target);
         this.version++;
       }
     }
-    if (this.suppressedCache?.version !== this.version) {
-      const set = new CidrSet();
-      for (const target of [...this.bans.keys(), ...this.grace.keys()]) {
-        const cidr = parseCidr(target);
-        if (cidr !== null) set.add(cidr);
-      }
-      this.suppressedCache = { version: this.version, at: now, set };
-    }
-    return this.suppressedCache.set;
+    return this.suppressedSet;
+  }
+
+  private suppress(target: string): void {
+    const cidr = parseCidr(target);
+    if (cidr !== null) this.suppressedSet.add(cidr);
+  }
+
+  /** Takes `target` out of the suppressed set, unless it is still banned or in grace. */
+  private unsuppress(target: string): void {
+    if (this.bans.has(target) || this.grace.has(target)) return;
+    const cidr = parseCidr(target);
+    if (cidr !== null) this.suppressedSet.delete(cidr);
   }
 
   targets(): Cidr[] {

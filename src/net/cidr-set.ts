@@ -41,6 +41,13 @@ export class CidrSet {
     if (added) this.count++;
   }
 
+  /** Removes exactly this entry (not the addresses it covers); false when it was not there. */
+  delete(cidr: Cidr): boolean {
+    const deleted = cidr.family === 4 ? deleteFrom(this.v4, cidr.prefix, Number(cidr.value)) : deleteFrom(this.v6, cidr.prefix, cidr.value);
+    if (deleted) this.count--;
+    return deleted;
+  }
+
   /** True when some entry contains the whole of `cidr` (an address is a /32 or /128). */
   covers(cidr: Cidr): boolean {
     if (cidr.family === 4) return this.coversIpv4(Number(cidr.value), cidr.prefix);
@@ -92,5 +99,13 @@ function addTo<T>(byPrefix: Map<number, Set<T>>, prefix: number, value: T): bool
   }
   if (values.has(value)) return false;
   values.add(value);
+  return true;
+}
+
+function deleteFrom<T>(byPrefix: Map<number, Set<T>>, prefix: number, value: T): boolean {
+  const values = byPrefix.get(prefix);
+  if (values === undefined || !values.delete(value)) return false;
+  // An empty prefix length would still cost a lookup in every covers().
+  if (values.size === 0) byPrefix.delete(prefix);
   return true;
 }

@@ -179,6 +179,30 @@ describe('BanStore grace and suppression', () => {
     expect(store.suppressed(T0 + MINUTE).covers(cidr('198.51.100.7'))).toBe(false);
   });
 
+  it('suppressed() keeps a target while a ban or a grace still holds it, and a network apart from the addresses in it', () => {
+    const store = new BanStore(undefined, LIMITS);
+    const ban = (target: string) => store.add({ target, rule: 'manual', count: 0, createdAt: T0 }, 10 * MINUTE);
+    const covered = (text: string) => store.suppressed(T0).covers(cidr(text));
+    ban('198.51.100.0/24');
+    ban('198.51.100.7');
+    store.remove('198.51.100.0/24');
+    expect([covered('198.51.100.7'), covered('198.51.100.8')]).toEqual([true, false]);
+    // lifted with a grace period: still suppressed until the grace ends
+    store.remove('198.51.100.7');
+    store.setGrace('198.51.100.7', T0 + MINUTE);
+    expect(covered('198.51.100.7')).toBe(true);
+    // banned again during its grace, then lifted without one: no longer suppressed
+    ban('198.51.100.7');
+    store.remove('198.51.100.7');
+    expect(covered('198.51.100.7')).toBe(false);
+    // a flush clears the bans and keeps the grace periods
+    ban('203.0.113.9');
+    store.setGrace('192.0.2.44', T0 + MINUTE);
+    store.clear();
+    expect([covered('203.0.113.9'), covered('192.0.2.44')]).toEqual([false, true]);
+    expect(store.suppressed(T0).size).toBe(1);
+  });
+
   it('an ended grace is dropped from the saved state', () => {
     const store = new BanStore(file, LIMITS);
     store.setGrace('198.51.100.7', T0 + MINUTE);

@@ -138,3 +138,18 @@ describe('CidrSet.coversIpv4 (numbers, as the detector asks)', () => {
     expect(CidrSet.parse(['0.0.0.0/0']).coversIpv4(0xc0000201)).toBe(true);
   });
 });
+
+describe('CidrSet.delete', () => {
+  it('removes exactly the entry given, not the addresses or networks it covers', () => {
+    const set = CidrSet.parse(['198.51.100.0/24', '198.51.100.7', '2001:db8::/32', '2001:db8::1']);
+    expect(set.delete(parseCidr('198.51.100.0/24')!)).toBe(true);
+    expect(set.delete(parseCidr('198.51.100.0/24')!)).toBe(false);
+    expect(set.delete(parseCidr('198.51.100.8')!)).toBe(false);
+    expect(set.covers(parseCidr('198.51.100.7')!)).toBe(true);
+    expect(set.covers(parseCidr('198.51.100.8')!)).toBe(false);
+    expect(set.delete(parseCidr('2001:db8::/32')!)).toBe(true);
+    expect(set.covers(parseCidr('2001:db8::1')!)).toBe(true);
+    expect(set.covers(parseCidr('2001:db8::2')!)).toBe(false);
+    expect(set.size).toBe(2);
+  });
+});
