@@ -169,7 +169,12 @@ const LISTEN = stateIndex('LISTEN');
 const KERNEL_STATE_INDEX = KERNEL_STATES.map((state) => (state === undefined ? -1 : stateIndex(state)));
 
 export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(text)): ParsedTable {
+  return parseProcNetBytes(Buffer.from(text, 'latin1'), proto);
+}
+
+/** parseProcNet on the bytes of a file, without making them a string first. */
+export function parseProcNetBytes(bytes: Buffer, proto: Proto = procProtoFromHeader(bytes.toString('latin1', 0, Math.min(bytes.length, 4096)))): ParsedTable {
   const parser = new ProcNetParser(proto);
-  parser.push(Buffer.from(text, 'latin1'));
+  parser.push(bytes);
   return parser.end();
 }
