@@ -239,11 +239,11 @@ describe('errors name the file, the line, the key, what was expected and what wa
   });
 
   it('a duplicate YAML key, at the second occurrence', () => {
-    expect(refusal(`${BASE}mode: enforce\n`)).toMatch(/^policy\.yaml:22 not valid YAML: .*unique/);
+    expect(refusal(`${BASE}mode: enforce\n`)).toBe('policy.yaml:22 mode: given twice in the same mapping (not valid YAML: keys must be unique)');
   });
 
   it('a duplicate key inside a rule', () => {
-    expect(refusal(withLine(13, '    threshold: 10'))).toMatch(/^policy\.yaml:14 not valid YAML: .*unique/);
+    expect(refusal(withLine(13, '    threshold: 10'))).toBe('policy.yaml:14 threshold: given twice in the same mapping (not valid YAML: keys must be unique)');
   });
 
   it('a tab used for indentation', () => {
