@@ -160,7 +160,8 @@ export function parseCidr(text: string): Cidr | null {
     if (ip.family === 4 && ipText.includes(':')) prefix -= 96;
     if (prefix < 0 || prefix > bits) return null;
   }
-  return { family: ip.family, value: networkOf(ip.family, ip.value, prefix), prefix };
+  // An address is its own network: no BigInt shifts for the common case.
+  return { family: ip.family, value: prefix === bits ? ip.value : networkOf(ip.family, ip.value, prefix), prefix };
 }
 
 /** "198.51.100.7" for a host, "198.51.100.0/24" for a network. */

@@ -25,7 +25,8 @@ export function parseTarget(text: string, force = false): Cidr {
 export function parseTargetList(text: string, file: string, force = false): Cidr[] {
   const out: Cidr[] = [];
   text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*/, '').trim();
+    const hash = raw.indexOf('#');
+    const line = (hash < 0 ? raw : raw.slice(0, hash)).trim();
     if (line === '') return;
     try {
       out.push(parseTarget(line, force));
