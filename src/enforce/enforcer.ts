@@ -154,19 +154,20 @@ export class Enforcer {
     if (repaired > 0) log.warn({ event: 'reconcile', repaired, backend: backend.kind }, `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`);
     const actual = new Map<string, number>();
     // A ban inside a banned network is enforced by the network's rule (nftables cannot even hold
-    // both in one interval set); it gets its own again when the network's ban ends.
-    const present = new CidrSet();
+    // both in one interval set); it gets its own again when the network's ban ends. Only networks
+    // can cover another ban: at 100k address bans, a set of them all cost 5 MB for nothing.
+    const networks = new CidrSet();
     for (const cidr of await backend.list()) {
       const key = formatCidr(cidr);
       actual.set(key, (actual.get(key) ?? 0) + 1);
-      present.add(cidr);
+      if (cidr.prefix < bitsOf(cidr.family)) networks.add(cidr);
     }
     let missing = 0;
     let extra = 0;
     for (const ban of store.values()) {
       if (actual.has(ban.target)) continue; // the common case, and no parsing for it
       const cidr = parseCidr(ban.target)!;
-      if (!present.covers(cidr) && !this.queue.has(ban.target, 'add')) {
+      if (!networks.covers(cidr) && !this.queue.has(ban.target, 'add')) {
         missing++;
         this.queue.push('add', cidr, ban.expiresAt);
       }

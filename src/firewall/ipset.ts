@@ -144,10 +144,22 @@ export class IpsetBackend implements FirewallBackend {
     for (const family of [4, 6] as const) {
       const saved = await this.runner.run(['ipset', 'save', SET_NAMES[family]], { reject: false });
       if (saved.exitCode !== 0) continue; // the set is gone: repair() recreates it
-      for (const line of saved.stdout.split('\n')) {
-        if (!line.startsWith(`add ${SET_NAMES[family]} `)) continue;
-        const cidr = parseCidr(line.split(' ')[2] ?? '');
+      // "add floodgate4 198.51.100.7 timeout 3599": read in place, no array of lines or of words
+      // (a set of 100k entries is listed at every reconcile).
+      const text = saved.stdout;
+      const prefix = `add ${SET_NAMES[family]} `;
+      const lineStart = `\n${prefix}`;
+      const after = (from: number): number => {
+        const found = text.indexOf(lineStart, from);
+        return found < 0 ? -1 : found + 1;
+      };
+      for (let at = text.startsWith(prefix) ? 0 : after(0); at >= 0; ) {
+        const start = at + prefix.length;
+        let end = start;
+        while (end < text.length && text.charCodeAt(end) !== 32 && text.charCodeAt(end) !== 10) end++;
+        const cidr = parseCidr(text.slice(start, end));
         if (cidr !== null && cidr.family === family) out.push(cidr);
+        at = after(end);
       }
     }
     return out;
