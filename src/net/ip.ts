@@ -14,7 +14,7 @@ export const bitsOf = (family: Family): number => (family === 4 ? 32 : 128);
 
 /** The number an IPv4 address's text denotes, or -1. One pass over the characters: a 10k-target
  * ban list is parsed twice (CLI and daemon), and split + a regex per octet was most of that. */
-function parseIpv4Number(text: string): number {
+export function parseIpv4Number(text: string): number {
   let value = 0;
   let octet = 0;
   let digits = 0;

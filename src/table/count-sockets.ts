@@ -1,6 +1,6 @@
 // Filters a table and counts its sockets per state and per group (remote IP, remote network or
 // local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
-import { formatCidr, formatIpv4, networkOf, parseCidr, parseIp } from '../net/ip.js';
+import { formatCidr, formatIpv4, networkOf, parseCidr, parseIp, parseIpv4Number } from '../net/ip.js';
 import { STATES, type Proto, type SocketState } from './socket-row.js';
 import { type AddressBook, type SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
@@ -111,27 +111,6 @@ export interface GroupCount {
   readonly count: number;
 }
 
-/** A plain dotted IPv4 address as a number, without allocating; -1 for anything else. */
-function ipv4Number(key: string): number {
-  let value = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || ++dots > 3) return -1;
-      value = value * 256 + octet;
-      octet = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      octet = octet * 10 + (c - 48);
-      digits++;
-    } else return -1;
-  }
-  return dots === 3 && digits > 0 && octet < 256 ? value * 256 + octet : -1;
-}
-
 /** Orders keys as people read them: ports by number, addresses and networks by address. */
 function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
   if (numericKeys) return (a, b) => Number(a) - Number(b);
@@ -147,8 +126,8 @@ function keyOrder(numericKeys: boolean): (a: string, b: string) => number {
   };
   return (a, b) => {
     // Plain IPv4 addresses, by far the most common keys, compare without parsing into BigInts.
-    const na = ipv4Number(a);
-    const nb = ipv4Number(b);
+    const na = parseIpv4Number(a);
+    const nb = parseIpv4Number(b);
     if (na >= 0 && nb >= 0) return na - nb;
     const [fa, va, pa] = sortKey(a);
     const [fb, vb, pb] = sortKey(b);
