@@ -8,6 +8,7 @@ import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
 import { FloodgateError, UsageError } from '../errors.js';
+import type { LogFormat, LogLevel } from '../log-format.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
 
 export interface CommonOptions {
@@ -16,6 +17,8 @@ export interface CommonOptions {
   readonly enforce?: boolean;
   readonly dryRun?: boolean;
   readonly pretty?: boolean;
+  readonly logFormat?: LogFormat;
+  readonly logLevel?: LogLevel;
 }
 
 /** The mode the flags ask for, if any. */
@@ -94,7 +97,8 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
       import('../daemon/operations.js'),
     ]);
     const mode = resolveMode(policy.mode, options);
-    const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
+    // Refusals and errors only, readable: the command prints its own results on stdout.
+    const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel, defaultLevel: 'warn', fallbackFormat: 'pretty', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
     if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
       // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { FloodgateError } from '../errors.js';
+import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
 import { FORMATS } from '../table/parse-table.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
@@ -39,7 +40,9 @@ function common(command: Command): Command {
     .option('--policy <file>', 'policy file (default: the embedded policies/default.yaml)')
     .option('--enforce', 'change the firewall (needs root); overrides the policy mode')
     .option('--dry-run', 'only show what would change; overrides the policy mode')
-    .option('--pretty', 'readable log lines instead of JSON (the default on a terminal)');
+    .option('--pretty', 'the same as --log-format pretty')
+    .addOption(new Option('--log-format <format>', 'pretty: one readable line per event (default on a terminal); journal: one line per event with a syslog priority (default when stdout is the systemd journal); json: pino JSON lines (default otherwise); also FLOODGATE_LOG_FORMAT').argParser(choiceOption('--log-format', LOG_FORMATS)))
+    .addOption(new Option('--log-level <level>', 'the least important events logged (default: info for run, warn for the other commands; also FLOODGATE_LOG_LEVEL)').argParser(choiceOption('--log-level', LOG_LEVELS)));
 }
 
 common(program.command('run'))

@@ -14,6 +14,6 @@ export async function runCommand(options: RunOptions): Promise<void> {
   const loaded = loadPolicy(options.policy);
   const policy = options.interval === undefined ? loaded.policy : { ...loaded.policy, interval: options.interval };
   const mode = resolveMode(policy.mode, options);
-  const log = createLogger({ ...(options.pretty !== undefined && { pretty: options.pretty }) });
+  const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel });
   await runDaemon({ policy, policyFile: loaded.file, mode, stateDir: options.stateDir ?? defaultStateDir(), flushOnExit: options.flushOnExit ?? false, log });
 }
