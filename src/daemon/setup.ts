@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import type { Policy } from '../policy/schema.js';
 import { ExecaRunner } from '../system/command-runner.js';
+import { shellCommand } from '../system/shell-quote.js';
 import { type Mode, stateFile } from './state-dir.js';
 
 export type { Mode };
@@ -25,12 +26,12 @@ export interface OpenOptions {
 }
 
 export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger, options: OpenOptions = {}): Promise<Enforcement> {
-  const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, event.argv.join(' ')));
+  const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, shellCommand(event.argv)));
   const real = createBackend(policy, runner);
   const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
   let backend: FirewallBackend = real;
   if (mode === 'dry-run') {
-    backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
+    backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: shellCommand(argv) }, `dry-run: would run ${shellCommand(argv)}`), store.targets());
   } else {
     await real.init();
     const removed = options.migrate ? await removeOtherBackends(policy, runner) : [];

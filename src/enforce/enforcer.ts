@@ -11,6 +11,7 @@ import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/i
 import { formatDuration, formatInstant } from '../policy/duration.js';
 import { CommandFailedError } from '../errors.js';
 import type { CommandRunner } from '../system/command-runner.js';
+import { shellCommand } from '../system/shell-quote.js';
 import { DecisionQueue } from './decision-queue.js';
 
 export interface EnforcerOptions {
@@ -73,7 +74,7 @@ export class Enforcer {
 
   private command(op: FirewallChange['op'], target: Cidr, expiresAt?: number): string {
     // With the expiry, so that a kernel timeout shows as the one applied (not `timeout 0`, permanent).
-    return this.options.backend.command({ op, target, ...(expiresAt !== undefined && { expiresAt }) }).join(' ');
+    return shellCommand(this.options.backend.command({ op, target, ...(expiresAt !== undefined && { expiresAt }) }));
   }
 
   ban(request: BanRequest, now = this.clock()): BanOutcome {
@@ -208,7 +209,7 @@ export class Enforcer {
         log.error({ event: 'refused', target, why: 'firewall-full', backend: backend.kind, message: error.message }, `REFUSED ban of ${target}: the firewall set is full (${error.message}); raise ban.max_active`);
         continue;
       }
-      const failure = error instanceof CommandFailedError ? { command: error.argv.join(' '), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
+      const failure = error instanceof CommandFailedError ? { command: shellCommand(error.argv), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
       log.error({ event: 'error', during: change.op === 'add' ? 'ban' : 'unban', target: formatCidr(change.target), backend: backend.kind, ...failure }, `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`);
     }
     // Nothing to do with the new bans (the bulk-ban setting): skip a pass over every change.
@@ -223,11 +224,11 @@ export class Enforcer {
     const { log, runner, backend } = this.options;
     for (const argv of killCommands(targets)) {
       if (backend.dryRun) {
-        log.info({ event: 'kill-connections', dryRun: true, command: argv.join(' ') }, `dry-run: would close existing connections: ${argv.join(' ')}`);
+        log.info({ event: 'kill-connections', dryRun: true, command: shellCommand(argv) }, `dry-run: would close existing connections: ${shellCommand(argv)}`);
         continue;
       }
       const result = await runner.run(argv, { reject: false, timeoutMs: 10_000 }).catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
-      if (result.exitCode !== 0) log.warn({ event: 'error', during: 'kill-connections', command: argv.join(' '), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'could not close existing connections');
+      if (result.exitCode !== 0) log.warn({ event: 'error', during: 'kill-connections', command: shellCommand(argv), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'could not close existing connections');
     }
   }
 

@@ -2,6 +2,7 @@
 // timeout. A failure is logged and never stops floodgate.
 import type { Logger } from '../log.js';
 import type { CommandRunner } from '../system/command-runner.js';
+import { shellCommand } from '../system/shell-quote.js';
 
 export interface ReloadOptions {
   readonly command: readonly string[];
@@ -46,17 +47,18 @@ export class ReloadHook {
     }
     this.lastRun = this.clock();
     const argv = this.options.command;
+    const command = shellCommand(argv);
     if (this.dryRun) {
-      this.log.info({ event: 'reload', dryRun: true, command: argv.join(' ') }, `dry-run: would run reload hook: ${argv.join(' ')}`);
+      this.log.info({ event: 'reload', dryRun: true, command }, `dry-run: would run reload hook: ${command}`);
       return;
     }
     this.running = (async () => {
       try {
         const result = await this.runner.run(argv, { reject: false, timeoutMs: this.options.timeout });
-        if (result.exitCode === 0) this.log.info({ event: 'reload', command: argv.join(' ') }, 'reload hook ran');
-        else this.log.error({ event: 'error', during: 'reload', command: argv.join(' '), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
+        if (result.exitCode === 0) this.log.info({ event: 'reload', command }, 'reload hook ran');
+        else this.log.error({ event: 'error', during: 'reload', command, exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
       } catch (error) {
-        this.log.error({ event: 'error', during: 'reload', command: argv.join(' '), err: error }, 'reload hook failed');
+        this.log.error({ event: 'error', during: 'reload', command, err: error }, 'reload hook failed');
       } finally {
         this.running = undefined;
         if (this.again) {

@@ -3,6 +3,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { BackendUnavailableError, CommandFailedError } from '../errors.js';
+import { shellCommand } from './shell-quote.js';
 
 export interface CommandResult {
   readonly exitCode: number;
@@ -63,7 +64,7 @@ export class ExecaRunner implements CommandRunner {
         continue;
       }
       throw new CommandFailedError(
-        `${argv.join(' ')} failed with exit code ${result.exitCode}${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${result.stderr.trim() || '(no message)'}`,
+        `${shellCommand(argv)} failed with exit code ${result.exitCode}${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${result.stderr.trim() || '(no message)'}`,
         argv,
         result.exitCode,
         result.stderr,
@@ -85,7 +86,7 @@ export class ExecaRunner implements CommandRunner {
       throw new BackendUnavailableError(`${file} not found: ${installHint(file!)}`, { cause: result });
     }
     if (result.timedOut) {
-      throw new CommandFailedError(`${argv.join(' ')} timed out after ${options.timeoutMs ?? 30_000} ms`, argv, undefined, String(result.stderr ?? ''), { cause: result });
+      throw new CommandFailedError(`${shellCommand(argv)} timed out after ${options.timeoutMs ?? 30_000} ms`, argv, undefined, String(result.stderr ?? ''), { cause: result });
     }
     return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
   }

@@ -365,7 +365,7 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
     const runner = new ExecaRunner((event) => attempts.push(event.exitCode), 1);
     const run = runner.run(['sh', '-c', 'exit 4'], { retries: 2 });
     await expect(run).rejects.toThrow(CommandFailedError);
-    await expect(run).rejects.toThrow('sh -c exit 4 failed with exit code 4 after 3 attempts');
+    await expect(run).rejects.toThrow("sh -c 'exit 4' failed with exit code 4 after 3 attempts");
     expect(attempts).toEqual([4, 4, 4]);
   });
 
@@ -396,7 +396,7 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   it('does not retry an ordinary failure', async () => {
     const attempts: number[] = [];
     const runner = new ExecaRunner(() => attempts.push(1), 1);
-    await expect(runner.run(['sh', '-c', 'echo "Bad rule" >&2; exit 1'], { retries: 3 })).rejects.toThrow('sh -c echo "Bad rule" >&2; exit 1 failed with exit code 1: Bad rule');
+    await expect(runner.run(['sh', '-c', 'echo "Bad rule" >&2; exit 1'], { retries: 3 })).rejects.toThrow(`sh -c 'echo "Bad rule" >&2; exit 1' failed with exit code 1: Bad rule`);
     expect(attempts).toHaveLength(1);
   });
 

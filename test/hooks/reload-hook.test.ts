@@ -33,7 +33,7 @@ describe('ReloadHook', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(runner.calls.map((c) => c.argv)).toEqual([['/usr/local/bin/reload web', '--graceful', '$(id)']]);
     expect(runner.calls[0]!.options).toEqual({ reject: false, timeoutMs: 5_000 });
-    expect(named('reload')).toEqual([expect.objectContaining({ command: '/usr/local/bin/reload web --graceful $(id)', level: 30 })]);
+    expect(named('reload')).toEqual([expect.objectContaining({ command: "'/usr/local/bin/reload web' --graceful '$(id)'", level: 30 })]);
   });
 
   it('runs at most once per debounce, and once more at its end for triggers in between', async () => {
