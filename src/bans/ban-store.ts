@@ -66,8 +66,13 @@ export class BanStore {
   constructor(
     /** Where the store is saved; undefined keeps it in memory only. */
     readonly file: string | undefined,
-    private readonly limits: BanLimits,
+    private limits: BanLimits,
   ) {}
+
+  /** A policy reload's ttl and max_ttl: for bans made from now on. */
+  setLimits(limits: BanLimits): void {
+    this.limits = limits;
+  }
 
   static load(file: string, limits: BanLimits): BanStore {
     const store = new BanStore(file, limits);

@@ -3,6 +3,8 @@ import { runDaemon } from '../daemon/daemon.js';
 import { defaultStateDir } from '../daemon/state-dir.js';
 import { createLogger } from '../log.js';
 import { loadPolicy } from '../policy/load-policy.js';
+import type { Policy } from '../policy/schema.js';
+import type { Mode } from '../daemon/state-dir.js';
 import { type CommonOptions, resolveMode } from './act.js';
 
 export interface RunOptions extends CommonOptions {
@@ -12,8 +14,12 @@ export interface RunOptions extends CommonOptions {
 
 export async function runCommand(options: RunOptions): Promise<void> {
   const loaded = loadPolicy(options.policy);
-  const policy = options.interval === undefined ? loaded.policy : { ...loaded.policy, interval: options.interval };
-  const mode = resolveMode(policy.mode, options);
+  // The command line beats the file, at start and at every reload.
+  const effective = (policy: Policy): { policy: Policy; mode: Mode } => {
+    const withInterval = options.interval === undefined ? policy : { ...policy, interval: options.interval };
+    return { policy: withInterval, mode: resolveMode(withInterval.mode, options) };
+  };
+  const { policy, mode } = effective(loaded.policy);
   const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel });
-  await runDaemon({ policy, policyFile: loaded.file, mode, stateDir: options.stateDir ?? defaultStateDir(), flushOnExit: options.flushOnExit ?? false, log });
+  await runDaemon({ policy, policyFile: loaded.file, mode, stateDir: options.stateDir ?? defaultStateDir(), flushOnExit: options.flushOnExit ?? false, log, reload: () => effective(loadPolicy(loaded.file).policy) });
 }

@@ -18,6 +18,7 @@ import { collectGarbage } from '../system/collect-garbage.js';
 import { serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
+import { reloadPolicy } from './reload-policy.js';
 import { openEnforcement } from './setup.js';
 import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
 
@@ -28,6 +29,8 @@ export interface DaemonOptions {
   readonly stateDir: string;
   readonly flushOnExit: boolean;
   readonly log: Logger;
+  /** SIGHUP: reads the policy file again, with the command line's overrides; throws ConfigError. */
+  readonly reload?: () => { readonly policy: Policy; readonly mode: Mode };
 }
 
 /** After this many ban changes (or a reconcile of this many bans), the daemon compacts its memory. */
@@ -37,13 +40,22 @@ const BULK_CHANGES = 10_000;
 const ATTACK_LOG_EVERY_MS = 30_000;
 
 export async function runDaemon(options: DaemonOptions): Promise<void> {
-  const { policy, mode, stateDir, log } = options;
+  const { mode, stateDir, log } = options;
+  let policy = options.policy;
   ensureStateDir(stateDir);
   const lock: StateLock | null = tryLock(join(stateDir, LOCK_FILE));
   if (lock === null) {
     throw new ConflictError(`another floodgate (pid ${lockOwner(join(stateDir, LOCK_FILE)) ?? '?'}) is using the state directory ${stateDir}`);
   }
   let server: Server | undefined;
+  // At once: SIGHUP's default action would end the daemon. It asks for a reload before the next scan.
+  let reloadWanted = false;
+  let wakeForReload: (() => void) | undefined;
+  const onHangup = () => {
+    reloadWanted = true;
+    wakeForReload?.();
+  };
+  process.on('SIGHUP', onHangup);
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
@@ -78,6 +90,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    wakeForReload = () => wake?.();
 
     let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     let previousCounters: { at: number; counters: FloodCounters } | undefined;
@@ -97,6 +110,15 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     while (!stopping) {
       const tickStart = Date.now();
+      if (reloadWanted) {
+        reloadWanted = false;
+        try {
+          if (options.reload) policy = reloadPolicy({ current: policy, mode, file: options.policyFile, load: options.reload, enforcer, log });
+          allowlist = buildAllowlist(policy.allowlist, hostAddresses());
+        } catch (error) {
+          log.error({ event: 'error', during: 'reload', err: error }, `policy reload failed, the previous policy stays in force: ${(error as Error).message}`);
+        }
+      }
       try {
         const [table, counters] = await Promise.all([readLiveTable('all', undefined, sockets), readKernelCounters()]);
         const now = Date.now();
@@ -159,6 +181,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.stop();
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
   } finally {
+    process.off('SIGHUP', onHangup);
     server?.close();
     lock.release();
   }

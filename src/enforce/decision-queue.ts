@@ -16,20 +16,39 @@ export interface DecisionQueueOptions {
   readonly onError: (error: unknown, changes: readonly FirewallChange[]) => void;
 }
 
+/** One batch per window; the window is a second, or longer for rates under one per second. */
+function window(rate: number): { windowMs: number; batchSize: number } {
+  const windowMs = Math.max(1000, Math.ceil(1000 / rate));
+  return { windowMs, batchSize: Math.max(1, Math.floor((rate * windowMs) / 1000)) };
+}
+
 export class DecisionQueue {
   private readonly pending = new Map<string, FirewallChange>();
-  private readonly queue: PQueue;
-  private readonly batchSize: number;
+  private queue: PQueue;
+  private batchSize: number;
+  private windowMs: number;
+  /** A queue replaced by setRate, until its last batch is done. */
+  private retired: Promise<void> = Promise.resolve();
   private scheduled = false;
 
   constructor(
     private readonly backend: FirewallBackend,
     private readonly options: DecisionQueueOptions,
   ) {
-    // One batch per window; the window is a second, or longer for rates under one per second.
-    const windowMs = Math.max(1000, Math.ceil(1000 / options.rate));
-    this.batchSize = Math.max(1, Math.floor((options.rate * windowMs) / 1000));
-    this.queue = new PQueue({ concurrency: 1, interval: windowMs, intervalCap: 1 });
+    ({ windowMs: this.windowMs, batchSize: this.batchSize } = window(options.rate));
+    this.queue = new PQueue({ concurrency: 1, interval: this.windowMs, intervalCap: 1 });
+  }
+
+  /** A policy reload's ban.rate. p-queue's window is fixed, so a new window needs a new queue. */
+  setRate(rate: number): void {
+    const next = window(rate);
+    this.batchSize = next.batchSize;
+    if (next.windowMs === this.windowMs) return;
+    this.windowMs = next.windowMs;
+    const old = this.queue;
+    // A batch scheduled on the old queue still runs there and schedules the next one here.
+    this.retired = old.onIdle();
+    this.queue = new PQueue({ concurrency: 1, interval: this.windowMs, intervalCap: 1 });
   }
 
   /**
@@ -123,6 +142,9 @@ export class DecisionQueue {
 
   /** Resolves when every queued change has been committed (or has failed). */
   async drain(): Promise<void> {
-    while (!this.stopped && (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0)) await this.queue.onIdle();
+    while (!this.stopped && (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0)) {
+      await this.retired;
+      await this.queue.onIdle();
+    }
   }
 }

@@ -48,7 +48,7 @@ export class Enforcer {
   readonly queue: DecisionQueue;
   private readonly clock: () => number;
 
-  constructor(private readonly options: EnforcerOptions) {
+  constructor(private options: EnforcerOptions) {
     this.clock = options.clock ?? Date.now;
     this.queue = new DecisionQueue(options.backend, {
       rate: options.rate,
@@ -62,6 +62,21 @@ export class Enforcer {
         options.log.error({ event: 'error', during: 'commit', backend: options.backend.kind, changes: changes.length, err: error }, `firewall commit failed: ${(error as Error).message}`);
       },
     });
+  }
+
+  /** A policy reload: the protected set, rate, cap, kill_connections and reload hook from now on. */
+  update(settings: Required<Pick<EnforcerOptions, 'protectedSet' | 'rate' | 'maxActive' | 'killConnections'>> & { readonly reload: ReloadHook | undefined }): void {
+    if (settings.reload !== this.options.reload) this.options.reload?.stop();
+    if (settings.rate !== this.options.rate) this.queue.setRate(settings.rate);
+    this.options = { ...this.options, ...settings };
+  }
+
+  get reloadHook(): ReloadHook | undefined {
+    return this.options.reload;
+  }
+
+  get runner(): CommandRunner {
+    return this.options.runner;
   }
 
   get backend(): FirewallBackend {
