@@ -4,5 +4,7 @@ import { type CommonOptions, act } from './act.js';
 export async function flushCommand(options: CommonOptions): Promise<void> {
   const { result, mode } = await act({ cmd: 'flush' }, options);
   const { cleared } = result as { cleared: number };
-  process.stdout.write(`flushed: ${cleared} ban(s) cleared and every floodgate rule removed${mode === 'dry-run' ? ' (dry-run: only the would-be bans were cleared)' : ''}\n`);
+  process.stdout.write(
+    mode === 'dry-run' ? `dry-run: ${cleared} would-be ban(s) cleared; the firewall was not changed (use --enforce)\n` : `flushed: ${cleared} ban(s) cleared and every floodgate rule removed\n`,
+  );
 }

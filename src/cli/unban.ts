@@ -14,7 +14,7 @@ export async function unbanCommand(targetTexts: string[], options: UnbanOptions)
   const targets = targetTexts.map((text) => formatCidr(parseTarget(text, true)));
   const { result, mode } = await act({ cmd: 'unban', targets, ...(options.grace !== undefined && { grace: options.grace }) }, options);
   for (const r of result as UnbanResult[]) {
-    process.stdout.write(r.status === 'lifted' ? `lifted ${r.target}\n` : `${r.target} was not banned (any rule left for it is removed)\n`);
+    process.stdout.write(r.status === 'lifted' ? `lifted ${r.target}\n` : `${r.target} was not banned${mode === 'dry-run' ? '' : ' (any rule left for it is removed)'}\n`);
   }
   if (mode === 'dry-run') process.stdout.write('dry-run: the firewall was not changed (use --enforce)\n');
 }

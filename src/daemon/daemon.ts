@@ -39,6 +39,12 @@ const BULK_CHANGES = 10_000;
 /** How often an attack nobody can be banned for is repeated in the log. */
 const ATTACK_LOG_EVERY_MS = 30_000;
 
+/** Dry-run never changed the firewall: its last line must not say that rules stay or went. */
+export function stoppedMessage(mode: Mode, flushed: boolean, active: number): string {
+  if (mode === 'dry-run') return flushed ? 'stopped; the dry-run bans were cleared (--flush-on-exit); the firewall was never changed' : `stopped (dry-run: the firewall was never changed); ${active} dry-run ban(s) kept for the next dry-run`;
+  return flushed ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${active} ban(s) stay in place and keep expiring after a restart`;
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { mode, stateDir, log } = options;
   let policy = options.policy;
@@ -179,7 +185,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     server = undefined;
     if (options.flushOnExit) await enforcer.flush();
     await enforcer.stop();
-    log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
+    log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
   } finally {
     process.off('SIGHUP', onHangup);
     server?.close();

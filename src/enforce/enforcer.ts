@@ -143,7 +143,7 @@ export class Enforcer {
     if (ban !== undefined || event === 'unban') {
       log.info(
         { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
-        `${this.options.backend.dryRun ? 'dry-run: would lift' : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? ' (no active ban; any rule left is removed)' : ''}`,
+        `${this.options.backend.dryRun ? `dry-run: would ${event === 'expire' ? 'expire' : 'lift'}` : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? (this.options.backend.dryRun ? ' (no active ban)' : ' (no active ban; any rule left is removed)') : ''}`,
       );
     }
     return ban;
@@ -210,7 +210,7 @@ export class Enforcer {
     const cleared = store.clear();
     store.saveIfChanged();
     await backend.flush();
-    log.info({ event: 'flush', bans: cleared.length, dryRun: backend.dryRun }, `flushed ${cleared.length} ban(s) and every rule floodgate owns`);
+    log.info({ event: 'flush', bans: cleared.length, dryRun: backend.dryRun }, backend.dryRun ? `dry-run: cleared ${cleared.length} would-be ban(s); the firewall was not changed` : `flushed ${cleared.length} ban(s) and every rule floodgate owns`);
     return cleared.length;
   }
 
