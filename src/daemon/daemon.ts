@@ -18,6 +18,7 @@ import { collectGarbage } from '../system/collect-garbage.js';
 import { serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
+import { HEARTBEAT_EVERY_MS, heartbeat } from './heartbeat.js';
 import { reloadPolicy } from './reload-policy.js';
 import { openEnforcement } from './setup.js';
 import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
@@ -102,6 +103,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     let previousCounters: { at: number; counters: FloodCounters } | undefined;
     let lastReconcile = Date.now();
     let lastAttackLog = -Infinity;
+    let nextHeartbeat = -Infinity;
     let changesAtLastCollect = store.changes;
     let changesLastTick = store.changes;
     let wasQuiet = false;
@@ -145,6 +147,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
               `SYN FLOOD IN PROGRESS, but no source or network crosses a threshold (spoofed sources?): ${verdict.reasons.join('; ')}. Nothing to ban; keep SYN cookies on (net.ipv4.tcp_syncookies=1).`,
             );
           }
+        }
+        if (now >= nextHeartbeat) {
+          nextHeartbeat = now + HEARTBEAT_EVERY_MS;
+          const beat = heartbeat(table.rows, verdicts, store.size);
+          log.info(beat.fields, beat.msg);
         }
         enforcer.expire(now);
         store.lastScan = { at: now, durationMs: Date.now() - tickStart, sockets: table.rows.length };

@@ -1,5 +1,5 @@
 // The optional web-service reload after bans: an argv (no shell), at most once per debounce, with a
-// timeout. A failure is logged and never stops floodgate.
+// timeout. A failure is logged and never stops floodgate. Its event is reload-hook: `reload` is SIGHUP's.
 import type { Logger } from '../log.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { shellCommand } from '../system/shell-quote.js';
@@ -49,16 +49,16 @@ export class ReloadHook {
     const argv = this.options.command;
     const command = shellCommand(argv);
     if (this.dryRun) {
-      this.log.info({ event: 'reload', dryRun: true, command }, `dry-run: would run reload hook: ${command}`);
+      this.log.info({ event: 'reload-hook', dryRun: true, command }, `dry-run: would run reload hook: ${command}`);
       return;
     }
     this.running = (async () => {
       try {
         const result = await this.runner.run(argv, { reject: false, timeoutMs: this.options.timeout });
-        if (result.exitCode === 0) this.log.info({ event: 'reload', command }, 'reload hook ran');
-        else this.log.error({ event: 'error', during: 'reload', command, exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
+        if (result.exitCode === 0) this.log.info({ event: 'reload-hook', command }, 'reload hook ran');
+        else this.log.error({ event: 'error', during: 'reload-hook', command, exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
       } catch (error) {
-        this.log.error({ event: 'error', during: 'reload', command, err: error }, 'reload hook failed');
+        this.log.error({ event: 'error', during: 'reload-hook', command, err: error }, 'reload hook failed');
       } finally {
         this.running = undefined;
         if (this.again) {

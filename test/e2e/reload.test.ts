@@ -35,6 +35,9 @@ describe.skipIf(SKIP_REASON !== null)('policy reload on SIGHUP', () => {
     const stateDir = join(dir, 'state');
     const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
     const daemon = await Daemon.start(lab, { policy, stateDir });
+    // The sign of life after the first scan.
+    const beat = await daemon.waitForEvent('the first heartbeat', (e) => e.event === 'scan');
+    expect(beat.msg).toMatch(/^scan: \d+ sockets?, (top source \S+ with \d+|no remote sources), nothing over a threshold; 0 active bans$/);
 
     // 10 half-open connections: under the threshold of 20, nothing is banned.
     await lab.synFlood({ sources: [BELOW_OLD], perSource: 10, port: 80 });
