@@ -39,6 +39,9 @@ export function reloadPolicy(context: ReloadContext): Policy {
   const diff = diffPolicy(current, next.policy);
   const refusals = diff.restartOnly.map((c) => `${c.key} ${c.from} -> ${c.to}`);
   if (next.mode !== mode) refusals.unshift(`mode ${mode} -> ${next.mode}`);
+  // ipset's and nftables' sets are made at start with room for ban.max_active elements.
+  const maxActive = diff.settings.find((c) => c.key === 'ban.max_active');
+  if (maxActive && current.firewall.backend !== 'iptables') refusals.push(`ban.max_active ${maxActive.from} -> ${maxActive.to} (the ${current.firewall.backend} sets are sized by it)`);
   if (refusals.length > 0) {
     log.error(
       { event: 'reload', applied: false, policy: file, needsRestart: refusals },

@@ -48,6 +48,14 @@ describe('reloadPolicy', () => {
     expect(other.named('reload')).toEqual([expect.objectContaining({ level: 50, applied: false, needsRestart: ['mode dry-run -> enforce'] })]);
   });
 
+  it('refuses a new ban.max_active with ipset or nftables, whose sets were sized by it at start', () => {
+    const { enforcer, log, named } = setup();
+    const current = parsePolicy('rules: [{name: r, threshold: 5}]\nfirewall: {backend: ipset}\n', 'p.yaml');
+    const next = parsePolicy('rules: [{name: r, threshold: 5}]\nfirewall: {backend: ipset}\nban: {max_active: 20000}\n', 'p.yaml');
+    expect(reloadPolicy({ current, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: next, mode: 'enforce' }), enforcer, log })).toBe(current);
+    expect(named('reload')[0]).toMatchObject({ applied: false, needsRestart: ['ban.max_active 5000 -> 20000 (the ipset sets are sized by it)'] });
+  });
+
   it('applies a valid policy: new limits for new bans, one reload event saying what changed', async () => {
     const { reload, named, enforcer } = setup();
     const next = parsePolicy('rules: [{name: syn-flood, states: [SYN_RECV], threshold: 5}, {name: conn, threshold: 100}]\nban: {ttl: 30m, max_active: 1}\n', 'p.yaml');
