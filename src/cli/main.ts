@@ -46,7 +46,7 @@ function common(command: Command): Command {
 }
 
 common(program.command('run'))
-  .description('the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce)')
+  .description('the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file')
   .option('--flush-on-exit', 'remove every floodgate rule on SIGTERM/SIGINT instead of leaving the bans to expire')
   .option('--interval <duration>', "override the policy's interval", durationOption('--interval'))
   .action(async (options) => (await import('./run.js')).runCommand(options));
