@@ -1,5 +1,5 @@
 // The detector: (table snapshot, policy, now) -> verdicts. Pure: no clock, no file, no process.
-import { CidrSet } from '../net/cidr-set.js';
+import type { CidrSet } from '../net/cidr-set.js';
 import { parseCidr, parseIp } from '../net/ip.js';
 import type { Policy, Rule } from '../policy/schema.js';
 import { type SocketFilter, countSockets } from '../table/count-sockets.js';
@@ -50,16 +50,29 @@ export function ruleFilter(rule: Rule): SocketFilter {
   };
 }
 
+/**
+ * Per-ip rules are judged first, whatever their place in the policy: a source one of them flags
+ * (more sockets than its threshold, whether it is then banned or allowlisted) is dealt with on its
+ * own, so a per-net rule counts only the sockets of the other sources of its network, and needs
+ * `min_sources` of them. Without this, one heavy source also banned its whole /24 and every
+ * neighbour in it. Sources already banned (suppressed) are counted by no rule at all.
+ */
 export function detect(snapshot: Snapshot, policy: Policy, now: number, context: DetectContext): Verdict[] {
   const { allowlist } = context;
-  const skip = suppressedSources(snapshot.rows, context.suppressed);
+  const table = snapshot.rows;
+  const skip = suppressedSources(table, context.suppressed);
 
-  const bans: BanVerdict[] = [];
+  const found: BanVerdict[][] = policy.rules.map(() => []);
   const flagged = new Set<string>();
-  const flaggedNets = new CidrSet();
-  for (const rule of policy.rules) {
+  // Per address id: 1 for a suppressed source or one a per-ip rule flagged in this pass.
+  let judged: Uint8Array | undefined;
+  const judge = (rule: Rule, index: number): void => {
+    const options =
+      rule.per === 'net'
+        ? { ...(judged && { skip: judged }), above: rule.threshold, minSources: rule.min_sources }
+        : { ...(skip && { skip }), above: rule.threshold, mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()) };
     const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
-    const { groups } = countSockets(snapshot.rows, ruleFilter(rule), grouping, { ...(skip && { skip }), above: rule.threshold });
+    const { groups } = countSockets(table, ruleFilter(rule), grouping, options);
     for (const [target, count] of groups) {
       if (flagged.has(target)) continue;
       const cidr = parseCidr(target)!;
@@ -67,12 +80,15 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
       // still judged one by one by the per-ip rules.
       if (rule.per === 'net' ? allowlist.overlaps(cidr) : allowlist.covers(cidr)) continue;
       flagged.add(target);
-      if (rule.per === 'net') flaggedNets.add(cidr);
-      bans.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
+      found[index]!.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
     }
-  }
-  // An address inside a network banned in the same pass needs no rule of its own.
-  const verdicts: Verdict[] = flaggedNets.size === 0 ? bans : bans.filter((v) => v.target.includes('/') || !flaggedNets.covers(parseCidr(v.target)!));
+  };
+  policy.rules.forEach((rule, index) => rule.per === 'ip' && judge(rule, index));
+  judged ??= skip;
+  policy.rules.forEach((rule, index) => rule.per === 'net' && judge(rule, index));
+  // In the policy's order. A flagged source inside a network banned for its other sources keeps its
+  // own ban: it was judged on its own count, and outlives the network's ban if that one is lifted.
+  const verdicts: Verdict[] = found.flat();
 
   if (verdicts.length === 0) {
     const attack = floodSignal(snapshot, policy, now, skip);
