@@ -17,7 +17,7 @@ const program = new Command('floodgate')
 
 program
   .command('scan')
-  .description("report on the connection table: totals per state and the top sources (the seed's netstat | awk | sort | uniq -c in one command)")
+  .description("report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)")
   .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output) instead of the live kernel; repeatable; - for stdin', collect)
   .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
   .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')

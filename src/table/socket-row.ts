@@ -65,7 +65,7 @@ const ALIASES: Record<string, SocketState> = {
 
 const KNOWN = new Set<string>(STATES);
 
-/** Any spelling a user or a tool uses (netstat, ss, the seed's SYN-RECEIVED), case-insensitive. */
+/** Any spelling a user or a tool uses (netstat, ss, and SYN-RECEIVED as older tools and write-ups spell it), case-insensitive. */
 export function normalizeState(text: string): SocketState | null {
   const upper = text.toUpperCase();
   if (KNOWN.has(upper)) return upper as SocketState;
