@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { type Grouping, countSockets, topGroups } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
-import type { MalformedLine } from '../table/parse-result.js';
+import { type MalformedLine, quoteLine } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
 import { STATES, type SocketState } from '../table/socket-row.js';
@@ -55,7 +55,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) => t.malformed.map((m) => ({ ...m, file: t.name })));
   if (options.strict && malformed.length > 0) {
     const first = malformed[0]!;
-    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${JSON.stringify(first.text.slice(0, 200))}`);
+    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`);
   }
 
   const grouping: Grouping = options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };

@@ -45,7 +45,7 @@ export const KERNEL_STATES: readonly (SocketState | undefined)[] = [
   'SYN_RECV',
 ];
 
-const ALIASES: Record<string, SocketState> = {
+const ALIASES = new Map<string, SocketState>(Object.entries({
   ESTAB: 'ESTABLISHED',
   'SYN-SENT': 'SYN_SENT',
   'SYN-RECV': 'SYN_RECV',
@@ -61,7 +61,7 @@ const ALIASES: Record<string, SocketState> = {
   UNCONNECTED: 'UNCONN',
   LISTENING: 'LISTEN',
   CLOSED: 'CLOSE',
-};
+} satisfies Record<string, SocketState>));
 
 const KNOWN = new Set<string>(STATES);
 
@@ -69,5 +69,5 @@ const KNOWN = new Set<string>(STATES);
 export function normalizeState(text: string): SocketState | null {
   const upper = text.toUpperCase();
   if (KNOWN.has(upper)) return upper as SocketState;
-  return ALIASES[upper] ?? null;
+  return ALIASES.get(upper) ?? null;
 }
