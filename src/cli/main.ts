@@ -30,6 +30,7 @@ program
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
   .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
   .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval'))
+  .option('--policy <file>', 'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why')
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
 /** Options every command that touches bans takes. */

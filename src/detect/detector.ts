@@ -33,11 +33,22 @@ export interface AttackVerdict {
 
 export type Verdict = BanVerdict | AttackVerdict;
 
+/** A target over a rule's threshold that gets no ban, and why: for `scan --policy`. */
+export interface SparedTarget {
+  readonly target: string;
+  readonly rule: string;
+  readonly count: number;
+  /** allowlist: it is (or, for a network, holds) an allowlisted address; min_sources: too few sources. */
+  readonly reason: 'allowlist' | 'min_sources';
+}
+
 export interface DetectContext {
   /** Never judged: the policy's allowlist plus loopback and the host's own addresses. */
   readonly allowlist: CidrSet;
   /** Not counted again: active bans, queued bans and targets in their unban grace period. */
   readonly suppressed?: CidrSet;
+  /** When given, every target spared despite crossing a threshold is appended to it (costs a second count per per-net rule). */
+  readonly spared?: SparedTarget[];
 }
 
 const ALL_BUT_LISTEN: ReadonlySet<SocketState> = new Set(STATES.filter((state) => state !== 'LISTEN'));
@@ -73,12 +84,21 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
         : { ...(skip && { skip }), above: rule.threshold, mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()) };
     const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
     const { groups } = countSockets(table, ruleFilter(rule), grouping, options);
+    const { spared } = context;
+    if (spared !== undefined && rule.per === 'net' && rule.min_sources > 1) {
+      for (const [target, count] of countSockets(table, ruleFilter(rule), grouping, { ...options, minSources: 1 }).groups) {
+        if (!groups.has(target) && !allowlist.overlaps(parseCidr(target)!)) spared.push({ target, rule: rule.name, count, reason: 'min_sources' });
+      }
+    }
     for (const [target, count] of groups) {
       if (flagged.has(target)) continue;
       const cidr = parseCidr(target)!;
       // A network that holds an allowlisted address is never banned whole; its other sources are
       // still judged one by one by the per-ip rules.
-      if (rule.per === 'net' ? allowlist.overlaps(cidr) : allowlist.covers(cidr)) continue;
+      if (rule.per === 'net' ? allowlist.overlaps(cidr) : allowlist.covers(cidr)) {
+        spared?.push({ target, rule: rule.name, count, reason: 'allowlist' });
+        continue;
+      }
       flagged.add(target);
       found[index]!.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
     }

@@ -1,5 +1,7 @@
-// Reads captured tables named by --input (files or "-" for stdin), detecting each one's format.
+// Reads captured tables named by --input (files or "-" for stdin, gzip or not), detecting each one's format.
+import { constants } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import { type ParsedTable, QUOTE_MAX, quoteLine } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
@@ -27,6 +29,14 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     throw new UsageError(`cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
   }
   const label = name === '-' ? 'standard input' : name;
+  // A gzip capture (by its magic bytes, so stdin too), up to the largest buffer node makes.
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: MAX_LENGTH });
+    } catch (error) {
+      throw new UsageError(`cannot read ${label}: it starts like gzip, but does not decompress: ${(error as Error).message}`, { cause: error });
+    }
+  }
   // An empty capture is a table with no sockets (a quiet host, or `ss -H` with nothing open).
   if (isBlank(bytes)) return { name, format: forced ?? 'empty', rows: new SocketTable(), malformed: [] };
   const format = forced ?? detectFormat(bytes.toString('latin1', 0, Math.min(bytes.length, 64 * 1024)));
@@ -81,6 +91,7 @@ export function* textChunks(bytes: Buffer, chunkBytes = 64 * 1024 * 1024): Gener
 }
 
 const NEWLINE = 10;
+const { MAX_LENGTH } = constants;
 
 function isBlank(bytes: Buffer): boolean {
   for (const byte of bytes) if (byte !== 32 && byte !== 10 && byte !== 13 && byte !== 9) return false;

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { scanCommand } from '../../src/cli/scan.js';
 import { UsageError } from '../../src/errors.js';
@@ -82,5 +83,20 @@ describe('a capture in which no row can be read', () => {
     const table = await readInput(file);
     expect(table.rows.length).toBeGreaterThan(0);
     expect(table.malformed).toHaveLength(1);
+  });
+});
+
+describe('a gzip capture', () => {
+  it.each(['ss-tan.txt', 'netstat-ant.txt', 'proc-tcp.txt'])('%s.gz reads as the plain file does', async (file) => {
+    const text = fixtureText('mixed', file);
+    const plain = await readInput(capture(file, text));
+    const gz = await readInput(capture(`${file}.gz`, gzipSync(text)));
+    expect(gz.format).toBe(plain.format);
+    expect(gz.rows.toRows()).toEqual(plain.rows.toRows());
+  });
+
+  it('that is cut short is refused, naming the file', async () => {
+    const file = capture('cut.gz', gzipSync(fixtureText('mixed', 'ss-tan.txt')).subarray(0, 100));
+    expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut\.gz: it starts like gzip, but does not decompress: /);
   });
 });
