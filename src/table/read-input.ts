@@ -29,12 +29,14 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     throw new UsageError(`cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
   }
   const label = name === '-' ? 'standard input' : name;
-  // A gzip capture (by its magic bytes, so stdin too), up to the largest buffer node makes.
+  // A gzip capture (by its magic bytes, so stdin too), up to the size of the largest plain file
+  // read (a gzip bomb stops there).
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes, { maxOutputLength: MAX_LENGTH });
+      bytes = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
     } catch (error) {
-      throw new UsageError(`cannot read ${label}: it starts like gzip, but does not decompress: ${(error as Error).message}`, { cause: error });
+      const why = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'it decompresses to more than 2 GiB' : `it starts like gzip, but does not decompress: ${(error as Error).message}`;
+      throw new UsageError(`cannot read ${label}: ${why}`, { cause: error });
     }
   }
   // An empty capture is a table with no sockets (a quiet host, or `ss -H` with nothing open).
@@ -91,7 +93,8 @@ export function* textChunks(bytes: Buffer, chunkBytes = 64 * 1024 * 1024): Gener
 }
 
 const NEWLINE = 10;
-const { MAX_LENGTH } = constants;
+/** readFile's own limit for a plain file: 2 GiB. */
+const GUNZIP_MAX = Math.min(constants.MAX_LENGTH, 2 ** 31 - 1);
 
 function isBlank(bytes: Buffer): boolean {
   for (const byte of bytes) if (byte !== 32 && byte !== 10 && byte !== 13 && byte !== 9) return false;
