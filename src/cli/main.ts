@@ -18,7 +18,7 @@ const program = new Command('floodgate')
 
 program
   .command('scan')
-  .description("report on the connection table: totals per state and the top sources (the seed's netstat | awk | sort | uniq -c in one command)")
+  .description("report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)")
   .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output) instead of the live kernel; repeatable; - for stdin', collect)
   .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
   .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')
@@ -31,6 +31,7 @@ program
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
   .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
   .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval'))
+  .option('--policy <file>', 'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why')
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
 /** Options every command that touches bans takes. */

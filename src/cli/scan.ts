@@ -1,10 +1,12 @@
 // `floodgate scan`: totals per state and the top sources of the live or a captured table.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type WhatIf, type WhatIfSpared, whatIf } from '../detect/what-if.js';
 import { UsageError } from '../errors.js';
+import { loadPolicy } from '../policy/load-policy.js';
 import { type Grouping, countSockets, topGroups } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
-import type { MalformedLine } from '../table/parse-result.js';
+import { type MalformedLine, quoteLine } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
 import { STATES, type SocketState } from '../table/socket-row.js';
@@ -22,6 +24,8 @@ export interface ScanOptions {
   readonly top: number;
   readonly json?: boolean;
   readonly interval?: number;
+  /** What-if: run this policy's detector on the captures, as the daemon would at one tick. */
+  readonly policy?: string;
 }
 
 interface Counters {
@@ -33,6 +37,9 @@ interface Counters {
 export async function scanCommand(options: ScanOptions): Promise<void> {
   const live = options.input === undefined || options.input.length === 0;
   if (!live && options.interval !== undefined) throw new UsageError('--interval samples the live kernel counters; it cannot be used with --input');
+  if (live && options.policy !== undefined) throw new UsageError('--policy runs a what-if on captured tables; give them with --input');
+  // Read first: a policy file with a mistake is reported before any capture is read.
+  const policy = options.policy === undefined ? undefined : loadPolicy(options.policy).policy;
 
   let tables: InputTable[];
   let counters: Counters | undefined;
@@ -55,12 +62,13 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) => t.malformed.map((m) => ({ ...m, file: t.name })));
   if (options.strict && malformed.length > 0) {
     const first = malformed[0]!;
-    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${JSON.stringify(first.text.slice(0, 200))}`);
+    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`);
   }
 
   const grouping: Grouping = options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
+  const table = mergeRows(tables);
   const counts = countSockets(
-    mergeRows(tables),
+    table,
     {
       ...(options.state && { states: new Set(options.state) }),
       ...(options.port && { ports: new Set(options.port) }),
@@ -70,6 +78,8 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   );
   const groups = topGroups(counts.groups, options.top, options.by === 'port');
   const states = Object.fromEntries(STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]));
+  // The top sources shown are accounted for too: banned, or spared and why.
+  const outcome = policy && whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
 
   if (options.json) {
     const out = {
@@ -80,6 +90,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       malformed: malformed.length,
       source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: t.rows.length })),
       ...(counters && { counters: counters.total, ...(counters.perSecond && { countersPerSecond: counters.perSecond }) }),
+      ...(outcome && { bans: outcome.bans, spared: outcome.spared, ...(outcome.attack && { attack: outcome.attack.reasons }) }),
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
@@ -112,5 +123,29 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       lines.push(`${name.padEnd(22)} ${String(counters.total[name]).padStart(11)}${rate}`);
     }
   }
+  if (outcome) lines.push('', ...whatIfLines(outcome, options.policy!));
   process.stdout.write(`${lines.join('\n')}\n`);
 }
+
+function whatIfLines(outcome: WhatIf, file: string): string[] {
+  const lines = [`WHAT IF: ${file} at one tick, with nothing banned yet`];
+  const width = Math.max(16, ...outcome.bans.map((b) => b.target.length), ...outcome.spared.map((s) => s.target.length));
+  if (outcome.bans.length === 0) lines.push('no bans');
+  else {
+    lines.push(`${outcome.bans.length} ban${outcome.bans.length === 1 ? '' : 's'}`, `${'TARGET'.padEnd(width)}  ${'RULE'.padEnd(20)}   COUNT  TTL`);
+    for (const ban of outcome.bans) lines.push(`${ban.target.padEnd(width)}  ${ban.rule.padEnd(20)}  ${String(ban.count).padStart(6)}  ${ban.ttl}`);
+  }
+  if (outcome.spared.length > 0) {
+    lines.push('', `${outcome.spared.length} spared`, `${'TARGET'.padEnd(width)}  REASON`);
+    for (const spared of outcome.spared) lines.push(`${spared.target.padEnd(width)}  ${SPARED_REASONS[spared.reason]}`);
+  }
+  if (outcome.attack) lines.push('', `SYN flood with nobody to ban: ${outcome.attack.reasons.join('; ')}`);
+  return lines;
+}
+
+const SPARED_REASONS: Readonly<Record<WhatIfSpared['reason'], string>> = {
+  allowlist: 'allowlist (an allowlisted address, or a network holding one)',
+  min_sources: 'min_sources (over a per-net threshold, from too few sources)',
+  'under threshold': 'under threshold (under every rule that counts it)',
+  max_active: 'max_active (ban.max_active bans made already)',
+};

@@ -1,5 +1,5 @@
 // The detector: (table snapshot, policy, now) -> verdicts. Pure: no clock, no file, no process.
-import { CidrSet } from '../net/cidr-set.js';
+import type { CidrSet } from '../net/cidr-set.js';
 import { parseCidr, parseIp } from '../net/ip.js';
 import type { Policy, Rule } from '../policy/schema.js';
 import { type SocketFilter, countSockets } from '../table/count-sockets.js';
@@ -33,11 +33,22 @@ export interface AttackVerdict {
 
 export type Verdict = BanVerdict | AttackVerdict;
 
+/** A target over a rule's threshold that gets no ban, and why: for `scan --policy`. */
+export interface SparedTarget {
+  readonly target: string;
+  readonly rule: string;
+  readonly count: number;
+  /** allowlist: it is (or, for a network, holds) an allowlisted address; min_sources: too few sources. */
+  readonly reason: 'allowlist' | 'min_sources';
+}
+
 export interface DetectContext {
   /** Never judged: the policy's allowlist plus loopback and the host's own addresses. */
   readonly allowlist: CidrSet;
   /** Not counted again: active bans, queued bans and targets in their unban grace period. */
   readonly suppressed?: CidrSet;
+  /** When given, every target spared despite crossing a threshold is appended to it (costs a second count per per-net rule). */
+  readonly spared?: SparedTarget[];
 }
 
 const ALL_BUT_LISTEN: ReadonlySet<SocketState> = new Set(STATES.filter((state) => state !== 'LISTEN'));
@@ -50,29 +61,54 @@ export function ruleFilter(rule: Rule): SocketFilter {
   };
 }
 
+/**
+ * Per-ip rules are judged first, whatever their place in the policy: a source one of them flags
+ * (more sockets than its threshold, whether it is then banned or allowlisted) is dealt with on its
+ * own, so a per-net rule counts only the sockets of the other sources of its network, and needs
+ * `min_sources` of them. Without this, one heavy source also banned its whole /24 and every
+ * neighbour in it. Sources already banned (suppressed) are counted by no rule at all.
+ */
 export function detect(snapshot: Snapshot, policy: Policy, now: number, context: DetectContext): Verdict[] {
   const { allowlist } = context;
-  const skip = suppressedSources(snapshot.rows, context.suppressed);
+  const table = snapshot.rows;
+  const skip = suppressedSources(table, context.suppressed);
 
-  const bans: BanVerdict[] = [];
+  const found: BanVerdict[][] = policy.rules.map(() => []);
   const flagged = new Set<string>();
-  const flaggedNets = new CidrSet();
-  for (const rule of policy.rules) {
+  // Per address id: 1 for a suppressed source or one a per-ip rule flagged in this pass.
+  let judged: Uint8Array | undefined;
+  const judge = (rule: Rule, index: number): void => {
+    const options =
+      rule.per === 'net'
+        ? { ...(judged && { skip: judged }), above: rule.threshold, minSources: rule.min_sources }
+        : { ...(skip && { skip }), above: rule.threshold, mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()) };
     const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
-    const { groups } = countSockets(snapshot.rows, ruleFilter(rule), grouping, { ...(skip && { skip }), above: rule.threshold });
+    const { groups } = countSockets(table, ruleFilter(rule), grouping, options);
+    const { spared } = context;
+    if (spared !== undefined && rule.per === 'net' && rule.min_sources > 1) {
+      for (const [target, count] of countSockets(table, ruleFilter(rule), grouping, { ...options, minSources: 1 }).groups) {
+        if (!groups.has(target) && !allowlist.overlaps(parseCidr(target)!)) spared.push({ target, rule: rule.name, count, reason: 'min_sources' });
+      }
+    }
     for (const [target, count] of groups) {
       if (flagged.has(target)) continue;
       const cidr = parseCidr(target)!;
       // A network that holds an allowlisted address is never banned whole; its other sources are
       // still judged one by one by the per-ip rules.
-      if (rule.per === 'net' ? allowlist.overlaps(cidr) : allowlist.covers(cidr)) continue;
+      if (rule.per === 'net' ? allowlist.overlaps(cidr) : allowlist.covers(cidr)) {
+        spared?.push({ target, rule: rule.name, count, reason: 'allowlist' });
+        continue;
+      }
       flagged.add(target);
-      if (rule.per === 'net') flaggedNets.add(cidr);
-      bans.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
+      found[index]!.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
     }
-  }
-  // An address inside a network banned in the same pass needs no rule of its own.
-  const verdicts: Verdict[] = flaggedNets.size === 0 ? bans : bans.filter((v) => v.target.includes('/') || !flaggedNets.covers(parseCidr(v.target)!));
+  };
+  policy.rules.forEach((rule, index) => rule.per === 'ip' && judge(rule, index));
+  judged ??= skip;
+  policy.rules.forEach((rule, index) => rule.per === 'net' && judge(rule, index));
+  // In the policy's order. A flagged source inside a network banned for its other sources keeps its
+  // own ban: it was judged on its own count, and outlives the network's ban if that one is lifted.
+  const verdicts: Verdict[] = found.flat();
 
   if (verdicts.length === 0) {
     const attack = floodSignal(snapshot, policy, now, skip);

@@ -84,6 +84,11 @@ const ruleSchema = z.strictObject({
   /** The network size for `per: net`. */
   prefix4: wholeNumber(8, 32).default(24),
   prefix6: wholeNumber(16, 128).default(64),
+  /**
+   * `per: net` only: the distinct sources a network needs, counting only sources no `per: ip` rule
+   * flagged in the same pass, before it is banned whole.
+   */
+  min_sources: wholeNumber(1).default(3),
 });
 
 const banSchema = z.strictObject({

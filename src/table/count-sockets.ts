@@ -31,6 +31,13 @@ export interface CountOptions {
   readonly skip?: Uint8Array;
   /** Only groups of more than this many sockets are returned. @default 0 */
   readonly above?: number;
+  /** `by: 'net'` only: only networks with sockets from at least this many distinct sources are returned. @default 1 */
+  readonly minSources?: number;
+  /**
+   * `by: 'ip'` only: set to 1, per AddressBook id, for every source returned (more than `above`
+   * sockets), so that a later count can skip the sources this one flagged.
+   */
+  readonly mark?: Uint8Array;
 }
 
 /**
@@ -40,7 +47,7 @@ export interface CountOptions {
  */
 export function countSockets(table: SocketTable, filter: SocketFilter, grouping: Grouping, options: CountOptions = {}): SocketCounts {
   const { protos, states, localPorts, remotes, addresses } = table;
-  const { skip, above = 0 } = options;
+  const { skip, above = 0, minSources = 1, mark } = options;
   const proto = filter.proto === undefined || filter.proto === 'all' ? -1 : protoIndex(filter.proto);
   const stateOk = new Uint8Array(STATES.length).fill(filter.states === undefined ? 1 : 0);
   for (const state of filter.states ?? []) stateOk[stateIndex(state)] = 1;
@@ -72,37 +79,68 @@ export function countSockets(table: SocketTable, filter: SocketFilter, grouping:
   if (byPort) {
     for (let port = 0; port < 65536; port++) if (counts[port]! > above) groups.set(String(port), counts[port]!);
   } else if (grouping.by === 'ip') {
-    for (let id = 1; id < counts.length; id++) if (counts[id]! > above) groups.set(addresses.name(id), counts[id]!);
+    for (let id = 1; id < counts.length; id++) {
+      if (counts[id]! <= above) continue;
+      groups.set(addresses.name(id), counts[id]!);
+      if (mark !== undefined) mark[id] = 1;
+    }
   } else {
-    groups = countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6, above);
+    groups = countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6, above, minSources);
   }
   return { total, states: stateTotals, groups };
 }
 
-/** Sums per-address counts into networks: IPv4 by number, IPv6 (rarer) by its network's text. */
-function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number, above: number): Map<string, number> {
+/**
+ * Sums per-address counts into networks: IPv4 by number, IPv6 (rarer) by its network's text. The
+ * distinct sources are counted in a second pass, for the few networks over `above` only: a table
+ * of a million distinct sources has about as many networks, and most are far below any threshold.
+ */
+function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number, above: number, minSources: number): Map<string, number> {
   const hostBits = 32 - prefix4;
+  const net4 = (id: number): number => (hostBits === 32 ? 0 : addresses.ipv4(id) >>> hostBits);
+  const net6 = (id: number): string =>
+    prefix6 === 128 ? addresses.name(id) : formatCidr({ family: 6, value: networkOf(6, parseIp(addresses.name(id))!.value, prefix6), prefix: prefix6 });
   const nets4 = new Map<number, number>();
   const nets6 = new Map<string, number>();
+  /** The network of each IPv6 source, for the second pass. */
+  const keys6 = new Map<number, string>();
   for (let id = 1; id < counts.length; id++) {
     const count = counts[id]!;
     if (count === 0) continue;
     if (addresses.family(id) === 4) {
-      const net = hostBits === 32 ? 0 : addresses.ipv4(id) >>> hostBits;
+      const net = net4(id);
       nets4.set(net, (nets4.get(net) ?? 0) + count);
     } else {
-      const ip = parseIp(addresses.name(id))!;
-      const key = prefix6 === 128 ? addresses.name(id) : formatCidr({ family: 6, value: networkOf(6, ip.value, prefix6), prefix: prefix6 });
+      const key = net6(id);
+      keys6.set(id, key);
       nets6.set(key, (nets6.get(key) ?? 0) + count);
     }
   }
-  const groups = new Map<string, number>();
-  for (const [net, count] of nets4) {
-    if (count <= above) continue;
-    const value = hostBits === 32 ? 0 : (net << hostBits) >>> 0;
-    groups.set(prefix4 === 32 ? formatIpv4(value) : `${formatIpv4(value)}/${prefix4}`, count);
+  const over4 = new Map<number, number>();
+  const over6 = new Map<string, number>();
+  for (const [net, count] of nets4) if (count > above) over4.set(net, 0);
+  for (const [key, count] of nets6) if (count > above) over6.set(key, 0);
+  if (minSources > 1 && over4.size + over6.size > 0) {
+    for (let id = 1; id < counts.length; id++) {
+      if (counts[id] === 0) continue;
+      if (addresses.family(id) === 4) {
+        const net = net4(id);
+        const sources = over4.get(net);
+        if (sources !== undefined) over4.set(net, sources + 1);
+      } else if (over6.size > 0) {
+        const key = keys6.get(id)!;
+        const sources = over6.get(key);
+        if (sources !== undefined) over6.set(key, sources + 1);
+      }
+    }
   }
-  for (const [key, count] of nets6) if (count > above) groups.set(key, count);
+  const groups = new Map<string, number>();
+  for (const [net, sources] of over4) {
+    if (minSources > 1 && sources < minSources) continue;
+    const value = hostBits === 32 ? 0 : (net << hostBits) >>> 0;
+    groups.set(prefix4 === 32 ? formatIpv4(value) : `${formatIpv4(value)}/${prefix4}`, nets4.get(net)!);
+  }
+  for (const [key, sources] of over6) if (minSources <= 1 || sources >= minSources) groups.set(key, nets6.get(key)!);
   return groups;
 }
 

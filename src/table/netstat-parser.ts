@@ -1,27 +1,35 @@
 // Parses `netstat -an` / `-ant` / `-antu` output (net-tools; Windows' `netstat -an` too), skipping
 // the UNIX-socket section and the headers.
-import { AddressCache, type MalformedLine, type ParsedTable, forEachLine, splitEndpoint } from './parse-result.js';
+import { AddressCache, type MalformedLine, type ParsedTable, type TableText, forEachLineOf, malformedLine, splitEndpoint } from './parse-result.js';
 import { type Proto, normalizeState } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
-const PROTOS: Record<string, Proto> = { tcp: 'tcp', tcp6: 'tcp', udp: 'udp', udp6: 'udp', TCP: 'tcp', UDP: 'udp' };
+// A Map, not an object: a row starting with "constructor" or "__proto__" is no socket.
+const PROTOS = new Map<string, Proto>([
+  ['tcp', 'tcp'],
+  ['tcp6', 'tcp'],
+  ['udp', 'udp'],
+  ['udp6', 'udp'],
+  ['TCP', 'tcp'],
+  ['UDP', 'udp'],
+]);
 const IGNORED = /^(?:Active |Proto |unix |raw6? |udpl(?:ite)?6? |\s+Proto )/;
 
-export function parseNetstat(text: string): ParsedTable {
+export function parseNetstat(text: TableText): ParsedTable {
   const rows = new SocketTable();
   const malformed: MalformedLine[] = [];
   const cache = new AddressCache(rows.addresses);
   let inUnixSection = false;
 
-  forEachLine(text, (line, lineNo) => {
+  forEachLineOf(text, (line, lineNo) => {
     if (line.startsWith('Active UNIX') || line.startsWith('Active Bluetooth')) inUnixSection = true;
     else if (line.startsWith('Active Internet') || line.startsWith('Active Connections')) inUnixSection = false;
     if (inUnixSection || line.trim() === '' || IGNORED.test(line)) return;
 
     const tokens = line.trim().split(/\s+/);
-    const proto = PROTOS[tokens[0]!];
+    const proto = PROTOS.get(tokens[0]!);
     if (proto === undefined) {
-      malformed.push({ line: lineNo, text: line });
+      malformed.push(malformedLine(lineNo, line));
       return;
     }
     // Linux: proto recv-q send-q local foreign [state]; Windows: proto local foreign [state].
@@ -34,7 +42,7 @@ export function parseNetstat(text: string): ParsedTable {
     // UDP rows carry no state for unconnected sockets (or a PID/Program column in its place with -p).
     if (proto === 'udp') state = state === 'ESTABLISHED' ? 'ESTABLISHED' : 'UNCONN';
     if (local === null || remote === null || state === null) {
-      malformed.push({ line: lineNo, text: line });
+      malformed.push(malformedLine(lineNo, line));
       return;
     }
     const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== 0;

@@ -4,7 +4,28 @@ import type { AddressBook, SocketTable } from './socket-table.js';
 export interface MalformedLine {
   /** 1-based line number within the input. */
   readonly line: number;
+  /** The line, or its first QUOTE_MAX characters when it is longer. */
   readonly text: string;
+  /** The whole line's length, when `text` is only its start. */
+  readonly length?: number;
+}
+
+/**
+ * How much of a bad line is kept and quoted: enough to recognise it, and never a whole megabyte of
+ * it, nor the whole of a one-line file that is no table (a key file named by mistake, or on purpose
+ * by someone running floodgate through sudo).
+ */
+export const QUOTE_MAX = 80;
+
+/** A bad line as kept: `text` is the line, or at least its start; `length` the whole line's. */
+export function malformedLine(line: number, text: string, length = text.length): MalformedLine {
+  return length <= QUOTE_MAX ? { line, text } : { line, text: text.slice(0, QUOTE_MAX), length };
+}
+
+/** A bad line as a message shows it: quoted, and marked when cut. */
+export function quoteLine(malformed: MalformedLine): string {
+  const quoted = JSON.stringify(malformed.text);
+  return malformed.length === undefined ? quoted : `${quoted}… (the first ${QUOTE_MAX} of ${malformed.length} characters)`;
 }
 
 export interface ParsedTable {
@@ -61,10 +82,14 @@ export function splitEndpoint(text: string, cache: AddressCache): { address: num
   return id === null ? null : { address: id, port };
 }
 
-/** Calls `visit` with each line and its 1-based number, without building an array of lines. */
-export function forEachLine(text: string, visit: (line: string, lineNo: number) => void): void {
+/**
+ * Calls `visit` with each line and its 1-based number, without building an array of lines. For a
+ * text read in chunks that each end with a newline: `linesBefore` is the number of lines of the
+ * chunks before, and the result is the number of lines so far.
+ */
+export function forEachLine(text: string, visit: (line: string, lineNo: number) => void, linesBefore = 0): number {
   let start = 0;
-  let lineNo = 0;
+  let lineNo = linesBefore;
   const length = text.length;
   while (start < length) {
     let end = text.indexOf('\n', start);
@@ -74,4 +99,14 @@ export function forEachLine(text: string, visit: (line: string, lineNo: number) 
     visit(text.slice(start, stop), lineNo);
     start = end + 1;
   }
+  return lineNo;
+}
+
+/** A whole text, or the chunks of one that each end with a newline (read-input.ts's textChunks). */
+export type TableText = string | Iterable<string>;
+
+/** forEachLine over every chunk of a text, numbering lines across chunks. */
+export function forEachLineOf(text: TableText, visit: (line: string, lineNo: number) => void): void {
+  let lines = 0;
+  for (const chunk of typeof text === 'string' ? [text] : text) lines = forEachLine(chunk, visit, lines);
 }

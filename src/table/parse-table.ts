@@ -1,6 +1,6 @@
 // Reads a captured table in any supported format: detects the format, then hands it to its parser.
 import { parseNetstat } from './netstat-parser.js';
-import type { ParsedTable } from './parse-result.js';
+import type { ParsedTable, TableText } from './parse-result.js';
 import { parseProcNet } from './proc-net-parser.js';
 import { parseSs } from './ss-parser.js';
 
@@ -24,10 +24,10 @@ export function detectFormat(text: string): TableFormat | null {
   return null;
 }
 
-export function parseTable(text: string, format: TableFormat): ParsedTable {
+export function parseTable(text: TableText, format: TableFormat): ParsedTable {
   switch (format) {
     case 'proc':
-      return parseProcNet(text);
+      return parseProcNet(typeof text === 'string' ? text : [...text].join(''));
     case 'netstat':
       return parseNetstat(text);
     case 'ss':

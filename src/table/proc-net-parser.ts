@@ -1,7 +1,7 @@
 // Parses /proc/net/tcp, tcp6, udp and udp6: the kernel's own table, hex addresses in host byte order.
 // This is the hot path of every scan, so it reads the bytes in place: no line strings, no objects
 // for well-formed rows, and each distinct address is numbered once (see socket-table.ts).
-import type { MalformedLine, ParsedTable } from './parse-result.js';
+import { type MalformedLine, type ParsedTable, QUOTE_MAX, malformedLine } from './parse-result.js';
 import { KERNEL_STATES, type Proto } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
@@ -151,7 +151,7 @@ export class ProcNetParser {
       else state = stateNo >= 0 && stateNo < KERNEL_STATE_INDEX.length ? KERNEL_STATE_INDEX[stateNo]! : -1;
       if (remote < 0 || state < 0) {
         const stop = lineEnd > start && bytes[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
-        malformed.push({ line: lineNo, text: bytes.toString('latin1', start, stop) });
+        malformed.push(malformedLine(lineNo, bytes.toString('latin1', start, Math.min(stop, start + QUOTE_MAX + 1)), stop - start));
         continue;
       }
       const connected = state !== LISTEN && state !== UNCONN;

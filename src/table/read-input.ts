@@ -1,14 +1,17 @@
-// Reads captured tables named by --input (files or "-" for stdin), detecting each one's format.
+// Reads captured tables named by --input (files or "-" for stdin, gzip or not), detecting each one's format.
+import { constants } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
-import type { ParsedTable } from './parse-result.js';
+import { type ParsedTable, QUOTE_MAX, quoteLine } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
 import { parseProcNetBytes } from './proc-net-parser.js';
 import { SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
   readonly name: string;
-  readonly format: TableFormat;
+  /** 'empty' for a capture with nothing but blank space in it: no format to tell, and 0 sockets. */
+  readonly format: TableFormat | 'empty';
 }
 
 async function readStdin(): Promise<Buffer> {
@@ -25,15 +28,77 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(`cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
   }
+  const label = name === '-' ? 'standard input' : name;
+  // A gzip capture (by its magic bytes, so stdin too), up to the size of the largest plain file
+  // read (a gzip bomb stops there).
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
+    } catch (error) {
+      const why = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'it decompresses to more than 2 GiB' : `it starts like gzip, but does not decompress: ${(error as Error).message}`;
+      throw new UsageError(`cannot read ${label}: ${why}`, { cause: error });
+    }
+  }
+  // An empty capture is a table with no sockets (a quiet host, or `ss -H` with nothing open).
+  if (isBlank(bytes)) return { name, format: forced ?? 'empty', rows: new SocketTable(), malformed: [] };
   const format = forced ?? detectFormat(bytes.toString('latin1', 0, Math.min(bytes.length, 64 * 1024)));
   if (format === null) {
     throw new UsageError(
-      `cannot tell the format of ${name === '-' ? 'standard input' : name}: expected /proc/net/tcp contents, ` +
+      `cannot tell the format of ${label}: expected /proc/net/tcp contents, ` +
         '`netstat -an` output or `ss -tan` output; use --format proc|netstat|ss to say which',
     );
   }
   // /proc text is parsed as bytes: a 1M-row capture is 143 MB, and as a string it was copied twice.
-  return { name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(bytes.toString('latin1'), format)) };
+  // The others are read as text a chunk at a time: V8 makes no string over 512 MiB.
+  const table = { name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(textChunks(bytes), format)) };
+  // Not one line read: the wrong file, or the wrong --format. Counting 0 sockets would look like a
+  // quiet host.
+  if (table.rows.length === 0 && table.malformed.length > 0) {
+    const first = table.malformed[0]!;
+    const lines = table.malformed.length === 1 ? 'its only row is' : `all ${table.malformed.length} of its rows are`;
+    throw new UsageError(`cannot read ${label} as ${FORMAT_NAMES[format]}: ${lines} malformed (line ${first.line}: ${quoteLine(first)})`);
+  }
+  return table;
+}
+
+const FORMAT_NAMES: Readonly<Record<TableFormat, string>> = { proc: '/proc/net/tcp contents', netstat: '`netstat -an` output', ss: '`ss -tan` output' };
+
+/** The longest line of a text capture read whole; a longer one is cut (it is no table row anyway). */
+const LINE_MAX = 64 * 1024;
+
+/**
+ * The text of `bytes` in chunks of at most `chunkBytes` that each end with a newline (the last one
+ * perhaps not), so that every line but an over-long one lies whole in one chunk; of a line longer
+ * than a chunk only the first LINE_MAX bytes are kept.
+ */
+export function* textChunks(bytes: Buffer, chunkBytes = 64 * 1024 * 1024): Generator<string> {
+  let start = 0;
+  while (start < bytes.length) {
+    const end = start + chunkBytes;
+    if (end >= bytes.length) {
+      yield bytes.toString('latin1', start);
+      return;
+    }
+    const newline = bytes.lastIndexOf(NEWLINE, end - 1);
+    if (newline >= start) {
+      yield bytes.toString('latin1', start, newline + 1);
+      start = newline + 1;
+      continue;
+    }
+    const next = bytes.indexOf(NEWLINE, end);
+    yield `${bytes.toString('latin1', start, start + Math.max(Math.min(LINE_MAX, chunkBytes), QUOTE_MAX + 1))}\n`;
+    if (next < 0) return;
+    start = next + 1;
+  }
+}
+
+const NEWLINE = 10;
+/** readFile's own limit for a plain file: 2 GiB. */
+const GUNZIP_MAX = Math.min(constants.MAX_LENGTH, 2 ** 31 - 1);
+
+function isBlank(bytes: Buffer): boolean {
+  for (const byte of bytes) if (byte !== 32 && byte !== 10 && byte !== 13 && byte !== 9) return false;
+  return true;
 }
 
 export function mergeRows(tables: readonly ParsedTable[]): SocketTable {

@@ -45,7 +45,7 @@ export const KERNEL_STATES: readonly (SocketState | undefined)[] = [
   'SYN_RECV',
 ];
 
-const ALIASES: Record<string, SocketState> = {
+const ALIASES = new Map<string, SocketState>(Object.entries({
   ESTAB: 'ESTABLISHED',
   'SYN-SENT': 'SYN_SENT',
   'SYN-RECV': 'SYN_RECV',
@@ -61,13 +61,13 @@ const ALIASES: Record<string, SocketState> = {
   UNCONNECTED: 'UNCONN',
   LISTENING: 'LISTEN',
   CLOSED: 'CLOSE',
-};
+} satisfies Record<string, SocketState>));
 
 const KNOWN = new Set<string>(STATES);
 
-/** Any spelling a user or a tool uses (netstat, ss, the seed's SYN-RECEIVED), case-insensitive. */
+/** Any spelling a user or a tool uses (netstat, ss, and SYN-RECEIVED as older tools and write-ups spell it), case-insensitive. */
 export function normalizeState(text: string): SocketState | null {
   const upper = text.toUpperCase();
   if (KNOWN.has(upper)) return upper as SocketState;
-  return ALIASES[upper] ?? null;
+  return ALIASES.get(upper) ?? null;
 }

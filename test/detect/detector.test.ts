@@ -132,7 +132,7 @@ describe('the allowlist', () => {
   - name: busy-subnet
     states: [ESTABLISHED]
     per: net
-    threshold: 100
+    threshold: 50
   - name: http-flood
     ports: [80, 443]
     states: [ESTABLISHED]
@@ -140,9 +140,10 @@ describe('the allowlist', () => {
 `,
       'policy.yaml',
     );
-    // 198.51.100.0/24 holds 195 ESTABLISHED: 120 of .77, 60 of .200, 15 of the normal clients.
+    // 198.51.100.0/24 holds 195 ESTABLISHED: 120 of .77, 60 of .200, 15 of the normal clients. .77
+    // is flagged by http-flood, so the network counts only the other 75 (from six sources).
     const without = detect({ rows }, perNetEstablished, NOW, { allowlist: defaultAllowlist });
-    expect(bans(without)).toEqual(['198.51.100.0/24 busy-subnet 195>100']);
+    expect(bans(without)).toEqual(['198.51.100.0/24 busy-subnet 75>50', '198.51.100.77 http-flood 120>100']);
     const allowlist = buildAllowlist(['198.51.100.200'], []);
     const withIt = detect({ rows }, perNetEstablished, NOW, { allowlist });
     expect(bans(withIt)).toEqual(['198.51.100.77 http-flood 120>100']);
@@ -250,5 +251,79 @@ describe('every scenario', () => {
   it.each(SCENARIOS)('%s: only the mixed attack leads to bans with the default policy', (scenario) => {
     const verdicts = detect({ rows: procAllRows(scenario) }, defaultPolicy, NOW, { allowlist: defaultAllowlist });
     expect(verdicts.length > 0).toBe(scenario === 'mixed');
+  });
+});
+
+describe('per-net rules and the sources per-ip rules flag (no collateral bans)', () => {
+  type State = 'SYN_RECV' | 'ESTABLISHED';
+  /** `count` sockets from `remote` in `state` to local port 80. */
+  const sockets = (remote: string, count: number, state: State = 'SYN_RECV'): SocketRow[] =>
+    Array.from({ length: count }, (_, i) => ({ proto: 'tcp' as const, state, localPort: 80, remote, remotePort: 10_000 + i }));
+  /** `perSource` sockets from each of prefix+from .. prefix+to. */
+  const spread = (prefix: string, from: number, to: number, perSource: number, state: State = 'SYN_RECV'): SocketRow[] =>
+    Array.from({ length: to - from + 1 }, (_, i) => sockets(`${prefix}${from + i}`, perSource, state)).flat();
+  const judge = (rows: SocketRow[], policy: Policy = defaultPolicy, context: DetectContext = { allowlist: defaultAllowlist }) => bans(detect({ rows }, policy, NOW, context));
+
+  it('bans one heavy source as its address only, not its /24 (253 neighbours did nothing)', () => {
+    expect(judge(sockets('198.51.100.7', 300))).toEqual(['198.51.100.7 syn-flood 300>20']);
+    expect(judge(sockets('2001:db8:1::7', 300))).toEqual(['2001:db8:1::7 syn-flood 300>20']);
+  });
+
+  it('still bans a /24 of 60 sources with 4 half-open connections each', () => {
+    expect(judge(spread('203.0.113.', 1, 60, 4))).toEqual(['203.0.113.0/24 syn-flood-subnet 240>100']);
+  });
+
+  it('bans the two heavy sources of a /24, and the /24 only when its 50 light sources alone cross the threshold', () => {
+    const heavy = [...sockets('198.51.100.7', 150), ...sockets('198.51.100.8', 150)];
+    // 50 × 2 = 100: not more than 100, although with the heavy two the /24 holds 400.
+    expect(judge([...heavy, ...spread('198.51.100.', 100, 149, 2)])).toEqual(['198.51.100.7 syn-flood 150>20', '198.51.100.8 syn-flood 150>20']);
+    // 50 × 3 = 150: the light sources flood by themselves; the heavy two keep their own bans.
+    expect(judge([...heavy, ...spread('198.51.100.', 100, 149, 3)])).toEqual([
+      '198.51.100.0/24 syn-flood-subnet 150>100',
+      '198.51.100.7 syn-flood 150>20',
+      '198.51.100.8 syn-flood 150>20',
+    ]);
+  });
+
+  it('leaves out a source flagged by any per-ip rule, whatever it counts and wherever it stands in the policy', () => {
+    // .77 floods HTTP (http-flood, listed after the subnet rule) and holds 15 half-open connections
+    // too, under syn-flood's 20; with them its /24's ten light sources would be over 100.
+    const rows = [...sockets('198.51.100.77', 120, 'ESTABLISHED'), ...sockets('198.51.100.77', 15), ...spread('198.51.100.', 10, 19, 9)];
+    expect(judge(rows)).toEqual(['198.51.100.77 http-flood 120>100']);
+    const netFirst = parsePolicy(
+      `rules:
+  - name: busy-subnet
+    per: net
+    threshold: 100
+  - name: busy-source
+    threshold: 100
+`,
+      'policy.yaml',
+    );
+    expect(judge([...sockets('198.51.100.77', 150, 'ESTABLISHED'), ...spread('198.51.100.', 10, 19, 9)], netFirst)).toEqual(['198.51.100.77 busy-source 150>100']);
+  });
+
+  it('does not count a source banned already (suppressed) toward its network', () => {
+    const rows = [...sockets('198.51.100.7', 300), ...spread('198.51.100.', 100, 109, 2)];
+    expect(judge(rows, defaultPolicy, { allowlist: defaultAllowlist, suppressed: CidrSet.parse(['198.51.100.7']) })).toEqual([]);
+  });
+
+  it('does not count an allowlisted source that crosses a per-ip threshold toward its network either', () => {
+    // Its network is never banned whole anyway (it holds an allowlisted address); its neighbours are
+    // judged one by one, and none crosses a per-ip threshold here.
+    const rows = [...sockets('198.51.100.7', 300), ...spread('198.51.100.', 100, 109, 2)];
+    expect(judge(rows, defaultPolicy, { allowlist: buildAllowlist(['198.51.100.7'], []) })).toEqual([]);
+  });
+
+  it('needs min_sources distinct sources (3 by default) in the network', () => {
+    const lowNet = policyWith({ rules: defaultPolicy.rules.map((rule) => (rule.per === 'net' ? { ...rule, threshold: 30 } : rule)) });
+    // Two sources at syn-flood's limit (20 is not more than 20): 40 half-open connections, two sources.
+    expect(judge(spread('203.0.113.', 1, 2, 20), lowNet)).toEqual([]);
+    expect(judge(spread('203.0.113.', 1, 3, 20), lowNet)).toEqual(['203.0.113.0/24 syn-flood-subnet 60>30']);
+    const two = policyWith({ rules: lowNet.rules.map((rule) => (rule.per === 'net' ? { ...rule, min_sources: 2 } : rule)) });
+    expect(judge(spread('203.0.113.', 1, 2, 20), two)).toEqual(['203.0.113.0/24 syn-flood-subnet 40>30']);
+    const many = policyWith({ rules: lowNet.rules.map((rule) => (rule.per === 'net' ? { ...rule, min_sources: 10 } : rule)) });
+    expect(judge(spread('2001:db8:1::', 1, 9, 5), many)).toEqual([]);
+    expect(judge(spread('2001:db8:1::', 1, 10, 5), many)).toEqual(['2001:db8:1::/64 syn-flood-subnet 50>30']);
   });
 });

@@ -112,6 +112,38 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     expectFloodCount(bans[0]!.count, 100, 120);
   });
 
+  it('bans one source flooding half-open connections as its /32 only: its /24 neighbours keep connecting', async () => {
+    const { lab } = shared;
+    const dir = tempDir('collateral');
+    const stateDir = `${dir}/state`;
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+      rule(p, 'syn-flood-subnet').threshold = 100;
+    });
+    const neighbours = range4('198.51.100.', 10, 12);
+
+    await lab.normalClients({ sources: neighbours, perSource: 3, port: 80 });
+    // 120 half-open connections: over syn-flood's 20 and, alone, over the subnet rule's 100 as well.
+    // The daemon starts after they are all in place, so its first scan sees all 120 at once.
+    await lab.synFlood({ sources: [ATTACKER], perSource: 120, port: 80, exact: false });
+    await Daemon.start(lab, { policy, stateDir });
+    await waitFor('the floodgate rule for the attacker', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)), {
+      timeoutMs: 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
+    await waitForScans(lab, stateDir, Date.now(), 2);
+
+    expect(await bannedSources(lab)).toEqual([`${ATTACKER}/32`]);
+    const bans = await listBans(lab, stateDir);
+    expect(bans).toEqual([expect.objectContaining({ target: ATTACKER, rule: 'syn-flood', dryRun: false })]);
+    expectFloodCount(bans[0]!.count, 100, 120);
+    // The neighbours' connections are untouched, and a neighbour can still open new ones.
+    const established = await lab.countServer('ESTABLISHED');
+    for (const client of neighbours) expect(established.get(client), client).toBe(3);
+    await lab.normalClients({ sources: ['198.51.100.13'], perSource: 2, port: 80, timeoutMs: 5000 });
+    expect((await lab.countServer('ESTABLISHED')).get('198.51.100.13')).toBe(2);
+  });
+
   it('never bans an allowlisted heavy client or normal clients, while a heavy stranger is banned', async () => {
     const { lab } = shared;
     const dir = tempDir('allow');

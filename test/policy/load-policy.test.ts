@@ -86,7 +86,7 @@ describe('defaults', () => {
       mode: 'dry-run',
       interval: 5000,
       allowlist: [],
-      rules: [{ name: 'only', proto: 'tcp', per: 'ip', threshold: 5, prefix4: 24, prefix6: 64 }],
+      rules: [{ name: 'only', proto: 'tcp', per: 'ip', threshold: 5, prefix4: 24, prefix6: 64, min_sources: 3 }],
       ban: { ttl: 600_000, max_ttl: 86_400_000, max_active: 5000, rate: 20, kill_connections: true },
       firewall: { backend: 'iptables', chain: 'INPUT', target: 'DROP', table: 'filter' },
       flood_signal: { syncookies_per_second: 100, drops_per_second: 100, syn_recv_total: 1000 },
@@ -97,7 +97,7 @@ describe('defaults', () => {
   it('keeps the given values of a partly written section and fills the rest', () => {
     const policy = parsePolicy(BASE, 'policy.yaml');
     expect(policy.ban).toEqual({ ttl: 600_000, max_ttl: 86_400_000, max_active: 5000, rate: 20, kill_connections: true });
-    expect(policy.rules[1]).toEqual({ name: 'syn-flood-subnet', states: ['SYN_RECV'], proto: 'tcp', per: 'net', threshold: 100, prefix4: 24, prefix6: 64 });
+    expect(policy.rules[1]).toEqual({ name: 'syn-flood-subnet', states: ['SYN_RECV'], proto: 'tcp', per: 'net', threshold: 100, prefix4: 24, prefix6: 64, min_sources: 3 });
   });
 
   it('writes states, addresses and networks in one canonical spelling', () => {
@@ -144,6 +144,22 @@ describe('errors name the file, the line, the key, what was expected and what wa
     expect(refusal(withLine(11, `    threshold: ${value}`))).toBe(`policy.yaml:11 rules[1].threshold: expected a whole number > 0, got ${shown}`);
   });
 
+  it.each([
+    ['zero', '0', '0'],
+    ['a fraction', '2.5', '2.5'],
+    ['text', 'few', '"few"'],
+  ])('a min_sources that is %s', (_what, value, shown) => {
+    const lines = BASE.split('\n');
+    lines.splice(11, 0, `    min_sources: ${value}`); // line 12, in rules[1]
+    expect(refusal(lines.join('\n'))).toBe(`policy.yaml:12 rules[1].min_sources: expected a whole number > 0, got ${shown}`);
+  });
+
+  it('a min_sources that is valid is kept', () => {
+    const lines = BASE.split('\n');
+    lines.splice(11, 0, '    min_sources: 10');
+    expect(parsePolicy(lines.join('\n'), 'policy.yaml').rules[1]).toMatchObject({ per: 'net', min_sources: 10 });
+  });
+
   it('a missing threshold, at the line of its rule', () => {
     const lines = BASE.split('\n');
     lines.splice(10, 1); // drop rules[1].threshold (line 11)
@@ -160,7 +176,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
     const message = refusal(withLine(14, '    treshold: 150'));
     expect(message.split('\n')).toEqual([
       'policy.yaml:12 rules[2].threshold: expected a whole number > 0, got nothing (the key is missing)',
-      'policy.yaml:14 rules[2].treshold: unknown key (expected one of: name, states, ports, proto, per, threshold, prefix4, prefix6)',
+      'policy.yaml:14 rules[2].treshold: unknown key (expected one of: name, states, ports, proto, per, threshold, prefix4, prefix6, min_sources)',
     ]);
   });
 

@@ -1,0 +1,102 @@
+// Captures named by `scan --input`: an empty one is a table of no sockets; one in which not a single
+// row can be read is refused with the file named, rather than shown as a quiet host.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { scanCommand } from '../../src/cli/scan.js';
+import { UsageError } from '../../src/errors.js';
+import { readInput } from '../../src/table/read-input.js';
+import { fixtureText } from './fixture-tables.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'floodgate-input-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const capture = (name: string, text: string | Buffer): string => {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+};
+
+/** What `scan --json` prints for these options. */
+async function scanJson(input: string[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  let out = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+  try {
+    await scanCommand({ input, by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 10, json: true, ...extra });
+  } finally {
+    write.mockRestore();
+  }
+  return JSON.parse(out) as Record<string, unknown>;
+}
+
+async function refusal(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(UsageError);
+  return (error as Error).message;
+}
+
+describe('an empty capture', () => {
+  it.each([
+    ['an empty file', ''],
+    ['blank lines only', '\n\n  \r\n\t\n'],
+  ])('%s is 0 sockets, not an error', async (_what, text) => {
+    const file = capture('empty.txt', text);
+    const table = await readInput(file);
+    expect(table).toMatchObject({ format: 'empty', malformed: [] });
+    expect(table.rows.length).toBe(0);
+    expect(await scanJson([file])).toMatchObject({ total: 0, states: {}, groups: [], malformed: 0, source: [{ input: file, format: 'empty', rows: 0 }] });
+  });
+
+  it('keeps the format it was told, and adds nothing beside another capture', async () => {
+    const empty = capture('empty-ss.txt', '');
+    expect((await readInput(empty, 'ss')).format).toBe('ss');
+    const full = capture('mixed-ss.txt', fixtureText('mixed', 'ss-tan.txt'));
+    const alone = await scanJson([full]);
+    expect(await scanJson([full, empty])).toMatchObject({ total: alone.total, states: alone.states, groups: alone.groups });
+  });
+});
+
+describe('a capture in which no row can be read', () => {
+  it.each([
+    ['netstat', 'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address Foreign Address State\ntcp banana\ntcp 0 0 nowhere elsewhere ESTABLISHED\ntcp6 x y z\n', 'all 3 of its rows are malformed (line 3: "tcp banana")'],
+    ['ss', 'State Recv-Q Send-Q Local Address:Port Peer Address:Port\nESTAB nothing\n', 'its only row is malformed (line 2: "ESTAB nothing")'],
+    ['proc', '  sl  local_address rem_address   st tx_queue rx_queue\n   0: not hex at all\n   1: 010200C0:01BB\n', 'all 2 of its rows are malformed (line 2: "   0: not hex at all")'],
+  ])('as %s is refused, naming the file, what it was read as and the first bad line', async (format, text, detail) => {
+    const file = capture(`bad-${format}.txt`, text);
+    const message = await refusal(readInput(file));
+    expect(message).toContain(file);
+    expect(message).toContain(detail);
+    expect(await refusal(scanJson([file]))).toBe(message);
+  });
+
+  it('is refused when read with the wrong --format, which says so', async () => {
+    const file = capture('netstat-as-ss.txt', fixtureText('mixed', 'netstat-ant.txt'));
+    expect(await refusal(readInput(file, 'ss'))).toMatch(/^cannot read .*netstat-as-ss\.txt as `ss -tan` output: all \d+ of its rows are malformed \(line 1: "Active Internet/);
+  });
+
+  it('is not refused when some rows are good: those are counted and the bad lines reported', async () => {
+    const file = capture('some-bad.txt', `${fixtureText('mixed', 'ss-tan.txt')}ESTAB nothing\n`);
+    const table = await readInput(file);
+    expect(table.rows.length).toBeGreaterThan(0);
+    expect(table.malformed).toHaveLength(1);
+  });
+});
+
+describe('a gzip capture', () => {
+  it.each(['ss-tan.txt', 'netstat-ant.txt', 'proc-tcp.txt'])('%s.gz reads as the plain file does', async (file) => {
+    const text = fixtureText('mixed', file);
+    const plain = await readInput(capture(file, text));
+    const gz = await readInput(capture(`${file}.gz`, gzipSync(text)));
+    expect(gz.format).toBe(plain.format);
+    expect(gz.rows.toRows()).toEqual(plain.rows.toRows());
+  });
+
+  it('that is cut short is refused, naming the file', async () => {
+    const file = capture('cut.gz', gzipSync(fixtureText('mixed', 'ss-tan.txt')).subarray(0, 100));
+    expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut\.gz: it starts like gzip, but does not decompress: /);
+  });
+});
