@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, type Node, isMap, isScalar, parseDocument, stringify } from 'yaml';
+import { type Alias, LineCounter, type Node, isMap, isScalar, parseDocument, stringify, visit } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatRate } from './duration.js';
@@ -59,7 +59,21 @@ export function parsePolicy(text: string, file: string): Policy {
     }
     throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (error) {
+    // Aliases are resolved here, not while parsing: an undefined one, or an alias bomb (the library
+    // stops it), fails without a position. Point at the alias that cannot resolve, else the first.
+    let at: Alias | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        if (at === undefined || (at.resolve(doc) !== undefined && node.resolve(doc) === undefined)) at = node;
+      },
+    });
+    const where = at === undefined ? 1 : lineAt(at.range?.[0]);
+    throw new ConfigError(`${file}:${where} not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`, { cause: error });
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
   }
