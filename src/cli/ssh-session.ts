@@ -2,7 +2,7 @@
 // `sudo` (Debian's `Defaults env_reset`) drops SSH_CLIENT and SSH_CONNECTION, and enforcing needs
 // root: the usual `sudo floodgate ban …` had no guard. The variables are still in the environment
 // of the processes above this one (sudo itself, the login shell), which root can read in /proc.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cidr, parseCidr } from '../net/ip.js';
 
@@ -54,6 +54,49 @@ function readStatus(procRoot: string, pid: number): { name: string; ppid: number
   }
 }
 
+/** A /proc/net/tcp{,6} address ("0100007F" or 32 hex digits, each 32-bit word in host order: little-endian here) as text. */
+function procAddress(hex: string): string | null {
+  if (!/^(?:[0-9A-F]{8}|[0-9A-F]{32})$/i.test(hex)) return null;
+  const words = hex.match(/.{8}/g)!.map((word) => word.match(/../g)!.reverse().join(''));
+  if (words.length === 1) return words[0]!.match(/../g)!.map((byte) => parseInt(byte, 16)).join('.');
+  return words.join('').match(/.{4}/g)!.join(':');
+}
+
+/** The remote address of an established TCP connection whose socket process `pid` holds. */
+function sshdPeer(procRoot: string, pid: number): Cidr | null {
+  const dir = join(procRoot, String(pid));
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(join(dir, 'fd'))) {
+      try {
+        const socket = /^socket:\[(\d+)\]$/.exec(readlinkSync(join(dir, 'fd', fd)));
+        if (socket) inodes.add(socket[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return null;
+  }
+  for (const table of ['tcp', 'tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(join(dir, 'net', table), 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10 || fields[3] !== '01' || !inodes.has(fields[9]!)) continue;
+      const address = procAddress(fields[2]!.split(':')[0]!);
+      const cidr = address === null ? null : parseCidr(address);
+      if (cidr !== null) return cidr;
+    }
+  }
+  return null;
+}
+
 /** sshd's per-connection process: "sshd" (its name in /proc), or "sshd-session" since OpenSSH 9.8. */
 const isSshd = (name: string): boolean => name === 'sshd' || name.startsWith('sshd-');
 
@@ -70,8 +113,11 @@ export function findSshSession(lookup: SessionLookup = {}): SshSession {
     if (status === null) break;
     if (depth > 0) {
       if (isSshd(status.name)) {
-        // The session's own sshd, reached without finding the variables (env -i, or a shell that unset them).
-        return { kind: 'unknown', why: `process ${pid} (${status.name}) above this command is an SSH session, but no SSH_CLIENT or SSH_CONNECTION was found in the processes between` };
+        // The session's own sshd, reached without finding the variables (env -i, or a shell that
+        // unset them): its TCP connection has the client's address.
+        const peer = sshdPeer(procRoot, pid);
+        if (peer !== null) return { kind: 'found', address: peer, source: `the connection of process ${pid} (${status.name})` };
+        return { kind: 'unknown', why: `process ${pid} (${status.name}) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read` };
       }
       try {
         const address = clientAddress(readEnviron(procRoot, pid));

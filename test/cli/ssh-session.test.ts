@@ -1,6 +1,6 @@
 // The SSH-session guard finds the session under sudo too: env_reset drops SSH_CLIENT, but the
 // processes above (sudo, the login shell) still carry it in /proc/<pid>/environ.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -67,15 +67,45 @@ describe('findSshSession', () => {
     expect(findSshSession({ env: { HOME: '/root' }, procRoot: proc, pid: 900 })).toEqual({ kind: 'none' });
   });
 
-  it('cannot tell when an sshd is above but no process on the way has the variables (env -i)', () => {
+  it('cannot tell when an sshd is above but neither the variables nor its connection can be read (env -i)', () => {
     processEntry(1, 'systemd', 0, {});
     processEntry(600, 'sshd', 1, {});
     processEntry(700, 'env', 600, {});
     processEntry(900, 'node', 700, {});
     expect(findSshSession({ env: {}, procRoot: proc, pid: 900 })).toEqual({
       kind: 'unknown',
-      why: 'process 600 (sshd) above this command is an SSH session, but no SSH_CLIENT or SSH_CONNECTION was found in the processes between',
+      why: 'process 600 (sshd) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read',
     });
+  });
+
+  /** sshd 600 holds socket inode 4242: an established connection in its /proc/600/net/<table>. */
+  function sshdWithConnection(table: 'tcp' | 'tcp6', local: string, remote: string): void {
+    processEntry(1, 'systemd', 0, {});
+    processEntry(600, 'sshd', 1, {});
+    processEntry(700, 'env', 600, {});
+    processEntry(900, 'node', 700, {});
+    mkdirSync(join(proc, '600', 'fd'));
+    symlinkSync('/dev/null', join(proc, '600', 'fd', '0'));
+    symlinkSync('socket:[1111]', join(proc, '600', 'fd', '3'));
+    symlinkSync('socket:[4242]', join(proc, '600', 'fd', '4'));
+    mkdirSync(join(proc, '600', 'net'));
+    const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+    // A listening socket of another process first, then the session's connection.
+    writeFileSync(join(proc, '600', 'net', table), `${header}   0: ${local}:0016 ${local.replace(/./g, '0')}:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0\n   1: ${local}:0016 ${remote}:CB4C 01 00000000:00000000 02:0000A000 00000000     0        0 4242 4 0 20 4 29 10 -1\n`);
+  }
+
+  it('reads the client address from the connection of the sshd above when the variables are gone', () => {
+    sshdWithConnection('tcp', '010200C0', '076433C6');
+    expect(findSshSession({ env: {}, procRoot: proc, pid: 900 })).toEqual({ kind: 'found', address: parseCidr('198.51.100.7'), source: 'the connection of process 600 (sshd)' });
+  });
+
+  it('reads an IPv6 client, and an IPv4 one on a dual-stack socket, from tcp6', () => {
+    sshdWithConnection('tcp6', 'B80D0120000000000000000001000000', 'B80D0120000000000000000007000000');
+    expect(findSshSession({ env: {}, procRoot: proc, pid: 900 })).toMatchObject({ kind: 'found', address: parseCidr('2001:db8::7') });
+    rmSync(proc, { recursive: true, force: true });
+    mkdirSync(proc);
+    sshdWithConnection('tcp6', '0000000000000000FFFF0000010200C0', '0000000000000000FFFF0000076433C6');
+    expect(findSshSession({ env: {}, procRoot: proc, pid: 900 })).toMatchObject({ kind: 'found', address: parseCidr('198.51.100.7') });
   });
 
   it('cannot tell when an ancestor environment cannot be read (not root)', () => {
@@ -121,7 +151,7 @@ describe('banCommand under sudo', () => {
     await expect(banCommand(['203.0.113.9'], { dryRun: true, stateDir: join(proc, 'a-file', 'state') }, { env: {}, procRoot: proc, pid: 900 })).rejects.toThrow('cannot create the state directory');
     const warnings = stderr.mock.calls.map(([text]) => String(text)).filter((text) => text.includes('SSH session'));
     expect(warnings).toEqual([
-      'floodgate: warning: the guard against banning your own SSH session could not run: process 600 (sshd) above this command is an SSH session, but no SSH_CLIENT or SSH_CONNECTION was found in the processes between. Check that no target covers your address.\n',
+      'floodgate: warning: the guard against banning your own SSH session could not run: process 600 (sshd) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read. Check that no target covers your address.\n',
     ]);
   });
 });
