@@ -78,7 +78,7 @@ const ruleSchema = z.strictObject({
   /** Every state but LISTEN when absent. */
   states: listOf(state, 'TCP states').min(1, { error: 'expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match' }).optional(),
   /** Local ports; every port when absent. */
-  ports: listOf(wholeNumber(1, 65535), 'ports').optional(),
+  ports: listOf(wholeNumber(1, 65535), 'ports').min(1, { error: 'expected at least one port (leave ports out for every port), got an empty list: the rule could never match' }).optional(),
   proto: oneOf(PROTOS).default('tcp'),
   per: oneOf(['ip', 'net'] as const).default('ip'),
   /** Flagged when the count is greater than this. */

@@ -297,6 +297,12 @@ describe('errors name the file, the line, the key, what was expected and what wa
     );
   });
 
+  it('an empty ports list, which would silently disable the rule', () => {
+    expect(refusal(withLine(16, '    ports: []'))).toBe(
+      'policy.yaml:16 rules[3].ports: expected at least one port (leave ports out for every port), got an empty list: the rule could never match',
+    );
+  });
+
   it('a ttl longer than max_ttl, naming both (every ban would last max_ttl)', () => {
     expect(refusal(`${BASE}  max_ttl: 5m\n`)).toBe('policy.yaml:20 ban.ttl: expected at most ban.max_ttl (5m), got 10m: raise max_ttl or lower ttl');
     expect(refusal('rules: [{name: a, threshold: 5}]\nban: {ttl: 2d}\n')).toBe('policy.yaml:2 ban.ttl: expected at most ban.max_ttl (1d), got 2d: raise max_ttl or lower ttl');
