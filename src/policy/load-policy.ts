@@ -55,7 +55,7 @@ export function parsePolicy(text: string, file: string): Policy {
     if (error.code === 'DUPLICATE_KEY') {
       // The parser points at the second key but does not name it: read it from the text.
       const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2');
-      throw new ConfigError(`${file}:${lineAt(error.pos[0])} ${key}: given twice in the same mapping (not valid YAML: keys must be unique)`);
+      throw new ConfigError(`${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: given twice in the same mapping (not valid YAML: keys must be unique)`);
     }
     throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
   }

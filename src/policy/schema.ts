@@ -1,6 +1,7 @@
 // The policy's shape, its defaults and the exact message for each kind of wrong value. Leaves are
 // checked by small `expect…` helpers so that every message says what was expected and what was found.
 import { z } from 'zod';
+import { quoteInput } from '../errors.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { type SocketState, normalizeState } from '../table/socket-row.js';
 import { BOUNDS, type Bounds, describeDurationBounds, formatDuration, formatRate, parseBoundedDuration, parseRate } from './duration.js';
@@ -11,7 +12,7 @@ export function describeValue(value: unknown): string {
   if (value === null) return 'null (an empty value)';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteInput(value);
   return String(value);
 }
 

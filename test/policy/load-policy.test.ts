@@ -297,6 +297,11 @@ describe('errors name the file, the line, the key, what was expected and what wa
     );
   });
 
+  it('quotes at most about 80 characters of a long bad value', () => {
+    const message = refusal(withLine(1, `mode: ${'x'.repeat(1_000_000)}`));
+    expect(message).toBe(`policy.yaml:1 mode: expected one of dry-run | enforce, got "${'x'.repeat(80)}"… (1000000 characters)`);
+  });
+
   it('an empty ports list, which would silently disable the rule', () => {
     expect(refusal(withLine(16, '    ports: []'))).toBe(
       'policy.yaml:16 rules[3].ports: expected at least one port (leave ports out for every port), got an empty list: the rule could never match',
