@@ -1,10 +1,10 @@
 // `floodgate ban TARGET… [--ttl] [--reason] [--from-file]`: manual bans, validated before anything runs.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { BanResult } from '../daemon/protocol.js';
 import { cidrContains, formatCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
 import { type CommonOptions, act } from './act.js';
+import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { type SessionLookup, findSshSession } from './ssh-session.js';
 
 export interface BanOptions extends CommonOptions {
@@ -19,48 +19,13 @@ export { sshClientAddress } from './ssh-session.js';
 /** The largest --from-file: 16 MiB, about a million targets (the README's "Limits"). */
 export const MAX_TARGET_FILE_BYTES = 16 * 1024 * 1024;
 
-/**
- * A --from-file list, read up to MAX_TARGET_FILE_BYTES: a regular file, or a pipe or FIFO
- * (`--from-file <(…)`) read until that bound. A device (/dev/zero), a directory or a socket is
- * refused: /dev/zero was read for ever (14.6 GB in two minutes).
- */
+/** A --from-file list: a regular file or a pipe, at most MAX_TARGET_FILE_BYTES. */
 export function readTargetFile(path: string, maxBytes = MAX_TARGET_FILE_BYTES): string {
-  const cannot = (why: string, cause?: unknown): UsageError => new UsageError(`cannot read --from-file ${path}: ${why}`, { cause });
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    return readBounded(path, maxBytes, 'a list of targets');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw cannot(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'expected a file of targets, got a directory' : (error as Error).message, error);
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile() && !stat.isFIFO()) {
-      const kind = stat.isDirectory() ? 'a directory' : stat.isCharacterDevice() ? 'a character device' : stat.isBlockDevice() ? 'a block device' : stat.isSocket() ? 'a socket' : 'not a regular file';
-      throw cannot(`expected a regular file (or a pipe) of targets, got ${kind}`);
-    }
-    if (stat.isFile() && stat.size > maxBytes) {
-      throw cannot(`${stat.size} bytes; a list of targets is at most ${maxBytes} bytes (${maxBytes / 1024 / 1024} MiB): split it`);
-    }
-    // Read in chunks to the bound, also from a pipe (whose size is not known up front).
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total));
-      let n: number;
-      try {
-        n = readSync(fd, chunk, 0, chunk.length, null);
-      } catch (error) {
-        throw cannot((error as Error).message, error);
-      }
-      if (n === 0) break;
-      chunks.push(chunk.subarray(0, n));
-      total += n;
-      if (total > maxBytes) throw cannot(`more than ${maxBytes} bytes; a list of targets is at most ${maxBytes / 1024 / 1024} MiB: split it`);
-    }
-    return Buffer.concat(chunks, total).toString('utf8');
-  } finally {
-    closeSync(fd);
+    if (!(error instanceof ReadBoundedError)) throw error;
+    throw new UsageError(`cannot read --from-file ${path}: ${error.message}${/allowed for/.test(error.message) ? ': split it' : ''}`, { cause: error });
   }
 }
 

@@ -1,10 +1,10 @@
 // Reads a YAML policy, validates it and turns every problem into "file:line key: expected …, got …".
-import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Alias, LineCounter, type Node, isMap, isScalar, parseDocument, stringify, visit } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { formatDuration, formatRate } from './duration.js';
 import { type Policy, policySchema } from './schema.js';
 
@@ -121,14 +121,17 @@ export function parsePolicy(text: string, file: string): Policy {
   throw new ConfigError(messages.join('\n'));
 }
 
+/** A policy is a page or two; `--policy /dev/zero` was read for ever. */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
 export function loadPolicy(file?: string): LoadedPolicy {
   const path = file ?? DEFAULT_POLICY_PATH;
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBounded(path, MAX_POLICY_BYTES, 'a policy');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read policy ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+    if (!(error instanceof ReadBoundedError)) throw error;
+    throw new ConfigError(`cannot read policy ${path}: ${error.message}`, { cause: error });
   }
   return { policy: parsePolicy(text, path), file: path };
 }

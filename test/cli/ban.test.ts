@@ -64,18 +64,18 @@ describe('banCommand and the SSH session', () => {
 
 describe('readTargetFile: --from-file is bounded', () => {
   it('refuses /dev/zero at once instead of reading it for ever', () => {
-    expect(() => readTargetFile('/dev/zero')).toThrow('cannot read --from-file /dev/zero: expected a regular file (or a pipe) of targets, got a character device');
+    expect(() => readTargetFile('/dev/zero')).toThrow('cannot read --from-file /dev/zero: expected a regular file (or a pipe), got a character device');
   });
 
   it('refuses a directory', () => {
     expect(() => readTargetFile(dir)).toThrow(UsageError);
-    expect(() => readTargetFile(dir)).toThrow(`cannot read --from-file ${dir}: expected a`);
+    expect(() => readTargetFile(dir)).toThrow(`cannot read --from-file ${dir}: expected a regular file (or a pipe), got a directory`);
   });
 
   it('refuses a regular file over the bound before reading it, naming the bound', () => {
     const file = join(dir, 'big.txt');
     writeFileSync(file, '198.51.100.7\n'.repeat(10));
-    expect(() => readTargetFile(file, 100)).toThrow(`cannot read --from-file ${file}: 130 bytes; a list of targets is at most 100 bytes`);
+    expect(() => readTargetFile(file, 100)).toThrow(`cannot read --from-file ${file}: 130 bytes, more than the 100 bytes allowed for a list of targets: split it`);
     expect(readTargetFile(file, 130)).toBe('198.51.100.7\n'.repeat(10));
     expect(MAX_TARGET_FILE_BYTES).toBe(16 * 1024 * 1024);
   });
@@ -86,7 +86,7 @@ describe('readTargetFile: --from-file is bounded', () => {
     // A writer that never stops, like `yes`: the read must end at the bound.
     const writer = spawn('sh', ['-c', `exec yes 198.51.100.7 > ${fifo}`], { stdio: 'ignore' });
     try {
-      expect(() => readTargetFile(fifo, 4096)).toThrow(`cannot read --from-file ${fifo}: more than 4096 bytes`);
+      expect(() => readTargetFile(fifo, 4096)).toThrow(`cannot read --from-file ${fifo}: more than the 4096 bytes allowed for a list of targets: split it`);
     } finally {
       writer.kill();
     }

@@ -1,9 +1,12 @@
 // A policy file is either valid, with every default filled in, or refused with one line per problem:
 // "file:line key: expected …, got …", the line being where the problem is in the file.
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { DEFAULT_POLICY_PATH, loadPolicy, parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
+import { DEFAULT_POLICY_PATH, MAX_POLICY_BYTES, loadPolicy, parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
 
 const policyFile = (name: string) => fileURLToPath(new URL(`../../policies/${name}.yaml`, import.meta.url));
 
@@ -95,6 +98,27 @@ describe('the shipped policies', () => {
 
   it('a policy file that does not exist is a ConfigError naming it', () => {
     expect(() => loadPolicy('/nonexistent/floodgate.yaml')).toThrow(new ConfigError('cannot read policy /nonexistent/floodgate.yaml: no such file'));
+  });
+});
+
+describe('reading the file', () => {
+  it.each([
+    ['/dev/zero, which was read for ever', '/dev/zero', 'cannot read policy /dev/zero: expected a regular file (or a pipe), got a character device'],
+    ['a directory', '/tmp', 'cannot read policy /tmp: expected a regular file (or a pipe), got a directory'],
+  ])('refuses %s', (_what, path, message) => {
+    expect(() => loadPolicy(path)).toThrow(ConfigError);
+    expect(() => loadPolicy(path)).toThrow(message);
+  });
+
+  it('refuses a policy over 1 MiB before reading it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floodgate-policy-'));
+    try {
+      const file = join(dir, 'huge.yaml');
+      writeFileSync(file, `${BASE}${'#'.repeat(MAX_POLICY_BYTES)}\n`);
+      expect(() => loadPolicy(file)).toThrow(`cannot read policy ${file}: ${statSync(file).size} bytes, more than the 1 MiB allowed for a policy`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
