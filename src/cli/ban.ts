@@ -3,8 +3,8 @@ import { UsageError } from '../errors.js';
 import type { BanResult } from '../daemon/protocol.js';
 import { cidrContains, formatCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
-import { type CommonOptions, act } from './act.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
+import { type CommonOptions, act } from './act.js';
 import { type SessionLookup, findSshSession } from './ssh-session.js';
 
 export interface BanOptions extends CommonOptions {
