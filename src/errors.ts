@@ -42,3 +42,11 @@ export class CommandFailedError extends FloodgateError {
 export class ConflictError extends FloodgateError {
   readonly exitCode = 5;
 }
+
+/**
+ * Input as an error message quotes it: JSON-escaped (no terminal escapes) and cut to about 80
+ * characters, so that a 1 MB line is not a 1 MB message.
+ */
+export function quoteInput(text: string, max = 80): string {
+  return text.length <= max ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
+}

@@ -9,6 +9,7 @@ import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daem
 import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
 import { FloodgateError, UsageError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log-format.js';
+import type { Logger } from '../log.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
 
 export interface CommonOptions {
@@ -107,6 +108,8 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     // No daemon keeps the firewall in line: do its start-up work (expiry and reconcile) first.
     enforcer.expire();
     await enforcer.reconcile();
+    // The command prints each refusal on its own result line: the log line would say it twice.
+    dropRefusals(log);
     const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
     await enforcer.close();
     return { result, via: 'direct', mode };
@@ -127,4 +130,16 @@ export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl
     for (const ban of store.all()) if (ban.expiresAt > now) out.push(listedBan(ban, mode === 'dry-run'));
   }
   return out;
+}
+
+/**
+ * Leaves out the enforcer's "refused" warnings (a protected target, max_active): a manual command
+ * answers each of them itself. Its other warnings (reconcile repairs, failed commands) still show.
+ */
+export function dropRefusals(log: Pick<Logger, 'warn'>): void {
+  const warn = log.warn.bind(log);
+  log.warn = ((first: unknown, ...rest: unknown[]) => {
+    if (typeof first === 'object' && first !== null && (first as { event?: unknown }).event === 'refused') return;
+    (warn as (...args: unknown[]) => void)(first, ...rest);
+  }) as Logger['warn'];
 }

@@ -1,10 +1,11 @@
 // `floodgate ban TARGET… [--ttl] [--reason] [--from-file]`: manual bans, validated before anything runs.
-import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { BanResult } from '../daemon/protocol.js';
-import { type Cidr, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
+import { cidrContains, formatCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
+import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { type CommonOptions, act } from './act.js';
+import { type SessionLookup, findSshSession } from './ssh-session.js';
 
 export interface BanOptions extends CommonOptions {
   readonly ttl?: number;
@@ -13,28 +14,37 @@ export interface BanOptions extends CommonOptions {
   readonly force?: boolean;
 }
 
-/** The address of the SSH session this command runs in: banning it would lock the operator out. */
-export function sshClientAddress(env: NodeJS.ProcessEnv = process.env): Cidr | null {
-  const first = (env.SSH_CLIENT ?? env.SSH_CONNECTION ?? '').trim().split(/\s+/)[0];
-  return first ? parseCidr(first) : null;
+export { sshClientAddress } from './ssh-session.js';
+
+/** The largest --from-file: 16 MiB, about a million targets (the README's "Limits"). */
+export const MAX_TARGET_FILE_BYTES = 16 * 1024 * 1024;
+
+/** A --from-file list: a regular file or a pipe, at most MAX_TARGET_FILE_BYTES. */
+export function readTargetFile(path: string, maxBytes = MAX_TARGET_FILE_BYTES): string {
+  try {
+    return readBounded(path, maxBytes, 'a list of targets');
+  } catch (error) {
+    if (!(error instanceof ReadBoundedError)) throw error;
+    throw new UsageError(`cannot read --from-file ${path}: ${error.message}${/allowed for/.test(error.message) ? ': split it' : ''}`, { cause: error });
+  }
 }
 
-export async function banCommand(targetTexts: string[], options: BanOptions): Promise<void> {
+export async function banCommand(targetTexts: string[], options: BanOptions, lookup: SessionLookup = {}): Promise<void> {
   const targets = targetTexts.map((text) => parseTarget(text, options.force));
   if (options.fromFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.fromFile, 'utf8');
-    } catch (error) {
-      throw new UsageError(`cannot read --from-file ${options.fromFile}: ${(error as Error).message}`);
-    }
-    targets.push(...parseTargetList(text, options.fromFile, options.force));
+    const text = readTargetFile(options.fromFile);
+    // A loop, not push(...list): spreading 125k+ arguments overflows V8's stack.
+    for (const target of parseTargetList(text, options.fromFile, options.force)) targets.push(target);
   }
   if (targets.length === 0) throw new UsageError('nothing to ban: give one or more targets, or --from-file FILE');
-  const ssh = sshClientAddress();
-  if (ssh !== null && !options.force) {
-    const covering = targets.find((target) => cidrContains(target, ssh));
-    if (covering) throw new UsageError(`refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(ssh)}, the address of your SSH session (--force to ban it anyway)`);
+  if (!options.force) {
+    const session = findSshSession(lookup);
+    if (session.kind === 'found') {
+      const covering = targets.find((target) => cidrContains(target, session.address));
+      if (covering) throw new UsageError(`refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(session.address)}, the address of your SSH session (${session.source}; --force to ban it anyway)`);
+    } else if (session.kind === 'unknown') {
+      process.stderr.write(`floodgate: warning: the guard against banning your own SSH session could not run: ${session.why}. Check that no target covers your address.\n`);
+    }
   }
   const { result, via, mode } = await act(
     { cmd: 'ban', targets: targets.map(formatCidr), ...(options.ttl !== undefined && { ttl: options.ttl }), ...(options.reason !== undefined && { reason: options.reason }), ...(options.force && { force: true }) },

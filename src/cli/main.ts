@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { FloodgateError } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
+import { BOUNDS } from '../policy/duration.js';
 import { FORMATS } from '../table/parse-table.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
@@ -30,7 +31,7 @@ program
   .addOption(new Option('--proto <proto>', 'only tcp or udp sockets').argParser(choiceOption('--proto', ['tcp', 'udp', 'all'] as const)).default('all'))
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
   .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
-  .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval'))
+  .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval', BOUNDS.interval))
   .option('--policy <file>', 'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why')
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
@@ -49,13 +50,13 @@ function common(command: Command): Command {
 common(program.command('run'))
   .description('the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file')
   .option('--flush-on-exit', 'remove every floodgate rule on SIGTERM/SIGINT instead of leaving the bans to expire')
-  .option('--interval <duration>', "override the policy's interval", durationOption('--interval'))
+  .option('--interval <duration>', "override the policy's interval (100ms to 1h)", durationOption('--interval', BOUNDS.interval))
   .action(async (options) => (await import('./run.js')).runCommand(options));
 
 common(program.command('ban'))
   .description('ban addresses or networks by hand')
   .argument('[targets...]', 'IPv4/IPv6 addresses or networks (CIDR)')
-  .option('--ttl <duration>', "how long (default: the policy's ban.ttl, doubled for repeat offenders)", durationOption('--ttl', 1000))
+  .option('--ttl <duration>', "how long, 1s to 3650d; a bare number is seconds (default: the policy's ban.ttl, doubled for repeat offenders)", durationOption('--ttl', BOUNDS.ttl))
   .option('--reason <text>', 'a note kept with the ban')
   .option('--from-file <file>', 'read targets from a file: one per line, # comments')
   .option('--force', 'allow networks wider than /16 (IPv4) or /32 (IPv6), allowlisted addresses and your own SSH client address')
@@ -64,7 +65,7 @@ common(program.command('ban'))
 common(program.command('unban'))
   .description('lift bans; the detector leaves the target alone for a grace period')
   .argument('[targets...]', 'addresses or networks to unban')
-  .option('--grace <duration>', "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none)", durationOption('--grace'))
+  .option('--grace <duration>', "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none; at most 3650d)", durationOption('--grace', BOUNDS.grace))
   .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
 
 common(program.command('list'))

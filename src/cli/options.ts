@@ -1,6 +1,6 @@
 // Parsers for flag values, shared by the commands: each refuses bad input with what it expected.
-import { UsageError } from '../errors.js';
-import { parseDuration } from '../policy/duration.js';
+import { UsageError, quoteInput } from '../errors.js';
+import { type Bounds, describeDurationBounds, parseBoundedDuration } from '../policy/duration.js';
 import { STATES, type SocketState, normalizeState } from '../table/socket-row.js';
 
 export function wholeNumberOption(flag: string, min: number, max: number) {
@@ -13,11 +13,12 @@ export function wholeNumberOption(flag: string, min: number, max: number) {
   };
 }
 
-export function durationOption(flag: string, minMs = 0) {
+/** A duration flag held to the same bounds as the policy key it stands for (BOUNDS in duration.ts). */
+export function durationOption(flag: string, bounds: Bounds) {
   return (text: string): number => {
-    const ms = parseDuration(text);
-    if (ms === null || ms < minMs) {
-      throw new UsageError(`${flag}: expected a duration${minMs > 0 ? ` of at least ${minMs / 1000}s` : ''} like 500ms, 30s, 10m or 24h, got ${JSON.stringify(text)}`);
+    const ms = parseBoundedDuration(text, bounds);
+    if (ms === null) {
+      throw new UsageError(`${flag}: expected a duration ${describeDurationBounds(bounds)}, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${quoteInput(text)}`);
     }
     return ms;
   };

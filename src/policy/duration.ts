@@ -1,16 +1,53 @@
-// Durations ("500ms", "30s", "10m", "24h", "7d") and rates ("20/s", "600/m") as policy files and
-// flags write them, and instants as logs and answers write them.
+// Durations ("500ms", "30s", "10m", "24h", "7d", or a bare number of seconds as fail2ban writes
+// them) and rates ("20/s", "600/m") as policy files and flags write them, the bounds every one of
+// them must keep, and instants as logs and answers write them.
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+// The unit is optional: "600" is 600 seconds, as fail2ban's bantime and DDoS Deflate's BAN_PERIOD.
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
 
-/** Milliseconds, or null when the text is not a duration. "0" alone means zero. */
+/** Milliseconds, or null when the text is not a duration. A bare number is seconds. */
 export function parseDuration(text: string): number | null {
-  if (text === '0') return 0;
   const match = DURATION.exec(text.trim());
   if (match === null) return null;
-  const ms = Number(match[1]) * UNITS[match[2]!]!;
+  const ms = Number(match[1]) * UNITS[match[2] ?? 's']!;
   return Number.isFinite(ms) && Number.isSafeInteger(Math.round(ms)) ? Math.round(ms) : null;
+}
+
+export interface Bounds {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** The longest wait a timer can take: setTimeout fires at once (a busy loop) past 2^31-1 ms, 24.8 days. */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+const DAY = UNITS.d!;
+
+/**
+ * Every duration and rate floodgate takes, in the policy or on the command line, with its bounds.
+ * Timers (interval, reconcile, debounce, timeout) stay far below TIMER_MAX_MS; ban lengths stop at
+ * 10 years, so that an expiry is a valid date (they end in the year 275760) for any clock.
+ */
+export const BOUNDS = {
+  interval: { min: 100, max: UNITS.h! },
+  reconcileInterval: { min: 1000, max: DAY },
+  ttl: { min: 1000, max: 3650 * DAY },
+  grace: { min: 0, max: 3650 * DAY },
+  debounce: { min: 0, max: DAY },
+  timeout: { min: 1000, max: UNITS.h! },
+  /** Bans per second: one per hour (a one-hour queue window) to a million (the bulk benchmarks). */
+  rate: { min: 1 / 3600, max: 1_000_000 },
+} as const satisfies Record<string, Bounds>;
+
+/** "from 100ms to 1h", for messages. */
+export function describeDurationBounds({ min, max }: Bounds): string {
+  return `from ${formatDuration(min)} to ${formatDuration(max)}`;
+}
+
+/** Milliseconds within `bounds`, or null. */
+export function parseBoundedDuration(text: string, bounds: Bounds): number | null {
+  const ms = parseDuration(text);
+  return ms !== null && ms >= bounds.min && ms <= bounds.max ? ms : null;
 }
 
 /** The shortest exact text: 600000 -> "10m", 90000 -> "90s", 1500 -> "1500ms". */
@@ -26,12 +63,13 @@ export function formatDuration(ms: number): string {
 const RATE = /^(\d+(?:\.\d+)?)\/(s|m|h)$/;
 const PER: Record<string, number> = { s: 1, m: 60, h: 3600 };
 
-/** Events per second, or null when the text is not a rate like "20/s". */
+/** Events per second, or null when the text is not a rate like "20/s" within BOUNDS.rate. */
 export function parseRate(text: string): number | null {
   const match = RATE.exec(text.trim());
   if (match === null) return null;
   const perSecond = Number(match[1]) / PER[match[2]!]!;
-  return perSecond > 0 && Number.isFinite(perSecond) ? perSecond : null;
+  // A tiny rate would make the queue's window longer than a timer can wait; a huge one is a typo.
+  return perSecond >= BOUNDS.rate.min && perSecond <= BOUNDS.rate.max ? perSecond : null;
 }
 
 /** Text that reads back to exactly `perSecond`: 20 -> "20/s", 0.5 -> "30/m", 1/3600 -> "1/h". */

@@ -1,10 +1,10 @@
 // Reads a YAML policy, validates it and turns every problem into "file:line key: expected …, got …".
-import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, type Node, isMap, isScalar, parseDocument, stringify } from 'yaml';
+import { type Alias, LineCounter, type Node, isMap, isScalar, parseDocument, stringify, visit } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { formatDuration, formatRate } from './duration.js';
 import { type Policy, policySchema } from './schema.js';
 
@@ -55,11 +55,25 @@ export function parsePolicy(text: string, file: string): Policy {
     if (error.code === 'DUPLICATE_KEY') {
       // The parser points at the second key but does not name it: read it from the text.
       const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2');
-      throw new ConfigError(`${file}:${lineAt(error.pos[0])} ${key}: given twice in the same mapping (not valid YAML: keys must be unique)`);
+      throw new ConfigError(`${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: given twice in the same mapping (not valid YAML: keys must be unique)`);
     }
     throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS() ?? {};
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (error) {
+    // Aliases are resolved here, not while parsing: an undefined one, or an alias bomb (the library
+    // stops it), fails without a position. Point at the alias that cannot resolve, else the first.
+    let at: Alias | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        if (at === undefined || (at.resolve(doc) !== undefined && node.resolve(doc) === undefined)) at = node;
+      },
+    });
+    const where = at === undefined ? 1 : lineAt(at.range?.[0]);
+    throw new ConfigError(`${file}:${where} not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`, { cause: error });
+  }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(`${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
   }
@@ -107,14 +121,17 @@ export function parsePolicy(text: string, file: string): Policy {
   throw new ConfigError(messages.join('\n'));
 }
 
+/** A policy is a page or two; `--policy /dev/zero` was read for ever. */
+export const MAX_POLICY_BYTES = 1024 * 1024;
+
 export function loadPolicy(file?: string): LoadedPolicy {
   const path = file ?? DEFAULT_POLICY_PATH;
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBounded(path, MAX_POLICY_BYTES, 'a policy');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`cannot read policy ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+    if (!(error instanceof ReadBoundedError)) throw error;
+    throw new ConfigError(`cannot read policy ${path}: ${error.message}`, { cause: error });
   }
   return { policy: parsePolicy(text, path), file: path };
 }

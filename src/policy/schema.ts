@@ -1,9 +1,10 @@
 // The policy's shape, its defaults and the exact message for each kind of wrong value. Leaves are
 // checked by small `expect…` helpers so that every message says what was expected and what was found.
 import { z } from 'zod';
+import { quoteInput } from '../errors.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { type SocketState, normalizeState } from '../table/socket-row.js';
-import { parseDuration, parseRate } from './duration.js';
+import { BOUNDS, type Bounds, describeDurationBounds, formatDuration, formatRate, parseBoundedDuration, parseRate } from './duration.js';
 
 /** How a found value is shown in a message: strings quoted, structures by kind. */
 export function describeValue(value: unknown): string {
@@ -11,7 +12,7 @@ export function describeValue(value: unknown): string {
   if (value === null) return 'null (an empty value)';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteInput(value);
   return String(value);
 }
 
@@ -32,13 +33,14 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined),
   );
 
-const duration = (what = 'a duration like 500ms, 30s, 10m or 24h', min = 0) =>
-  expect(what, (v) => {
-    const ms = typeof v === 'string' ? parseDuration(v) : v === 0 ? 0 : null;
-    return ms !== null && ms >= min ? ms : undefined;
+// A duration is text like "5s", or a number of seconds (YAML reads `interval: 5` as a number).
+const duration = (bounds: Bounds, example: string) =>
+  expect(`a duration ${describeDurationBounds(bounds)}, like ${example} (a bare number is seconds)`, (v) => {
+    const ms = typeof v === 'string' ? parseBoundedDuration(v, bounds) : typeof v === 'number' ? parseBoundedDuration(String(v), bounds) : null;
+    return ms ?? undefined;
   });
 
-const rate = expect('a rate like 20/s', (v) => (typeof v === 'string' ? (parseRate(v) ?? undefined) : undefined));
+const rate = expect(`a rate from 1/h to ${formatRate(BOUNDS.rate.max)}, like 20/s`, (v) => (typeof v === 'string' ? (parseRate(v) ?? undefined) : undefined));
 
 const bool = expect('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
 
@@ -57,10 +59,11 @@ const state = expect<SocketState>('a TCP state like SYN_RECV or ESTABLISHED', (v
 const listOf = <T extends z.ZodType>(item: T, what: string) =>
   z.array(item, { error: (issue) => `expected a list of ${what}, got ${describeValue(issue.input)}` });
 
-// Names that reach a command line (chain, rule names in comments) are limited to a safe alphabet.
-const name = (what: string, max: number) =>
-  expect(`${what} (letters, digits, '_', '-' or '.', at most ${max} characters)`, (v) =>
-    typeof v === 'string' && new RegExp(`^[A-Za-z0-9_.-]{1,${max}}$`).test(v) ? v : undefined,
+// Names that reach a command line (chain, rule names) are limited to a safe alphabet and start with a
+// letter or digit: a chain "-F" or "--flush" would reach iptables' argv as an option.
+const name = (what: string, max: number, first: 'a letter' | 'a letter or digit') =>
+  expect(`${what} (${first}, then letters, digits, '_', '-' or '.', at most ${max} characters)`, (v) =>
+    typeof v === 'string' && new RegExp(`^[A-Za-z${first === 'a letter' ? '' : '0-9'}][A-Za-z0-9_.-]{0,${max - 1}}$`).test(v) ? v : undefined,
   );
 
 const commandArgv = expect('a command as a list of strings, like [systemctl, reload, nginx]', (v) =>
@@ -72,11 +75,11 @@ export const BACKENDS = ['iptables', 'ipset', 'nftables'] as const;
 export type BackendKind = (typeof BACKENDS)[number];
 
 const ruleSchema = z.strictObject({
-  name: name('a rule name', 40),
+  name: name('a rule name', 40, 'a letter or digit'),
   /** Every state but LISTEN when absent. */
-  states: listOf(state, 'TCP states').optional(),
+  states: listOf(state, 'TCP states').min(1, { error: 'expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match' }).optional(),
   /** Local ports; every port when absent. */
-  ports: listOf(wholeNumber(1, 65535), 'ports').optional(),
+  ports: listOf(wholeNumber(1, 65535), 'ports').min(1, { error: 'expected at least one port (leave ports out for every port), got an empty list: the rule could never match' }).optional(),
   proto: oneOf(PROTOS).default('tcp'),
   per: oneOf(['ip', 'net'] as const).default('ip'),
   /** Flagged when the count is greater than this. */
@@ -92,24 +95,37 @@ const ruleSchema = z.strictObject({
 });
 
 const banSchema = z.strictObject({
-  ttl: duration('a duration of at least 1s, like 10m', 1000).default(600_000),
-  max_ttl: duration('a duration of at least 1s, like 24h', 1000).default(86_400_000),
+  ttl: duration(BOUNDS.ttl, '10m').default(600_000),
+  max_ttl: duration(BOUNDS.ttl, '24h').default(86_400_000),
   max_active: wholeNumber(1, 10_000_000).default(5000),
   rate: rate.default(20),
   kill_connections: bool.default(true),
+}).superRefine((ban, ctx) => {
+  // Every ban would silently last max_ttl instead: say so, naming both.
+  if (ban.ttl > ban.max_ttl) {
+    ctx.addIssue({ code: 'custom', path: ['ttl'], input: ban.ttl, message: `expected at most ban.max_ttl (${formatDuration(ban.max_ttl)}), got ${formatDuration(ban.ttl)}: raise max_ttl or lower ttl` });
+  }
 });
 
 const firewallSchema = z.strictObject({
   backend: oneOf(BACKENDS).default('iptables'),
-  chain: name('a chain name', 28).default('INPUT'),
+  chain: name('a chain name', 28, 'a letter').default('INPUT'),
   target: oneOf(['DROP', 'REJECT'] as const).default('DROP'),
   table: oneOf(['filter', 'raw'] as const).default('filter'),
+}).superRefine((firewall, ctx) => {
+  // What the backends would refuse at start: checked here, so that `policy check` refuses it too.
+  if (firewall.backend === 'iptables' && firewall.table === 'raw') {
+    ctx.addIssue({ code: 'custom', path: ['table'], input: firewall.table, message: 'expected filter with firewall.backend iptables (table: raw needs backend ipset or nftables; the iptables backend keeps one rule per target in the filter table), got "raw"' });
+  }
+  if (firewall.table === 'raw' && firewall.target === 'REJECT') {
+    ctx.addIssue({ code: 'custom', path: ['target'], input: firewall.target, message: 'expected DROP with firewall.table raw (REJECT is not possible in the raw table), got "REJECT"' });
+  }
 });
 
 const reloadSchema = z.strictObject({
   command: commandArgv,
-  debounce: duration().default(30_000),
-  timeout: duration('a duration of at least 1s, like 10s', 1000).default(10_000),
+  debounce: duration(BOUNDS.debounce, '30s').default(30_000),
+  timeout: duration(BOUNDS.timeout, '10s').default(10_000),
 });
 
 const floodSignalSchema = z.strictObject({
@@ -123,7 +139,7 @@ const floodSignalSchema = z.strictObject({
 
 export const policySchema = z.strictObject({
   mode: oneOf(['dry-run', 'enforce'] as const).default('dry-run'),
-  interval: duration('a duration of at least 100ms, like 5s', 100).default(5000),
+  interval: duration(BOUNDS.interval, '5s').default(5000),
   allowlist: listOf(cidrText, 'addresses or networks').default([]),
   rules: listOf(ruleSchema, 'rules').min(1, { error: 'expected at least one rule, got an empty list' }),
   ban: banSchema.prefault({}),
@@ -131,7 +147,7 @@ export const policySchema = z.strictObject({
   reload: reloadSchema.optional(),
   flood_signal: floodSignalSchema.prefault({}),
   /** How often the firewall is re-read and repaired against the ban store. */
-  reconcile_interval: duration('a duration of at least 1s, like 30s', 1000).default(30_000),
+  reconcile_interval: duration(BOUNDS.reconcileInterval, '30s').default(30_000),
 });
 
 export type Policy = z.output<typeof policySchema>;

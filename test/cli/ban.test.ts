@@ -1,10 +1,11 @@
 // `floodgate ban` refuses, before anything runs, a target that would lock the operator out of the
 // SSH session the command runs in.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { banCommand, sshClientAddress } from '../../src/cli/ban.js';
+import { MAX_TARGET_FILE_BYTES, banCommand, readTargetFile, sshClientAddress } from '../../src/cli/ban.js';
 import { UsageError } from '../../src/errors.js';
 import { parseCidr } from '../../src/net/ip.js';
 
@@ -58,5 +59,40 @@ describe('banCommand and the SSH session', () => {
     for (const targets of [['198.51.100.8'], ['198.51.100.16/28'], ['::c633:6407']]) {
       await expect(banCommand(targets, { stateDir, dryRun: true })).rejects.toThrow('cannot create the state directory');
     }
+  });
+});
+
+describe('readTargetFile: --from-file is bounded', () => {
+  it('refuses /dev/zero at once instead of reading it for ever', () => {
+    expect(() => readTargetFile('/dev/zero')).toThrow('cannot read --from-file /dev/zero: expected a regular file (or a pipe), got a character device');
+  });
+
+  it('refuses a directory', () => {
+    expect(() => readTargetFile(dir)).toThrow(UsageError);
+    expect(() => readTargetFile(dir)).toThrow(`cannot read --from-file ${dir}: expected a regular file (or a pipe), got a directory`);
+  });
+
+  it('refuses a regular file over the bound before reading it, naming the bound', () => {
+    const file = join(dir, 'big.txt');
+    writeFileSync(file, '198.51.100.7\n'.repeat(10));
+    expect(() => readTargetFile(file, 100)).toThrow(`cannot read --from-file ${file}: 130 bytes, more than the 100 bytes allowed for a list of targets: split it`);
+    expect(readTargetFile(file, 130)).toBe('198.51.100.7\n'.repeat(10));
+    expect(MAX_TARGET_FILE_BYTES).toBe(16 * 1024 * 1024);
+  });
+
+  it('reads a FIFO up to the bound, and no further', () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // A writer that never stops, like `yes`: the read must end at the bound.
+    const writer = spawn('sh', ['-c', `exec yes 198.51.100.7 > ${fifo}`], { stdio: 'ignore' });
+    try {
+      expect(() => readTargetFile(fifo, 4096)).toThrow(`cannot read --from-file ${fifo}: more than the 4096 bytes allowed for a list of targets: split it`);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  it('says a missing file is missing', () => {
+    expect(() => readTargetFile(join(dir, 'nope.txt'))).toThrow(`cannot read --from-file ${join(dir, 'nope.txt')}: no such file`);
   });
 });

@@ -71,6 +71,34 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
     expect(await listBans(lab, stateDir, ['--policy', policy])).toEqual([]);
   });
 
+  // policy check passed this, and run --enforce then refused it: both refuse it now, the same way.
+  it('policy check and run --enforce refuse iptables with table: raw alike, and change nothing', async () => {
+    const { lab } = shared;
+    const dir = tempDir('raw');
+    const file = writeText(dir, 'raw.yaml', ['mode: enforce', 'interval: 1s', 'rules:', '  - {name: syn-flood, states: [SYN_RECV], threshold: 20}', 'firewall: {backend: iptables, table: raw}', ''].join('\n'));
+    const before = await firewallText(lab);
+    const expected = `${file}:5 firewall.table: expected filter with firewall.backend iptables`;
+    const check = await floodgate(lab, ['policy', 'check', file]);
+    expect(check.exitCode, check.stderr).toBe(2);
+    expect(check.stderr).toContain(expected);
+    expect(check.stdout).toBe('');
+    const run = await floodgate(lab, ['run', '--enforce', '--policy', file, '--state-dir', join(dir, 'state')], { timeoutMs: 15_000 });
+    expect(run.exitCode, run.stderr).toBe(2);
+    expect(run.stderr).toContain(expected);
+    expect(await firewallText(lab)).toBe(before);
+  });
+
+  it.each(['0', '1ms', '30d'])('run --enforce --interval %s is refused at once with the bounds, instead of a busy loop', async (interval) => {
+    const { lab } = shared;
+    const dir = tempDir('interval');
+    const policy = writePolicy(dir);
+    const before = await firewallText(lab);
+    const r = await floodgate(lab, ['run', '--enforce', '--policy', policy, '--state-dir', join(dir, 'state'), '--interval', interval], { timeoutMs: 15_000 });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toBe(`floodgate: --interval: expected a duration from 100ms to 1h, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got "${interval}"\n`);
+    expect(await firewallText(lab)).toBe(before);
+  });
+
   it('run --enforce without iptables on PATH exits 3, says what to install and changes nothing', async () => {
     const { lab } = shared;
     const dir = tempDir('noiptables');

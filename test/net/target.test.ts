@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { formatCidr } from '../../src/net/ip.js';
-import { parseTarget, parseTargetList } from '../../src/net/target.js';
+import { MAX_TARGET_LINE, parseTarget, parseTargetList } from '../../src/net/target.js';
 
 const refusal = (fn: () => unknown): UsageError => {
   try {
@@ -28,23 +28,32 @@ describe('parseTarget', () => {
     expect(formatCidr(parseTarget(text))).toBe(target);
   });
 
+  // Quoted up to the first character that cannot be in a target: enough to find the mistake, and a
+  // file named by mistake shows no more than that of its first line.
   it.each([
-    ['999.1.1.1'],
-    ['1.2.3.4; rm -rf /'],
-    ['$(reboot)'],
-    ['`reboot`'],
-    [''],
-    ['   '],
-    [' -j ACCEPT'],
-    ['-s 1.2.3.4'],
-    ['198.51.100.7 198.51.100.8'],
-    ['198.051.100.7'],
-    ['fe80::1%eth0'],
-    ['example.com'],
-  ])('refuses %j as no address, quoting it and showing what is expected', (text) => {
+    ['999.1.1.1', '"999.1.1.1"'],
+    ['1.2.3.4; rm -rf /', '"1.2.3.4;"…'],
+    ['$(reboot)', '"$"…'],
+    ['`reboot`', '"`"…'],
+    ['', '""'],
+    ['   ', '""'],
+    [' -j ACCEPT', '"-"…'],
+    ['-s 1.2.3.4', '"-"…'],
+    ['198.51.100.7 198.51.100.8', '"198.51.100.7 "…'],
+    ['198.051.100.7', '"198.051.100.7"'],
+    ['fe80::1%eth0', '"fe80::1%"…'],
+    ['example.com', '"ex"…'],
+    ['\u001b[31m', '"\\u001b"…'],
+  ])('refuses %j as no address, quoting it as %s and showing what is expected', (text, quoted) => {
     const error = refusal(() => parseTarget(text, true));
-    expect(error.message).toBe(`${JSON.stringify(text)} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`);
+    expect(error.message).toBe(`${quoted} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`);
     expect(error.exitCode).toBe(2);
+  });
+
+  it('quotes at most 80 characters of a long bad target', () => {
+    const error = refusal(() => parseTarget(`198.51.100.${'7'.repeat(1_000_000)}`));
+    expect(error.message.length).toBeLessThan(250);
+    expect(error.message).toContain('(1000011 characters)');
   });
 
   it('refuses a network wider than /16 (IPv6 /32) without force, saying why and how', () => {
@@ -76,13 +85,26 @@ describe('parseTargetList', () => {
   it('names the file and line of a bad target', () => {
     const text = '# header\n198.51.100.7\n\n$(reboot)\n198.51.100.8\n';
     const error = refusal(() => parseTargetList(text, 'bans.txt'));
-    expect(error.message).toBe('bans.txt:4: "$(reboot)" is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)');
+    expect(error.message).toBe('bans.txt:4: "$"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)');
   });
 
   it('applies force to every line: a wide network fails without it and passes with it', () => {
     const text = '198.51.100.7\n10.0.0.0/8\n';
     expect(refusal(() => parseTargetList(text, 'wide.txt')).message).toBe('wide.txt:2: 10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force');
     expect(parseTargetList(text, 'wide.txt', true).map(formatCidr)).toEqual(['198.51.100.7', '10.0.0.0/8']);
+  });
+
+  it('shows a line of a file named by mistake only up to its first character that cannot be in a target', () => {
+    const error = refusal(() => parseTargetList('root:$y$j9T$secret-hash:19000:0:99999:7:::\n', '/etc/shadow'));
+    expect(error.message).toBe('/etc/shadow:1: "r"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)');
+  });
+
+  it('refuses a line longer than MAX_TARGET_LINE without quoting it', () => {
+    const text = `198.51.100.7\n${'1'.repeat(MAX_TARGET_LINE + 1)}\n`;
+    expect(refusal(() => parseTargetList(text, 'long.txt')).message).toBe(
+      `long.txt:2: a line of ${MAX_TARGET_LINE + 1} characters; expected one target and an optional # comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`,
+    );
+    expect(parseTargetList(`198.51.100.7 # ${'x'.repeat(MAX_TARGET_LINE - 20)}\n`, 'ok.txt').map(formatCidr)).toEqual(['198.51.100.7']);
   });
 
   it('reads an empty or comment-only file as no targets', () => {

@@ -1,6 +1,6 @@
 // Durations and rates as policy files and flags write them.
 import { describe, expect, it } from 'vitest';
-import { formatDuration, formatInstant, formatRate, instantFormatter, parseDuration, parseRate } from '../../src/policy/duration.js';
+import { BOUNDS, TIMER_MAX_MS, formatDuration, formatInstant, formatRate, instantFormatter, parseBoundedDuration, parseDuration, parseRate } from '../../src/policy/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -14,12 +14,50 @@ describe('parseDuration', () => {
     ['0', 0],
     ['0s', 0],
     [' 5s ', 5000],
+    // A bare number is seconds, as fail2ban's bantime = 600 and DDoS Deflate's BAN_PERIOD=600.
+    ['600', 600_000],
+    ['5', 5000],
+    ['1.5', 1500],
   ])('reads %j as %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', '5', '10 minutes', '5 s', '5sec', '5S', '1w', '-5s', '+5s', 's', '1e3ms', '1,5s', '.5s', '5s5'])('refuses %j', (text) => {
+  it.each(['', 'ms', '10 minutes', '5 s', '5sec', '5S', '1w', '-5s', '+5s', 's', '1e3ms', '1,5s', '.5s', '5s5'])('refuses %j', (text) => {
     expect(parseDuration(text)).toBeNull();
+  });
+});
+
+describe('BOUNDS', () => {
+  it('keeps every timer below what setTimeout can wait (past 2^31-1 ms it fires at once: a busy loop)', () => {
+    for (const key of ['interval', 'reconcileInterval', 'debounce', 'timeout'] as const) expect(BOUNDS[key].max).toBeLessThanOrEqual(TIMER_MAX_MS);
+    // The decision queue's window is 1000 / rate ms.
+    expect(1000 / BOUNDS.rate.min).toBeLessThanOrEqual(TIMER_MAX_MS);
+  });
+
+  it('keeps the longest ban, from any clock up to the year 10000, a valid date', () => {
+    const year10000 = Date.UTC(10000, 0, 1);
+    for (const key of ['ttl', 'grace'] as const) expect(() => new Date(year10000 + BOUNDS[key].max).toISOString()).not.toThrow();
+  });
+
+  it.each([
+    ['0', BOUNDS.interval],
+    ['1ms', BOUNDS.interval],
+    ['30d', BOUNDS.interval],
+    ['104000000d', BOUNDS.ttl],
+    ['3651d', BOUNDS.grace],
+    ['999ms', BOUNDS.ttl],
+  ])('refuses %j outside its bounds', (text, bounds) => {
+    expect(parseBoundedDuration(text, bounds)).toBeNull();
+  });
+
+  it.each([
+    ['100ms', BOUNDS.interval, 100],
+    ['1h', BOUNDS.interval, 3_600_000],
+    ['3650d', BOUNDS.ttl, 3650 * 86_400_000],
+    ['0', BOUNDS.grace, 0],
+    ['600', BOUNDS.ttl, 600_000],
+  ])('accepts %j at or inside its bounds', (text, bounds, ms) => {
+    expect(parseBoundedDuration(text, bounds)).toBe(ms);
   });
 });
 
@@ -53,7 +91,7 @@ describe('parseRate', () => {
     expect(parseRate(text)).toBe(perSecond);
   });
 
-  it.each(['0/s', '0/m', '20', '20/d', '20 / s', 'fast', '-1/s', '/s', ''])('refuses %j', (text) => {
+  it.each(['0/s', '0/m', '20', '20/d', '20 / s', 'fast', '-1/s', '/s', '', '0.0000001/h', '0.5/h', '1000001/s'])('refuses %j', (text) => {
     expect(parseRate(text)).toBeNull();
   });
 });
@@ -65,7 +103,7 @@ describe('formatRate', () => {
     expect(formatRate(10)).toBe('10/s');
   });
 
-  it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.01/h', '0.3/s'])('writes the rate %s as text that reads back to the same rate', (text) => {
+  it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.3/s'])('writes the rate %s as text that reads back to the same rate', (text) => {
     const perSecond = parseRate(text)!;
     expect(parseRate(formatRate(perSecond))).toBe(perSecond);
   });

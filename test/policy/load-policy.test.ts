@@ -1,9 +1,12 @@
 // A policy file is either valid, with every default filled in, or refused with one line per problem:
 // "file:line key: expected …, got …", the line being where the problem is in the file.
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { DEFAULT_POLICY_PATH, loadPolicy, parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
+import { DEFAULT_POLICY_PATH, MAX_POLICY_BYTES, loadPolicy, parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
 
 const policyFile = (name: string) => fileURLToPath(new URL(`../../policies/${name}.yaml`, import.meta.url));
 
@@ -49,6 +52,25 @@ const withLine = (n: number, line: string) => {
   return lines.join('\n');
 };
 
+describe('one validation for `policy check` and for enforcement', () => {
+  // `policy check` passed these, then `run --enforce` or `ban --enforce` refused them.
+  it('iptables with table: raw', () => {
+    expect(refusal(`${BASE}firewall: {backend: iptables, table: raw}\n`)).toBe(
+      'policy.yaml:22 firewall.table: expected filter with firewall.backend iptables (table: raw needs backend ipset or nftables; the iptables backend keeps one rule per target in the filter table), got "raw"',
+    );
+  });
+
+  it.each(['ipset', 'nftables'])('REJECT in the raw table (%s)', (backend) => {
+    expect(refusal(`${BASE}firewall: {backend: ${backend}, table: raw, target: REJECT}\n`)).toBe(
+      'policy.yaml:22 firewall.target: expected DROP with firewall.table raw (REJECT is not possible in the raw table), got "REJECT"',
+    );
+  });
+
+  it.each(['ipset', 'nftables'])('accepts table: raw with %s and DROP', (backend) => {
+    expect(parsePolicy(`${BASE}firewall: {backend: ${backend}, table: raw}\n`, 'policy.yaml').firewall).toMatchObject({ backend, table: 'raw', target: 'DROP' });
+  });
+});
+
 describe('the shipped policies', () => {
   it.each(['default', 'strict', 'busy-web'])('policies/%s.yaml is valid', (name) => {
     const { policy } = loadPolicy(policyFile(name));
@@ -76,6 +98,27 @@ describe('the shipped policies', () => {
 
   it('a policy file that does not exist is a ConfigError naming it', () => {
     expect(() => loadPolicy('/nonexistent/floodgate.yaml')).toThrow(new ConfigError('cannot read policy /nonexistent/floodgate.yaml: no such file'));
+  });
+});
+
+describe('reading the file', () => {
+  it.each([
+    ['/dev/zero, which was read for ever', '/dev/zero', 'cannot read policy /dev/zero: expected a regular file (or a pipe), got a character device'],
+    ['a directory', '/tmp', 'cannot read policy /tmp: expected a regular file (or a pipe), got a directory'],
+  ])('refuses %s', (_what, path, message) => {
+    expect(() => loadPolicy(path)).toThrow(ConfigError);
+    expect(() => loadPolicy(path)).toThrow(message);
+  });
+
+  it('refuses a policy over 1 MiB before reading it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floodgate-policy-'));
+    try {
+      const file = join(dir, 'huge.yaml');
+      writeFileSync(file, `${BASE}${'#'.repeat(MAX_POLICY_BYTES)}\n`);
+      expect(() => loadPolicy(file)).toThrow(`cannot read policy ${file}: ${statSync(file).size} bytes, more than the 1 MiB allowed for a policy`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -118,10 +161,10 @@ describe('defaults', () => {
   });
 
   it('renders durations and rates as text a person reads, and reads them back exactly', () => {
-    const text = `${BASE}  max_ttl: 90s\n  max_active: 7\nreload: {command: [systemctl, reload, nginx], debounce: 1500ms}\nreconcile_interval: 2h\n`.replace('rate: 20/s', 'rate: 1/h');
+    const text = `${BASE.replace('ttl: 10m', 'ttl: 45s')}  max_ttl: 90s\n  max_active: 7\nreload: {command: [systemctl, reload, nginx], debounce: 1500ms}\nreconcile_interval: 2h\n`.replace('rate: 20/s', 'rate: 1/h');
     const policy = parsePolicy(text, 'policy.yaml');
     const rendered = renderPolicy(policy);
-    expect(rendered).toMatch(/^ {2}ttl: 10m$/m);
+    expect(rendered).toMatch(/^ {2}ttl: 45s$/m);
     expect(rendered).toMatch(/^ {2}max_ttl: 90s$/m);
     expect(rendered).toMatch(/^ {2}rate: 1\/h$/m);
     expect(rendered).toMatch(/^ {2}debounce: 1500ms$/m);
@@ -186,14 +229,42 @@ describe('errors name the file, the line, the key, what was expected and what wa
 
   it.each([
     ['words', '5 seconds'],
-    ['no unit', '5'],
+    ['no number', 'ms'],
     ['too short for a scan interval', '50ms'],
+    ['zero: the scan loop would spin', '0'],
+    ['over a timer\'s 24.8 days: setTimeout would fire at once, a busy loop', '30d'],
+    ['too long for a scan interval', '2h'],
+    ['a bare number of seconds too long', '7200'],
+    ['negative', '-5'],
   ])('a bad duration: %s', (_what, value) => {
-    expect(refusal(withLine(2, `interval: ${value}`))).toBe(`policy.yaml:2 interval: expected a duration of at least 100ms, like 5s, got ${/^\d+$/.test(value) ? value : JSON.stringify(value)}`);
+    expect(refusal(withLine(2, `interval: ${value}`))).toBe(`policy.yaml:2 interval: expected a duration from 100ms to 1h, like 5s (a bare number is seconds), got ${/^-?\d+$/.test(value) ? value : JSON.stringify(value)}`);
   });
 
   it('a bad duration inside a section', () => {
-    expect(refusal(withLine(20, '  ttl: 10 minutes'))).toBe('policy.yaml:20 ban.ttl: expected a duration of at least 1s, like 10m, got "10 minutes"');
+    expect(refusal(withLine(20, '  ttl: 10 minutes'))).toBe('policy.yaml:20 ban.ttl: expected a duration from 1s to 3650d, like 10m (a bare number is seconds), got "10 minutes"');
+  });
+
+  it.each([
+    ['ttl', '  ttl: 104000000d\n  max_ttl: 104000000d', 20, 'ban.ttl: expected a duration from 1s to 3650d, like 10m'],
+    ['max_ttl', '  ttl: 10m\n  max_ttl: 3651d', 21, 'ban.max_ttl: expected a duration from 1s to 3650d, like 24h'],
+  ])('a ban %s past 10 years, which would end past the last valid date', (_key, lines, line, message) => {
+    expect(refusal(withLine(20, lines)).split('\n')[0]).toBe(`policy.yaml:${line} ${message} (a bare number is seconds), got ${JSON.stringify(lines.split('\n')[line - 20]!.split(': ')[1])}`);
+  });
+
+  it.each([
+    ['reload.debounce', 'reload: {command: [systemctl, reload, nginx], debounce: 30d}', 'expected a duration from 0s to 1d, like 30s (a bare number is seconds), got "30d"'],
+    ['reload.timeout', 'reload: {command: [systemctl, reload, nginx], timeout: 2h}', 'expected a duration from 1s to 1h, like 10s (a bare number is seconds), got "2h"'],
+    ['reconcile_interval', 'reconcile_interval: 500ms', 'expected a duration from 1s to 1d, like 30s (a bare number is seconds), got "500ms"'],
+  ])('a %s out of its bounds', (key, line, message) => {
+    expect(refusal(`${BASE}${line}\n`)).toBe(`policy.yaml:22 ${key}: ${message}`);
+  });
+
+  it('reads a bare number as seconds, as fail2ban and DDoS Deflate write durations', () => {
+    const policy = parsePolicy(withLine(2, 'interval: 5').replace('ttl: 10m', 'ttl: 600'), 'policy.yaml');
+    expect(policy.interval).toBe(5000);
+    expect(policy.ban.ttl).toBe(600_000);
+    expect(parsePolicy(withLine(2, 'interval: 0.5'), 'policy.yaml').interval).toBe(500);
+    expect(parsePolicy(withLine(2, 'interval: "5"'), 'policy.yaml').interval).toBe(5000);
   });
 
   it.each([
@@ -201,8 +272,10 @@ describe('errors name the file, the line, the key, what was expected and what wa
     ['0/s', '"0/s"'],
     ['20', '20'],
     ['20/d', '"20/d"'],
+    ['under one per hour: the queue window would overflow a timer', '"0.0000001/h"'],
+    ['over a million per second', '"2000000/s"'],
   ])('a bad rate: %s', (value, shown) => {
-    expect(refusal(withLine(21, `  rate: ${value}`))).toBe(`policy.yaml:21 ban.rate: expected a rate like 20/s, got ${shown}`);
+    expect(refusal(withLine(21, `  rate: ${JSON.parse(shown)}`))).toBe(`policy.yaml:21 ban.rate: expected a rate from 1/h to 1000000/s, like 20/s, got ${shown}`);
   });
 
   it('a bad mode', () => {
@@ -244,8 +317,47 @@ describe('errors name the file, the line, the key, what was expected and what wa
 
   it('a rule name that could reach a command line', () => {
     expect(refusal(withLine(5, '  - name: "x; reboot"'))).toBe(
-      `policy.yaml:5 rules[0].name: expected a rule name (letters, digits, '_', '-' or '.', at most 40 characters), got "x; reboot"`,
+      `policy.yaml:5 rules[0].name: expected a rule name (a letter or digit, then letters, digits, '_', '-' or '.', at most 40 characters), got "x; reboot"`,
     );
+  });
+
+  it.each(['-F', '--flush', '-j', '.hidden', '1NPUT'])('a chain name %j that iptables would read as an option, or not as a chain', (chain) => {
+    expect(refusal(`${BASE}firewall: {chain: "${chain}"}\n`)).toBe(
+      `policy.yaml:22 firewall.chain: expected a chain name (a letter, then letters, digits, '_', '-' or '.', at most 28 characters), got ${JSON.stringify(chain)}`,
+    );
+  });
+
+  it('a chain name of the usual kinds is accepted', () => {
+    for (const chain of ['INPUT', 'FLOODGATE', 'f2b-sshd', 'in_public.allow']) expect(parsePolicy(`${BASE}firewall: {chain: ${chain}}\n`, 'policy.yaml').firewall.chain).toBe(chain);
+  });
+
+  it('an empty states list, which would silently disable the rule', () => {
+    expect(refusal(withLine(6, '    states: []'))).toBe(
+      'policy.yaml:6 rules[0].states: expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match',
+    );
+  });
+
+  it('quotes at most about 80 characters of a long bad value', () => {
+    const message = refusal(withLine(1, `mode: ${'x'.repeat(1_000_000)}`));
+    expect(message).toBe(`policy.yaml:1 mode: expected one of dry-run | enforce, got "${'x'.repeat(80)}"… (1000000 characters)`);
+  });
+
+  it('an empty ports list, which would silently disable the rule', () => {
+    expect(refusal(withLine(16, '    ports: []'))).toBe(
+      'policy.yaml:16 rules[3].ports: expected at least one port (leave ports out for every port), got an empty list: the rule could never match',
+    );
+  });
+
+  it('a ttl longer than max_ttl, naming both (every ban would last max_ttl)', () => {
+    expect(refusal(`${BASE}  max_ttl: 5m\n`)).toBe('policy.yaml:20 ban.ttl: expected at most ban.max_ttl (5m), got 10m: raise max_ttl or lower ttl');
+    expect(refusal('rules: [{name: a, threshold: 5}]\nban: {ttl: 2d}\n')).toBe('policy.yaml:2 ban.ttl: expected at most ban.max_ttl (1d), got 2d: raise max_ttl or lower ttl');
+  });
+
+  it.each([
+    ['an undefined alias', `${BASE}allowlist2: 1\n`.replace('allowlist2: 1', 'reconcile_interval: *nope'), 22, 'Unresolved alias (the anchor must be set before the alias): nope (at the alias *nope)'],
+    ['an alias bomb', `${BASE}x1: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nx2: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nx3: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nx4: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n`, 23, 'Excessive alias count indicates a resource exhaustion attack (at the alias *a)'],
+  ])('%s, with its file and line instead of an internal error', (_what, text, line, message) => {
+    expect(refusal(text)).toBe(`policy.yaml:${line} not valid YAML: ${message}`);
   });
 
   it('a reload command written as one string', () => {
@@ -289,7 +401,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
     const text = withLine(1, 'mode: x').replace('interval: 5s', 'interval: y').replace('threshold: 150', 'threshold: 0');
     expect(refusal(text).split('\n')).toEqual([
       'policy.yaml:1 mode: expected one of dry-run | enforce, got "x"',
-      'policy.yaml:2 interval: expected a duration of at least 100ms, like 5s, got "y"',
+      'policy.yaml:2 interval: expected a duration from 100ms to 1h, like 5s (a bare number is seconds), got "y"',
       'policy.yaml:14 rules[2].threshold: expected a whole number > 0, got 0',
     ]);
   });
