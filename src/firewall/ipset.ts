@@ -89,8 +89,25 @@ export class IpsetBackend implements FirewallBackend {
     await this.repair();
   }
 
+  /**
+   * Setup changes one at a time: a flush through the daemon is followed by a repair while the
+   * daemon's reconcile may be repairing too, and two checks that both find the rule missing would
+   * insert it twice.
+   */
+  private setupLock: Promise<unknown> = Promise.resolve();
+
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.setupLock.then(task, task);
+    this.setupLock = run.catch(() => undefined);
+    return run;
+  }
+
   /** Creates missing sets (or resizes one whose maxelem differs) and inserts missing rules. */
-  async repair(): Promise<number> {
+  repair(): Promise<number> {
+    return this.serialized(() => this.repairNow());
+  }
+
+  private async repairNow(): Promise<number> {
     let restored = 0;
     for (const family of [4, 6] as const) {
       const header = await this.runner.run(['ipset', 'list', this.setName(family), '-t'], { reject: false });
@@ -174,8 +191,12 @@ export class IpsetBackend implements FirewallBackend {
     return out;
   }
 
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
     this.buffer.clear();
+    return this.serialized(() => this.flushNow());
+  }
+
+  private async flushNow(): Promise<void> {
     for (const family of [4, 6] as const) {
       // Every copy of the rule, then the set (a set still referenced cannot be destroyed).
       for (let i = 0; i < 10; i++) {
