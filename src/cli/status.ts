@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type StatusResult } from '../daemon/protocol.js';
+import { peekStateDirInstance } from '../daemon/instance-id.js';
 import { type Mode, defaultStateDir, stateFile } from '../daemon/state-dir.js';
 import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
@@ -17,6 +18,8 @@ const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 /** What `status --json` prints besides the kernel counters. */
 export interface Status extends StatusResult {
   readonly stateDir: string;
+  /** The comment its rules carry (`floodgate`, or `floodgate-<id>`); null before its first ban. */
+  readonly tag?: string | null;
   /** Active bans by the mode they were made in: enforced ones are in the firewall, dry-run ones are not. */
   readonly bans: { readonly enforce: number; readonly dryRun: number };
 }
@@ -64,6 +67,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     const { policy } = await loadCommandPolicy(options, stateDir);
     status = readStatus(stateDir, resolveMode(policy.mode, options), policy);
   }
+  status = { ...status, tag: peekStateDirInstance(stateDir)?.tag ?? null };
   const note = rootStateNote(stateDir, status.daemon === null && status.active === 0, reader);
   if (note !== null) process.stderr.write(`floodgate: ${note}\n`);
   const counters = await readKernelCounters();
@@ -78,7 +82,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
     // With no daemon, the mode is only what the next command would use; the bans say their own.
     `mode:       ${status.mode}${status.daemon ? '' : ` (what ${options.enforce || options.dryRun ? 'the flags say' : 'the policy says'}; no daemon runs)`}`,
-    `backend:    ${status.backend}`,
+    `backend:    ${status.backend}${status.tag ? ` (this state directory's rules, sets and table: ${status.tag})` : ''}`,
     `interval:   ${status.interval}`,
     `bans:       ${status.active} active: ${byMode}; ${status.refused} refused, ${status.queued} queued`,
     `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,

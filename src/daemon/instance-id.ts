@@ -52,6 +52,20 @@ export function stateDirInstance(stateDir: string): FirewallInstance {
   return firewallInstance(kept);
 }
 
+/**
+ * The firewall instance of `stateDir` without making an id: null when it has none yet (or this
+ * user cannot read it). For commands that only report, like `status`.
+ */
+export function peekStateDirInstance(stateDir: string): FirewallInstance | null {
+  if (isRootStateDir(stateDir)) return firewallInstance(null);
+  try {
+    const id = readInstanceId(join(stateDir, INSTANCE_FILE));
+    return id === null ? null : firewallInstance(id);
+  } catch {
+    return null;
+  }
+}
+
 /** The id in `file`, or null when there is none yet; anything else there is refused, not replaced. */
 function readInstanceId(file: string): string | null {
   let fd: number;

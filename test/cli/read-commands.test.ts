@@ -1,7 +1,7 @@
 // `list` and `status` with no daemon: both read both ban stores (a `ban --enforce` made without a
 // daemon is enforced whatever the policy's mode), say which state directory they read, and tell a
 // plain user whose directory is empty that root's floodgate keeps its bans elsewhere.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -53,6 +53,13 @@ describe('status with no daemon', () => {
     expect(stdout).toContain(`state dir:  ${stateDir}\n`);
     expect(stdout).toContain('mode:       dry-run (what the policy says; no daemon runs)\n');
     expect(stdout).toContain('bans:       3 active: 2 enforced (in the firewall), 1 dry-run (not in the firewall); 0 refused, 0 queued\n');
+    // No enforce command has run here: no instance id yet, and status does not make one.
+    expect(status).toMatchObject({ tag: null });
+    expect(existsSync(join(stateDir, 'instance-id'))).toBe(false);
+    writeFileSync(join(stateDir, 'instance-id'), '0e2e0e2e\n', { mode: 0o600 });
+    stdout = '';
+    await statusCommand({ stateDir }, ROOT);
+    expect(stdout).toContain("backend:    iptables (this state directory's rules, sets and table: floodgate-0e2e0e2e)\n");
     expect(stderr).toBe('');
   });
 });
