@@ -28,6 +28,10 @@ import { parseArgs } from 'node:util';
 import { type Stats, childCpuMs, log, machineLine, markdownTable, ms, ratio, stats } from './bench-harness.js';
 import { generateTable, writeTable } from './bench-tables.js';
 import { type Lab, createLab } from './lab/lab.js';
+import { firewallInstance } from '../src/firewall/instance.js';
+
+/** The instance id every benchmarked state directory is given, so that its firewall names are known. */
+const BENCH = firewallInstance('0bec0bec');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -173,14 +177,14 @@ async function kernelCount(backend: Backend): Promise<number> {
   switch (backend) {
     case 'iptables': {
       const { stdout } = await srv(['iptables', '-w', '-S', 'INPUT']);
-      return stdout.split('\n').filter((line) => line.startsWith('-A INPUT -s ') && line.includes('--comment floodgate')).length;
+      return stdout.split('\n').filter((line) => line.startsWith('-A INPUT -s ') && line.includes(`--comment ${BENCH.tag} `)).length;
     }
     case 'ipset': {
-      const result = await srv(['ipset', 'list', 'floodgate4', '-t'], { allowFail: true });
+      const result = await srv(['ipset', 'list', BENCH.sets[4], '-t'], { allowFail: true });
       return result.exitCode === 0 ? Number(/Number of entries: (\d+)/.exec(result.stdout)?.[1] ?? 0) : 0;
     }
     case 'nftables': {
-      const result = await srv(['nft', '-j', 'list', 'set', 'inet', 'floodgate', 'hosts4'], { allowFail: true });
+      const result = await srv(['nft', '-j', 'list', 'set', 'inet', BENCH.table, 'hosts4'], { allowFail: true });
       if (result.exitCode !== 0) return 0;
       const parsed = JSON.parse(result.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
       return parsed.nftables.reduce((n, item) => n + (item.set?.elem?.length ?? 0), 0);
@@ -194,9 +198,9 @@ async function isBanned(backend: Backend, address: string): Promise<boolean> {
     case 'iptables':
       return (await srv(['iptables', '-w', '-S', 'INPUT'])).stdout.includes(`-A INPUT -s ${address}/32 `);
     case 'ipset':
-      return (await srv(['ipset', 'test', 'floodgate4', address], { allowFail: true })).exitCode === 0;
+      return (await srv(['ipset', 'test', BENCH.sets[4], address], { allowFail: true })).exitCode === 0;
     case 'nftables':
-      return (await srv(['nft', 'get', 'element', 'inet', 'floodgate', 'hosts4', `{ ${address} }`], { allowFail: true })).exitCode === 0;
+      return (await srv(['nft', 'get', 'element', 'inet', BENCH.table, 'hosts4', `{ ${address} }`], { allowFail: true })).exitCode === 0;
   }
 }
 
@@ -205,10 +209,10 @@ async function resetFirewall(): Promise<void> {
   for (const argv of [
     ['iptables', '-w', '-F', 'INPUT'],
     ['ip6tables', '-w', '-F', 'INPUT'],
-    ['ipset', 'destroy', 'floodgate4'],
-    ['ipset', 'destroy', 'floodgate6'],
+    ['ipset', 'destroy', BENCH.sets[4]],
+    ['ipset', 'destroy', BENCH.sets[6]],
     ['ipset', 'destroy', 'bench4'],
-    ['nft', 'delete', 'table', 'inet', 'floodgate'],
+    ['nft', 'delete', 'table', 'inet', BENCH.table],
   ]) {
     await srv(argv, { allowFail: true });
   }
@@ -232,6 +236,9 @@ async function startDaemon(name: string, policy: string, extraEnv: Record<string
   const dir = path.join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const stateDir = path.join(dir, 'state');
+  // A known instance id, so that the rule comment, set and table names below are known up front.
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(stateDir, 'instance-id'), `${BENCH.id}\n`, { mode: 0o600 });
   const policyFile = path.join(dir, 'policy.yaml');
   const logFile = path.join(dir, 'daemon.log');
   writeFileSync(policyFile, policy);
@@ -411,16 +418,16 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
   // The floor: the same 10k in one raw restore, with the set or table made beforehand (as init does).
   const addresses = benchAddresses(BANS);
   const floors = new Map<Backend, number[]>();
-  const iptablesInput = `*filter\n${addresses.map((a) => `-A INPUT -s ${a}/32 -m comment --comment floodgate -j DROP`).join('\n')}\nCOMMIT\n`;
-  const ipsetInput = `${addresses.map((a) => `add floodgate4 ${a} timeout 4200 -exist`).join('\n')}\n`;
-  const nftInput = `${addresses.map((a) => `add element inet floodgate hosts4 { ${a} timeout 4200s }`).join('\n')}\n`;
+  const iptablesInput = `*filter\n${addresses.map((a) => `-A INPUT -s ${a}/32 -m comment --comment ${BENCH.tag} -j DROP`).join('\n')}\nCOMMIT\n`;
+  const ipsetInput = `${addresses.map((a) => `add ${BENCH.sets[4]} ${a} timeout 4200 -exist`).join('\n')}\n`;
+  const nftInput = `${addresses.map((a) => `add element inet ${BENCH.table} hosts4 { ${a} timeout 4200s }`).join('\n')}\n`;
   log(`  floor: raw restore of the same ${BANS}, ${RUNS.floor} runs each`);
   for (let run = 0; run < RUNS.floor; run++) {
     for (const backend of BACKENDS) {
       await resetFirewall();
-      if (backend === 'ipset') await srv(['ipset', 'create', 'floodgate4', 'hash:net', 'family', 'inet', 'timeout', '0', 'maxelem', '20000']);
+      if (backend === 'ipset') await srv(['ipset', 'create', BENCH.sets[4], 'hash:net', 'family', 'inet', 'timeout', '0', 'maxelem', '20000']);
       if (backend === 'nftables') {
-        await srv(['nft', '-f', '-'], { input: 'add table inet floodgate\nadd set inet floodgate hosts4 { type ipv4_addr; flags timeout; size 20000; }\n' });
+        await srv(['nft', '-f', '-'], { input: `add table inet ${BENCH.table}\nadd set inet ${BENCH.table} hosts4 { type ipv4_addr; flags timeout; size 20000; }\n` });
       }
       const t0 = performance.now();
       if (backend === 'iptables') await srv(['iptables-restore', '-w', '--noflush'], { input: iptablesInput });

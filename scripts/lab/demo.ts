@@ -47,10 +47,12 @@ async function main(): Promise<void> {
     say(`floodgate run --enforce --policy policy.yaml   # (interval 1s, backend ${backend}; log lines, abridged)`,
       log.trimEnd());
     say('floodgate list', await floodgate(['list']));
+    // A state directory other than /var/lib/floodgate names its table after its instance id.
+    const table = `floodgate-${readFileSync(join(stateDir, 'instance-id'), 'utf8').trim()}`;
     const rules = backend === 'iptables'
       ? `${(await lab.execServer(['iptables', '-S', 'INPUT'])).stdout}${(await lab.execServer(['ip6tables', '-S', 'INPUT'])).stdout}`
-      : backend === 'ipset' ? (await lab.execServer(['ipset', 'save'])).stdout : (await lab.execServer(['nft', 'list', 'table', 'inet', 'floodgate'])).stdout;
-    say(backend === 'iptables' ? 'iptables -S INPUT; ip6tables -S INPUT' : backend === 'ipset' ? 'ipset save' : 'nft list table inet floodgate', rules);
+      : backend === 'ipset' ? (await lab.execServer(['ipset', 'save'])).stdout : (await lab.execServer(['nft', 'list', 'table', 'inet', table])).stdout;
+    say(backend === 'iptables' ? 'iptables -S INPUT; ip6tables -S INPUT' : backend === 'ipset' ? 'ipset save' : `nft list table inet ${table}`, rules);
     say('floodgate scan --state SYN_RECV --top 5   # after: the half-open sockets of banned sources were destroyed (ss -K)', await floodgate(['scan', '--state', 'SYN_RECV', '--top', '5']));
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon.once('exit', r));

@@ -74,7 +74,7 @@ common(program.command('list'))
   .action(async (options) => (await import('./list.js')).listCommand(options));
 
 common(program.command('flush'))
-  .description('remove every rule floodgate owns and clear its bans')
+  .description("remove every rule this state directory's floodgate owns (never another's) and clear its bans")
   .action(async (options) => (await import('./flush.js')).flushCommand(options));
 
 common(program.command('status'))

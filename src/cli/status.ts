@@ -1,49 +1,90 @@
-// `floodgate status [--json]`: mode, backend, bans, the last scan and the kernel's flood counters.
+// `floodgate status [--json]`: mode, backend, bans, the last scan and the kernel's flood counters,
+// and the state directory they were read from.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type StatusResult } from '../daemon/protocol.js';
-import { defaultStateDir, stateFile } from '../daemon/state-dir.js';
+import { peekStateDirInstance } from '../daemon/instance-id.js';
+import { type Mode, defaultStateDir, stateFile } from '../daemon/state-dir.js';
 import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
 import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
+import { PROCESS_READER, type Reader, rootStateNote } from './state-dir-note.js';
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
-export async function statusCommand(options: CommonOptions & { json?: boolean }): Promise<void> {
+/** What `status --json` prints besides the kernel counters. */
+export interface Status extends StatusResult {
+  readonly stateDir: string;
+  /** The comment its rules carry (`floodgate`, or `floodgate-<id>`); null before its first ban. */
+  readonly tag?: string | null;
+  /** Active bans by the mode they were made in: enforced ones are in the firewall, dry-run ones are not. */
+  readonly bans: { readonly enforce: number; readonly dryRun: number };
+}
+
+/**
+ * With no daemon, both stores, as `list` reads them: a `ban --enforce` made without a daemon is in
+ * the enforce store whatever mode the policy says.
+ */
+function readStatus(stateDir: string, mode: Mode, policy: Awaited<ReturnType<typeof loadCommandPolicy>>['policy']): Status {
+  const now = Date.now();
+  const counts = { enforce: 0, 'dry-run': 0 };
+  let refused = 0;
+  let last: BanStore['lastScan'];
+  for (const stored of ['enforce', 'dry-run'] as const) {
+    const file = stateFile(stateDir, stored);
+    if (!existsSync(file)) continue;
+    const store = BanStore.load(file, { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+    counts[stored] = store.all().filter((b) => b.expiresAt > now).length;
+    refused += store.refused;
+    if (store.lastScan && (last === undefined || store.lastScan.at > last.at)) last = store.lastScan;
+  }
+  return {
+    stateDir,
+    daemon: null,
+    mode,
+    backend: policy.firewall.backend,
+    interval: formatDuration(policy.interval),
+    active: counts.enforce + counts['dry-run'],
+    bans: { enforce: counts.enforce, dryRun: counts['dry-run'] },
+    refused,
+    queued: 0,
+    lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
+  };
+}
+
+export async function statusCommand(options: CommonOptions & { json?: boolean }, reader: Reader = PROCESS_READER): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'status' });
-  let status: StatusResult;
-  if (response?.ok) status = response.result as StatusResult;
-  else {
+  let status: Status;
+  if (response?.ok) {
+    const answered = response.result as StatusResult;
+    // A daemon holds the bans of its own mode only.
+    status = { stateDir, ...answered, bans: { enforce: answered.mode === 'enforce' ? answered.active : 0, dryRun: answered.mode === 'dry-run' ? answered.active : 0 } };
+  } else {
     const { policy } = await loadCommandPolicy(options, stateDir);
-    const mode = resolveMode(policy.mode, options);
-    const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
-    const last = store.lastScan;
-    status = {
-      daemon: null,
-      mode,
-      backend: policy.firewall.backend,
-      interval: formatDuration(policy.interval),
-      active: store.all().filter((b) => b.expiresAt > Date.now()).length,
-      refused: store.refused,
-      queued: 0,
-      lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
-    };
+    status = readStatus(stateDir, resolveMode(policy.mode, options), policy);
   }
+  status = { ...status, tag: peekStateDirInstance(stateDir)?.tag ?? null };
+  const note = rootStateNote(stateDir, status.daemon === null && status.active === 0, reader);
+  if (note !== null) process.stderr.write(`floodgate: ${note}\n`);
   const counters = await readKernelCounters();
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ ...status, counters }, null, 2)}\n`);
     return;
   }
+  const byMode = `${status.bans.enforce} enforced (in the firewall), ${status.bans.dryRun} dry-run (not in the firewall)`;
   const lines = [
+    `state dir:  ${stateDir}`,
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
     ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
-    `mode:       ${status.mode}`,
-    `backend:    ${status.backend}`,
+    // With no daemon, the mode is only what the next command would use; the bans say their own.
+    `mode:       ${status.mode}${status.daemon ? '' : ` (what ${options.enforce || options.dryRun ? 'the flags say' : 'the policy says'}; no daemon runs)`}`,
+    `backend:    ${status.backend}${status.tag ? ` (this state directory's rules, sets and table: ${status.tag})` : ''}`,
     `interval:   ${status.interval}`,
-    `bans:       ${status.active} active, ${status.refused} refused, ${status.queued} queued`,
+    `bans:       ${status.active} active: ${byMode}; ${status.refused} refused, ${status.queued} queued`,
     `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,
     'kernel flood counters (since boot):',
     ...FLOOD_COUNTERS.map((name) => `  ${name.padEnd(22)} ${counters[name]}`),

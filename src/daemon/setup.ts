@@ -11,6 +11,7 @@ import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import type { Policy } from '../policy/schema.js';
 import { ExecaRunner } from '../system/command-runner.js';
 import { shellCommand } from '../system/shell-quote.js';
+import { stateDirInstance } from './instance-id.js';
 import { type Mode, stateFile } from './state-dir.js';
 
 export type { Mode };
@@ -27,14 +28,16 @@ export interface OpenOptions {
 
 export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger, options: OpenOptions = {}): Promise<Enforcement> {
   const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, shellCommand(event.argv)));
-  const real = createBackend(policy, runner);
+  // This state directory's own rules, sets and table: another floodgate's are never touched.
+  const instance = stateDirInstance(stateDir);
+  const real = createBackend(policy, runner, instance);
   const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
   let backend: FirewallBackend = real;
   if (mode === 'dry-run') {
     backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: shellCommand(argv) }, `dry-run: would run ${shellCommand(argv)}`), store.targets());
   } else {
     await real.init();
-    const removed = options.migrate ? await removeOtherBackends(policy, runner) : [];
+    const removed = options.migrate ? await removeOtherBackends(policy, runner, instance) : [];
     if (removed.length > 0) log.warn({ event: 'migrate', from: removed, to: real.kind }, `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`);
   }
   const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');

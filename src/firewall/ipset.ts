@@ -1,4 +1,5 @@
-// The ipset backend: sets floodgate4/floodgate6 (hash:net, timeout support, maxelem from
+// The ipset backend: sets floodgate4/floodgate6 (floodgate-<id>-4/-6 for a state directory other
+// than the default; see instance.ts) (hash:net, timeout support, maxelem from
 // ban.max_active) and one rule per family that references them, so a packet costs one hash lookup
 // whatever the ban count. Changes are batched through `ipset restore -exist`.
 import { BackendUnavailableError } from '../errors.js';
@@ -6,7 +7,7 @@ import { type Cidr, type Family, formatCidr, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
 import { ChangeBuffer, applyBatch } from './apply-batch.js';
-import { OWNER_TAG } from './iptables.js';
+import { DEFAULT_INSTANCE, type FirewallInstance } from './instance.js';
 
 export interface IpsetOptions {
   /** The chain the set's rule goes in: INPUT by default; PREROUTING for the raw table. */
@@ -14,9 +15,9 @@ export interface IpsetOptions {
   readonly table: 'filter' | 'raw';
   readonly target: 'DROP' | 'REJECT';
   readonly maxElements: number;
+  /** Whose sets and rules these are. @default DEFAULT_INSTANCE (floodgate4/floodgate6) */
+  readonly instance?: FirewallInstance;
 }
-
-export const SET_NAMES: Record<Family, string> = { 4: 'floodgate4', 6: 'floodgate6' };
 
 /** Kernel timeouts are a safety net for a floodgate that is gone: they outlive the ban by this much. */
 export const SAFETY_MARGIN_S = 600;
@@ -41,6 +42,14 @@ export class IpsetBackend implements FirewallBackend {
     private readonly clock: () => number = Date.now,
   ) {}
 
+  private get instance(): FirewallInstance {
+    return this.options.instance ?? DEFAULT_INSTANCE;
+  }
+
+  private setName(family: Family): string {
+    return this.instance.sets[family];
+  }
+
   private chain(): string {
     return this.options.table === 'raw' && this.options.chain === 'INPUT' ? 'PREROUTING' : this.options.chain;
   }
@@ -54,16 +63,16 @@ export class IpsetBackend implements FirewallBackend {
     return [
       this.iptables(family), '-w', ...(this.options.table === 'raw' ? ['-t', 'raw'] : []),
       op, this.chain(), ...(op === '-I' ? ['1'] : []),
-      '-m', 'set', '--match-set', SET_NAMES[family], 'src', '-m', 'comment', '--comment', OWNER_TAG, '-j', this.options.target,
+      '-m', 'set', '--match-set', this.setName(family), 'src', '-m', 'comment', '--comment', this.instance.tag, '-j', this.options.target,
     ];
   }
 
   private createArgv(family: Family): string[] {
-    return ['ipset', 'create', SET_NAMES[family], 'hash:net', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', '0', 'maxelem', String(this.options.maxElements), '-exist'];
+    return ['ipset', 'create', this.setName(family), 'hash:net', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', '0', 'maxelem', String(this.options.maxElements), '-exist'];
   }
 
   command(change: FirewallChange): string[] {
-    const set = SET_NAMES[change.target.family];
+    const set = this.setName(change.target.family);
     if (change.op === 'delete') return ['ipset', 'del', set, entry(change.target), '-exist'];
     return ['ipset', 'add', set, entry(change.target), 'timeout', String(kernelTimeout(change.expiresAt, this.clock())), '-exist'];
   }
@@ -80,11 +89,28 @@ export class IpsetBackend implements FirewallBackend {
     await this.repair();
   }
 
+  /**
+   * Setup changes one at a time: a flush through the daemon is followed by a repair while the
+   * daemon's reconcile may be repairing too, and two checks that both find the rule missing would
+   * insert it twice.
+   */
+  private setupLock: Promise<unknown> = Promise.resolve();
+
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.setupLock.then(task, task);
+    this.setupLock = run.catch(() => undefined);
+    return run;
+  }
+
   /** Creates missing sets (or resizes one whose maxelem differs) and inserts missing rules. */
-  async repair(): Promise<number> {
+  repair(): Promise<number> {
+    return this.serialized(() => this.repairNow());
+  }
+
+  private async repairNow(): Promise<number> {
     let restored = 0;
     for (const family of [4, 6] as const) {
-      const header = await this.runner.run(['ipset', 'list', SET_NAMES[family], '-t'], { reject: false });
+      const header = await this.runner.run(['ipset', 'list', this.setName(family), '-t'], { reject: false });
       if (header.exitCode !== 0) {
         await this.runner.run(this.createArgv(family), { retries: 2 });
         restored++;
@@ -104,7 +130,7 @@ export class IpsetBackend implements FirewallBackend {
 
   /** A set made with another maxelem (policy change): copy it into a new one and swap them. */
   private async resize(family: Family): Promise<void> {
-    const name = SET_NAMES[family];
+    const name = this.setName(family);
     const next = `${name}-next`;
     await this.runner.run(['ipset', 'destroy', next], { reject: false });
     const create = this.createArgv(family);
@@ -134,7 +160,7 @@ export class IpsetBackend implements FirewallBackend {
       batch: async () => void (await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 })),
       single: async (change) => void (await this.runner.run(this.command(change), { retries: 2 })),
       explain: (error, change) =>
-        /is full|cannot add more/i.test(error.stderr) ? new FirewallFullError(`${SET_NAMES[change.target.family]} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error,
+        /is full|cannot add more/i.test(error.stderr) ? new FirewallFullError(`${this.setName(change.target.family)} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error,
     }, result);
     return result;
   }
@@ -142,12 +168,12 @@ export class IpsetBackend implements FirewallBackend {
   async list(): Promise<Cidr[]> {
     const out: Cidr[] = [];
     for (const family of [4, 6] as const) {
-      const saved = await this.runner.run(['ipset', 'save', SET_NAMES[family]], { reject: false });
+      const saved = await this.runner.run(['ipset', 'save', this.setName(family)], { reject: false });
       if (saved.exitCode !== 0) continue; // the set is gone: repair() recreates it
       // "add floodgate4 198.51.100.7 timeout 3599": read in place, no array of lines or of words
       // (a set of 100k entries is listed at every reconcile).
       const text = saved.stdout;
-      const prefix = `add ${SET_NAMES[family]} `;
+      const prefix = `add ${this.setName(family)} `;
       const lineStart = `\n${prefix}`;
       const after = (from: number): number => {
         const found = text.indexOf(lineStart, from);
@@ -165,15 +191,19 @@ export class IpsetBackend implements FirewallBackend {
     return out;
   }
 
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
     this.buffer.clear();
+    return this.serialized(() => this.flushNow());
+  }
+
+  private async flushNow(): Promise<void> {
     for (const family of [4, 6] as const) {
       // Every copy of the rule, then the set (a set still referenced cannot be destroyed).
       for (let i = 0; i < 10; i++) {
         const removed = await this.runner.run(this.ruleArgv(family, '-D'), { reject: false });
         if (removed.exitCode !== 0) break;
       }
-      await this.runner.run(['ipset', 'destroy', SET_NAMES[family]], { reject: false });
+      await this.runner.run(['ipset', 'destroy', this.setName(family)], { reject: false });
     }
   }
 }

@@ -1,18 +1,20 @@
 // The classic backend: one tagged rule per target, `-A INPUT -s <cidr> -m comment --comment
-// floodgate -j DROP`, batched through iptables-restore --noflush (ip6tables-restore for IPv6).
+// floodgate -j DROP` (the tag is the instance's: `floodgate-<id>` for a state directory other than
+// the default), batched through iptables-restore --noflush (ip6tables-restore for IPv6).
 import { BackendUnavailableError } from '../errors.js';
 import { type Cidr, type Family, formatCidrWithPrefix, parseCidr } from '../net/ip.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { applyBatch } from './apply-batch.js';
 import type { CommitResult, FirewallBackend, FirewallChange } from './backend.js';
-
-export const OWNER_TAG = 'floodgate';
+import { DEFAULT_INSTANCE, type FirewallInstance } from './instance.js';
 
 export interface IptablesOptions {
   /** @default 'INPUT' */
   readonly chain: string;
   /** @default 'DROP' */
   readonly target: 'DROP' | 'REJECT';
+  /** Whose rules these are. @default DEFAULT_INSTANCE (tag `floodgate`) */
+  readonly instance?: FirewallInstance;
 }
 
 const key = (cidr: Cidr): string => `${cidr.family}|${cidr.value}|${cidr.prefix}`;
@@ -29,13 +31,17 @@ export class IptablesBackend implements FirewallBackend {
     private readonly options: IptablesOptions,
   ) {}
 
+  private get tag(): string {
+    return (this.options.instance ?? DEFAULT_INSTANCE).tag;
+  }
+
   private tool(family: Family, restore = false): string {
     return `${family === 4 ? 'iptables' : 'ip6tables'}${restore ? '-restore' : ''}`;
   }
 
   /** The rule's specification after the chain: the same for -A, -D and restore lines. */
   ruleSpec(target: Cidr): string[] {
-    return ['-s', formatCidrWithPrefix(target), '-m', 'comment', '--comment', OWNER_TAG, '-j', this.options.target];
+    return ['-s', formatCidrWithPrefix(target), '-m', 'comment', '--comment', this.tag, '-j', this.options.target];
   }
 
   command(change: FirewallChange): string[] {
@@ -77,8 +83,10 @@ export class IptablesBackend implements FirewallBackend {
     const implicit = this.options.target === 'REJECT' ? ` --reject-with icmp${family === 4 ? '' : '6'}-port-unreachable` : '';
     for (const printed of stdout.split('\n')) {
       const line = implicit !== '' && printed.endsWith(implicit) ? printed.slice(0, -implicit.length) : printed;
-      if (!line.startsWith(prefix) || !line.includes(`--comment ${OWNER_TAG} `) || !line.endsWith(`-j ${this.options.target}`)) continue;
+      if (!line.startsWith(prefix) || !line.endsWith(`-j ${this.options.target}`)) continue;
       const tokens = line.split(' ');
+      // The whole comment, never a prefix of it: `floodgate` and `floodgate-<id>` are different owners.
+      if (tokens[tokens.indexOf('--comment') + 1] !== this.tag) continue;
       const source = tokens[tokens.indexOf('-s') + 1];
       const cidr = source === undefined ? null : parseCidr(source);
       // Only the exact rule floodgate writes is floodgate's: a rule with more matches is someone else's.

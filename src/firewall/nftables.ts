@@ -1,4 +1,5 @@
-// The nftables backend: floodgate's own table `inet floodgate` with timeout sets and one chain
+// The nftables backend: floodgate's own table `inet floodgate` (`inet floodgate-<id>` for a state
+// directory other than the default; see instance.ts) with timeout sets and one chain
 // hooked at input (or prerouting), every change batch one `nft -f -` transaction.
 //
 // Addresses and networks live in separate sets: nftables refuses an interval set element that
@@ -10,14 +11,15 @@ import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/i
 import type { CommandRunner } from '../system/command-runner.js';
 import { ChangeBuffer, applyBatch } from './apply-batch.js';
 import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from './backend.js';
+import { DEFAULT_INSTANCE, type FirewallInstance } from './instance.js';
 import { kernelTimeout } from './ipset.js';
-
-export const NFT_TABLE = 'floodgate';
 
 export interface NftablesOptions {
   readonly hook: 'input' | 'prerouting';
   readonly target: 'DROP' | 'REJECT';
   readonly maxElements: number;
+  /** Whose table this is. @default DEFAULT_INSTANCE (table `inet floodgate`) */
+  readonly instance?: FirewallInstance;
 }
 
 const isHost = (target: Cidr): boolean => target.prefix === bitsOf(target.family);
@@ -37,23 +39,28 @@ export class NftablesBackend implements FirewallBackend {
     private readonly clock: () => number = Date.now,
   ) {}
 
+  private get table(): string {
+    return (this.options.instance ?? DEFAULT_INSTANCE).table;
+  }
+
   /** The whole table, as one transaction; `add` of existing objects is a no-op in nft. */
   tableScript(): string {
     const size = this.options.maxElements;
+    const table = this.table;
     const verdict = this.options.target === 'DROP' ? 'drop' : 'reject';
     const hook = this.options.hook === 'input' ? 'type filter hook input priority -10' : 'type filter hook prerouting priority -300';
     return [
-      `add table inet ${NFT_TABLE}`,
-      `add set inet ${NFT_TABLE} hosts4 { type ipv4_addr; flags timeout; size ${size}; }`,
-      `add set inet ${NFT_TABLE} nets4 { type ipv4_addr; flags interval, timeout; size ${size}; }`,
-      `add set inet ${NFT_TABLE} hosts6 { type ipv6_addr; flags timeout; size ${size}; }`,
-      `add set inet ${NFT_TABLE} nets6 { type ipv6_addr; flags interval, timeout; size ${size}; }`,
-      `add chain inet ${NFT_TABLE} filter { ${hook}; policy accept; }`,
-      `flush chain inet ${NFT_TABLE} filter`,
-      `add rule inet ${NFT_TABLE} filter ip saddr @hosts4 counter ${verdict}`,
-      `add rule inet ${NFT_TABLE} filter ip saddr @nets4 counter ${verdict}`,
-      `add rule inet ${NFT_TABLE} filter ip6 saddr @hosts6 counter ${verdict}`,
-      `add rule inet ${NFT_TABLE} filter ip6 saddr @nets6 counter ${verdict}`,
+      `add table inet ${table}`,
+      `add set inet ${table} hosts4 { type ipv4_addr; flags timeout; size ${size}; }`,
+      `add set inet ${table} nets4 { type ipv4_addr; flags interval, timeout; size ${size}; }`,
+      `add set inet ${table} hosts6 { type ipv6_addr; flags timeout; size ${size}; }`,
+      `add set inet ${table} nets6 { type ipv6_addr; flags interval, timeout; size ${size}; }`,
+      `add chain inet ${table} filter { ${hook}; policy accept; }`,
+      `flush chain inet ${table} filter`,
+      `add rule inet ${table} filter ip saddr @hosts4 counter ${verdict}`,
+      `add rule inet ${table} filter ip saddr @nets4 counter ${verdict}`,
+      `add rule inet ${table} filter ip6 saddr @hosts6 counter ${verdict}`,
+      `add rule inet ${table} filter ip6 saddr @nets6 counter ${verdict}`,
       '',
     ].join('\n');
   }
@@ -67,7 +74,7 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   private elementLine(change: FirewallChange): string {
-    return `${change.op} element inet ${NFT_TABLE} ${setName(change.target)} { ${this.element(change)} }`;
+    return `${change.op} element inet ${this.table} ${setName(change.target)} { ${this.element(change)} }`;
   }
 
   command(change: FirewallChange): string[] {
@@ -94,7 +101,7 @@ export class NftablesBackend implements FirewallBackend {
         // A table made with another ban.max_active: sets cannot be resized in place. Keep the
         // elements, rebuild the table, put them back.
         const kept = await this.list();
-        await this.runner.run(['nft', 'delete', 'table', 'inet', NFT_TABLE]);
+        await this.runner.run(['nft', 'delete', 'table', 'inet', this.table]);
         await this.runner.run(['nft', '-f', '-'], { input: this.tableScript() });
         for (const target of kept) this.add(target);
         await this.commit();
@@ -106,7 +113,7 @@ export class NftablesBackend implements FirewallBackend {
 
   /** Restores the table, sets and chain when something (`nft flush ruleset`) removed them. */
   async repair(): Promise<number> {
-    const probe = await this.runner.run(['nft', 'list', 'chain', 'inet', NFT_TABLE, 'filter'], { reject: false });
+    const probe = await this.runner.run(['nft', 'list', 'chain', 'inet', this.table, 'filter'], { reject: false });
     const intact = probe.exitCode === 0 && (probe.stdout.match(/saddr @/g)?.length ?? 0) === 4;
     if (intact) return 0;
     await this.ensureTable();
@@ -132,7 +139,7 @@ export class NftablesBackend implements FirewallBackend {
     const present = new Set(listed.map(formatCidr));
     const nets = listed.filter((c) => !isHost(c));
     const effective: FirewallChange[] = [];
-    const transaction = new ElementStatements();
+    const transaction = new ElementStatements(this.table);
     for (const change of changes) {
       const key = formatCidr(change.target);
       if (change.op === 'delete') {
@@ -179,7 +186,7 @@ export class NftablesBackend implements FirewallBackend {
 
   async list(): Promise<Cidr[]> {
     const out: Cidr[] = [];
-    const listed = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', NFT_TABLE], { reject: false });
+    const listed = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', this.table], { reject: false });
     if (listed.exitCode !== 0) return out; // no table: repair() recreates it
     type Elem = string | { prefix: { addr: string; len: number } } | { elem: { val: Elem } } | { range: [string, string] };
     const parsed = JSON.parse(listed.stdout) as { nftables: { set?: { name: string; elem?: Elem[] } }[] };
@@ -201,7 +208,7 @@ export class NftablesBackend implements FirewallBackend {
 
   async flush(): Promise<void> {
     this.buffer.clear();
-    await this.runner.run(['nft', 'delete', 'table', 'inet', NFT_TABLE], { reject: false });
+    await this.runner.run(['nft', 'delete', 'table', 'inet', this.table], { reject: false });
   }
 }
 
@@ -215,6 +222,8 @@ export class NftablesBackend implements FirewallBackend {
 class ElementStatements {
   private readonly statements: { op: FirewallChange['op']; set: string; elements: string[] }[] = [];
 
+  constructor(private readonly table: string) {}
+
   push(op: FirewallChange['op'], set: string, element: string): void {
     const last = this.statements.at(-1);
     if (last !== undefined && last.op === op && last.set === set) last.elements.push(element);
@@ -222,6 +231,6 @@ class ElementStatements {
   }
 
   script(): string {
-    return this.statements.map(({ op, set, elements }) => `${op} element inet ${NFT_TABLE} ${set} { ${elements.join(', ')} }\n`).join('');
+    return this.statements.map(({ op, set, elements }) => `${op} element inet ${this.table} ${set} { ${elements.join(', ')} }\n`).join('');
   }
 }

@@ -6,7 +6,7 @@
 // Safety: every floodgate, iptables, ipset and nft command runs in the lab's server namespace
 // (lab.execServer / lab.spawnServer, through ./support.js); the host's firewall is never read or
 // changed, and every address is a documentation address.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -29,6 +29,7 @@ import {
   writeText,
   sleep,
 } from './support.js';
+import { type FirewallInstance, firewallInstance } from '../../src/firewall/instance.js';
 import { SAFETY_MARGIN_S } from '../../src/firewall/ipset.js';
 import { cidrContains, parseCidr } from '../../src/net/ip.js';
 
@@ -40,6 +41,21 @@ const ATTACKER = '198.51.100.66';
 const SPREAD4 = range4('203.0.113.', 1, 40);
 const SPREAD6 = range6('2001:db8:1::', 1, 40);
 const RECONCILE_MS = 2000;
+
+/**
+ * The instance id the single-floodgate tests give their state directory up front, so that the
+ * names of its rule comment, sets and table are known before floodgate runs (floodgate keeps an id
+ * it finds; test/daemon/instance-id.test.ts covers making one).
+ */
+const ID = '0e2e0e2e';
+const N = firewallInstance(ID);
+
+function stateDirIn(dir: string, id: string | null = ID): string {
+  const stateDir = join(dir, 'state');
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (id !== null) writeFileSync(join(stateDir, 'instance-id'), `${id}\n`, { mode: 0o600 });
+  return stateDir;
+}
 
 // ---------------------------------------------------------------------------
 // can this file run here?
@@ -76,13 +92,13 @@ async function inputRules(lab: Lab, family: Family): Promise<string[]> {
   return (await run(lab, [iptables(family), '-w', '-S', 'INPUT'])).stdout.split('\n').filter((line) => line.trim() !== '');
 }
 
-/** floodgate's per-target iptables rules (the iptables backend), both families. */
-async function iptablesTargets(lab: Lab): Promise<string[]> {
+/** An instance's per-target iptables rules (the iptables backend), both families. */
+async function iptablesTargets(lab: Lab, names: FirewallInstance = N): Promise<string[]> {
   const out: string[] = [];
   for (const family of [4, 6] as const) {
     for (const line of await inputRules(lab, family)) {
       const tokens = line.split(' ');
-      if (!line.includes('--comment floodgate') || !tokens.includes('-s')) continue;
+      if (tokens[tokens.indexOf('--comment') + 1] !== names.tag || !tokens.includes('-s')) continue;
       // iptables prints hosts with /32 and /128; floodgate lists them without.
       out.push(tokens[tokens.indexOf('-s') + 1]!.replace(/\/(32|128)$/, ''));
     }
@@ -91,7 +107,7 @@ async function iptablesTargets(lab: Lab): Promise<string[]> {
 }
 
 /** The rule the ipset backend puts in INPUT for each family, as `iptables -S` prints it. */
-const setRule = (family: Family) => `-A INPUT -m set --match-set floodgate${family} src -m comment --comment floodgate -j DROP`;
+const setRule = (family: Family, names: FirewallInstance = N) => `-A INPUT -m set --match-set ${names.sets[family]} src -m comment --comment ${names.tag} -j DROP`;
 
 interface Element {
   /** As `floodgate list --json` writes targets: hosts without a prefix. */
@@ -105,11 +121,11 @@ async function ipsetNames(lab: Lab): Promise<string[]> {
   return (await run(lab, ['ipset', 'list', '-n'])).stdout.split('\n').filter((name) => name !== '');
 }
 
-async function ipsetElements(lab: Lab): Promise<Element[]> {
+async function ipsetElements(lab: Lab, names: FirewallInstance = N): Promise<Element[]> {
   const out: Element[] = [];
   for (const line of (await run(lab, ['ipset', 'save'])).stdout.split('\n')) {
     const [op, set, target, ...rest] = line.trim().split(/\s+/);
-    if (op !== 'add' || (set !== 'floodgate4' && set !== 'floodgate6')) continue;
+    if (op !== 'add' || (set !== names.sets[4] && set !== names.sets[6])) continue;
     const timeout = rest.indexOf('timeout');
     out.push({ target: target!, set, timeoutS: timeout >= 0 ? Number(rest[timeout + 1]) : null });
   }
@@ -125,9 +141,9 @@ interface NftItem {
   rule?: { chain: string; expr: NftExpr[] };
 }
 
-/** `nft -j list table inet floodgate`, or null when the table does not exist. */
-async function nftTable(lab: Lab): Promise<NftItem[] | null> {
-  const r = await lab.execServer(['nft', '-j', 'list', 'table', 'inet', 'floodgate']);
+/** `nft -j list table inet floodgate-<id>`, or null when the table does not exist. */
+async function nftTable(lab: Lab, names: FirewallInstance = N): Promise<NftItem[] | null> {
+  const r = await lab.execServer(['nft', '-j', 'list', 'table', 'inet', names.table]);
   if (r.exitCode !== 0) return null;
   return (JSON.parse(r.stdout) as { nftables: NftItem[] }).nftables;
 }
@@ -138,9 +154,9 @@ function nftElement(set: string, value: NftValue, timeoutS: number | null = null
   return { target: `${value.prefix.addr}/${value.prefix.len}`, set, timeoutS };
 }
 
-async function nftElements(lab: Lab): Promise<Element[]> {
+async function nftElements(lab: Lab, names: FirewallInstance = N): Promise<Element[]> {
   const out: Element[] = [];
-  for (const item of (await nftTable(lab)) ?? []) {
+  for (const item of (await nftTable(lab, names)) ?? []) {
     if (item.set === undefined) continue;
     for (const value of item.set.elem ?? []) out.push(nftElement(item.set.name, value));
   }
@@ -169,7 +185,7 @@ async function firewallText(lab: Lab): Promise<string> {
     await show(['iptables', '-w', '-S', 'INPUT']),
     await show(['ip6tables', '-w', '-S', 'INPUT']),
     await show(['ipset', 'save']),
-    await show(['nft', 'list', 'table', 'inet', 'floodgate']),
+    await show(['nft', 'list', 'ruleset']),
   ].join('\n');
 }
 
@@ -201,7 +217,7 @@ const ipsetKit: Kit = {
     const problems: string[] = [];
     const names = await ipsetNames(lab);
     for (const family of [4, 6] as const) {
-      if (!names.includes(`floodgate${family}`)) problems.push(`set floodgate${family} is missing`);
+      if (!names.includes(N.sets[family])) problems.push(`set ${N.sets[family]} is missing`);
       const copies = (await inputRules(lab, family)).filter((line) => line === setRule(family)).length;
       if (copies !== 1) problems.push(`${iptables(family)} INPUT has ${copies} copies of the set rule, want 1`);
     }
@@ -210,16 +226,16 @@ const ipsetKit: Kit = {
   async dropped(lab, target) {
     const family = familyOf(target);
     const listing = (await run(lab, [iptables(family), '-w', '-L', 'INPUT', '-v', '-n', '-x'])).stdout;
-    const line = listing.split('\n').find((l) => l.includes(`match-set floodgate${family} src`));
-    if (line === undefined) throw new Error(`no floodgate${family} rule in ${iptables(family)} INPUT:\n${listing}`);
+    const line = listing.split('\n').find((l) => l.includes(`match-set ${N.sets[family]} src`));
+    if (line === undefined) throw new Error(`no ${N.sets[family]} rule in ${iptables(family)} INPUT:\n${listing}`);
     return Number(line.trim().split(/\s+/)[0]);
   },
-  externalFlush: ['ipset', 'flush', 'floodgate4'],
+  externalFlush: ['ipset', 'flush', N.sets[4]],
   // One shell in the namespace, so that no reconcile slips in between and puts the rule back
   // before the set is destroyed.
-  externalBreak: [['sh', '-c', 'iptables -w -F INPUT && ip6tables -w -F INPUT && ipset destroy floodgate6']],
+  externalBreak: [['sh', '-c', `iptables -w -F INPUT && ip6tables -w -F INPUT && ipset destroy ${N.sets[6]}`]],
   async capacity(lab) {
-    const header = (await run(lab, ['ipset', 'list', 'floodgate4', '-t'])).stdout;
+    const header = (await run(lab, ['ipset', 'list', N.sets[4], '-t'])).stdout;
     return Number(/maxelem (\d+)/.exec(header)?.[1]);
   },
 };
@@ -229,7 +245,7 @@ const nftablesKit: Kit = {
   elements: nftElements,
   async setupProblems(lab) {
     const items = await nftTable(lab);
-    if (items === null) return ['table inet floodgate is missing'];
+    if (items === null) return [`table inet ${N.table} is missing`];
     const problems: string[] = [];
     const sets = items.flatMap((item) => (item.set ? [item.set.name] : []));
     for (const name of NFT_SETS) if (!sets.includes(name)) problems.push(`set ${name} is missing`);
@@ -246,13 +262,13 @@ const nftablesKit: Kit = {
   async dropped(lab, target) {
     const set = `@${target.includes('/') ? 'nets' : 'hosts'}${familyOf(target)}`;
     const rule = nftRules((await nftTable(lab)) ?? []).find((r) => r.set === set);
-    if (rule === undefined) throw new Error(`no rule for ${set} in table inet floodgate`);
+    if (rule === undefined) throw new Error(`no rule for ${set} in table inet ${N.table}`);
     return rule.packets;
   },
   externalFlush: ['nft', 'flush', 'ruleset'],
   externalBreak: [
-    ['nft', 'flush', 'chain', 'inet', 'floodgate', 'filter'],
-    ['nft', 'delete', 'element', 'inet', 'floodgate', 'nets4', '{ 203.0.113.0/24 }'],
+    ['nft', 'flush', 'chain', 'inet', N.table, 'filter'],
+    ['nft', 'delete', 'element', 'inet', N.table, 'nets4', '{ 203.0.113.0/24 }'],
   ],
   async capacity(lab) {
     const items = (await nftTable(lab)) ?? [];
@@ -262,18 +278,18 @@ const nftablesKit: Kit = {
 
 const KITS: Record<Kind, Kit> = { ipset: ipsetKit, nftables: nftablesKit };
 
-/** What each backend leaves in the firewall, described; empty when it owns nothing. */
-async function leftovers(lab: Lab, kind: AnyKind): Promise<string[]> {
+/** What each backend leaves in the firewall for an instance, described; empty when it owns nothing. */
+async function leftovers(lab: Lab, kind: AnyKind, names: FirewallInstance = N): Promise<string[]> {
   switch (kind) {
     case 'iptables':
-      return (await iptablesTargets(lab)).map((target) => `iptables rule for ${target}`);
+      return (await iptablesTargets(lab, names)).map((target) => `iptables rule for ${target}`);
     case 'ipset': {
-      const out = (await ipsetNames(lab)).filter((name) => /^floodgate[46]/.test(name)).map((name) => `ipset ${name}`);
-      for (const family of [4, 6] as const) if ((await inputRules(lab, family)).includes(setRule(family))) out.push(`${iptables(family)} set rule`);
+      const out = (await ipsetNames(lab)).filter((name) => name.startsWith(names.sets[4]) || name.startsWith(names.sets[6])).map((name) => `ipset ${name}`);
+      for (const family of [4, 6] as const) if ((await inputRules(lab, family)).includes(setRule(family, names))) out.push(`${iptables(family)} set rule`);
       return out;
     }
     case 'nftables':
-      return (await nftTable(lab)) === null ? [] : ['table inet floodgate'];
+      return (await nftTable(lab, names)) === null ? [] : [`table inet ${names.table}`];
   }
 }
 
@@ -307,7 +323,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
       ['iptables', '-w', '-F', 'INPUT'],
       ['ip6tables', '-w', '-F', 'INPUT'],
       ['ipset', 'destroy'],
-      ['nft', 'delete', 'table', 'inet', 'floodgate'],
+      ['nft', 'flush', 'ruleset'],
     ]) {
       await lab.execServer(argv);
     }
@@ -354,7 +370,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('bans a SYN flood, a flood spread over a /24 and one over an IPv6 /64 into the sets and drops their new SYNs', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-floods`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     // The floods are all in place when the daemon starts, so that no ban (and its killing of the
     // half-open sockets) races the lab counting them.
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80 });
@@ -399,7 +415,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('ban --from-file through the running daemon puts every entry of a mixed list in the sets exactly once', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-file`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     await start(policyFor(dir), stateDir);
     const first = await ban(stateDir, ['198.51.100.0/24', '2001:db8:5::/64']);
     expect(first.exitCode, first.stderr).toBe(0);
@@ -434,7 +450,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('enforces a network inside a banned network and one around it, and keeps them when the outer bans end', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-nested`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const daemon = await start(policyFor(dir), stateDir);
     expect((await ban(stateDir, ['198.51.100.0/24', '2001:db8:5:1::/64'])).exitCode).toBe(0);
     const file = writeText(dir, 'nested.txt', '198.51.100.128/25   # inside the banned /24\n2001:db8:5::/48      # around the banned /64\n');
@@ -471,7 +487,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('after kill -9 and a restart every ban is in the sets exactly once, with the same expiry', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-kill`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const policy = policyFor(dir);
     const first = await start(policy, stateDir);
     const targets = ['198.51.100.9', '203.0.113.0/24', '2001:db8:3::3', '2001:db8:4::/64'];
@@ -483,7 +499,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     // The kernel keeps the elements while no floodgate runs; one is lost as if the crash came
     // between saving the ban and committing it.
     await expectElements('the bans while no daemon runs', targets, 1000);
-    await run(lab, kind === 'ipset' ? ['ipset', 'del', 'floodgate6', '2001:db8:3::3'] : ['nft', 'delete', 'element', 'inet', 'floodgate', 'hosts6', '{ 2001:db8:3::3 }']);
+    await run(lab, kind === 'ipset' ? ['ipset', 'del', N.sets[6], '2001:db8:3::3'] : ['nft', 'delete', 'element', 'inet', N.table, 'hosts6', '{ 2001:db8:3::3 }']);
 
     const second = await start(policy, stateDir);
     expect(second.events[0]).toMatchObject({ event: 'start', backend: kind, activeBans: 4 });
@@ -496,7 +512,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it(`repairs an external ${kit.externalFlush.join(' ')} within a few seconds, table, sets, rules and elements`, async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-repair`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const daemon = await start(policyFor(dir), stateDir);
     const targets = ['198.51.100.9', '198.51.100.77', '203.0.113.0/24', '2001:db8:3::3', '2001:db8:4::/64'];
     expect((await ban(stateDir, targets)).exitCode).toBe(0);
@@ -519,7 +535,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('removes expired elements itself, within two intervals of expiresAt, long before the kernel timeout', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-ttl`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const daemon = await start(policyFor(dir, (p) => void (p.ban = { ...p.ban, ttl: '3s' })), stateDir);
     const targets = ['203.0.113.50', '2001:db8:9::/64'];
     const asked = Date.now();
@@ -542,7 +558,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     // The logged command is the one applied, safety-net timeout included (`timeout 0` would be permanent).
     const kernelTimeout = 3 + SAFETY_MARGIN_S;
     expect(daemon.events.find((e) => e.event === 'ban' && e.target === targets[0])?.command).toBe(
-      kind === 'ipset' ? `ipset add floodgate4 ${targets[0]} timeout ${kernelTimeout} -exist` : `nft add element inet floodgate hosts4 { ${targets[0]} timeout ${kernelTimeout}s }`,
+      kind === 'ipset' ? `ipset add ${N.sets[4]} ${targets[0]} timeout ${kernelTimeout} -exist` : `nft add element inet ${N.table} hosts4 { ${targets[0]} timeout ${kernelTimeout}s }`,
     );
 
     await waitFor('the expired elements to be removed', async () => (await kit.elements(lab)).length === 0, {
@@ -557,7 +573,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('with ban.max_active 3, bans 3 of 5, refuses 2 loudly and counts them; raising the limit resizes the sets', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-full`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const policy = policyFor(dir, (p) => void (p.ban = { ...p.ban, max_active: 3 }));
     const daemon = await start(policy, stateDir);
     expect(await kit.capacity(lab)).toBe(3);
@@ -594,7 +610,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it(`moves every ban iptables -> ${kind} -> ${other} -> iptables when firewall.backend changes, leaving nothing behind`, async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-switch`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const targets = ['198.51.100.9', '198.51.100.0/24', '198.51.100.23', '203.0.113.128/25', '2001:db8:3::3', '2001:db8:4::/64'];
 
     let daemon = await start(policyFor(dir, undefined, 'iptables'), stateDir);
@@ -633,7 +649,7 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   it('flush --enforce through a running daemon clears every ban for good; with no daemon it removes the sets or table and the rules', async () => {
     const { lab } = it_;
     const dir = tempDir(`${kind}-flush`);
-    const stateDir = `${dir}/state`;
+    const stateDir = stateDirIn(dir);
     const policy = policyFor(dir);
     const targets = ['198.51.100.9', '203.0.113.0/24', '2001:db8:3::3', '2001:db8:4::/64'];
     const daemon = await start(policy, stateDir);
@@ -660,5 +676,117 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     expect(await leftovers(lab, kind), await firewallText(lab)).toEqual([]);
     expect(await leftovers(lab, 'iptables')).toEqual([]);
     expect(await listBans(lab, stateDir)).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe.skipIf(SKIP !== null)('two floodgates with different state directories in one namespace', () => {
+  const it_ = useLab();
+  const daemons: Daemon[] = [];
+
+  afterEach(async () => {
+    await Promise.all(daemons.splice(0).map((daemon) => daemon.stop('SIGKILL').catch(() => undefined)));
+    let lab: Lab;
+    try {
+      lab = it_.lab;
+    } catch {
+      return;
+    }
+    for (const argv of [['iptables', '-w', '-F', 'INPUT'], ['ip6tables', '-w', '-F', 'INPUT'], ['ipset', 'destroy'], ['nft', 'flush', 'ruleset']]) await lab.execServer(argv);
+  });
+
+  /** The targets an instance's rules or elements cover, sorted. */
+  const owned = async (kind: AnyKind, names: FirewallInstance): Promise<string[]> => {
+    const { lab } = it_;
+    if (kind === 'iptables') return iptablesTargets(lab, names);
+    return sorted((kind === 'ipset' ? await ipsetElements(lab, names) : await nftElements(lab, names)).map((e) => e.target));
+  };
+
+  /** What is missing of an instance's setup besides its elements (the set rules, the table). */
+  const setupMissing = async (kind: AnyKind, names: FirewallInstance): Promise<string[]> => {
+    const { lab } = it_;
+    if (kind === 'iptables') return [];
+    if (kind === 'nftables') return (await nftTable(lab, names)) === null ? [`table inet ${names.table}`] : [];
+    const problems: string[] = [];
+    const sets = await ipsetNames(lab);
+    for (const family of [4, 6] as const) {
+      if (!sets.includes(names.sets[family])) problems.push(`set ${names.sets[family]}`);
+      const copies = (await inputRules(lab, family)).filter((line) => line === setRule(family, names)).length;
+      if (copies !== 1) problems.push(`${copies} copies of ${setRule(family, names)}`);
+    }
+    return problems;
+  };
+
+  it.each(['iptables', 'ipset', 'nftables'] as const)('%s: each keeps its own bans through several reconciles, and flush of one leaves the others’ rules', async (kind) => {
+    const { lab } = it_;
+    const dir = tempDir(`${kind}-instances`);
+    const policy = writePolicy(dir, (p) => {
+      p.firewall = { ...(p.firewall as object), backend: kind };
+      p.reconcile_interval = `${RECONCILE_MS / 1000}s`;
+    });
+    // No instance id up front: each floodgate makes its own.
+    const [dirA, dirB, dirC] = ['a', 'b', 'c'].map((name) => stateDirIn(join(dir, name), null)) as [string, string, string];
+    const bans: Record<string, string[]> = {
+      [dirA]: ['198.51.100.10', '203.0.113.0/25', '2001:db8:a::1'],
+      [dirB]: ['198.51.100.20', '203.0.113.128/25', '2001:db8:b::/64'],
+      // A manual ban with no daemon on its state directory, next to the two daemons.
+      [dirC]: ['198.51.100.30', '2001:db8:c::3'],
+    };
+    const a = await Daemon.start(lab, { policy, stateDir: dirA });
+    const b = await Daemon.start(lab, { policy, stateDir: dirB });
+    daemons.push(a, b);
+    for (const stateDir of [dirA, dirB, dirC]) await floodgateOk(lab, ['ban', '--enforce', '--policy', policy, '--state-dir', stateDir, ...bans[stateDir]!]);
+    const names = Object.fromEntries([dirA, dirB, dirC].map((stateDir) => [stateDir, firewallInstance(readFileSync(join(stateDir, 'instance-id'), 'utf8').trim())]));
+    expect(new Set(Object.values(names).map((n) => n.tag)).size).toBe(3);
+
+    const expectOwned = async (what: string, want: Record<string, string[]>) => {
+      let seen = '';
+      await waitFor(
+        what,
+        async () => {
+          const now: Record<string, string[]> = {};
+          for (const stateDir of Object.keys(want)) now[names[stateDir]!.tag] = await owned(kind, names[stateDir]!);
+          seen = JSON.stringify(now);
+          return Object.keys(want).every((stateDir) => JSON.stringify(now[names[stateDir]!.tag]) === JSON.stringify(sorted(want[stateDir]!)));
+        },
+        { timeoutMs: 3 * INTERVAL_MS + 2000, explain: async () => `want ${JSON.stringify(Object.fromEntries(Object.entries(want).map(([d, t]) => [names[d]!.tag, sorted(t)])))}\nsaw  ${seen}\n${await firewallText(lab)}` },
+      );
+    };
+    await expectOwned('each instance’s bans under its own name', bans);
+
+    // Several reconciles of both daemons: nothing of the other instances is taken for unexplained.
+    const reconciled = (daemon: Daemon) => daemon.events.filter((e) => e.event === 'reconcile-done' || e.event === 'reconcile').length;
+    await sleep(3 * RECONCILE_MS + INTERVAL_MS);
+    await expectOwned('every ban still there after several reconciles', bans);
+    for (const daemon of [a, b]) {
+      expect(daemon.events.filter((e) => e.event === 'reconcile' && Number(e.extra ?? 0) > 0), daemon.logTail()).toEqual([]);
+      expect(daemon.events.filter((e) => e.event === 'error')).toEqual([]);
+      expect(reconciled(daemon)).toBe(0);
+    }
+    for (const stateDir of [dirA, dirB, dirC]) {
+      const listed = await listBans(lab, stateDir);
+      expect(sorted(listed.map((ban) => ban.target))).toEqual(sorted(bans[stateDir]!));
+      expect(listed.every((ban) => !ban.dryRun)).toBe(true);
+    }
+    for (const stateDir of [dirA, dirB]) expect(await setupMissing(kind, names[stateDir]!)).toEqual([]);
+    // status of the directory with no daemon counts the direct ban --enforce as enforced (the
+    // policy's mode is dry-run) and names the tag its rules carry.
+    const direct = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', dirC])).stdout) as Record<string, unknown>;
+    expect(direct).toMatchObject({ stateDir: dirC, daemon: null, mode: 'dry-run', active: 2, bans: { enforce: 2, dryRun: 0 }, tag: names[dirC]!.tag });
+
+    // flush of B through its daemon: B's bans go, A's and C's stay, also through more reconciles.
+    await floodgateOk(lab, ['flush', '--enforce', '--state-dir', dirB]);
+    await expectOwned('B flushed, A and C untouched', { [dirA]: bans[dirA]!, [dirB]: [], [dirC]: bans[dirC]! });
+    await sleep(RECONCILE_MS + INTERVAL_MS);
+    await expectOwned('A and C still untouched after B’s next reconcile', { [dirA]: bans[dirA]!, [dirB]: [], [dirC]: bans[dirC]! });
+
+    // flush of A with no daemon: all A made goes, B's setup and C's bans stay.
+    await a.stop('SIGTERM');
+    await floodgateOk(lab, ['flush', '--enforce', '--policy', policy, '--state-dir', dirA]);
+    expect(await leftovers(lab, kind, names[dirA]!), await firewallText(lab)).toEqual([]);
+    await expectOwned('C untouched by A’s flush', { [dirA]: [], [dirB]: [], [dirC]: bans[dirC]! });
+    expect(await setupMissing(kind, names[dirB]!)).toEqual([]);
+    expect(sorted((await listBans(lab, dirC)).map((ban) => ban.target))).toEqual(sorted(bans[dirC]!));
   });
 });

@@ -11,6 +11,7 @@ import {
   firewallText,
   floodgateOk,
   floodgateRule,
+  instanceTag,
   inputRules,
   listBans,
   range4,
@@ -190,7 +191,7 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80 });
     const ban = await daemon.waitForEvent('the would-be ban', (e) => e.event === 'ban' && e.target === ATTACKER, 2 * INTERVAL_MS + 1500);
     expectFloodCount(ban.count, 20, 30);
-    expect(ban).toMatchObject({ rule: 'syn-flood', dryRun: true, command: `iptables -w -A INPUT -s ${ATTACKER}/32 -m comment --comment floodgate -j DROP` });
+    expect(ban).toMatchObject({ rule: 'syn-flood', dryRun: true, command: `iptables -w -A INPUT -s ${ATTACKER}/32 -m comment --comment ${instanceTag(stateDir)} -j DROP` });
     expect(ban.msg).toMatch(/dry-run: would ban 198\.51\.100\.66/);
     await waitForScans(lab, stateDir, Date.now(), 2);
 

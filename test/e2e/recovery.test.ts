@@ -14,6 +14,7 @@ import {
   floodgateOk,
   floodgateRule,
   inputRules,
+  instanceTag,
   listBans,
   ruleCopies,
   rule,
@@ -82,8 +83,8 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const before = expiries(await listBans(lab, stateDir));
     await first.stop('SIGKILL');
 
-    expect((await lab.execServer(['iptables', '-w', '-D', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP'])).exitCode).toBe(0);
-    expect((await lab.execServer(['ip6tables', '-w', '-A', 'INPUT', '-s', '2001:db8:2::7/128', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP'])).exitCode).toBe(0);
+    expect((await lab.execServer(['iptables', '-w', '-D', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
+    expect((await lab.execServer(['ip6tables', '-w', '-A', 'INPUT', '-s', '2001:db8:2::7/128', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
     expect(await ruleCopies(lab, RULES)).toEqual({ ...once, '198.51.100.150/32': 0, '2001:db8:2::7/128': 2 });
 
     await Daemon.start(lab, { policy, stateDir });

@@ -194,10 +194,27 @@ async function must(what: string, result: Promise<ExecResult>): Promise<ExecResu
   return r;
 }
 
-/** `iptables -S INPUT` (or ip6tables) in the server namespace, one rule per entry. */
-export async function inputRules(lab: Lab, family: Family = 4): Promise<string[]> {
+/** `iptables -S INPUT` (or ip6tables) in the server namespace, one rule per entry, as printed. */
+export async function instanceRules(lab: Lab, family: Family = 4): Promise<string[]> {
   const r = await must(`${iptables(family)} -S INPUT`, lab.execServer([iptables(family), '-w', '-S', 'INPUT']));
   return r.stdout.split('\n').filter((line) => line.trim() !== '');
+}
+
+/** The comment of a floodgate instance's rule: `floodgate`, or `floodgate-<id>` for a state directory other than /var/lib/floodgate. */
+const INSTANCE_COMMENT = / --comment floodgate-[0-9a-f]{8}( |$)/;
+
+/**
+ * `iptables -S INPUT` (or ip6tables) in the server namespace, one rule per entry, with a state
+ * directory's own tag `floodgate-<id>` shown as `floodgate`: a test with one floodgate cares which
+ * rules it made, not its id. Tests of several instances read instanceRules().
+ */
+export async function inputRules(lab: Lab, family: Family = 4): Promise<string[]> {
+  return (await instanceRules(lab, family)).map((line) => line.replace(INSTANCE_COMMENT, ' --comment floodgate$1'));
+}
+
+/** The tag of the rules floodgate writes for `stateDir` (its instance id, made at its first enforce or dry-run command). */
+export function instanceTag(stateDir: string): string {
+  return `floodgate-${readFileSync(join(stateDir, 'instance-id'), 'utf8').trim()}`;
 }
 
 /** Both families' INPUT chains as one text, for comparisons and failure messages. */
@@ -243,8 +260,8 @@ export async function dropCounters(lab: Lab, family: Family = 4): Promise<Map<st
   const r = await must(`${iptables(family)} -L INPUT`, lab.execServer([iptables(family), '-w', '-L', 'INPUT', '-v', '-n', '-x']));
   const out = new Map<string, RuleCounter>();
   for (const line of r.stdout.split('\n')) {
-    if (!line.includes('/* floodgate */')) continue;
-    // pkts bytes target prot opt in out source destination /* floodgate */
+    if (!/\/\* floodgate(-[0-9a-f]{8})? \*\//.test(line)) continue;
+    // pkts bytes target prot opt in out source destination /* floodgate-<id> */
     const [packets, bytes, , , , , , source] = line.trim().split(/\s+/);
     out.set(source!, { packets: Number(packets), bytes: Number(bytes) });
   }

@@ -31,3 +31,29 @@ describe('IpsetBackend.list', () => {
     expect((await new IpsetBackend(runner, OPTIONS).list()).map(formatCidr)).toEqual(['198.51.100.1']);
   });
 });
+
+describe('IpsetBackend.repair', () => {
+  it('inserts a missing set rule once when two repairs run at the same time (a flush’s and a reconcile’s)', async () => {
+    const present = new Set<string>();
+    const rule = (argv: readonly string[]) => argv.filter((word, i) => i !== 2 && !(argv[2] === '-I' && i === 4)).join(' ');
+    const runner = new RecordingRunner()
+      .on(['ipset', 'list'], { stdout: 'Header: family inet hashsize 1024 maxelem 65536 timeout 0\n' })
+      .on(['iptables'], (call) => {
+        if (call.argv[2] === '-C') return { exitCode: present.has(rule(call.argv)) ? 0 : 1 };
+        if (call.argv[2] === '-I') present.add(rule(call.argv));
+        return {};
+      })
+      .on(['ip6tables'], (call) => {
+        if (call.argv[2] === '-C') return { exitCode: present.has(rule(call.argv)) ? 0 : 1 };
+        if (call.argv[2] === '-I') present.add(rule(call.argv));
+        return {};
+      });
+    const backend = new IpsetBackend(runner, OPTIONS);
+    const restored = await Promise.all([backend.repair(), backend.repair()]);
+    expect(restored).toEqual([2, 0]);
+    expect(runner.commands.filter((c) => c.includes(' -I '))).toEqual([
+      'iptables -w -I INPUT 1 -m set --match-set floodgate4 src -m comment --comment floodgate -j DROP',
+      'ip6tables -w -I INPUT 1 -m set --match-set floodgate6 src -m comment --comment floodgate -j DROP',
+    ]);
+  });
+});
