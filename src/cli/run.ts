@@ -2,8 +2,8 @@
 import { runDaemon } from '../daemon/daemon.js';
 import { defaultStateDir } from '../daemon/state-dir.js';
 import { createLogger } from '../log.js';
-import { loadPolicy } from '../policy/load-policy.js';
 import { type CommonOptions, resolveMode } from './act.js';
+import { lookUpPolicy } from './policy-lookup.js';
 
 export interface RunOptions extends CommonOptions {
   readonly flushOnExit?: boolean;
@@ -11,7 +11,8 @@ export interface RunOptions extends CommonOptions {
 }
 
 export async function runCommand(options: RunOptions): Promise<void> {
-  const loaded = loadPolicy(options.policy);
+  // No state-directory record here: `run` is what writes it.
+  const loaded = await lookUpPolicy({ policy: options.policy });
   const policy = options.interval === undefined ? loaded.policy : { ...loaded.policy, interval: options.interval };
   const mode = resolveMode(policy.mode, options);
   const log = createLogger({ ...(options.pretty !== undefined && { pretty: options.pretty }) });

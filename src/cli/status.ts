@@ -8,6 +8,7 @@ import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
 import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
+import { type PolicyChoice, daemonPolicy, describePolicy } from './policy-lookup.js';
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
@@ -15,9 +16,13 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'status' });
   let status: StatusResult;
-  if (response?.ok) status = response.result as StatusResult;
-  else {
-    const { policy } = await loadCommandPolicy(options, stateDir);
+  let used: PolicyChoice;
+  if (response?.ok) {
+    status = response.result as StatusResult;
+    used = daemonPolicy(stateDir);
+  } else {
+    const { policy, file, source } = await loadCommandPolicy(options, stateDir);
+    used = { file, source };
     const mode = resolveMode(policy.mode, options);
     const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
     const last = store.lastScan;
@@ -34,12 +39,14 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
   }
   const counters = await readKernelCounters();
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ ...status, counters }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`);
     return;
   }
   const lines = [
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
     ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
+    `policy:     ${describePolicy(used.file, used.source)}`,
+    `state dir:  ${stateDir}`,
     `mode:       ${status.mode}`,
     `backend:    ${status.backend}`,
     `interval:   ${status.interval}`,

@@ -8,9 +8,24 @@ import { ConfigError } from '../errors.js';
 import { formatDuration, formatRate } from './duration.js';
 import { type Policy, policySchema } from './schema.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
+// The single executable (scripts/package.mjs) is one bundled file with no policies/ beside it:
+// esbuild replaces this name with the text of policies/default.yaml. Elsewhere it is not defined.
+declare const FLOODGATE_EMBEDDED_DEFAULT_POLICY: string | undefined;
+const EMBEDDED_TEXT = typeof FLOODGATE_EMBEDDED_DEFAULT_POLICY === 'string' ? FLOODGATE_EMBEDDED_DEFAULT_POLICY : undefined;
+
 /** policies/default.yaml, shipped beside dist/ and src/: above dist/src/policy/ when built, above src/policy/ from source. */
-export const DEFAULT_POLICY_PATH = join(HERE, basename(join(HERE, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
+function shippedDefaultPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return join(here, basename(join(here, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
+}
+
+/** Where the embedded default policy comes from: a file in the package, or a name for the copy inside the single executable. */
+export const DEFAULT_POLICY_PATH = EMBEDDED_TEXT === undefined ? shippedDefaultPath() : '(embedded default policy)';
+
+/** The embedded default policy's text, comments included. */
+export function defaultPolicyText(): string {
+  return EMBEDDED_TEXT ?? readFileSync(DEFAULT_POLICY_PATH, 'utf8');
+}
 
 type PathSegment = string | number;
 
@@ -111,7 +126,7 @@ export function loadPolicy(file?: string): LoadedPolicy {
   const path = file ?? DEFAULT_POLICY_PATH;
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = file === undefined ? defaultPolicyText() : readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(`cannot read policy ${path}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
