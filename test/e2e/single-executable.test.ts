@@ -75,7 +75,8 @@ describe.skipIf(skip !== null)('dist/floodgate-linux-x64 with no node on PATH', 
 
   it('runs a dry-run daemon for a few seconds and stops cleanly on SIGINT', async () => {
     const stateDir = join(dir, 'dry-run');
-    const child = spawn(EXE, ['run', '--state-dir', stateDir, '--interval', '1s'], { cwd: '/', env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // With the systemd unit's NODE_OPTIONS: every line of output must still be a JSON log line.
+    const child = spawn(EXE, ['run', '--state-dir', stateDir, '--interval', '1s'], { cwd: '/', env: { ...env, NODE_OPTIONS: '--max-semi-space-size=2' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
