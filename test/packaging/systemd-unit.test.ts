@@ -57,6 +57,12 @@ describe('packaging/systemd/floodgate.service', () => {
     ]));
   });
 
+  it('creates /run/xtables.lock, unsandboxed, before any command whose sandbox makes it writable', () => {
+    // Each Exec line gets its own sandbox; ReadWritePaths= on a missing path fails its set-up.
+    const exec = directives.filter((d) => /^Exec(StartPre|Start)=/.test(d));
+    expect(exec[0]).toBe('ExecStartPre=+/bin/touch /run/xtables.lock');
+  });
+
   it.skipIf(!analyze)('passes systemd-analyze verify with nothing to say', () => {
     expect(verify(text)).toEqual({ status: 0, stderr: '' });
   });
