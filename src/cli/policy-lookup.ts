@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { policyRecord } from '../daemon/state-dir.js';
+import { EMBEDDED_POLICY_NAME } from '../policy/embedded-policy.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
 
 /** /etc/floodgate, or the directory $FLOODGATE_ETC names (tests use it so they never write the real /etc). */
@@ -69,6 +70,8 @@ export async function lookUpPolicy(options: LookupOptions): Promise<LoadedPolicy
 export function daemonPolicy(stateDir: string): PolicyChoice {
   try {
     const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
+    // The daemon records resolve(file): for the single executable's default, "/(embedded default policy)".
+    if (recorded.endsWith(EMBEDDED_POLICY_NAME)) return { file: EMBEDDED_POLICY_NAME, source: 'the running daemon\'s' };
     if (recorded !== '') return { file: recorded, source: 'the running daemon\'s' };
   } catch {
     // an older daemon, or the record was removed

@@ -6,12 +6,9 @@ import { LineCounter, type Node, isMap, isScalar, parseDocument, stringify } fro
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { formatDuration, formatRate } from './duration.js';
+import { EMBEDDED_POLICY_NAME, EMBEDDED_POLICY_TEXT } from './embedded-policy.js';
 import { type Policy, policySchema } from './schema.js';
 
-// The single executable (scripts/package.mjs) is one bundled file with no policies/ beside it:
-// esbuild replaces this name with the text of policies/default.yaml. Elsewhere it is not defined.
-declare const FLOODGATE_EMBEDDED_DEFAULT_POLICY: string | undefined;
-const EMBEDDED_TEXT = typeof FLOODGATE_EMBEDDED_DEFAULT_POLICY === 'string' ? FLOODGATE_EMBEDDED_DEFAULT_POLICY : undefined;
 
 /** policies/default.yaml, shipped beside dist/ and src/: above dist/src/policy/ when built, above src/policy/ from source. */
 function shippedDefaultPath(): string {
@@ -20,11 +17,11 @@ function shippedDefaultPath(): string {
 }
 
 /** Where the embedded default policy comes from: a file in the package, or a name for the copy inside the single executable. */
-export const DEFAULT_POLICY_PATH = EMBEDDED_TEXT === undefined ? shippedDefaultPath() : '(embedded default policy)';
+export const DEFAULT_POLICY_PATH = EMBEDDED_POLICY_TEXT === undefined ? shippedDefaultPath() : EMBEDDED_POLICY_NAME;
 
 /** The embedded default policy's text, comments included. */
 export function defaultPolicyText(): string {
-  return EMBEDDED_TEXT ?? readFileSync(DEFAULT_POLICY_PATH, 'utf8');
+  return EMBEDDED_POLICY_TEXT ?? readFileSync(DEFAULT_POLICY_PATH, 'utf8');
 }
 
 type PathSegment = string | number;

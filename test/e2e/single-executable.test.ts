@@ -76,19 +76,21 @@ describe.skipIf(skip !== null)('dist/floodgate-linux-x64 with no node on PATH', 
   it('runs a dry-run daemon for a few seconds and stops cleanly on SIGINT', async () => {
     const stateDir = join(dir, 'dry-run');
     // With the systemd unit's NODE_OPTIONS: every line of output must still be a JSON log line.
-    const child = spawn(EXE, ['run', '--state-dir', stateDir, '--interval', '1s'], { cwd: '/', env: { ...env, NODE_OPTIONS: '--max-semi-space-size=2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // No /etc/floodgate/policy.yaml here (the test above wrote one): the embedded default applies.
+    const noEtc = { FLOODGATE_ETC: join(dir, 'no-etc') };
+    const child = spawn(EXE, ['run', '--state-dir', stateDir, '--interval', '1s'], { cwd: '/', env: { ...env, ...noEtc, NODE_OPTIONS: '--max-semi-space-size=2' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
     await new Promise((resolve) => setTimeout(resolve, 3500));
-    const status = sea(['status', '--json', '--state-dir', stateDir]);
+    const status = sea(['status', '--json', '--state-dir', stateDir], noEtc);
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code, out).toBe(0);
     const events = out.trim().split('\n').map((line) => (JSON.parse(line) as { event: string }).event);
     expect(events[0]).toBe('start');
     expect(events.at(-1)).toBe('stopped');
-    expect(JSON.parse(status.stdout)).toMatchObject({ daemon: { pid: child.pid }, mode: 'dry-run', lastScan: expect.anything() });
+    expect(JSON.parse(status.stdout)).toMatchObject({ daemon: { pid: child.pid }, mode: 'dry-run', lastScan: expect.anything(), policy: { file: '(embedded default policy)', source: "the running daemon's" } });
   });
 
   it.each(['iptables', 'nftables'])('bans and unbans for real with %s in a private namespace, with only CAP_NET_ADMIN and CAP_NET_RAW', (backend) => {
