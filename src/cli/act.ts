@@ -2,11 +2,11 @@
 // daemon runs, directly on the state and the firewall under the state directory's lock.
 // Only what the socket path needs is imported up front: the enforcement stack (execa, pino, zod,
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
-import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
+import { type Mode, defaultStateDir, ensureStateDir, stateFile } from '../daemon/state-dir.js';
 import { FloodgateError, UsageError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log-format.js';
 import type { Logger } from '../log.js';
@@ -48,19 +48,13 @@ export interface Acted {
 }
 
 /**
- * The policy a manual command works with: --policy if given, else the one `floodgate run` last ran
- * with in this state directory (so a manual ban uses the daemon's backend), else the default.
+ * The policy a manual command works with, in the order of policy-lookup.ts: --policy,
+ * $FLOODGATE_POLICY, the file `floodgate run` was given in this state directory (so a manual ban
+ * uses the daemon's backend), /etc/floodgate/policy.yaml, the embedded default.
  */
-export async function loadCommandPolicy(options: CommonOptions, stateDir: string): Promise<LoadedPolicy> {
-  const { loadPolicy } = await import('../policy/load-policy.js');
-  if (options.policy !== undefined) return loadPolicy(options.policy);
-  try {
-    const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
-    if (recorded !== '' && existsSync(recorded)) return loadPolicy(recorded);
-  } catch {
-    // no daemon has run here yet
-  }
-  return loadPolicy();
+export async function loadCommandPolicy(options: CommonOptions, stateDir: string): Promise<LoadedPolicy & { source: string }> {
+  const { lookUpPolicy } = await import('./policy-lookup.js');
+  return lookUpPolicy({ policy: options.policy, stateDir });
 }
 
 /** Runs a request through the daemon when one listens, else directly under the lock. */

@@ -11,9 +11,16 @@ import { BOUNDS } from '../policy/duration.js';
 import { FORMATS } from '../table/parse-table.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
+// The single executable has no package.json beside it: scripts/package.mjs defines this name as the version.
+declare const FLOODGATE_VERSION: string | undefined;
+function version(): string {
+  if (typeof FLOODGATE_VERSION === 'string') return FLOODGATE_VERSION;
+  return (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+}
+
 const program = new Command('floodgate')
   .description('Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall')
-  .version((createRequire(import.meta.url)('../../../package.json') as { version: string }).version)
+  .version(version())
   .showHelpAfterError('(run floodgate --help for usage)')
   .exitOverride();
 
@@ -39,7 +46,7 @@ program
 function common(command: Command): Command {
   return command
     .option('--state-dir <dir>', 'where bans are kept (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
-    .option('--policy <file>', 'policy file (default: the embedded policies/default.yaml)')
+    .option('--policy <file>', 'policy file (default: $FLOODGATE_POLICY, else the one `run` used with this state directory, else /etc/floodgate/policy.yaml if it exists, else the embedded default)')
     .option('--enforce', 'change the firewall (needs root); overrides the policy mode')
     .option('--dry-run', 'only show what would change; overrides the policy mode')
     .option('--pretty', 'the same as --log-format pretty')
@@ -86,8 +93,13 @@ const policy = program.command('policy').description('work with policy files');
 policy
   .command('check')
   .description('validate a policy file and print the effective policy with every default filled in')
-  .argument('[file]', 'the policy file (default: the embedded default policy)')
+  .argument('[file]', 'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, /etc/floodgate/policy.yaml if it exists, the embedded default)')
   .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
+policy
+  .command('init')
+  .description('write a commented copy of the default policy (never over an existing file)')
+  .argument('[file]', 'where to write it (default: /etc/floodgate/policy.yaml)')
+  .action(async (file?: string) => (await import('./policy-init.js')).policyInitCommand(file));
 
 async function main(): Promise<void> {
   try {
@@ -108,4 +120,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Not a top-level await: the single executable is one CommonJS file, which has none.
+void main();

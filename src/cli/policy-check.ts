@@ -1,7 +1,10 @@
 // `floodgate policy check [FILE]`: validate a policy and print it with every default filled in.
-import { loadPolicy, renderPolicy } from '../policy/load-policy.js';
+// Without FILE it checks the policy `floodgate run` would use (policy-lookup.ts), which is what
+// the systemd unit's ExecStartPre wants.
+import { renderPolicy } from '../policy/load-policy.js';
+import { lookUpPolicy } from './policy-lookup.js';
 
-export function policyCheckCommand(file: string | undefined): void {
-  const { policy, file: path } = loadPolicy(file);
+export async function policyCheckCommand(file: string | undefined): Promise<void> {
+  const { policy, file: path } = await lookUpPolicy({ policy: file });
   process.stdout.write(`# ${path}: valid\n${renderPolicy(policy)}`);
 }

@@ -6,6 +6,7 @@ import { loadPolicy } from '../policy/load-policy.js';
 import type { Policy } from '../policy/schema.js';
 import type { Mode } from '../daemon/state-dir.js';
 import { type CommonOptions, resolveMode } from './act.js';
+import { lookUpPolicy } from './policy-lookup.js';
 
 export interface RunOptions extends CommonOptions {
   readonly flushOnExit?: boolean;
@@ -13,7 +14,8 @@ export interface RunOptions extends CommonOptions {
 }
 
 export async function runCommand(options: RunOptions): Promise<void> {
-  const loaded = loadPolicy(options.policy);
+  // No state-directory record here: `run` is what writes it.
+  const loaded = await lookUpPolicy({ policy: options.policy });
   // The command line beats the file, at start and at every reload.
   const effective = (policy: Policy): { policy: Policy; mode: Mode } => {
     const withInterval = options.interval === undefined ? policy : { ...policy, interval: options.interval };

@@ -12,6 +12,7 @@ import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
 import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
 import { PROCESS_READER, type Reader, rootStateNote } from './state-dir-note.js';
+import { type PolicyChoice, daemonPolicy, describePolicy } from './policy-lookup.js';
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
@@ -59,12 +60,15 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'status' });
   let status: Status;
+  let used: PolicyChoice;
   if (response?.ok) {
     const answered = response.result as StatusResult;
+    used = daemonPolicy(stateDir);
     // A daemon holds the bans of its own mode only.
     status = { stateDir, ...answered, bans: { enforce: answered.mode === 'enforce' ? answered.active : 0, dryRun: answered.mode === 'dry-run' ? answered.active : 0 } };
   } else {
-    const { policy } = await loadCommandPolicy(options, stateDir);
+    const { policy, file, source } = await loadCommandPolicy(options, stateDir);
+    used = { file, source };
     status = readStatus(stateDir, resolveMode(policy.mode, options), policy);
   }
   status = { ...status, tag: peekStateDirInstance(stateDir)?.tag ?? null };
@@ -72,7 +76,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
   if (note !== null) process.stderr.write(`floodgate: ${note}\n`);
   const counters = await readKernelCounters();
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ ...status, counters }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`);
     return;
   }
   const byMode = `${status.bans.enforce} enforced (in the firewall), ${status.bans.dryRun} dry-run (not in the firewall)`;
@@ -80,6 +84,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     `state dir:  ${stateDir}`,
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
     ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
+    `policy:     ${describePolicy(used.file, used.source)}`,
     // With no daemon, the mode is only what the next command would use; the bans say their own.
     `mode:       ${status.mode}${status.daemon ? '' : ` (what ${options.enforce || options.dryRun ? 'the flags say' : 'the policy says'}; no daemon runs)`}`,
     `backend:    ${status.backend}${status.tag ? ` (this state directory's rules, sets and table: ${status.tag})` : ''}`,

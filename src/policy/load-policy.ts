@@ -1,4 +1,5 @@
 // Reads a YAML policy, validates it and turns every problem into "file:line key: expected …, got …".
+import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Alias, LineCounter, type Node, isMap, isScalar, parseDocument, stringify, visit } from 'yaml';
@@ -6,11 +7,22 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { formatDuration, formatRate } from './duration.js';
+import { EMBEDDED_POLICY_NAME, EMBEDDED_POLICY_TEXT } from './embedded-policy.js';
 import { type Policy, policySchema } from './schema.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 /** policies/default.yaml, shipped beside dist/ and src/: above dist/src/policy/ when built, above src/policy/ from source. */
-export const DEFAULT_POLICY_PATH = join(HERE, basename(join(HERE, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
+function shippedDefaultPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return join(here, basename(join(here, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
+}
+
+/** Where the embedded default policy comes from: a file in the package, or a name for the copy inside the single executable. */
+export const DEFAULT_POLICY_PATH = EMBEDDED_POLICY_TEXT === undefined ? shippedDefaultPath() : EMBEDDED_POLICY_NAME;
+
+/** The embedded default policy's text, comments included. */
+export function defaultPolicyText(): string {
+  return EMBEDDED_POLICY_TEXT ?? readFileSync(DEFAULT_POLICY_PATH, 'utf8');
+}
 
 type PathSegment = string | number;
 
@@ -128,7 +140,7 @@ export function loadPolicy(file?: string): LoadedPolicy {
   const path = file ?? DEFAULT_POLICY_PATH;
   let text: string;
   try {
-    text = readBounded(path, MAX_POLICY_BYTES, 'a policy');
+    text = file === undefined || path === DEFAULT_POLICY_PATH ? defaultPolicyText() : readBounded(path, MAX_POLICY_BYTES, 'a policy');
   } catch (error) {
     if (!(error instanceof ReadBoundedError)) throw error;
     throw new ConfigError(`cannot read policy ${path}: ${error.message}`, { cause: error });
