@@ -106,7 +106,7 @@ describe('the commands use the lookup', () => {
   it('list and status say which policy file they used and why', async () => {
     mkdirSync(etc, { recursive: true });
     const etcFile = file('etc/floodgate/policy.yaml', '7m');
-    expect(await stdoutOf(() => listCommand({ stateDir }))).toBe(`no active bans\npolicy: ${etcFile} (${etcFile} exists)\n`);
+    expect(await stdoutOf(() => listCommand({ stateDir }))).toBe(`no active bans (state directory ${stateDir})\npolicy: ${etcFile} (${etcFile} exists)\n`);
     const status = await stdoutOf(() => statusCommand({ stateDir }));
     expect(status).toContain(`policy:     ${etcFile} (${etcFile} exists)\n`);
     expect(status).toContain(`state dir:  ${stateDir}\n`);
