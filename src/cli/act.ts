@@ -2,7 +2,8 @@
 // daemon runs, directly on the state and the firewall under the state directory's lock.
 // Only what the socket path needs is imported up front: the enforcement stack (execa, pino, zod,
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readStateFile } from '../bans/state-file.js';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
@@ -50,12 +51,10 @@ export interface Acted {
 export async function loadCommandPolicy(options: CommonOptions, stateDir: string): Promise<LoadedPolicy> {
   const { loadPolicy } = await import('../policy/load-policy.js');
   if (options.policy !== undefined) return loadPolicy(options.policy);
-  try {
-    const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
-    if (recorded !== '' && existsSync(recorded)) return loadPolicy(recorded);
-  } catch {
-    // no daemon has run here yet
-  }
+  // Checked like the state directory: whoever can write this file chooses the policy (its mode and
+  // reload command) that a manual command, often root's, runs with.
+  const recorded = readStateFile(policyRecord(stateDir))?.trim() ?? '';
+  if (recorded !== '' && existsSync(recorded)) return loadPolicy(recorded);
   return loadPolicy();
 }
 
