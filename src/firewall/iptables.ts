@@ -79,10 +79,13 @@ export class IptablesBackend implements FirewallBackend {
       const line = implicit !== '' && printed.endsWith(implicit) ? printed.slice(0, -implicit.length) : printed;
       if (!line.startsWith(prefix) || !line.includes(`--comment ${OWNER_TAG} `) || !line.endsWith(`-j ${this.options.target}`)) continue;
       const tokens = line.split(' ');
-      const source = tokens[tokens.indexOf('-s') + 1];
+      const at = tokens.indexOf('-s');
+      // iptables prints a /0 source as no -s at all: such a rule (from an old or damaged ban store)
+      // drops everything, and must be recognised to be removed.
+      const source = at < 0 ? (family === 4 ? '0.0.0.0/0' : '::/0') : tokens[at + 1];
       const cidr = source === undefined ? null : parseCidr(source);
       // Only the exact rule floodgate writes is floodgate's: a rule with more matches is someone else's.
-      if (cidr !== null && tokens.length === 2 + this.ruleSpec(cidr).length) owned.push(cidr);
+      if (cidr !== null && tokens.length === (at < 0 ? 0 : 2) + this.ruleSpec(cidr).length) owned.push(cidr);
     }
     return owned;
   }
