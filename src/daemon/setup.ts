@@ -27,7 +27,8 @@ export interface OpenOptions {
 export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger, options: OpenOptions = {}): Promise<Enforcement> {
   const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, event.argv.join(' ')));
   const real = createBackend(policy, runner);
-  const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+  const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl }, { repair: true });
+  reportLoad(store, log);
   let backend: FirewallBackend = real;
   if (mode === 'dry-run') {
     backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
@@ -49,4 +50,19 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
     ...(reload && { reload }),
   });
   return { enforcer, backend };
+}
+
+/** Says what loading the ban store left out, and where the original file is. */
+function reportLoad(store: BanStore, log: Logger): void {
+  const report = store.loadReport;
+  if (report === undefined) return;
+  const shown = report.problems.slice(0, 5).join('; ') + (report.problems.length > 5 ? `; and ${report.problems.length - 5} more` : '');
+  if (report.discarded) {
+    log.error({ event: 'store-discarded', file: store.file, aside: report.aside, why: report.problems[0] }, `the ban store ${store.file} could not be used (${shown}): set aside as ${report.aside}; starting with no bans`);
+  } else {
+    log.error(
+      { event: 'store-entries-dropped', file: store.file, aside: report.aside, dropped: report.problems.length, problems: report.problems.slice(0, 100) },
+      `the ban store ${store.file} had ${report.problems.length} invalid entr${report.problems.length === 1 ? 'y' : 'ies'}, left out (${shown}); the original is kept as ${report.aside}`,
+    );
+  }
 }
