@@ -42,6 +42,13 @@ interface StateFile {
   readonly lastScan?: LastScan;
 }
 
+export interface SaveFailure {
+  /** When saves started failing: changes since then are not on disk. */
+  readonly since: number;
+  readonly message: string;
+  readonly code?: string;
+}
+
 export interface LoadReport {
   /** One line per entry or field left out, or the reason the whole file was. */
   readonly problems: readonly string[];
@@ -65,6 +72,8 @@ export class BanStore {
   private readonly grace = new Map<string, number>();
   refused = 0;
   lastScan: LastScan | undefined;
+  /** The last save's failure, since when saves have failed; undefined once one succeeds. */
+  saveFailure: SaveFailure | undefined;
   /** What load() found wrong with the file, and where it put the original; undefined when sound. */
   loadReport: LoadReport | undefined;
   /** Bumped by every change to bans and grace periods: the suppressed set and the file follow it. */
@@ -145,6 +154,23 @@ export class BanStore {
     this.savedVersion = this.version;
     this.countersChanged = false;
     this.lastSaveAt = Date.now();
+  }
+
+  /**
+   * Saves when something changed (see saveIfChanged), and never throws: a failure (a full disk, an
+   * I/O error) is kept in `saveFailure` until a save succeeds, and what is unsaved stays marked so
+   * that the next call tries again. Enforcement must not wait for the disk.
+   */
+  trySave(countersEveryMs?: number, now = Date.now()): boolean {
+    try {
+      this.saveIfChanged(countersEveryMs);
+      this.saveFailure = undefined;
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      this.saveFailure = { since: this.saveFailure?.since ?? now, message: (error as Error).message, ...(code !== undefined && { code }) };
+      return false;
+    }
   }
 
   /**

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { type Stats, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+import { BackendUnavailableError, UsageError } from '../errors.js';
 
 /** "root (uid 0)": the user floodgate runs as, for messages. */
 export function runningUser(): string {
@@ -118,6 +118,9 @@ export function stateDirError(error: unknown, path: string, doing: string): unkn
     );
   }
   if (code === 'ELOOP') return new UsageError(`cannot ${doing} ${path}: it is a symbolic link, which floodgate never follows in its state directory; remove it`, { cause: error });
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BackendUnavailableError(`cannot ${doing} ${path}: its file system is full (${code}); free some space there`, { cause: error });
+  }
   if (code === 'EROFS') return new UsageError(`cannot ${doing} ${path}: the file system is read-only; choose another --state-dir`, { cause: error });
   return error;
 }

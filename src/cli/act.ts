@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
-import { FloodgateError, UsageError } from '../errors.js';
+import { BackendUnavailableError, FloodgateError, UsageError } from '../errors.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
 
 export interface CommonOptions {
@@ -58,6 +58,12 @@ export async function loadCommandPolicy(options: CommonOptions, stateDir: string
   return loadPolicy();
 }
 
+/** A change made but not saved: said on stderr, beside the command's own output, with exit code 3. */
+function warnUnsaved(message: string): void {
+  process.stderr.write(`floodgate: ${message}\n`);
+  process.exitCode = new BackendUnavailableError('').exitCode;
+}
+
 /** Runs a request through the daemon when one listens, else directly under the lock. */
 export async function act(untold: Request, options: CommonOptions): Promise<Acted> {
   const told = toldMode(options);
@@ -68,6 +74,9 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     const response = await sendControl(socket, request);
     if (response === null) return null;
     if (!response.ok) throw new DaemonError(response.error, response.exitCode);
+    const first: unknown = Array.isArray(response.result) ? response.result[0] : response.result;
+    const unsaved = (first as { unsaved?: unknown } | null)?.unsaved;
+    if (typeof unsaved === 'string') warnUnsaved(unsaved);
     return { result: response.result, via: 'daemon', mode: response.mode };
   };
   const first = await viaDaemon();
@@ -103,7 +112,14 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     enforcer.expire();
     await enforcer.reconcile();
     const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
-    await enforcer.close();
+    try {
+      await enforcer.close();
+    } catch (error) {
+      // The firewall is changed but the store is not (a full disk): say what was done, then why it
+      // will not last.
+      if (enforcer.store.saveFailure === undefined) throw error;
+      warnUnsaved((error as Error).message);
+    }
     return { result, via: 'direct', mode };
   } finally {
     lock.release();

@@ -45,6 +45,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
     `interval:   ${status.interval}`,
     `bans:       ${status.active} active, ${status.refused} refused, ${status.queued} queued`,
     `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,
+    ...(status.unsaved ? [`NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`] : []),
     'kernel flood counters (since boot):',
     ...FLOOD_COUNTERS.map((name) => `  ${name.padEnd(22)} ${counters[name]}`),
   ];

@@ -47,7 +47,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
-    writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
+    try {
+      writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
+    } catch (error) {
+      // A full disk must not keep floodgate from protecting the host; manual commands then need --policy.
+      log.warn({ event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message }, `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`);
+    }
     const { store } = enforcer;
     const started = Date.now();
     log.info(
@@ -128,7 +133,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
           // Listing a large set is a bulk job too: its garbage outlives the young generation.
           if (store.size >= BULK_CHANGES) collect('reconcile');
         }
-        if (enforcer.queue.size === 0) store.saveIfChanged();
+        // Also retries a save that failed (a full disk): reported by persist, never fatal.
+        if (enforcer.queue.size === 0) enforcer.persist();
         // A bulk change (ban --from-file of 100k, an expiry wave, a flush) leaves its garbage in
         // V8's old generation, which a daemon that allocates little keeps for good: collect it once
         // the store and the queue have been quiet for a whole tick, so the change is over.
@@ -156,7 +162,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     server = undefined;
     if (options.flushOnExit) await enforcer.flush();
-    await enforcer.stop();
+    try {
+      await enforcer.stop();
+    } catch (error) {
+      log.error({ event: 'stopped', activeBans: store.size, saved: false, message: (error as Error).message }, `stopped without saving: ${(error as Error).message}`);
+      throw error;
+    }
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
   } finally {
     server?.close();
