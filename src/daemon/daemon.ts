@@ -3,7 +3,7 @@
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../bans/state-file.js';
 import type { Server } from 'node:net';
-import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
+import { acquireLock, lockOwner, tryLock, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
 import { ConflictError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,7 +15,7 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
-import { serveControl } from './control-socket.js';
+import { sendControl, serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
 import { openEnforcement } from './setup.js';
@@ -36,13 +36,51 @@ const BULK_CHANGES = 10_000;
 /** How often an attack nobody can be banned for is repeated in the log. */
 const ATTACK_LOG_EVERY_MS = 30_000;
 
+/** How long `run` waits for a manual command holding the state lock (a 200-target ban holds it ~5 s). */
+const LOCK_WAIT_MS = 60_000;
+
+/** Longest Unix socket path Linux binds (sun_path is 108 bytes with its NUL). */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * Refuses a state directory whose socket path is too long to bind: Node would bind a truncated path,
+ * outside the state directory, and then fail.
+ */
+function checkSocketPath(socketPath: string, stateDir: string): void {
+  const bytes = Buffer.byteLength(resolve(socketPath));
+  if (bytes > SOCKET_PATH_MAX) {
+    throw new UsageError(
+      `the state directory ${stateDir} is too long for its control socket: ${resolve(socketPath)} is ${bytes} bytes, and a Unix socket path may have at most ${SOCKET_PATH_MAX}; choose a shorter --state-dir (a symlink with a short name to it will do)`,
+    );
+  }
+}
+
+/**
+ * Takes the state directory's lock. A manual command holding it (no daemon answers on the socket) is
+ * waited for, up to LOCK_WAIT_MS; a running daemon is refused at once.
+ */
+async function lockStateDir(stateDir: string, socketPath: string, log: Logger): Promise<StateLock> {
+  const path = join(stateDir, LOCK_FILE);
+  const first = tryLock(path);
+  if (first !== null) return first;
+  const daemonAnswers = async () => (await sendControl(socketPath, { cmd: 'status' }).catch(() => null)) !== null;
+  const anotherDaemon = () => new ConflictError(`another floodgate run (pid ${lockOwner(path) ?? '?'}) is using the state directory ${stateDir}; stop it first`);
+  if (await daemonAnswers()) throw anotherDaemon();
+  log.info({ event: 'lock-wait', pid: lockOwner(path), stateDir }, `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`);
+  try {
+    return await acquireLock(path, LOCK_WAIT_MS, daemonAnswers);
+  } catch (error) {
+    if (error instanceof ConflictError && error.message === 'retry through the daemon') throw anotherDaemon();
+    throw error;
+  }
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { policy, mode, stateDir, log } = options;
   ensureStateDir(stateDir);
-  const lock: StateLock | null = tryLock(join(stateDir, LOCK_FILE));
-  if (lock === null) {
-    throw new ConflictError(`another floodgate (pid ${lockOwner(join(stateDir, LOCK_FILE)) ?? '?'}) is using the state directory ${stateDir}`);
-  }
+  const socketPath = join(stateDir, CONTROL_SOCKET);
+  checkSocketPath(socketPath, stateDir);
+  const lock = await lockStateDir(stateDir, socketPath, log);
   let server: Server | undefined;
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
@@ -65,7 +103,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    server = await serveControl(join(stateDir, CONTROL_SOCKET), mode, (request) => {
+    server = await serveControl(socketPath, mode, (request) => {
       // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
       if (request.mode !== undefined && request.mode !== mode) {
         throw new UsageError(`the running floodgate (pid ${process.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
