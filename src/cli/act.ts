@@ -126,6 +126,13 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
   }
 }
 
+/** Entries of the store that a reader without the lock skipped: said, not hidden. */
+export function warnInvalidEntries(store: { readonly file: string | undefined; readonly loadReport: { readonly problems: readonly string[] } | undefined }): void {
+  const problems = store.loadReport?.problems;
+  if (problems === undefined || problems.length === 0) return;
+  process.stderr.write(`floodgate: the ban store ${store.file} has ${problems.length} invalid entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); the next \`floodgate run\` or ban, unban or flush sets them aside\n`);
+}
+
 /** Reads both stores without the lock or the firewall (the files are replaced atomically). */
 export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): Promise<ListedBan[]> {
   const [{ BanStore }, { listedBan }] = await Promise.all([import('../bans/ban-store.js'), import('../daemon/operations.js')]);
@@ -135,6 +142,7 @@ export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl
     const file = stateFile(stateDir, mode);
     if (!existsSync(file)) continue;
     const store = BanStore.load(file, { ttl: policyTtl, maxTtl: policyMaxTtl });
+    warnInvalidEntries(store);
     for (const ban of store.all()) if (ban.expiresAt > now) out.push(listedBan(ban, mode === 'dry-run'));
   }
   return out;

@@ -7,7 +7,7 @@ import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
-import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
+import { type CommonOptions, loadCommandPolicy, resolveMode, warnInvalidEntries } from './act.js';
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
@@ -20,6 +20,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean })
     const { policy } = await loadCommandPolicy(options, stateDir);
     const mode = resolveMode(policy.mode, options);
     const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+    warnInvalidEntries(store);
     const last = store.lastScan;
     status = {
       daemon: null,
