@@ -128,12 +128,12 @@ export class BanStore {
     const { state } = verdict;
     for (const ban of state.bans) {
       store.bans.set(ban.target, ban);
-      store.suppress(ban.target);
+      store.suppressedSet.add(state.cidrs.get(ban.target)!);
     }
     for (const [target, offender] of state.offenders) store.offenders.set(target, offender);
     for (const [target, until] of state.grace) {
       store.grace.set(target, until);
-      store.suppress(target);
+      store.suppressedSet.add(state.cidrs.get(target)!);
     }
     store.refused = state.refused;
     store.lastScan = state.lastScan;

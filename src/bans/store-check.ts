@@ -2,7 +2,7 @@
 // type, canonical targets and the CLI's own limits. A store is floodgate's own file, but an old
 // version, a damaged disk or a hand edit can put anything there, and whatever is in it reaches the
 // firewall at the next reconcile: a /0 entry dropped every packet the host got.
-import { formatCidr, parseCidr } from '../net/ip.js';
+import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
 
 /** The store format this floodgate writes and reads. */
 export const STORE_VERSION = 1;
@@ -32,6 +32,8 @@ export interface CheckedState {
   readonly grace: [string, number][];
   readonly refused: number;
   readonly lastScan?: { readonly at: number; readonly durationMs: number; readonly sockets: number };
+  /** Every sound target, parsed: the store needs them, and parsing 100k again cost as much as checking. */
+  readonly cidrs: ReadonlyMap<string, Cidr>;
   /** What was left out, one line per entry or field ("bans[3]: …"). */
   readonly problems: string[];
 }
@@ -47,24 +49,32 @@ const shown = (value: unknown): string => {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };
 
-/** Why `value` is not a target floodgate could have stored, or null. `rule` decides the widest allowed. */
-function targetProblem(value: unknown, rule?: string): string | null {
+/**
+ * Why `value` is not a target floodgate could have stored, or null; sound targets are kept in
+ * `cidrs` (an offender's target is usually a ban's too: checked once). `rule` decides the widest.
+ */
+function targetProblem(value: unknown, cidrs: Map<string, Cidr>, rule?: string): string | null {
   if (typeof value !== 'string') return `target ${shown(value)} is not a string`;
-  const cidr = parseCidr(value);
-  if (cidr === null) return `target ${shown(value)} is not an address or network`;
-  if (formatCidr(cidr) !== value) return `target ${shown(value)} is not in canonical form (${formatCidr(cidr)})`;
-  if (cidr.prefix === 0) return `target ${value} covers every address (a /0 ban would cut this host off)`;
+  let cidr = cidrs.get(value);
+  if (cidr === undefined) {
+    const parsed = parseCidr(value);
+    if (parsed === null) return `target ${shown(value)} is not an address or network`;
+    if (formatCidr(parsed) !== value) return `target ${shown(value)} is not in canonical form (${formatCidr(parsed)})`;
+    if (parsed.prefix === 0) return `target ${value} covers every address (a /0 ban would cut this host off)`;
+    cidrs.set(value, parsed);
+    cidr = parsed;
+  }
   if (rule !== undefined && rule !== 'manual' && cidr.prefix < DETECTOR_WIDEST[cidr.family]) {
     return `target ${value} is wider than /${DETECTOR_WIDEST[cidr.family]}, which no detector rule bans (only a manual ban with --force may be)`;
   }
   return null;
 }
 
-function checkBan(value: unknown): CheckedBan | string {
+function checkBan(value: unknown, cidrs: Map<string, Cidr>): CheckedBan | string {
   if (!isObject(value)) return `${shown(value)} is not a ban`;
   const { target, rule, reason, count, createdAt, expiresAt, ttl } = value;
   if (typeof rule !== 'string' || rule === '') return `rule ${shown(rule)} is not a name`;
-  const bad = targetProblem(target, rule);
+  const bad = targetProblem(target, cidrs, rule);
   if (bad !== null) return bad;
   if (reason !== undefined && reason !== null && typeof reason !== 'string') return `reason ${shown(reason)} is not text`;
   if (!isCount(count)) return `count ${shown(count)} is not a whole number >= 0`;
@@ -100,13 +110,14 @@ export function checkStore(raw: unknown): StoreVerdict {
   }
   if (version !== STORE_VERSION) return { ok: false, why: `its version is ${shown(version)}, not ${STORE_VERSION}`, newer: false };
   const problems: string[] = [];
-  const bans = entries(raw, 'bans', checkBan, problems);
+  const cidrs = new Map<string, Cidr>();
+  const bans = entries(raw, 'bans', (item) => checkBan(item, cidrs), problems);
   const offenders = entries(
     raw,
     'offenders',
     (item): [string, { lastTtl: number; lastBanAt: number }] | string => {
       if (!Array.isArray(item) || item.length !== 2 || !isObject(item[1])) return `${shown(item)} is not [target, {lastTtl, lastBanAt}]`;
-      const bad = targetProblem(item[0]);
+      const bad = targetProblem(item[0], cidrs);
       if (bad !== null) return bad;
       const { lastTtl, lastBanAt } = item[1];
       if (typeof lastTtl !== 'number' || !Number.isFinite(lastTtl) || lastTtl <= 0 || !isTime(lastBanAt)) return `${shown(item)} has no valid lastTtl and lastBanAt`;
@@ -119,7 +130,7 @@ export function checkStore(raw: unknown): StoreVerdict {
     'grace',
     (item): [string, number] | string => {
       if (!Array.isArray(item) || item.length !== 2) return `${shown(item)} is not [target, until]`;
-      const bad = targetProblem(item[0]);
+      const bad = targetProblem(item[0], cidrs);
       if (bad !== null) return bad;
       if (!isTime(item[1])) return `until ${shown(item[1])} is not a time`;
       return [item[0] as string, item[1]];
@@ -137,5 +148,5 @@ export function checkStore(raw: unknown): StoreVerdict {
     if (isObject(scan) && isTime(scan.at) && isCount(scan.durationMs) && isCount(scan.sockets)) lastScan = { at: scan.at, durationMs: scan.durationMs, sockets: scan.sockets };
     else problems.push(`lastScan: ${shown(scan)} is not {at, durationMs, sockets}`);
   }
-  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), problems } };
+  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), cidrs, problems } };
 }
