@@ -3,7 +3,7 @@
 // Only what the socket path needs is imported up front: the enforcement stack (execa, pino, zod,
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
 import { existsSync } from 'node:fs';
-import { readStateFile } from '../bans/state-file.js';
+import { checkStatePath, readStateFile } from '../bans/state-file.js';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
@@ -79,6 +79,9 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     if (typeof unsaved === 'string') warnUnsaved(unsaved);
     return { result: response.result, via: 'daemon', mode: response.mode };
   };
+  // A daemon answering from a state directory another user controls could be theirs: refuse it
+  // before trusting its socket, as before using its files.
+  if (existsSync(stateDir)) checkStatePath(stateDir, 'directory');
   const first = await viaDaemon();
   if (first !== null) return first;
 
