@@ -8,6 +8,8 @@ import { DryRunBackend } from '../firewall/dry-run.js';
 import { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
+import type { CidrSet } from '../net/cidr-set.js';
+import { parseCidr } from '../net/ip.js';
 import type { Policy } from '../policy/schema.js';
 import { ExecaRunner } from '../system/command-runner.js';
 import { type Mode, stateFile } from './state-dir.js';
@@ -29,6 +31,8 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
   const real = createBackend(policy, runner);
   const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl }, { repair: true });
   reportLoad(store, log);
+  const protectedSet = buildAllowlist(policy.allowlist, hostAddresses());
+  dropProtected(store, protectedSet, log);
   let backend: FirewallBackend = real;
   if (mode === 'dry-run') {
     backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: argv.join(' ') }, `dry-run: would run ${argv.join(' ')}`), store.targets());
@@ -43,7 +47,7 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
     store,
     log,
     runner,
-    protectedSet: buildAllowlist(policy.allowlist, hostAddresses()),
+    protectedSet,
     rate: policy.ban.rate,
     maxActive: policy.ban.max_active,
     killConnections: policy.ban.kill_connections,
@@ -64,5 +68,21 @@ function reportLoad(store: BanStore, log: Logger): void {
       { event: 'store-entries-dropped', file: store.file, aside: report.aside, dropped: report.problems.length, problems: report.problems.slice(0, 100) },
       `the ban store ${store.file} had ${report.problems.length} invalid entr${report.problems.length === 1 ? 'y' : 'ies'}, left out (${shown}); the original is kept as ${report.aside}`,
     );
+  }
+}
+
+/**
+ * The detector never bans an allowlisted, loopback or own address: a detector ban in the store that
+ * covers one (a damaged store, or an allowlist extended since) is dropped, and reconcile removes its
+ * rule. A manual ban may have been forced (--force), which the store does not record: it stays.
+ */
+function dropProtected(store: BanStore, protectedSet: CidrSet, log: Logger): void {
+  const dropped: string[] = [];
+  for (const ban of store.values()) {
+    if (ban.rule !== 'manual' && protectedSet.overlaps(parseCidr(ban.target)!)) dropped.push(ban.target);
+  }
+  for (const target of dropped) {
+    store.remove(target);
+    log.warn({ event: 'store-entries-dropped', target, why: 'protected' }, `dropped the ban of ${target} from the store: it covers an allowlisted, loopback or own address, which the detector never bans`);
   }
 }
