@@ -3,8 +3,8 @@
 // Only what the socket path needs is imported up front: the enforcement stack (execa, pino, zod,
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
 import { existsSync } from 'node:fs';
-import { checkStatePath, readStateFile } from '../bans/state-file.js';
 import { join } from 'node:path';
+import { checkStatePath, readStateFile } from '../bans/state-file.js';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, policyRecord, stateFile } from '../daemon/state-dir.js';
