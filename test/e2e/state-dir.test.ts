@@ -43,6 +43,9 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
       ${fg} ban 198.51.100.3 --state-dir $SD > ${dir}/ban2.out 2> ${dir}/ban2.err
       kill -TERM $p; wait $p; echo $? > ${dir}/daemon.exit
       ls -a $SD > ${dir}/files2
+      ${fg} ban 198.51.100.4 --enforce --policy ${policy} --state-dir $SD > ${dir}/ban3.out 2> ${dir}/ban3.err; echo $? > ${dir}/ban3.exit
+      iptables -w -S INPUT > ${dir}/rules3
+      ls -a $SD > ${dir}/files3
       umount ${mnt}`;
     const r = await lab.execServer(['unshare', '--mount', '--propagation', 'private', 'bash', '-c', script], { timeoutMs: 60_000 });
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
@@ -69,6 +72,12 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     expect(log).not.toMatch(/internal error/);
     expect(read('daemon.exit').trim(), log).toBe('3');
     expect(read('files2').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    // With no daemon, a manual command applies its ban, then says it will not last: exit 3.
+    expect(read('rules3').split('\n')).toContain(floodgateRule('198.51.100.4/32'));
+    expect(read('ban3.out')).toMatch(/^banned 198\.51\.100\.4 until/);
+    expect(read('ban3.err')).toMatch(/the firewall is changed, but the ban store .* could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo what this one changed/);
+    expect(read('ban3.exit').trim()).toBe('3');
+    expect(read('files3').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
   it('a damaged store with /0 entries: set aside, nothing cuts the host off, and flush removes a /0 rule', async () => {
