@@ -1,11 +1,13 @@
 // The ban store: floodgate's authoritative record of its bans, their absolute expiry, the repeat
 // offenders it remembers and the unban grace periods. The firewall is made to match it, never the
 // other way round. Time is passed in, never read here.
-import { existsSync, readFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
+import { ConflictError, UsageError } from '../errors.js';
 import { CidrSet } from '../net/cidr-set.js';
 import { type Cidr, parseCidr } from '../net/ip.js';
-import { writeFileAtomic } from './state-file.js';
+import { readStateFile, stateDirError, writeFileAtomic } from './state-file.js';
+import { STORE_VERSION, type StoreVerdict, checkStore } from './store-check.js';
 
 export interface Ban {
   /** Canonical address or CIDR. */
@@ -32,12 +34,28 @@ export interface LastScan {
 }
 
 interface StateFile {
-  readonly version: 1;
+  readonly version: typeof STORE_VERSION;
   readonly bans: Ban[];
   readonly offenders: [string, Offender][];
   readonly grace: [string, number][];
   readonly refused: number;
   readonly lastScan?: LastScan;
+}
+
+export interface SaveFailure {
+  /** When saves started failing: changes since then are not on disk. */
+  readonly since: number;
+  readonly message: string;
+  readonly code?: string;
+}
+
+export interface LoadReport {
+  /** One line per entry or field left out, or the reason the whole file was. */
+  readonly problems: readonly string[];
+  /** Where the original file was renamed (discarded) or copied to (entries left out). */
+  readonly aside?: string;
+  /** True when nothing in the file could be used. */
+  readonly discarded: boolean;
 }
 
 export interface BanLimits {
@@ -54,6 +72,10 @@ export class BanStore {
   private readonly grace = new Map<string, number>();
   refused = 0;
   lastScan: LastScan | undefined;
+  /** The last save's failure, since when saves have failed; undefined once one succeeds. */
+  saveFailure: SaveFailure | undefined;
+  /** What load() found wrong with the file, and where it put the original; undefined when sound. */
+  loadReport: LoadReport | undefined;
   /** Bumped by every change to bans and grace periods: the suppressed set and the file follow it. */
   private version = 0;
   private savedVersion = 0;
@@ -74,26 +96,60 @@ export class BanStore {
     this.limits = limits;
   }
 
-  static load(file: string, limits: BanLimits): BanStore {
+  /**
+   * Reads the store, checking everything in it first (store-check.ts). With `repair` (the daemon
+   * and commands that hold the state lock), a file that cannot be used is renamed aside and the
+   * store starts empty, and entries that fail are left out, the original kept aside, so that the
+   * next save writes only sound ones; `loadReport` says what happened. Without it (list, status),
+   * an unusable file is an error and bad entries are skipped in memory only. A store written by a
+   * newer floodgate is refused either way: it is not ours to rewrite.
+   */
+  static load(file: string, limits: BanLimits, options: { readonly repair?: boolean; readonly now?: number } = {}): BanStore {
     const store = new BanStore(file, limits);
-    if (!existsSync(file)) return store;
-    let state: StateFile;
+    const text = readStateFile(file);
+    if (text === null) return store;
+    let raw: unknown;
+    let verdict: StoreVerdict;
     try {
-      state = JSON.parse(readFileSync(file, 'utf8')) as StateFile;
+      raw = JSON.parse(text);
+      verdict = checkStore(raw);
     } catch (error) {
-      throw new Error(`the state file ${file} is not readable JSON (${(error as Error).message}); move it away to start afresh`, { cause: error });
+      verdict = { ok: false, why: `it is not valid JSON (${(error as Error).message})`, newer: false };
     }
-    for (const ban of state.bans ?? []) {
+    const aside = `${file}.corrupt-${new Date(options.now ?? Date.now()).toISOString().replace(/[:.]/g, '-')}`;
+    if (!verdict.ok) {
+      if (verdict.newer) throw new ConflictError(`the ban store ${file} cannot be read: ${verdict.why}; run that floodgate, or move the file away to start with no bans`);
+      if (!options.repair) {
+        throw new UsageError(`the ban store ${file} cannot be used: ${verdict.why}; the next \`floodgate run\` or ban, unban or flush sets it aside and starts with no bans`);
+      }
+      try {
+        renameSync(file, aside);
+      } catch (error) {
+        throw stateDirError(error, file, 'set aside the unusable ban store');
+      }
+      store.loadReport = { problems: [verdict.why], aside, discarded: true };
+      return store;
+    }
+    const { state } = verdict;
+    for (const ban of state.bans) {
       store.bans.set(ban.target, ban);
-      store.suppress(ban.target);
+      store.suppressedSet.add(state.cidrs.get(ban.target)!);
     }
-    for (const [target, offender] of state.offenders ?? []) store.offenders.set(target, offender);
-    for (const [target, until] of state.grace ?? []) {
+    for (const [target, offender] of state.offenders) store.offenders.set(target, offender);
+    for (const [target, until] of state.grace) {
       store.grace.set(target, until);
-      store.suppress(target);
+      store.suppressedSet.add(state.cidrs.get(target)!);
     }
-    store.refused = state.refused ?? 0;
+    store.refused = state.refused;
     store.lastScan = state.lastScan;
+    if (state.problems.length > 0) {
+      if (options.repair) {
+        writeFileAtomic(aside, text);
+        // The next save writes the store without what was left out.
+        store.version++;
+      }
+      store.loadReport = { problems: state.problems, ...(options.repair && { aside }), discarded: false };
+    }
     return store;
   }
 
@@ -103,6 +159,23 @@ export class BanStore {
     this.savedVersion = this.version;
     this.countersChanged = false;
     this.lastSaveAt = Date.now();
+  }
+
+  /**
+   * Saves when something changed (see saveIfChanged), and never throws: a failure (a full disk, an
+   * I/O error) is kept in `saveFailure` until a save succeeds, and what is unsaved stays marked so
+   * that the next call tries again. Enforcement must not wait for the disk.
+   */
+  trySave(countersEveryMs?: number, now = Date.now()): boolean {
+    try {
+      this.saveIfChanged(countersEveryMs);
+      this.saveFailure = undefined;
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      this.saveFailure = { since: this.saveFailure?.since ?? now, message: (error as Error).message, ...(code !== undefined && { code }) };
+      return false;
+    }
   }
 
   /**
@@ -127,7 +200,7 @@ export class BanStore {
       if (piece.length > 0) yield (first ? '' : ',') + piece.join(',');
       yield ']';
     }
-    yield '{"version":1';
+    yield `{"version":${STORE_VERSION}`;
     yield* list('bans', this.bans.values());
     // Oldest first, so that loading them in order keeps the newest the last to be evicted.
     yield* list('offenders', this.offenders.rentries());

@@ -1,35 +1,31 @@
-// One writer at a time per state directory: a lock file holding the owner's pid. A lock whose owner
-// is dead (kill -9) is taken over; a live owner makes the caller wait, then fail with a clear error.
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+// One writer at a time per state directory: a kernel lock (flock(2)) on the lock file. The kernel
+// drops it when its holder dies, kill -9 and power loss included, so a lock is never stale: a pid left
+// in the file by a crash, and reused after a reboot by some other process, holds nothing. The file also
+// carries the holder's pid, for messages only.
+//
+// Node has no flock(). The util-linux `flock` tool locks a descriptor we pass it as its fd 3: a flock
+// belongs to the open file description, which our descriptor shares, so the lock stays ours after the
+// tool exits and goes when our descriptor is closed (by release(), or by the kernel when we die). No
+// native addon, so a bundled single executable works too.
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConflictError } from '../errors.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  // A process killed with -9 but not yet reaped by its parent is a zombie: it holds nothing.
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
+import { BackendUnavailableError, ConflictError } from '../errors.js';
+import { checkStateStats, stateDirError } from './state-file.js';
 
 export interface StateLock {
   readonly path: string;
   release(): void;
 }
 
-/** The pid holding the lock, or null when it is free or its owner is dead. */
-export function lockOwner(path: string): number | null {
-  const pid = readPid(path);
-  return pid !== null && alive(pid) ? pid : null;
-}
+/** The exit code `flock -E` is told to use for "held by someone else". */
+const BUSY = 75;
 
-function readPid(path: string): number | null {
+/** util-linux's flock, by absolute path where it normally is: root's PATH may be anything. */
+const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((candidate) => existsSync(candidate)) ?? 'flock';
+
+/** The pid written in the lock file by its last holder, or null. Only for messages: it proves nothing. */
+export function lockOwner(path: string): number | null {
   try {
     const pid = Number(readFileSync(path, 'utf8').trim());
     return Number.isInteger(pid) && pid > 0 ? pid : null;
@@ -39,48 +35,42 @@ function readPid(path: string): number | null {
 }
 
 export function tryLock(path: string): StateLock | null {
-  // The lock appears with its pid already in it (written aside, then hard-linked into place), so a
-  // second process never sees an empty lock and takes it for a dead one.
-  const mine = `${path}.${process.pid}`;
-  writeFileSync(mine, `${process.pid}\n`, { mode: 0o600 });
+  let fd: number;
   try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        linkSync(mine, path);
-        let released = false;
-        return {
-          path,
-          release: () => {
-            if (released) return;
-            released = true;
-            try {
-              if (readPid(path) === process.pid) unlinkSync(path);
-            } catch {
-              // already gone
-            }
-          },
-        };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const owner = readPid(path);
-        if (owner !== null && alive(owner)) return null;
-        // The owner died without releasing it (kill -9). Remove the stale lock, unless another
-        // process has replaced it meanwhile, and try once more.
-        try {
-          if (readPid(path) === owner) unlinkSync(path);
-        } catch {
-          // someone else removed it first
-        }
-      }
-    }
-    return null;
-  } finally {
-    try {
-      unlinkSync(mine);
-    } catch {
-      // nothing to clean
-    }
+    // O_NOFOLLOW: a symlink planted in the state directory is refused, never written through. No
+    // O_TRUNC: the holder's pid stays readable until we hold the lock.
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    throw stateDirError(error, path, 'open the lock file');
   }
+  let locked = false;
+  try {
+    checkStateStats(path, fstatSync(fd), 'file');
+    const result = spawnSync(FLOCK, ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    if (result.error !== undefined) {
+      throw new BackendUnavailableError(`cannot lock the state directory: running flock failed (${(result.error as NodeJS.ErrnoException).code ?? result.error.message}); install util-linux`, { cause: result.error });
+    }
+    if (result.status === BUSY) return null;
+    if (result.status !== 0) {
+      throw new BackendUnavailableError(`cannot lock ${path}: flock exited with ${result.status ?? result.signal}: ${result.stderr.toString().trim()}`);
+    }
+    locked = true;
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`, 0);
+  } finally {
+    if (!locked) closeSync(fd);
+  }
+  let released = false;
+  return {
+    path,
+    release: () => {
+      if (released) return;
+      released = true;
+      // The file stays: removing it would let a waiter lock the old inode while a newcomer locks a
+      // new one. Closing the descriptor is what lets the next holder in.
+      closeSync(fd);
+    },
+  };
 }
 
 export async function acquireLock(path: string, waitMs: number, onWait?: () => Promise<boolean>): Promise<StateLock> {

@@ -4,10 +4,11 @@
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkStatePath, readStateFile } from '../bans/state-file.js';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, stateFile } from '../daemon/state-dir.js';
-import { FloodgateError, UsageError } from '../errors.js';
+import { BackendUnavailableError, FloodgateError, UsageError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log-format.js';
 import type { Logger } from '../log.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
@@ -57,6 +58,12 @@ export async function loadCommandPolicy(options: CommonOptions, stateDir: string
   return lookUpPolicy({ policy: options.policy, stateDir });
 }
 
+/** A change made but not saved: said on stderr, beside the command's own output, with exit code 3. */
+function warnUnsaved(message: string): void {
+  process.stderr.write(`floodgate: ${message}\n`);
+  process.exitCode = new BackendUnavailableError('').exitCode;
+}
+
 /** Runs a request through the daemon when one listens, else directly under the lock. */
 export async function act(untold: Request, options: CommonOptions): Promise<Acted> {
   const told = toldMode(options);
@@ -67,8 +74,14 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     const response = await sendControl(socket, request);
     if (response === null) return null;
     if (!response.ok) throw new DaemonError(response.error, response.exitCode);
+    const first: unknown = Array.isArray(response.result) ? response.result[0] : response.result;
+    const unsaved = (first as { unsaved?: unknown } | null)?.unsaved;
+    if (typeof unsaved === 'string') warnUnsaved(unsaved);
     return { result: response.result, via: 'daemon', mode: response.mode };
   };
+  // A daemon answering from a state directory another user controls could be theirs: refuse it
+  // before trusting its socket, as before using its files.
+  if (existsSync(stateDir)) checkStatePath(stateDir, 'directory');
   const first = await viaDaemon();
   if (first !== null) return first;
 
@@ -105,11 +118,25 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     // The command prints each refusal on its own result line: the log line would say it twice.
     dropRefusals(log);
     const result = await perform(request, { enforcer, policy, now: Date.now(), daemon: null });
-    await enforcer.close();
+    try {
+      await enforcer.close();
+    } catch (error) {
+      // The firewall is changed but the store is not (a full disk): say what was done, then why it
+      // will not last.
+      if (enforcer.store.saveFailure === undefined) throw error;
+      warnUnsaved((error as Error).message);
+    }
     return { result, via: 'direct', mode };
   } finally {
     lock.release();
   }
+}
+
+/** Entries of the store that a reader without the lock skipped: said, not hidden. */
+export function warnInvalidEntries(store: { readonly file: string | undefined; readonly loadReport: { readonly problems: readonly string[] } | undefined }): void {
+  const problems = store.loadReport?.problems;
+  if (problems === undefined || problems.length === 0) return;
+  process.stderr.write(`floodgate: the ban store ${store.file} has ${problems.length} invalid entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); the next \`floodgate run\` or ban, unban or flush sets them aside\n`);
 }
 
 /** Reads both stores without the lock or the firewall (the files are replaced atomically). */
@@ -121,6 +148,7 @@ export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl
     const file = stateFile(stateDir, mode);
     if (!existsSync(file)) continue;
     const store = BanStore.load(file, { ttl: policyTtl, maxTtl: policyMaxTtl });
+    warnInvalidEntries(store);
     for (const ban of store.all()) if (ban.expiresAt > now) out.push(listedBan(ban, mode === 'dry-run'));
   }
   return out;

@@ -4,6 +4,7 @@
 //   directory, /etc/floodgate/policy.yaml if it exists, the embedded default.
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { readStateFile } from '../bans/state-file.js';
 import { policyRecord } from '../daemon/state-dir.js';
 import { EMBEDDED_POLICY_NAME } from '../policy/embedded-policy.js';
 import type { LoadedPolicy } from '../policy/load-policy.js';
@@ -42,12 +43,9 @@ export function choosePolicy(options: LookupOptions): PolicyChoice {
   if (options.policy !== undefined) return { file: options.policy, source: '--policy' };
   if (env.FLOODGATE_POLICY) return { file: env.FLOODGATE_POLICY, source: '$FLOODGATE_POLICY' };
   if (options.stateDir !== undefined) {
-    let recorded = '';
-    try {
-      recorded = readFileSync(policyRecord(options.stateDir), 'utf8').trim();
-    } catch {
-      // no `run` has recorded one here
-    }
+    // Checked like the state directory: whoever can write this file chooses the policy (its mode and
+    // reload command) that a manual command, often root's, runs with.
+    const recorded = readStateFile(policyRecord(options.stateDir))?.trim() ?? '';
     // `run` on the embedded default records the default's path: that chose nothing, so the
     // lookup goes on to /etc as `run` itself would next time.
     if (recorded !== '' && recorded !== options.defaultPath && existsSync(recorded)) {

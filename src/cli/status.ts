@@ -10,7 +10,7 @@ import { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
-import { type CommonOptions, loadCommandPolicy, resolveMode } from './act.js';
+import { type CommonOptions, loadCommandPolicy, resolveMode, warnInvalidEntries } from './act.js';
 import { PROCESS_READER, type Reader, rootStateNote } from './state-dir-note.js';
 import { type PolicyChoice, daemonPolicy, describePolicy } from './policy-lookup.js';
 
@@ -38,6 +38,7 @@ function readStatus(stateDir: string, mode: Mode, policy: Awaited<ReturnType<typ
     const file = stateFile(stateDir, stored);
     if (!existsSync(file)) continue;
     const store = BanStore.load(file, { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+    warnInvalidEntries(store);
     counts[stored] = store.all().filter((b) => b.expiresAt > now).length;
     refused += store.refused;
     if (store.lastScan && (last === undefined || store.lastScan.at > last.at)) last = store.lastScan;
@@ -91,6 +92,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     `interval:   ${status.interval}`,
     `bans:       ${status.active} active: ${byMode}; ${status.refused} refused, ${status.queued} queued`,
     `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,
+    ...(status.unsaved ? [`NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`] : []),
     'kernel flood counters (since boot):',
     ...FLOOD_COUNTERS.map((name) => `  ${name.padEnd(22)} ${counters[name]}`),
   ];

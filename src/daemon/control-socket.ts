@@ -4,6 +4,7 @@ import { chmodSync, unlinkSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { ConflictError, FloodgateError, UsageError } from '../errors.js';
 import type { Request, Response } from './protocol.js';
+import { runningUser } from '../bans/state-file.js';
 
 function readLine(socket: Socket, limit = 64 * 1024 * 1024): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -83,7 +84,7 @@ export async function sendControl(path: string, request: Request): Promise<Respo
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') return null;
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new UsageError(`no permission to use ${path}: run as the user floodgate runs as (root for /var/lib/floodgate), or choose --state-dir`, { cause: error });
+      throw new UsageError(`cannot reach ${path}: permission denied for ${runningUser()}, the user this command runs as; run it as the state directory's owner (root for /var/lib/floodgate), or choose another --state-dir`, { cause: error });
     }
     throw error;
   }

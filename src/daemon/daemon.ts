@@ -3,7 +3,7 @@
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../bans/state-file.js';
 import type { Server } from 'node:net';
-import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
+import { acquireLock, lockOwner, tryLock, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
 import { ConflictError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,7 +15,7 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
-import { serveControl } from './control-socket.js';
+import { sendControl, serveControl } from './control-socket.js';
 import { perform } from './operations.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
 import { HEARTBEAT_EVERY_MS, heartbeat } from './heartbeat.js';
@@ -46,14 +46,52 @@ export function stoppedMessage(mode: Mode, flushed: boolean, active: number): st
   return flushed ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${active} ban(s) stay in place and keep expiring after a restart`;
 }
 
+/** How long `run` waits for a manual command holding the state lock (a 200-target ban holds it ~5 s). */
+const LOCK_WAIT_MS = 60_000;
+
+/** Longest Unix socket path Linux binds (sun_path is 108 bytes with its NUL). */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * Refuses a state directory whose socket path is too long to bind: Node would bind a truncated path,
+ * outside the state directory, and then fail.
+ */
+function checkSocketPath(socketPath: string, stateDir: string): void {
+  const bytes = Buffer.byteLength(resolve(socketPath));
+  if (bytes > SOCKET_PATH_MAX) {
+    throw new UsageError(
+      `the state directory ${stateDir} is too long for its control socket: ${resolve(socketPath)} is ${bytes} bytes, and a Unix socket path may have at most ${SOCKET_PATH_MAX}; choose a shorter --state-dir (a symlink with a short name to it will do)`,
+    );
+  }
+}
+
+/**
+ * Takes the state directory's lock. A manual command holding it (no daemon answers on the socket) is
+ * waited for, up to LOCK_WAIT_MS; a running daemon is refused at once.
+ */
+async function lockStateDir(stateDir: string, socketPath: string, log: Logger): Promise<StateLock> {
+  const path = join(stateDir, LOCK_FILE);
+  const first = tryLock(path);
+  if (first !== null) return first;
+  const daemonAnswers = async () => (await sendControl(socketPath, { cmd: 'status' }).catch(() => null)) !== null;
+  const anotherDaemon = () => new ConflictError(`another floodgate run (pid ${lockOwner(path) ?? '?'}) is using the state directory ${stateDir}; stop it first`);
+  if (await daemonAnswers()) throw anotherDaemon();
+  log.info({ event: 'lock-wait', pid: lockOwner(path), stateDir }, `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`);
+  try {
+    return await acquireLock(path, LOCK_WAIT_MS, daemonAnswers);
+  } catch (error) {
+    if (error instanceof ConflictError && error.message === 'retry through the daemon') throw anotherDaemon();
+    throw error;
+  }
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { mode, stateDir, log } = options;
   let policy = options.policy;
   ensureStateDir(stateDir);
-  const lock: StateLock | null = tryLock(join(stateDir, LOCK_FILE));
-  if (lock === null) {
-    throw new ConflictError(`another floodgate (pid ${lockOwner(join(stateDir, LOCK_FILE)) ?? '?'}) is using the state directory ${stateDir}`);
-  }
+  const socketPath = join(stateDir, CONTROL_SOCKET);
+  checkSocketPath(socketPath, stateDir);
+  const lock = await lockStateDir(stateDir, socketPath, log);
   let server: Server | undefined;
   // At once: SIGHUP's default action would end the daemon. It asks for a reload before the next scan.
   let reloadWanted = false;
@@ -66,7 +104,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
-    writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
+    try {
+      writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
+    } catch (error) {
+      // A full disk must not keep floodgate from protecting the host; manual commands then need --policy.
+      log.warn({ event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message }, `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`);
+    }
     const { store } = enforcer;
     const started = Date.now();
     log.info(
@@ -79,7 +122,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    server = await serveControl(join(stateDir, CONTROL_SOCKET), mode, (request) => {
+    server = await serveControl(socketPath, mode, (request) => {
       // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
       if (request.mode !== undefined && request.mode !== mode) {
         throw new UsageError(`the running floodgate (pid ${process.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
@@ -163,7 +206,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
           // Listing a large set is a bulk job too: its garbage outlives the young generation.
           if (store.size >= BULK_CHANGES) collect('reconcile');
         }
-        if (enforcer.queue.size === 0) store.saveIfChanged();
+        // Also retries a save that failed (a full disk): reported by persist, never fatal.
+        if (enforcer.queue.size === 0) enforcer.persist();
         // A bulk change (ban --from-file of 100k, an expiry wave, a flush) leaves its garbage in
         // V8's old generation, which a daemon that allocates little keeps for good: collect it once
         // the store and the queue have been quiet for a whole tick, so the change is over.
@@ -191,7 +235,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await new Promise<void>((resolve) => server!.close(() => resolve()));
     server = undefined;
     if (options.flushOnExit) await enforcer.flush();
-    await enforcer.stop();
+    try {
+      await enforcer.stop();
+    } catch (error) {
+      log.error({ event: 'stopped', activeBans: store.size, saved: false, message: (error as Error).message }, `stopped without saving: ${(error as Error).message}`);
+      throw error;
+    }
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
   } finally {
     process.off('SIGHUP', onHangup);

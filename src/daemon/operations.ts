@@ -6,7 +6,7 @@ import { formatCidr } from '../net/ip.js';
 import { parseTarget } from '../net/target.js';
 import { formatDuration, formatInstant } from '../policy/duration.js';
 import type { Policy } from '../policy/schema.js';
-import type { BanResult, ListedBan, Request, StatusResult, UnbanResult } from './protocol.js';
+import type { BanResult, FlushResult, ListedBan, Request, StatusResult, UnbanResult } from './protocol.js';
 
 export function listedBan(ban: Ban, dryRun: boolean): ListedBan {
   return {
@@ -27,6 +27,13 @@ export interface OperationContext {
   readonly now: number;
 }
 
+/** What a daemon tells a command whose change it could not save (a manual command fails instead). */
+function unsaved(context: OperationContext): string | undefined {
+  const failure = context.enforcer.store.saveFailure;
+  if (context.daemon === null || failure === undefined) return undefined;
+  return `the running floodgate applied this, but cannot save its ban store since ${new Date(failure.since).toISOString()} (${failure.message}); it keeps trying, and the change is lost if it stops before a save succeeds`;
+}
+
 export async function perform(request: Request, context: OperationContext): Promise<unknown> {
   const { enforcer, policy, now } = context;
   const dryRun = enforcer.backend.dryRun;
@@ -42,7 +49,8 @@ export async function perform(request: Request, context: OperationContext): Prom
           : { target: outcome.ban.target, status: outcome.status, expiresAt: formatInstant(outcome.ban.expiresAt) };
       });
       await enforcer.queue.drain();
-      return results;
+      const warning = unsaved(context);
+      return warning === undefined ? results : results.map((r) => ({ ...r, unsaved: warning }));
     }
     case 'unban': {
       const targets = request.targets.map((t) => parseTarget(t, true));
@@ -51,7 +59,8 @@ export async function perform(request: Request, context: OperationContext): Prom
         return { target: formatCidr(target), status: ban === undefined ? 'not-banned' : 'lifted' };
       });
       await enforcer.queue.drain();
-      return results;
+      const warning = unsaved(context);
+      return warning === undefined ? results : results.map((r) => ({ ...r, unsaved: warning }));
     }
     case 'list':
       return enforcer.store.all().map((ban) => listedBan(ban, dryRun));
@@ -59,7 +68,9 @@ export async function perform(request: Request, context: OperationContext): Prom
       const cleared = await enforcer.flush();
       // A running daemon keeps banning: put back the empty sets or table it bans into.
       if (context.daemon !== null) await enforcer.backend.repair?.();
-      return { cleared };
+      const warning = unsaved(context);
+      const result: FlushResult = warning === undefined ? { cleared } : { cleared, unsaved: warning };
+      return result;
     }
     case 'status': {
       const last = enforcer.store.lastScan;
@@ -74,6 +85,7 @@ export async function perform(request: Request, context: OperationContext): Prom
         refused: enforcer.store.refused,
         queued: enforcer.queue.size,
         lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
+        ...(enforcer.store.saveFailure && { unsaved: { since: new Date(enforcer.store.saveFailure.since).toISOString(), message: enforcer.store.saveFailure.message } }),
       };
       return status;
     }

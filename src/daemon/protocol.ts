@@ -20,16 +20,28 @@ export type Response =
   | { readonly ok: true; readonly result: unknown; readonly mode: 'dry-run' | 'enforce' }
   | { readonly ok: false; readonly error: string; readonly exitCode: number };
 
-export interface BanResult {
+/**
+ * Set on every result of a change the daemon made but could not save (a full disk): the firewall
+ * has it, the daemon keeps retrying the save, and it is lost if the daemon stops first.
+ */
+interface Unsaved {
+  readonly unsaved?: string;
+}
+
+export interface BanResult extends Unsaved {
   readonly target: string;
   readonly status: 'banned' | 'already' | 'refused';
   readonly reason?: string;
   readonly expiresAt?: string;
 }
 
-export interface UnbanResult {
+export interface UnbanResult extends Unsaved {
   readonly target: string;
   readonly status: 'lifted' | 'not-banned';
+}
+
+export interface FlushResult extends Unsaved {
+  readonly cleared: number;
 }
 
 export interface ListedBan {
@@ -52,4 +64,6 @@ export interface StatusResult {
   readonly refused: number;
   readonly queued: number;
   readonly lastScan: { readonly at: string; readonly durationMs: number; readonly sockets: number } | null;
+  /** Saving the ban store has failed since `since` (a full disk); absent when it is saved. */
+  readonly unsaved?: { readonly since: string; readonly message: string };
 }

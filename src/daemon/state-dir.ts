@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { checkStatePath, stateDirError } from '../bans/state-file.js';
 
 export type Mode = 'dry-run' | 'enforce';
 
@@ -18,13 +19,20 @@ export function stateFile(stateDir: string, mode: Mode): string {
   return join(stateDir, mode === 'enforce' ? 'bans.json' : 'dry-run-bans.json');
 }
 
+/**
+ * Creates the state directory (0700) if need be, and refuses one that another user could change: its
+ * files decide what floodgate bans, which policy a manual command loads and what its reload hook runs.
+ */
 export function ensureStateDir(stateDir: string): void {
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (error) {
+    const mapped = stateDirError(error, stateDir, 'create the state directory');
+    if (mapped !== error) throw mapped;
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(`cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`, { cause: error });
   }
+  checkStatePath(stateDir, 'directory');
 }
 
 /** Where `run` records the policy file it runs with, so that manual commands use the same one. */

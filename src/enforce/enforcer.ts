@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { CidrSet } from '../net/cidr-set.js';
 import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import { formatDuration, formatInstant } from '../policy/duration.js';
-import { CommandFailedError } from '../errors.js';
+import { BackendUnavailableError, CommandFailedError } from '../errors.js';
 import type { CommandRunner } from '../system/command-runner.js';
 import { shellCommand } from '../system/shell-quote.js';
 import { DecisionQueue } from './decision-queue.js';
@@ -53,9 +53,11 @@ export class Enforcer {
     this.queue = new DecisionQueue(options.backend, {
       rate: options.rate,
       // Audit lines first: a ban is never saved or in the firewall without its line in the log.
+      // A failed save (a full disk) is reported and retried, and the batch still goes to the
+      // firewall: enforcement never waits for the disk.
       beforeCommit: () => {
         options.log.flush();
-        options.store.saveIfChanged();
+        this.persist();
       },
       onCommit: (result) => this.afterCommit(result),
       onError: (error, changes) => {
@@ -77,6 +79,31 @@ export class Enforcer {
 
   get runner(): CommandRunner {
     return this.options.runner;
+  }
+
+  private lastSaveErrorLog = -Infinity;
+
+  /**
+   * Saves the store if it changed; true when it is saved. A failure is logged (at once, then every
+   * minute while it lasts) and never thrown: the bans stay in force, and the next call tries again.
+   */
+  persist(countersEveryMs?: number): boolean {
+    const { store, log } = this.options;
+    const failing = store.saveFailure !== undefined;
+    if (store.trySave(countersEveryMs, this.clock())) {
+      if (failing) log.info({ event: 'saved', file: store.file }, `the ban store ${store.file} is saved again`);
+      return true;
+    }
+    const failure = store.saveFailure!;
+    const now = this.clock();
+    if (!failing || now - this.lastSaveErrorLog >= 60_000) {
+      this.lastSaveErrorLog = now;
+      log.error(
+        { event: 'error', during: 'save', file: store.file, code: failure.code, since: new Date(failure.since).toISOString(), message: failure.message },
+        `could not save the ban store: ${failure.message}. Bans stay in force and saving is retried; changes since ${new Date(failure.since).toISOString()} are not on disk yet`,
+      );
+    }
+    return false;
   }
 
   get backend(): FirewallBackend {
@@ -208,7 +235,7 @@ export class Enforcer {
     const { store, backend, log } = this.options;
     await this.queue.drain();
     const cleared = store.clear();
-    store.saveIfChanged();
+    this.persist();
     await backend.flush();
     log.info({ event: 'flush', bans: cleared.length, dryRun: backend.dryRun }, backend.dryRun ? `dry-run: cleared ${cleared.length} would-be ban(s); the firewall was not changed` : `flushed ${cleared.length} ban(s) and every rule floodgate owns`);
     return cleared.length;
@@ -247,17 +274,32 @@ export class Enforcer {
     }
   }
 
-  /** Applies everything queued, then saves: for a manual command, which reports what it did. */
+  /**
+   * Applies everything queued, then saves: for a manual command, which reports what it did. The
+   * firewall is changed even when the save fails; then this throws, so that the command says so.
+   */
   async close(): Promise<void> {
     await this.queue.drain();
     this.options.log.flush();
-    this.options.store.saveIfChanged(0);
+    if (!this.persist(0)) throw this.unsavedError('the next floodgate command or start will undo what this one changed; free space there and run it again');
   }
 
-  /** Finishes the batch in flight and saves; what still waits is re-applied at the next start. */
-  async stop(): Promise<void> {
+  /**
+   * Finishes the batch in flight and saves, trying the save a few times; what still waits is
+   * re-applied at the next start. Throws, after the bans are applied, when the store could not be
+   * saved at all.
+   */
+  async stop(retries = 3, retryMs = 1000): Promise<void> {
     await this.queue.stop();
     this.options.log.flush();
-    this.options.store.saveIfChanged(0);
+    for (let attempt = 0; !this.persist(0); attempt++) {
+      if (attempt >= retries) throw this.unsavedError('the rules stay in the firewall, but the next start does not know them and removes them; free space there before starting floodgate again');
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+    }
+  }
+
+  private unsavedError(consequence: string): BackendUnavailableError {
+    const failure = this.options.store.saveFailure!;
+    return new BackendUnavailableError(`the firewall is changed, but the ban store ${this.options.store.file} could not be saved (${failure.message}): ${consequence}`);
   }
 }

@@ -87,10 +87,13 @@ export class IptablesBackend implements FirewallBackend {
       const tokens = line.split(' ');
       // The whole comment, never a prefix of it: `floodgate` and `floodgate-<id>` are different owners.
       if (tokens[tokens.indexOf('--comment') + 1] !== this.tag) continue;
-      const source = tokens[tokens.indexOf('-s') + 1];
+      const at = tokens.indexOf('-s');
+      // iptables prints a /0 source as no -s at all: such a rule (from an old or damaged ban store)
+      // drops everything, and must be recognised to be removed.
+      const source = at < 0 ? (family === 4 ? '0.0.0.0/0' : '::/0') : tokens[at + 1];
       const cidr = source === undefined ? null : parseCidr(source);
       // Only the exact rule floodgate writes is floodgate's: a rule with more matches is someone else's.
-      if (cidr !== null && tokens.length === 2 + this.ruleSpec(cidr).length) owned.push(cidr);
+      if (cidr !== null && tokens.length === (at < 0 ? 0 : 2) + this.ruleSpec(cidr).length) owned.push(cidr);
     }
     return owned;
   }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BanStore } from '../../src/bans/ban-store.js';
+import { ConflictError, UsageError } from '../../src/errors.js';
 import { writeFileAtomic } from '../../src/bans/state-file.js';
 import { parseCidr } from '../../src/net/ip.js';
 
@@ -76,11 +77,6 @@ describe('BanStore persistence', () => {
     const store = BanStore.load(join(dir, 'absent.json'), LIMITS);
     expect(store.size).toBe(0);
     expect(store.refused).toBe(0);
-  });
-
-  it('refuses a corrupt state file, naming it and what to do', () => {
-    writeFileSync(file, '{"version":1,"bans":[');
-    expect(() => BanStore.load(file, LIMITS)).toThrow(new RegExp(`the state file ${file} is not readable JSON .*move it away`));
   });
 
   it('leaves no temporary file behind, and the state file is private', () => {
@@ -222,5 +218,139 @@ describe('BanStore listing', () => {
     expect(store.targets()).toEqual([cidr('2001:db8::7'), cidr('198.51.100.7'), cidr('198.51.100.0/24')]);
     expect(store.clear()).toHaveLength(3);
     expect(store.size).toBe(0);
+  });
+});
+
+describe('BanStore.load checks the file before trusting it', () => {
+  const ban = (target: unknown, extra: Record<string, unknown> = {}) => ({ target, rule: 'manual', count: 0, createdAt: T0, ttl: 10 * MINUTE, expiresAt: T0 + 10 * MINUTE, ...extra });
+  const store = (bans: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ version: 1, bans, offenders: [], grace: [], refused: 0, ...extra });
+  const NOW = Date.UTC(2026, 0, 15, 13, 0, 0);
+  const aside = () => `${file}.corrupt-2026-01-15T13-00-00-000Z`;
+
+  it('without repair (list, status), refuses an unusable file, naming it and what happens next', () => {
+    writeFileSync(file, '{"version":1,"bans":[');
+    expect(() => BanStore.load(file, LIMITS)).toThrow(UsageError);
+    expect(() => BanStore.load(file, LIMITS)).toThrow(`the ban store ${file} cannot be used: it is not valid JSON`);
+    expect(readdirSync(dir)).toEqual(['bans.json']);
+  });
+
+  it('with repair (under the lock), sets an unusable file aside and starts empty', () => {
+    writeFileSync(file, '');
+    const loaded = BanStore.load(file, LIMITS, { repair: true, now: NOW });
+    expect(loaded.size).toBe(0);
+    expect(loaded.loadReport).toEqual({ problems: [expect.stringMatching(/^it is not valid JSON/)], aside: aside(), discarded: true });
+    expect(readdirSync(dir)).toEqual([aside().slice(dir.length + 1)]);
+  });
+
+  it.each([
+    ['null', 'null', /it holds null, not a ban store/],
+    ['a list', '[]', /it holds \[\], not a ban store/],
+    ['no version', '{"bans":[]}', /its version is undefined, not 1/],
+    ['a string version', '{"version":"1","bans":[]}', /its version is "1", not 1/],
+  ])('an unusable store: %s', (_, text, why) => {
+    writeFileSync(file, text);
+    expect(() => BanStore.load(file, LIMITS)).toThrow(why);
+    expect(BanStore.load(file, LIMITS, { repair: true, now: NOW }).loadReport?.discarded).toBe(true);
+  });
+
+  it('refuses a store written by a newer floodgate, even with repair, and leaves it as it is', () => {
+    const text = JSON.stringify({ version: 2, bans: [ban('198.51.100.7')] });
+    writeFileSync(file, text);
+    for (const repair of [false, true]) {
+      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(ConflictError);
+      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(`the ban store ${file} cannot be read: it is version 2, written by a newer floodgate (this one reads version 1)`);
+    }
+    expect(readdirSync(dir)).toEqual(['bans.json']);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+  });
+
+  it('leaves out every entry that fails, keeps the sound ones, and keeps the original aside', () => {
+    const text = store(
+      [
+        ban('198.51.100.7'),
+        ban('0.0.0.0/0'),
+        ban('::/0'),
+        ban('198.51.100.07'),
+        ban('198.51.100.9/24'),
+        ban('2001:DB8::1'),
+        ban('10.0.0.0/7', { rule: 'per_network' }),
+        ban('198.51.100.8', { expiresAt: undefined }),
+        ban('198.51.100.10', { expiresAt: 9e15 }),
+        ban('198.51.100.11', { reason: { x: 1 } }),
+        ban('198.51.100.12', { count: -1 }),
+        ban('198.51.100.13', { ttl: 'abc' }),
+        ban(42),
+        null,
+        7,
+        ban('10.0.0.0/8', { rule: 'manual' }),
+      ],
+      { grace: { '198.51.100.20': T0 }, offenders: [['198.51.100.21', { lastTtl: MINUTE, lastBanAt: T0 }], ['::/0', { lastTtl: MINUTE, lastBanAt: T0 }]], refused: 'many' },
+    );
+    writeFileSync(file, text);
+    const loaded = BanStore.load(file, LIMITS, { repair: true, now: NOW });
+    expect(loaded.all().map((b) => b.target)).toEqual(['10.0.0.0/8', '198.51.100.7']);
+    expect(loaded.loadReport?.discarded).toBe(false);
+    expect(loaded.loadReport?.aside).toBe(aside());
+    expect(loaded.loadReport?.problems).toEqual([
+      'bans[1]: target 0.0.0.0/0 covers every address (a /0 ban would cut this host off)',
+      'bans[2]: target ::/0 covers every address (a /0 ban would cut this host off)',
+      'bans[3]: target "198.51.100.07" is not an address or network',
+      'bans[4]: target "198.51.100.9/24" is not in canonical form (198.51.100.0/24)',
+      'bans[5]: target "2001:DB8::1" is not in canonical form (2001:db8::1)',
+      'bans[6]: target 10.0.0.0/7 is wider than /8, which no detector rule bans (only a manual ban with --force may be)',
+      'bans[7]: expiresAt undefined is not a time',
+      'bans[8]: expiresAt 9000000000000000 is not a time',
+      'bans[9]: reason {"x":1} is not text',
+      'bans[10]: count -1 is not a whole number >= 0',
+      'bans[11]: ttl "abc" is not a duration',
+      'bans[12]: target 42 is not a string',
+      'bans[13]: null is not a ban',
+      'bans[14]: 7 is not a ban',
+      'offenders[1]: target ::/0 covers every address (a /0 ban would cut this host off)',
+      'grace: {"198.51.100.20":1768478400000} is not a list',
+      'refused: "many" is not a whole number >= 0',
+    ]);
+    expect(loaded.refused).toBe(0);
+    expect(loaded.ttlFor('198.51.100.21', T0 + MINUTE)).toBe(10 * MINUTE);
+    // The original is kept whole; the store file is rewritten without what was left out.
+    expect(readFileSync(aside(), 'utf8')).toBe(text);
+    loaded.saveIfChanged();
+    const again = BanStore.load(file, LIMITS);
+    expect(again.loadReport).toBeUndefined();
+    expect(again.all().map((b) => b.target)).toEqual(['10.0.0.0/8', '198.51.100.7']);
+  });
+
+  it('without repair, skips bad entries in memory and writes nothing', () => {
+    writeFileSync(file, store([ban('198.51.100.7'), ban('0.0.0.0/0')]));
+    const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.all().map((b) => b.target)).toEqual(['198.51.100.7']);
+    expect(loaded.loadReport?.problems).toHaveLength(1);
+    expect(readdirSync(dir)).toEqual(['bans.json']);
+  });
+
+  // Each of these made `ban`, `list` or `status` exit 70 (an internal error) before the check.
+  it.each([
+    ['truncated', '{"version":1,"bans":[{"target":"198.51.100.7"'],
+    ['empty', ''],
+    ['null', 'null'],
+    ['a ban that is null', store([null])],
+    ['a ban that is a number', store([5])],
+    ['a non-canonical target', store([ban('198.051.100.7')])],
+    ['grace as an object', store([], { grace: { a: 1 } })],
+    ['a reason that is an object', store([ban('198.51.100.7', { reason: {} })])],
+    ['an expiry past year 275760', store([ban('198.51.100.7', { expiresAt: 8.7e15 })])],
+    ['bans as an object', store({ '198.51.100.7': ban('198.51.100.7') })],
+    ['offenders as a string', store([], { offenders: 'x' })],
+    ['lastScan as a number', store([], { lastScan: 5 })],
+    ['createdAt as a string', store([ban('198.51.100.7', { createdAt: '2026-01-01' })])],
+  ])('a store with %s loads as sound entries only, and every reader works on it', (_, text) => {
+    writeFileSync(file, text);
+    const loaded = BanStore.load(file, LIMITS, { repair: true, now: NOW });
+    expect(loaded.loadReport).toBeDefined();
+    for (const b of loaded.all()) expect(new Date(b.expiresAt).toISOString()).toMatch(/^2026-/);
+    loaded.suppressed(T0);
+    loaded.expired(T0);
+    loaded.saveIfChanged(0);
+    expect(BanStore.load(file, LIMITS).loadReport).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
-// One writer per state directory: a live owner keeps the lock, a dead one loses it, a waiter gives up
-// with the owner's pid.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// One writer per state directory: a kernel lock that dies with its holder (kill -9 included), whatever
+// pid the file holds; a waiter gives up with the holder's pid.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -32,11 +32,13 @@ describe('tryLock', () => {
     expect(readFileSync(path, 'utf8')).toBe(`${process.pid}\n`);
     expect(lockOwner(path)).toBe(process.pid);
     lock!.release();
-    expect(existsSync(path)).toBe(false);
-    expect(lockOwner(path)).toBeNull();
+    // The file stays (removing it would race a waiter), but nothing holds it any more.
+    const again = tryLock(path);
+    expect(again).not.toBeNull();
+    again!.release();
   });
 
-  it('fails while the owner is alive', () => {
+  it('fails while the owner holds it', () => {
     const first = tryLock(path);
     expect(first).not.toBeNull();
     expect(tryLock(path)).toBeNull();
@@ -46,29 +48,61 @@ describe('tryLock', () => {
     again!.release();
   });
 
-  it('takes over a stale lock whose owner is dead', () => {
+  it('takes a lock file left with a dead process’s pid', () => {
     const dead = deadPid();
     writeFileSync(path, `${dead}\n`);
-    expect(lockOwner(path)).toBeNull();
     const lock = tryLock(path);
     expect(lock).not.toBeNull();
     expect(readFileSync(path, 'utf8')).toBe(`${process.pid}\n`);
     lock!.release();
   });
 
-  it('takes over a lock file that holds no pid', () => {
+  it('takes a lock file whose pid now belongs to another, live process (a pid reused after a reboot)', () => {
+    const other = spawn('sleep', ['30']);
+    try {
+      writeFileSync(path, `${other.pid}\n`);
+      const lock = tryLock(path);
+      expect(lock).not.toBeNull();
+      expect(readFileSync(path, 'utf8')).toBe(`${process.pid}\n`);
+      lock!.release();
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+
+  it('takes a lock file that holds no pid', () => {
     writeFileSync(path, 'garbage');
     const lock = tryLock(path);
     expect(lock).not.toBeNull();
     lock!.release();
   });
 
-  it('release does not remove a lock that another process has taken since', () => {
-    const lock = tryLock(path)!;
-    // Someone else (here: pid 1, which is always alive) holds the lock file now.
-    writeFileSync(path, '1\n');
-    lock.release();
-    expect(readFileSync(path, 'utf8')).toBe('1\n');
+  it('is released by the kernel when its holder is killed with -9', async () => {
+    const lockModule = new URL('../../src/bans/state-lock.ts', import.meta.url).pathname;
+    const script = `import { tryLock } from ${JSON.stringify(lockModule)};
+      if (tryLock(${JSON.stringify(path)}) === null) process.exit(3);
+      process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
+    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('locked') && resolve());
+      holder.on('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
+    });
+    expect(tryLock(path)).toBeNull();
+    expect(lockOwner(path)).toBe(holder.pid);
+    const exited = new Promise((resolve) => holder.on('exit', resolve));
+    holder.kill('SIGKILL');
+    await exited;
+    const lock = tryLock(path);
+    expect(lock).not.toBeNull();
+    lock!.release();
+  }, 30_000);
+
+  it('refuses a symlink planted as the lock file, and writes nothing through it', () => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'ROOT ONLY\n', { mode: 0o600 });
+    symlinkSync(victim, path);
+    expect(() => tryLock(path)).toThrow(/is a symbolic link/);
+    expect(readFileSync(victim, 'utf8')).toBe('ROOT ONLY\n');
   });
 });
 

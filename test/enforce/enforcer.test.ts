@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BanStore } from '../../src/bans/ban-store.js';
 import { Enforcer, type EnforcerOptions } from '../../src/enforce/enforcer.js';
+import { BackendUnavailableError } from '../../src/errors.js';
 import { killCommands } from '../../src/hooks/kill-connections.js';
 import { LogDestination } from '../../src/log-destination.js';
 import { ReloadHook } from '../../src/hooks/reload-hook.js';
@@ -367,5 +368,66 @@ describe('Enforcer after a commit: kill connections and reload', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(runner.commands).toEqual(['systemctl reload nginx']);
     reload.stop();
+  });
+});
+
+describe('a ban store that cannot be saved (a full disk)', () => {
+  /** A store whose saves fail with ENOSPC while `full.value` is true. */
+  function fullDiskStore(full: { value: boolean }): BanStore {
+    const store = new BanStore('/state/bans.json', LIMITS);
+    let savedVersion = -1;
+    store.save = () => {
+      if (full.value) throw Object.assign(new Error('cannot write /state/bans.json: its file system is full (ENOSPC); free some space there'), { code: 'ENOSPC' });
+      savedVersion = store.changes;
+    };
+    store.saveIfChanged = () => {
+      if (store.changes !== savedVersion) store.save();
+    };
+    return store;
+  }
+
+  it('still applies the bans, reports the failure, retries, and says when it is saved again', async () => {
+    const full = { value: true };
+    const store = fullDiskStore(full);
+    const { enforcer, backend, named } = setup({ store });
+    enforcer.ban(manual('198.51.100.7'), T0);
+    enforcer.ban(manual('2001:db8::7'), T0);
+    await enforcer.queue.drain();
+    expect(backend.rules).toEqual(['198.51.100.7', '2001:db8::7']);
+    expect(store.saveFailure).toEqual({ since: T0, message: expect.stringContaining('ENOSPC'), code: 'ENOSPC' });
+    expect(named('error').filter((e) => e.during === 'save')).toEqual([
+      expect.objectContaining({ level: 50, code: 'ENOSPC', msg: expect.stringMatching(/^could not save the ban store: .*ENOSPC.*Bans stay in force and saving is retried/) }),
+    ]);
+    // The daemon's loop retries; the failure is not logged again within the minute.
+    expect(enforcer.persist()).toBe(false);
+    expect(named('error').filter((e) => e.during === 'save')).toHaveLength(1);
+    full.value = false;
+    expect(enforcer.persist()).toBe(true);
+    expect(store.saveFailure).toBeUndefined();
+    expect(named('saved')).toHaveLength(1);
+  });
+
+  it('close (a manual command) applies, then fails with a message saying the change will not last', async () => {
+    const { enforcer, backend } = setup({ store: fullDiskStore({ value: true }) });
+    enforcer.ban(manual('198.51.100.7'), T0);
+    await expect(enforcer.close()).rejects.toThrow(BackendUnavailableError);
+    await expect(enforcer.close()).rejects.toThrow(/^the firewall is changed, but the ban store \/state\/bans.json could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo/);
+    expect(backend.rules).toEqual(['198.51.100.7']);
+  });
+
+  it('stop (SIGTERM) retries the save, and succeeds once there is space again', async () => {
+    const full = { value: true };
+    const { enforcer } = setup({ store: fullDiskStore(full) });
+    enforcer.ban(manual('198.51.100.7'), T0);
+    await enforcer.queue.drain();
+    setTimeout(() => (full.value = false), 30);
+    await enforcer.stop(5, 20);
+  });
+
+  it('stop gives up after its retries with a clear error, not a crash', async () => {
+    const { enforcer } = setup({ store: fullDiskStore({ value: true }) });
+    enforcer.ban(manual('198.51.100.7'), T0);
+    await enforcer.queue.drain();
+    await expect(enforcer.stop(2, 1)).rejects.toThrow(/could not be saved .*: the rules stay in the firewall, but the next start does not know them/);
   });
 });

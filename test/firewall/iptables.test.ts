@@ -230,6 +230,15 @@ describe('IptablesBackend.list: only floodgate’s exact rules are its own', () 
     expect(chain6.rules).toEqual([]);
   });
 
+  it('recognises a /0 rule, which iptables prints without -s, so that flush and reconcile can remove it', async () => {
+    const runner = new RecordingRunner();
+    const everything = '-A INPUT -m comment --comment floodgate -j DROP';
+    fakeChain(runner, 4, [everything, '-A INPUT -p tcp -m comment --comment floodgate -j DROP', everything]);
+    fakeChain(runner, 6, [everything]);
+    const listed = await new IptablesBackend(runner, DEFAULTS).list();
+    expect(listed.map(formatCidr)).toEqual(['0.0.0.0/0', '0.0.0.0/0', '::/0']);
+  });
+
   it('looks in the configured chain for the configured target', async () => {
     const runner = new RecordingRunner();
     fakeChain(runner, 4, ['-N FLOODGATE', ruleLine('198.51.100.7/32'), ruleLine('198.51.100.8/32', 'FLOODGATE')], 'FLOODGATE');
