@@ -2,7 +2,7 @@
 // imports: every manual command needs it, also when it only talks to the daemon's socket.
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { checkStatePath, stateDirError } from '../bans/state-file.js';
 
@@ -11,7 +11,10 @@ export type Mode = 'dry-run' | 'enforce';
 /** /var/lib/floodgate for root; a per-user directory otherwise (a non-root dry-run). */
 export function defaultStateDir(): string {
   if (process.getuid?.() === 0) return '/var/lib/floodgate';
-  return join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'floodgate');
+  // The XDG spec: an empty or relative XDG_STATE_HOME is ignored (else the state would land in
+  // whatever the current directory is).
+  const xdg = process.env.XDG_STATE_HOME;
+  return join(xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'state'), 'floodgate');
 }
 
 export function stateFile(stateDir: string, mode: Mode): string {
