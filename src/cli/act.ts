@@ -87,12 +87,15 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     throw error;
   }
   try {
-    const [{ policy }, { createLogger }, { openEnforcement }, { perform }] = await Promise.all([
+    const [{ policy }, { createLogger }, { openEnforcement }, { perform }, { parseRequest }] = await Promise.all([
       loadCommandPolicy(options, stateDir),
       import('../log.js'),
       import('../daemon/setup.js'),
       import('../daemon/operations.js'),
+      import('../daemon/request-schema.js'),
     ]);
+    // The checks the daemon makes, before anything here changes the state or the firewall.
+    parseRequest(request);
     const mode = resolveMode(policy.mode, options);
     const log = createLogger({ pretty: options.pretty ?? true, level: 'warn', destination: process.stderr });
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);

@@ -1,7 +1,7 @@
 // `floodgate ban TARGET… [--ttl] [--reason] [--from-file]`: manual bans, validated before anything runs.
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
-import type { BanResult } from '../daemon/protocol.js';
+import { type BanResult, reasonProblem } from '../daemon/protocol.js';
 import { type Cidr, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
 import { type CommonOptions, act } from './act.js';
@@ -20,6 +20,8 @@ export function sshClientAddress(env: NodeJS.ProcessEnv = process.env): Cidr | n
 }
 
 export async function banCommand(targetTexts: string[], options: BanOptions): Promise<void> {
+  const reasonTooLong = options.reason === undefined ? null : reasonProblem(options.reason);
+  if (reasonTooLong !== null) throw new UsageError(reasonTooLong);
   const targets = targetTexts.map((text) => parseTarget(text, options.force));
   if (options.fromFile !== undefined) {
     let text: string;

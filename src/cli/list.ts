@@ -8,7 +8,6 @@ import { type CommonOptions, loadCommandPolicy, readBans } from './act.js';
 // C0 and C1 controls, DEL, and the Unicode line separators and bidirectional overrides: each could
 // start a forged row or reach the terminal as an escape sequence (a colour, a title, a clipboard write).
 // The backslash too, so that an escaped character cannot be told apart from its text.
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\\\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const NAMED: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\x1b': '\\e' };
 
