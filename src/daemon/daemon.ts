@@ -2,10 +2,9 @@
 // reconcile, the control socket, and a clean stop on SIGTERM/SIGINT.
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../bans/state-file.js';
-import type { Server } from 'node:net';
 import { tryLock, lockOwner, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
-import { ConflictError, UsageError } from '../errors.js';
+import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import { parseCidr } from '../net/ip.js';
@@ -15,8 +14,8 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
-import { serveControl } from './control-socket.js';
-import { perform } from './operations.js';
+import { controlHandler } from './control-requests.js';
+import { type ControlServer, serveControl } from './control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
 import { openEnforcement } from './setup.js';
 import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
@@ -33,6 +32,9 @@ export interface DaemonOptions {
 /** After this many ban changes (or a reconcile of this many bans), the daemon compacts its memory. */
 const BULK_CHANGES = 10_000;
 
+/** On a stop, how long requests already taken may wait for their changes to reach the firewall. */
+const STOP_GRACE_MS = 5000;
+
 /** How often an attack nobody can be banned for is repeated in the log. */
 const ATTACK_LOG_EVERY_MS = 30_000;
 
@@ -43,7 +45,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   if (lock === null) {
     throw new ConflictError(`another floodgate (pid ${lockOwner(join(stateDir, LOCK_FILE)) ?? '?'}) is using the state directory ${stateDir}`);
   }
-  let server: Server | undefined;
+  let control: ControlServer | undefined;
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
@@ -60,20 +62,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    server = await serveControl(join(stateDir, CONTROL_SOCKET), mode, (request) => {
-      // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
-      if (request.mode !== undefined && request.mode !== mode) {
-        throw new UsageError(`the running floodgate (pid ${process.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
-      }
-      return perform(request, { enforcer, policy, now: Date.now(), daemon: { pid: process.pid, since: new Date(started).toISOString() } });
-    });
+    control = await serveControl(join(stateDir, CONTROL_SOCKET), mode, controlHandler({ enforcer, policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
+    const { server } = control;
 
     let stopping = false;
+    let answered: Promise<void> = Promise.resolve();
     let wake: (() => void) | undefined;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ event: 'stop', signal }, `${signal}: finishing the batch in flight and saving state`);
+      // Requests first: none is taken from now on, so none can change the bans after the last save.
+      answered = control!.stop();
+      log.info({ event: 'stop', signal }, `${signal}: taking no more requests; finishing the ones taken and saving state`);
       wake?.();
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -153,13 +153,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       }
     }
 
-    await new Promise<void>((resolve) => server!.close(() => resolve()));
-    server = undefined;
+    // Requests already taken are in the store; give the queue a few seconds to apply their changes,
+    // so that their clients hear "banned". What is left is saved before they are told it waits.
+    await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
+    store.saveIfChanged(0);
     if (options.flushOnExit) await enforcer.flush();
     await enforcer.stop();
+    await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    control = undefined;
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
   } finally {
-    server?.close();
+    void control?.stop();
     lock.release();
   }
 }
