@@ -92,7 +92,9 @@ export function serveControl(
       socket.end(`${JSON.stringify(response)}\n`);
       return;
     }
-    // In lines of ANSWER_CHUNK items, each written when the client has read the one before.
+    // In lines of ANSWER_CHUNK items, each written when the client has read the one before; a
+    // client that stops reading is dropped rather than holding the answer for ever.
+    socket.setTimeout(limits.requestTimeoutMs, () => socket.destroy());
     if (!socket.write(`${JSON.stringify({ ok: true, mode, items: items.length })}\n`)) await drained(socket);
     for (let i = 0; i < items.length && !socket.destroyed; i += ANSWER_CHUNK) {
       if (!socket.write(`${JSON.stringify(items.slice(i, i + ANSWER_CHUNK))}\n`)) await drained(socket);

@@ -159,4 +159,16 @@ describe('control socket', () => {
     expect(await taken).toEqual({ ok: true, result: 'done', mode: 'enforce' });
     await stopping;
   });
+
+  it('drops a client that stops reading a long answer, instead of holding the answer for ever', async () => {
+    const answer = Array.from({ length: 200_000 }, (_, i) => ({ target: `198.18.${(i >> 8) & 255}.${i & 255}`, reason: 'x'.repeat(100) }));
+    const path = await serve(async () => answer, { requestTimeoutMs: 300 });
+    const { socket } = await rawClient(path, '{"cmd":"list"}\n');
+    socket.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    await control.stop(); // resolves once every taken request is over: here, once the client is dropped
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });
+
