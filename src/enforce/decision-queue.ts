@@ -94,6 +94,10 @@ export class DecisionQueue {
       for (const key of keys) {
         const waiting = this.pending.get(key) ?? this.inFlight.get(key);
         if (waiting === undefined) continue;
+        if (this.stopped) {
+          unapplied++; // nothing will commit it now: saying so beats waiting for ever
+          continue;
+        }
         open++;
         (waiting.waiters ??= []).push(done);
       }

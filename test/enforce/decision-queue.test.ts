@@ -267,6 +267,13 @@ describe('DecisionQueue.whenApplied', () => {
     expect(await waited).toBe(3);
   });
 
+  it('resolves at once, counting them, for changes pushed after the queue stopped', async () => {
+    const { queue } = setup(2);
+    await queue.stop();
+    queue.push('add', host(1));
+    expect(await queue.whenApplied(['198.51.100.1'])).toBe(1);
+  });
+
   it('resolves at once for targets with nothing waiting', async () => {
     const { queue } = setup(2);
     expect(await queue.whenApplied(['198.51.100.1'])).toBe(0);
