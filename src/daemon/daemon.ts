@@ -63,7 +63,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.queue.drain();
 
     control = await serveControl(join(stateDir, CONTROL_SOCKET), mode, controlHandler({ enforcer, policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
-    const { server } = control;
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -160,7 +159,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     if (options.flushOnExit) await enforcer.flush();
     await enforcer.stop();
     await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
-    if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     control = undefined;
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, options.flushOnExit ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${store.size} ban(s) stay in place and keep expiring after a restart`);
   } finally {
