@@ -98,12 +98,15 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     throw error;
   }
   try {
-    const [{ policy }, { createLogger }, { openEnforcement }, { perform }] = await Promise.all([
+    const [{ policy }, { createLogger }, { openEnforcement }, { perform }, { parseRequest }] = await Promise.all([
       loadCommandPolicy(options, stateDir),
       import('../log.js'),
       import('../daemon/setup.js'),
       import('../daemon/operations.js'),
+      import('../daemon/request-schema.js'),
     ]);
+    // The checks the daemon makes, before anything here changes the state or the firewall.
+    parseRequest(request);
     const mode = resolveMode(policy.mode, options);
     // Refusals and errors only, readable: the command prints its own results on stdout.
     const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel, defaultLevel: 'warn', fallbackFormat: 'pretty', destination: process.stderr });

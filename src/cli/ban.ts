@@ -1,6 +1,6 @@
 // `floodgate ban TARGET… [--ttl] [--reason] [--from-file]`: manual bans, validated before anything runs.
 import { UsageError } from '../errors.js';
-import type { BanResult } from '../daemon/protocol.js';
+import { type BanResult, reasonProblem } from '../daemon/protocol.js';
 import { cidrContains, formatCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
@@ -30,6 +30,8 @@ export function readTargetFile(path: string, maxBytes = MAX_TARGET_FILE_BYTES): 
 }
 
 export async function banCommand(targetTexts: string[], options: BanOptions, lookup: SessionLookup = {}): Promise<void> {
+  const reasonTooLong = options.reason === undefined ? null : reasonProblem(options.reason);
+  if (reasonTooLong !== null) throw new UsageError(reasonTooLong);
   const targets = targetTexts.map((text) => parseTarget(text, options.force));
   if (options.fromFile !== undefined) {
     const text = readTargetFile(options.fromFile);

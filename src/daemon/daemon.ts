@@ -2,7 +2,6 @@
 // reconcile, the control socket, and a clean stop on SIGTERM/SIGINT.
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../bans/state-file.js';
-import type { Server } from 'node:net';
 import { acquireLock, lockOwner, tryLock, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
 import { ConflictError, UsageError } from '../errors.js';
@@ -15,8 +14,8 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
-import { sendControl, serveControl } from './control-socket.js';
-import { perform } from './operations.js';
+import { controlHandler } from './control-requests.js';
+import { type ControlServer, sendControl, serveControl } from './control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
 import { HEARTBEAT_EVERY_MS, heartbeat } from './heartbeat.js';
 import { reloadPolicy } from './reload-policy.js';
@@ -36,6 +35,9 @@ export interface DaemonOptions {
 
 /** After this many ban changes (or a reconcile of this many bans), the daemon compacts its memory. */
 const BULK_CHANGES = 10_000;
+
+/** On a stop, how long requests already taken may wait for their changes to reach the firewall. */
+const STOP_GRACE_MS = 5000;
 
 /** How often an attack nobody can be banned for is repeated in the log. */
 const ATTACK_LOG_EVERY_MS = 30_000;
@@ -92,7 +94,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const socketPath = join(stateDir, CONTROL_SOCKET);
   checkSocketPath(socketPath, stateDir);
   const lock = await lockStateDir(stateDir, socketPath, log);
-  let server: Server | undefined;
+  let control: ControlServer | undefined;
   // At once: SIGHUP's default action would end the daemon. It asks for a reload before the next scan.
   let reloadWanted = false;
   let wakeForReload: (() => void) | undefined;
@@ -122,20 +124,17 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    server = await serveControl(socketPath, mode, (request) => {
-      // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
-      if (request.mode !== undefined && request.mode !== mode) {
-        throw new UsageError(`the running floodgate (pid ${process.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
-      }
-      return perform(request, { enforcer, policy, now: Date.now(), daemon: { pid: process.pid, since: new Date(started).toISOString() } });
-    });
+    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
 
     let stopping = false;
+    let answered: Promise<void> = Promise.resolve();
     let wake: (() => void) | undefined;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      log.info({ event: 'stop', signal }, `${signal}: finishing the batch in flight and saving state`);
+      // Requests first: none is taken from now on, so none can change the bans after the last save.
+      answered = control!.stop();
+      log.info({ event: 'stop', signal }, `${signal}: taking no more requests; finishing the ones taken and saving state`);
       wake?.();
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -232,19 +231,25 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       }
     }
 
-    await new Promise<void>((resolve) => server!.close(() => resolve()));
-    server = undefined;
+    // Requests already taken are in the store; give the queue a few seconds to apply their changes,
+    // so that their clients hear "banned". What is left is saved before they are told it waits.
+    await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
+    // Never throws: a full disk is retried by enforcer.stop() below, which says so if it still fails.
+    enforcer.persist(0);
     if (options.flushOnExit) await enforcer.flush();
     try {
       await enforcer.stop();
     } catch (error) {
       log.error({ event: 'stopped', activeBans: store.size, saved: false, message: (error as Error).message }, `stopped without saving: ${(error as Error).message}`);
       throw error;
+    } finally {
+      await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      control = undefined;
     }
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
   } finally {
     process.off('SIGHUP', onHangup);
-    server?.close();
+    void control?.stop();
     lock.release();
   }
 }

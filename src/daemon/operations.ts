@@ -2,6 +2,7 @@
 // socket or a manual command runs it directly under the state lock.
 import type { Ban } from '../bans/ban-store.js';
 import type { Enforcer } from '../enforce/enforcer.js';
+import { ConflictError } from '../errors.js';
 import { formatCidr } from '../net/ip.js';
 import { parseTarget } from '../net/target.js';
 import { formatDuration, formatInstant } from '../policy/duration.js';
@@ -34,6 +35,17 @@ function unsaved(context: OperationContext): string | undefined {
   return `the running floodgate applied this, but cannot save its ban store since ${new Date(failure.since).toISOString()} (${failure.message}); it keeps trying, and the change is lost if it stops before a save succeeds`;
 }
 
+/**
+ * Waits for these targets' changes only (not for a ban list queued by someone else); if the daemon
+ * stopped first, says so: the bans are in the saved store, and reconcile applies them at the next start.
+ */
+async function applied(enforcer: Enforcer, results: readonly { target: string }[]): Promise<void> {
+  const unapplied = await enforcer.queue.whenApplied(results.map((r) => r.target));
+  if (unapplied > 0) {
+    throw new ConflictError(`floodgate stopped before ${unapplied} of these ${results.length} change(s) reached the firewall: they are saved, and applied when floodgate starts again`);
+  }
+}
+
 export async function perform(request: Request, context: OperationContext): Promise<unknown> {
   const { enforcer, policy, now } = context;
   const dryRun = enforcer.backend.dryRun;
@@ -48,7 +60,7 @@ export async function perform(request: Request, context: OperationContext): Prom
           ? { target: formatCidr(target), status: 'refused', reason: outcome.reason }
           : { target: outcome.ban.target, status: outcome.status, expiresAt: formatInstant(outcome.ban.expiresAt) };
       });
-      await enforcer.queue.drain();
+      await applied(enforcer, results);
       const warning = unsaved(context);
       return warning === undefined ? results : results.map((r) => ({ ...r, unsaved: warning }));
     }
@@ -58,7 +70,7 @@ export async function perform(request: Request, context: OperationContext): Prom
         const ban = enforcer.unban(target, request.grace ?? policy.ban.ttl, 'unban', now);
         return { target: formatCidr(target), status: ban === undefined ? 'not-banned' : 'lifted' };
       });
-      await enforcer.queue.drain();
+      await applied(enforcer, results);
       const warning = unsaved(context);
       return warning === undefined ? results : results.map((r) => ({ ...r, unsaved: warning }));
     }

@@ -4,6 +4,14 @@
 export const CONTROL_SOCKET = 'control.sock';
 export const LOCK_FILE = 'state.lock';
 
+/** A ban's reason is kept with every ban and printed by `list`: a note, not a document. */
+export const MAX_REASON_LENGTH = 200;
+
+/** Why a --reason cannot be used, or null; the daemon checks the same bound. */
+export function reasonProblem(reason: string): string | null {
+  return reason.length > MAX_REASON_LENGTH ? `--reason is ${reason.length} characters long; at most ${MAX_REASON_LENGTH} are kept with a ban (a note, not a document)` : null;
+}
+
 /** The mode a command was told with --enforce / --dry-run; the daemon refuses to act in another. */
 type Told = { readonly mode?: 'dry-run' | 'enforce' };
 

@@ -1,6 +1,13 @@
 // The decision queue: ban and unban changes wait here and go to the firewall one change set at a
-// time, at most `rate` changes per second (p-queue's interval cap), each batch one backend commit.
+// time, each batch one backend commit, never more than `rate` changes in any one-second window.
 // A target already waiting is not queued twice; a ban and an unban of one target cancel out.
+//
+// The limit is a sliding window kept here, not p-queue's interval cap: p-queue counts jobs in fixed
+// windows, so a batch at the end of one window and another at the start of the next put twice (with
+// a job added after each batch, three times) the rate into one second (60 changes at 20/s), and one
+// batch per window made a lone manual ban wait for the next window (about 0.9 s) whatever the rate.
+// p-queue still runs the work one job at a time (concurrency 1): a batch's commit and a reconcile's
+// reading of the firewall never overlap.
 import PQueue from 'p-queue';
 import type { CommitResult, FirewallBackend, FirewallChange } from '../firewall/backend.js';
 import { type Cidr, formatCidr } from '../net/ip.js';
@@ -16,39 +23,48 @@ export interface DecisionQueueOptions {
   readonly onError: (error: unknown, changes: readonly FirewallChange[]) => void;
 }
 
-/** One batch per window; the window is a second, or longer for rates under one per second. */
-function window(rate: number): { windowMs: number; batchSize: number } {
-  const windowMs = Math.max(1000, Math.ceil(1000 / rate));
-  return { windowMs, batchSize: Math.max(1, Math.floor((rate * windowMs) / 1000)) };
+/** A change and whoever waits for it to reach the firewall (a manual command's request). */
+interface Waiting {
+  change: FirewallChange;
+  waiters: ((applied: boolean) => void)[] | undefined;
 }
 
 export class DecisionQueue {
-  private readonly pending = new Map<string, FirewallChange>();
-  private queue: PQueue;
-  private batchSize: number;
+  private readonly pending = new Map<string, Waiting>();
+  /** The batch being committed, so that a request can still wait for its changes in it. */
+  private inFlight = new Map<string, Waiting>();
   private windowMs: number;
-  /** A queue replaced by setRate, until its last batch is done. */
-  private retired: Promise<void> = Promise.resolve();
-  private scheduled = false;
+  private perWindow: number;
+  /** One job at a time: a batch's commit, or a reconcile reading and repairing the firewall. */
+  private readonly serial = new PQueue({ concurrency: 1 });
+  /** Commits that ended within the last window: when each ended and how many changes it made. */
+  private readonly spent: { at: number; count: number }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly backend: FirewallBackend,
     private readonly options: DecisionQueueOptions,
   ) {
-    ({ windowMs: this.windowMs, batchSize: this.batchSize } = window(options.rate));
-    this.queue = new PQueue({ concurrency: 1, interval: this.windowMs, intervalCap: 1 });
+    // The window is a second, or longer for rates under one per second (0.5/s: one change per 2 s).
+    this.windowMs = Math.max(1000, Math.ceil(1000 / options.rate));
+    this.perWindow = Math.max(1, Math.floor((options.rate * this.windowMs) / 1000));
   }
 
-  /** A policy reload's ban.rate. p-queue's window is fixed, so a new window needs a new queue. */
+  /**
+   * A policy reload's ban.rate, from the next batch on. Commits already in the window keep counting
+   * against the new budget, so a change of rate cannot open a burst.
+   */
   setRate(rate: number): void {
-    const next = window(rate);
-    this.batchSize = next.batchSize;
-    if (next.windowMs === this.windowMs) return;
-    this.windowMs = next.windowMs;
-    const old = this.queue;
-    // A batch scheduled on the old queue still runs there and schedules the next one here.
-    this.retired = old.onIdle();
-    this.queue = new PQueue({ concurrency: 1, interval: this.windowMs, intervalCap: 1 });
+    this.windowMs = Math.max(1000, Math.ceil(1000 / rate));
+    this.perWindow = Math.max(1, Math.floor((rate * this.windowMs) / 1000));
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.schedule();
+    }
   }
 
   /**
@@ -57,17 +73,19 @@ export class DecisionQueue {
    */
   push(op: FirewallChange['op'], target: Cidr, expiresAt?: number, key = formatCidr(target)): boolean {
     const waiting = this.pending.get(key);
-    if (waiting?.op === op) return false;
+    if (waiting?.change.op === op) return false;
     // The latest decision wins: a ban then an unban before either is applied leaves a delete
     // (a no-op if the rule is absent), never nothing, which could leave a stale rule in place.
-    this.pending.set(key, expiresAt === undefined ? { op, target } : { op, target, expiresAt });
+    const change: FirewallChange = expiresAt === undefined ? { op, target } : { op, target, expiresAt };
+    if (waiting !== undefined) waiting.change = change;
+    else this.pending.set(key, { change, waiters: undefined });
     this.schedule();
     return true;
   }
 
   has(target: string, op?: FirewallChange['op']): boolean {
     const waiting = this.pending.get(target);
-    return waiting !== undefined && (op === undefined || waiting.op === op);
+    return waiting !== undefined && (op === undefined || waiting.change.op === op);
   }
 
   get size(): number {
@@ -76,44 +94,92 @@ export class DecisionQueue {
 
   /** Nothing waiting and no batch being committed. */
   get idle(): boolean {
-    return this.pending.size === 0 && this.queue.size === 0 && this.queue.pending === 0;
+    return this.pending.size === 0 && this.running === undefined && this.timer === undefined;
   }
 
-  private stopped = false;
+  /**
+   * Resolves once the changes of these targets that are waiting or being committed now have been
+   * committed (or have failed: reconcile retries them), with how many were still waiting when the
+   * queue stopped (0 unless it stopped). Unlike drain, it does not wait for anyone else's changes.
+   */
+  whenApplied(keys: Iterable<string>): Promise<number> {
+    return new Promise((resolve) => {
+      let open = 1; // this call's own hold, released after the loop: resolves once, at the end
+      let unapplied = 0;
+      const done = (applied: boolean) => {
+        if (!applied) unapplied++;
+        if (--open === 0) resolve(unapplied);
+      };
+      for (const key of keys) {
+        const waiting = this.pending.get(key) ?? this.inFlight.get(key);
+        if (waiting === undefined) continue;
+        if (this.stopped) {
+          unapplied++; // nothing will commit it now: saying so beats waiting for ever
+          continue;
+        }
+        open++;
+        (waiting.waiters ??= []).push(done);
+      }
+      done(true);
+    });
+  }
 
   /**
    * Stops taking batches and resolves once the batch in flight (if any) is committed. What is still
-   * waiting stays in the store: reconcile applies it at the next start.
+   * waiting stays in the store: reconcile applies it at the next start. Whoever waits for it is told.
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.queue.clear();
+    clearTimeout(this.timer);
+    this.timer = undefined;
     await this.exclusive(async () => {});
+    for (const waiting of this.pending.values()) for (const waiter of waiting.waiters ?? []) waiter(false);
+    for (const waiting of this.pending.values()) waiting.waiters = undefined;
+    this.notifyIdle();
+  }
+
+  /** Changes the last window's commits leave for now. */
+  private budget(now: number): number {
+    while (this.spent.length > 0 && this.spent[0]!.at <= now - this.windowMs) this.spent.shift();
+    let used = 0;
+    for (const { count } of this.spent) used += count;
+    return this.perWindow - used;
   }
 
   private schedule(): void {
-    if (this.stopped || this.scheduled || this.pending.size === 0) return;
-    this.scheduled = true;
-    void this.queue.add(() => this.flushBatch());
+    if (this.stopped || this.timer !== undefined || this.running !== undefined || this.pending.size === 0) return;
+    const now = Date.now();
+    // No budget: wait until the oldest commit of the window leaves it. A timer even when there is
+    // budget: changes pushed in the same turn (a ban list, concurrent requests) go in one batch.
+    const wait = this.budget(now) > 0 ? 0 : this.spent[0]!.at + this.windowMs - now;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.running = this.flushBatch().finally(() => {
+        this.running = undefined;
+        this.schedule();
+        this.notifyIdle();
+      });
+    }, wait);
   }
 
   private async flushBatch(): Promise<void> {
-    // p-queue starts a job synchronously inside add(): let the current task finish pushing, so that
-    // changes that arrive together go in one batch instead of the first alone and the rest a window later.
-    await Promise.resolve();
-    this.scheduled = false;
-    if (this.stopped) return;
     await this.exclusive(async () => {
+      if (this.stopped) return;
+      const budget = this.budget(Date.now());
+      if (budget <= 0) return;
       // Unbans first: an expired ban is lifted on time even while a flood keeps the queue busy.
       const batch: FirewallChange[] = [];
+      const taken = new Map<string, Waiting>();
       for (const op of ['delete', 'add'] as const) {
-        for (const [key, change] of this.pending) {
-          if (batch.length >= this.batchSize) break;
-          if (change.op !== op) continue;
-          batch.push(change);
+        for (const [key, waiting] of this.pending) {
+          if (batch.length >= budget) break;
+          if (waiting.change.op !== op) continue;
+          batch.push(waiting.change);
+          taken.set(key, waiting);
           this.pending.delete(key);
         }
       }
+      this.inFlight = taken;
       try {
         this.options.beforeCommit?.();
         for (const change of batch) {
@@ -123,28 +189,34 @@ export class DecisionQueue {
         await this.options.onCommit(await this.backend.commit());
       } catch (error) {
         this.options.onError(error, batch);
+      } finally {
+        // Counted from the commit's end: its changes may reach the firewall up to then, and the next
+        // batch starts a whole window later when this one used it up.
+        this.spent.push({ at: Date.now(), count: batch.length });
+        this.inFlight = new Map();
+        for (const waiting of taken.values()) for (const waiter of waiting.waiters ?? []) waiter(true);
       }
     });
-    this.schedule();
   }
 
-  private lock: Promise<unknown> = Promise.resolve();
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
 
   /**
    * Runs `task` while no batch is being taken or committed: reconcile reads the firewall here, so
    * that a change is always either still waiting in the queue or already in the firewall.
    */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(task, task);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.serial.add(task, { throwOnTimeout: true });
   }
 
-  /** Resolves when every queued change has been committed (or has failed). */
+  /** Resolves when every queued change has been committed (or has failed), or the queue stopped. */
   async drain(): Promise<void> {
-    while (!this.stopped && (this.pending.size > 0 || this.queue.size > 0 || this.queue.pending > 0)) {
-      await this.retired;
-      await this.queue.onIdle();
+    while (!this.stopped && (this.pending.size > 0 || this.running !== undefined || this.timer !== undefined)) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
   }
 }

@@ -16,7 +16,8 @@ export async function applyBatch(changes: readonly FirewallChange[], steps: Batc
   if (changes.length === 0) return;
   try {
     await steps.batch();
-    result.applied.push(...changes);
+    // A loop, not push(...changes): a batch of 125k+ changes overflows V8's stack as arguments.
+    for (const change of changes) result.applied.push(change);
     return;
   } catch (error) {
     if (!(error instanceof CommandFailedError)) throw error;

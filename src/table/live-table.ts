@@ -74,7 +74,7 @@ export async function readLiveTable(
     // One parser per file: each file ends its last line, and one cut short must not glue onto the next.
     const parser = new ProcNetParser(source.proto, table);
     readInto(`${procRoot}/net/${source.file}`, parser, buffer);
-    malformed.push(...parser.end().malformed);
+    for (const line of parser.end().malformed) malformed.push(line); // no spread: unbounded in principle
   }
   return { rows: table, malformed };
 }

@@ -60,6 +60,16 @@ describe('banCommand and the SSH session', () => {
       await expect(banCommand(targets, { stateDir, dryRun: true })).rejects.toThrow('cannot create the state directory');
     }
   });
+
+  it('refuses a --reason over 200 characters before anything runs', async () => {
+    delete process.env.SSH_CLIENT;
+    delete process.env.SSH_CONNECTION;
+    await expect(banCommand(['198.51.100.8'], { stateDir, dryRun: true, reason: 'x'.repeat(201) })).rejects.toThrow(
+      new UsageError('--reason is 201 characters long; at most 200 are kept with a ban (a note, not a document)'),
+    );
+    // 200 passes the check (and fails later, on the state directory this test makes unusable).
+    await expect(banCommand(['198.51.100.8'], { stateDir, dryRun: true, reason: 'x'.repeat(200) })).rejects.toThrow('cannot create the state directory');
+  });
 });
 
 describe('readTargetFile: --from-file is bounded', () => {

@@ -182,16 +182,101 @@ describe('DecisionQueue rate limit (fake timers)', () => {
     expect(backend.commits.map(shown)).toEqual([['delete 192.0.2.1', 'add 198.51.100.1', 'add 198.51.100.2']]);
   });
 
-  it('a change pushed while the window is used waits for the next window and then goes', async () => {
+  it('commits a change pushed after a commit at once while the last second leaves budget (a lone ban does not wait for a window)', async () => {
     const { backend, queue } = setup(20);
     queue.push('add', host(1));
     await vi.advanceTimersByTimeAsync(0);
     queue.push('add', host(2));
     queue.push('add', host(3));
-    await vi.advanceTimersByTimeAsync(500);
-    expect(backend.commits).toHaveLength(1);
-    await vi.advanceTimersByTimeAsync(500);
+    await vi.advanceTimersByTimeAsync(0);
     expect(backend.commits.map(shown)).toEqual([['add 198.51.100.1'], ['add 198.51.100.2', 'add 198.51.100.3']]);
+  });
+
+  it('holds a change pushed when the budget is used until the oldest commit leaves the window', async () => {
+    const { backend, queue } = setup(3);
+    for (let i = 1; i <= 3; i++) queue.push('add', host(i));
+    await vi.advanceTimersByTimeAsync(400);
+    queue.push('add', host(4));
+    await vi.advanceTimersByTimeAsync(599);
+    expect(backend.commits.map((c) => c.length)).toEqual([3]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(backend.commits.map((c) => c.length)).toEqual([3, 1]);
+  });
+
+  it('never puts more than `rate` changes in any one-second window, commits that take time and pushes at any moment included', async () => {
+    const { backend, queue } = setup(20);
+    // Each commit takes 15 ms, as an ipset restore does; a change counts as made anywhere from the
+    // commit's start to its end.
+    const commit = backend.commit.bind(backend);
+    const spans: { start: number; end: number; count: number }[] = [];
+    backend.commit = async () => {
+      const start = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      const result = await commit();
+      spans.push({ start, end: Date.now(), count: result.applied.length });
+      return result;
+    };
+    let next = 0;
+    for (let i = 0; i < 200; i++) queue.push('add', cidr(`198.18.0.${next++}`));
+    // More arrive now and then, as manual bans and detections do.
+    for (let t = 0; t < 6000; t += 37) {
+      if (t % 3 === 0) queue.push('add', cidr(`198.18.1.${next++ % 256}`));
+      await vi.advanceTimersByTimeAsync(37);
+    }
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(queue.size).toBe(0);
+    let worst = 0;
+    for (const { start } of spans) {
+      // The window [start, start + 1000) is the worst one starting at a commit.
+      let inWindow = 0;
+      for (const other of spans) if (other.start < start + 1000 && other.end >= start) inWindow += other.count;
+      worst = Math.max(worst, inWindow);
+    }
+    expect(worst).toBeLessThanOrEqual(20);
+    expect(spans.reduce((sum, s) => sum + s.count, 0)).toBe(next);
+  });
+});
+
+describe('DecisionQueue.whenApplied', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('resolves once its own changes are committed, not after everything queued (an unban overtakes a ban list)', async () => {
+    const { backend, queue } = setup(2);
+    for (let i = 1; i <= 6; i++) queue.push('add', host(i));
+    queue.push('delete', cidr('192.0.2.1'));
+    let resolvedAt: number | undefined;
+    void queue.whenApplied(['192.0.2.1']).then(() => (resolvedAt = Date.now()));
+    const start = Date.now();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(resolvedAt).toBe(start);
+    expect(backend.commits.map(shown)[0]).toEqual(['delete 192.0.2.1', 'add 198.51.100.1']);
+    expect(queue.size).toBe(5);
+  });
+
+  it('tells how many of its changes were still waiting when the queue stopped', async () => {
+    const { queue } = setup(2);
+    for (let i = 1; i <= 5; i++) queue.push('add', host(i));
+    const waited = queue.whenApplied([1, 2, 3, 4, 5].map((i) => `198.51.100.${i}`));
+    await vi.advanceTimersByTimeAsync(0);
+    await queue.stop();
+    expect(await waited).toBe(3);
+  });
+
+  it('resolves at once, counting them, for changes pushed after the queue stopped', async () => {
+    const { queue } = setup(2);
+    await queue.stop();
+    queue.push('add', host(1));
+    expect(await queue.whenApplied(['198.51.100.1'])).toBe(1);
+  });
+
+  it('resolves at once for targets with nothing waiting', async () => {
+    const { queue } = setup(2);
+    expect(await queue.whenApplied(['198.51.100.1'])).toBe(0);
   });
 });
 
