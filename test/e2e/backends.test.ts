@@ -555,10 +555,11 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     expect(sorted(elements.map((e) => e.target))).toEqual(sorted(targets));
     // The kernel would keep them for minutes: the timeout is only a safety net.
     for (const element of elements) expect(element.timeoutS, element.target).toBeGreaterThan(60);
-    // The logged command is the one applied, safety-net timeout included (`timeout 0` would be permanent).
+    // The logged command is the one applied, safety-net timeout included (`timeout 0` would be permanent),
+    // shell-quoted as every logged command is: nft's braces are words of their own.
     const kernelTimeout = 3 + SAFETY_MARGIN_S;
     expect(daemon.events.find((e) => e.event === 'ban' && e.target === targets[0])?.command).toBe(
-      kind === 'ipset' ? `ipset add ${N.sets[4]} ${targets[0]} timeout ${kernelTimeout} -exist` : `nft add element inet ${N.table} hosts4 { ${targets[0]} timeout ${kernelTimeout}s }`,
+      kind === 'ipset' ? `ipset add ${N.sets[4]} ${targets[0]} timeout ${kernelTimeout} -exist` : `nft add element inet ${N.table} hosts4 '{' ${targets[0]} timeout ${kernelTimeout}s '}'`,
     );
 
     await waitFor('the expired elements to be removed', async () => (await kit.elements(lab)).length === 0, {
