@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tryLock } from '../../src/bans/state-lock.js';
-import { CLI, Daemon, SKIP_REASON, firewallText, floodgate, floodgateRule, inputRules, tempDir, useLab, writePolicy } from './support.js';
+import { CLI, Daemon, SKIP_REASON, firewallText, floodgate, floodgateRule, inputRules, instanceTag, tempDir, useLab, writePolicy } from './support.js';
 
 const STACK_TRACE = /\n\s+at .+\(.*:\d+:\d+\)/;
 
@@ -107,9 +107,10 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(stateDir, aside[0]!), 'utf8')).toBe(text);
 
-    // A /0 rule left in the firewall (by an older floodgate) is recognised as floodgate's and removed.
+    // A /0 rule with this state directory's tag (left by an older floodgate) is recognised and removed.
+    // A plain `floodgate` comment would be the default state directory's rule, which this flush leaves alone.
     for (const tool of ['iptables', 'ip6tables']) {
-      expect((await lab.execServer([tool, '-w', '-A', 'INPUT', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP'])).exitCode).toBe(0);
+      expect((await lab.execServer([tool, '-w', '-A', 'INPUT', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
     }
     const flushed = await floodgate(lab, ['flush', '--state-dir', stateDir, '--policy', policy]);
     expect(flushed.exitCode, flushed.stderr).toBe(0);
