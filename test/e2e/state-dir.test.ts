@@ -30,6 +30,7 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
       SD=${mnt}/sd
       ${fg} run --enforce --policy ${policy} --state-dir $SD --interval 1s > ${dir}/daemon.log 2>&1 & p=$!
       for i in $(seq 100); do [ -S $SD/control.sock ] && break; sleep 0.1; done
+      cp $SD/instance-id ${dir}/instance-id
       fill() { dd if=/dev/zero of=${mnt}/filler bs=4k 2>/dev/null; true; }
       fill
       ${fg} ban 198.51.100.2 --state-dir $SD > ${dir}/ban1.out 2> ${dir}/ban1.err; echo $? > ${dir}/ban1.exit
@@ -51,9 +52,11 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
     const context = `${r.stdout}\n${r.stderr}\n--- daemon log ---\n${existsSync(join(dir, 'daemon.log')) ? read('daemon.log') : '(none)'}`;
     expect(r.exitCode, context).toBe(0);
+    // The rules carry this state directory's tag; its instance-id went away with the tmpfs, so the script copied it.
+    const tag = `floodgate-${read('instance-id').trim()}`;
 
     // The ban is in the firewall though it could not be saved; the command says so, exit 3.
-    expect(read('rules1').split('\n'), context).toContain(floodgateRule('198.51.100.2/32'));
+    expect(read('rules1').split('\n'), context).toContain(floodgateRule('198.51.100.2/32', tag));
     expect(read('ban1.out')).toMatch(/1 banned, 0 already banned, 0 refused \(through the running daemon\)/);
     expect(read('ban1.err')).toMatch(/the running floodgate applied this, but cannot save its ban store since .*ENOSPC.*it keeps trying/);
     expect(read('ban1.exit').trim()).toBe('3');
@@ -73,7 +76,7 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     expect(read('daemon.exit').trim(), log).toBe('3');
     expect(read('files2').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
     // With no daemon, a manual command applies its ban, then says it will not last: exit 3.
-    expect(read('rules3').split('\n')).toContain(floodgateRule('198.51.100.4/32'));
+    expect(read('rules3').split('\n')).toContain(floodgateRule('198.51.100.4/32', tag));
     expect(read('ban3.out')).toMatch(/^banned 198\.51\.100\.4 until/);
     expect(read('ban3.err')).toMatch(/the firewall is changed, but the ban store .* could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo what this one changed/);
     expect(read('ban3.exit').trim()).toBe('3');

@@ -223,9 +223,9 @@ export async function firewallText(lab: Lab): Promise<string> {
   return `iptables -S INPUT:\n  ${v4.join('\n  ')}\nip6tables -S INPUT:\n  ${v6.join('\n  ')}`;
 }
 
-/** The exact rule floodgate writes for a target, as `iptables -S` prints it. */
-export function floodgateRule(cidr: string): string {
-  return `-A INPUT -s ${cidr} -m comment --comment floodgate -j DROP`;
+/** The exact rule floodgate writes for a target, as `iptables -S` prints it (as inputRules() shows it, unless `tag` is given). */
+export function floodgateRule(cidr: string, tag = 'floodgate'): string {
+  return `-A INPUT -s ${cidr} -m comment --comment ${tag} -j DROP`;
 }
 
 /** Sources of the floodgate-tagged rules of both families, once per rule (a duplicate shows twice). */
