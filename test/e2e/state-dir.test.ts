@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tryLock } from '../../src/bans/state-lock.js';
-import { CLI, Daemon, SKIP_REASON, firewallText, floodgate, floodgateRule, inputRules, instanceTag, tempDir, useLab, writePolicy } from './support.js';
+import { CLI, Daemon, SKIP_REASON, firewallText, floodgate, floodgateRule, inputRules, instanceTag, sleep, tempDir, useLab, writePolicy } from './support.js';
 
 const STACK_TRACE = /\n\s+at .+\(.*:\d+:\d+\)/;
 
@@ -142,23 +142,23 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     const dir = tempDir('run-waits');
     const stateDir = join(dir, 'state');
     mkdirSync(stateDir, { mode: 0o700 });
-    // This test process stands in for a long manual command.
+    // This test process stands in for a long manual command. It lets go only once run has said that
+    // it waits: a lock held for a fixed time raced run's own start-up, which takes seconds on a busy machine.
     const held = tryLock(join(stateDir, 'state.lock'))!;
     expect(held).not.toBeNull();
-    let releasedAt = 0;
-    const timer = setTimeout(() => {
-      releasedAt = Date.now();
-      held.release();
-    }, 2500);
     try {
-      const daemon = await Daemon.start(lab, { policy: writePolicy(dir), stateDir, enforce: false });
-      expect(releasedAt).toBeGreaterThan(0);
-      const kinds = daemon.events.map((e) => e.event);
-      expect(kinds.indexOf('lock-wait')).toBeGreaterThanOrEqual(0);
-      expect(kinds.indexOf('lock-wait')).toBeLessThan(kinds.indexOf('start'));
-      expect(daemon.events.find((e) => e.event === 'lock-wait')?.msg).toMatch(new RegExp(`locked by process ${process.pid} \\(a manual floodgate command\\?\\): waiting up to`));
+      const daemon = Daemon.spawn(lab, { policy: writePolicy(dir), stateDir, enforce: false });
+      const wait = await daemon.waitForEvent('its lock-wait line', (e) => e.event === 'lock-wait', 30_000);
+      expect(wait.msg).toMatch(new RegExp(`locked by process ${process.pid} \\(a manual floodgate command\\?\\): waiting up to`));
+      // And it does wait: no exit, no start line while the lock is held.
+      await sleep(1500);
+      expect(daemon.exitStatus).toBeNull();
+      expect(daemon.events.map((e) => e.event)).not.toContain('start');
+      const releasedAt = Date.now();
+      held.release();
+      const started = await daemon.waitForEvent('its start line', (e) => e.event === 'start', 15_000);
+      expect(Date.parse(String(started.time))).toBeGreaterThanOrEqual(releasedAt);
     } finally {
-      clearTimeout(timer);
       held.release();
     }
   });

@@ -393,6 +393,13 @@ export class Daemon {
    * namespace and waits for its start line; when the test fails, the daemon's log is printed.
    */
   static async start(lab: Lab, options: DaemonOptions): Promise<Daemon> {
+    const daemon = Daemon.spawn(lab, options);
+    await daemon.waitForEvent('its start line', (e) => e.event === 'start', 15_000);
+    return daemon;
+  }
+
+  /** The same `floodgate run`, without waiting for anything: for what it logs before its start line. */
+  static spawn(lab: Lab, options: DaemonOptions): Daemon {
     const argv = ['run', ...(options.enforce === false ? [] : ['--enforce']), '--policy', options.policy, '--state-dir', options.stateDir, '--interval', '1s', ...(options.args ?? [])];
     const daemon = new Daemon(lab.spawnServer([process.execPath, CLI, ...argv]), argv);
     daemons.add(daemon);
@@ -403,7 +410,6 @@ export class Daemon {
     } catch {
       // started outside a test (a hook): nothing to attach the log to
     }
-    await daemon.waitForEvent('its start line', (e) => e.event === 'start', 15_000);
     return daemon;
   }
 
