@@ -3,11 +3,12 @@
 // arguments once overflowed the stack at about 125k, in the CLI and in the firewall commit).
 //
 // Safety: floodgate, iptables and ipset run in the lab's server namespace only (see support.ts).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Daemon, SKIP_REASON, floodgate, floodgateOk, floodgateRule, inputRules, listBans, sleep, tempDir, useLab, waitFor, writePolicy } from './support.js';
+import { firewallInstance } from '../../src/firewall/instance.js';
 
 /** A client of the control socket (the test runs on the host; the socket is a file). */
 async function open(path: string): Promise<{ socket: Socket; answer: Promise<string> }> {
@@ -94,14 +95,18 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
     const count = 200_000;
     const file = join(dir, 'targets.txt');
     writeFileSync(file, `${Array.from({ length: count }, (_, i) => target(i)).join('\n')}\n`);
+    // This state directory's own sets (floodgate-<id>-4/-6), named by the id its first ban makes.
+    const idFile = join(stateDir, 'instance-id');
+    const sets = () => firewallInstance(existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : null).sets;
     try {
       const ban = await floodgate(lab, ['ban', '--enforce', '--from-file', file, '--state-dir', stateDir, '--policy', policy], { timeoutMs: 240_000 });
       expect(ban.stderr).not.toMatch(/Maximum call stack/);
       expect(ban.exitCode).toBe(0);
       expect(ban.stdout).toContain(`${count} banned, 0 already banned, 0 refused`);
       const entries = async (set: string) => Number(/Number of entries: (\d+)/.exec((await lab.execServer(['ipset', 'list', set, '-t'])).stdout)?.[1]);
-      expect(await entries('floodgate4')).toBe(131_072);
-      expect(await entries('floodgate6')).toBe(count - 131_072);
+      expect(existsSync(idFile)).toBe(true);
+      expect(await entries(sets()[4])).toBe(131_072);
+      expect(await entries(sets()[6])).toBe(count - 131_072);
 
       const table = await floodgateOk(lab, ['list', '--state-dir', stateDir, '--policy', policy], { timeoutMs: 120_000 });
       expect(table.stdout.split('\n').filter((line) => /^(198\.1[89]\.|2001:db8::)/.test(line))).toHaveLength(count);
@@ -113,7 +118,8 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
       expect(JSON.parse(status.stdout)).toMatchObject({ daemon: { pid: expect.any(Number) }, active: count });
       await daemon.stop('SIGTERM', 30_000);
     } finally {
-      await lab.execServer(['sh', '-c', 'iptables -w -F INPUT; ip6tables -w -F INPUT; ipset destroy floodgate4; ipset destroy floodgate6; true']);
+      const { 4: v4, 6: v6 } = sets();
+      await lab.execServer(['sh', '-c', `iptables -w -F INPUT; ip6tables -w -F INPUT; ipset destroy ${v4}; ipset destroy ${v6}; true`]);
     }
   }, 400_000);
 });
