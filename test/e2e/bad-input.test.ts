@@ -2,7 +2,7 @@
 // targets, a host without iptables. Each must end with a clear message and a non-zero exit code,
 // no stack trace, and the firewall exactly as it was.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, SKIP_REASON, STACK_TRACE, firewallText, floodgate, floodgateRule, listBans, tempDir, useLab, writePolicy, writeText } from './support.js';
@@ -108,8 +108,11 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
     mkdirSync(bin);
     symlinkSync(process.execPath, join(bin, 'node'));
     const policy = writePolicy(dir);
-    // A rule floodgate owns, left from before: nothing may remove it either.
-    expect((await lab.execServer(['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP'])).exitCode).toBe(0);
+    // A rule this state directory owns, left from before: nothing may remove it either. It carries the
+    // directory's own tag (a known id, given up front): a plain `floodgate` rule is not its to remove anyway.
+    mkdirSync(stateDir, { mode: 0o700 });
+    writeFileSync(join(stateDir, 'instance-id'), '0e2e0e2e\n', { mode: 0o600 });
+    expect((await lab.execServer(['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', 'floodgate-0e2e0e2e', '-j', 'DROP'])).exitCode).toBe(0);
     const before = await firewallText(lab);
     expect(before).toContain(floodgateRule('198.51.100.150/32'));
 
