@@ -15,6 +15,7 @@ import {
   floodgate,
   floodgateRule,
   inputRules,
+  range4,
   rule,
   sleep,
   tempDir,
@@ -170,5 +171,41 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
     expect(r.stderr).toContain(`${policy}: metrics.listen: cannot listen on 198.51.100.1:9464: this host has no such address (EADDRNOTAVAIL)`);
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect((await inputRules(lab, 4)).filter((line) => line.includes('floodgate'))).toEqual([]);
+  });
+});
+
+describe.skipIf(SKIP_REASON !== null)('metrics of a spoofed-style SYN flood (SYN cookies on)', () => {
+  const shared = useLab({ syncookies: true });
+
+  it('floodgate_attack is 1 during a flood with nothing to ban, and the kernel SYN-cookie counter rises', async () => {
+    const { lab } = shared;
+    const dir = tempDir('metrics-attack');
+    const policy = writePolicy(dir, (p) => {
+      p.flood_signal = { syncookies_per_second: 20 };
+      p.metrics = { listen: METRICS };
+    });
+    await Daemon.start(lab, { policy, stateDir: `${dir}/state` });
+    await sleep(INTERVAL_MS + 200);
+    const quiet = await httpGet(lab, `http://${METRICS}/metrics`);
+    expect(sample(quiet, 'floodgate_attack')).toBe(0);
+    const cookiesBefore = sample(quiet, 'floodgate_kernel_syncookies_sent_total') ?? NaN;
+
+    await lab.listen({ host: '0.0.0.0', port: 8080, backlog: 64 });
+    const flood = lab.synFlood({ sources: range4('203.0.113.', 1, 200), perSource: 1, port: 8080, exact: false, timeoutMs: 5000 });
+    let last = '';
+    await waitFor(
+      'floodgate_attack 1 in /metrics',
+      async () => {
+        last = await httpGet(lab, `http://${METRICS}/metrics`);
+        return sample(last, 'floodgate_attack') === 1;
+      },
+      { timeoutMs: 4 * INTERVAL_MS + 4000, intervalMs: 300, explain: () => last.split('\n').filter((l) => /^floodgate_(attack|kernel_syncookies|sockets\{state="SYN_RECV"|bans_total)/.test(l)).join('; ') },
+    );
+    expect(sample(last, 'floodgate_kernel_syncookies_sent_total')).toBeGreaterThan(cookiesBefore);
+    // Nothing to ban: every rule's counter is there, at 0.
+    const bans = [...last.matchAll(/^floodgate_bans_total\{rule="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+    expect(bans).toEqual(expect.arrayContaining([['syn-flood', 0], ['manual', 0]]));
+    expect(bans.every(([, n]) => n === 0)).toBe(true);
+    await flood;
   });
 });
