@@ -156,6 +156,11 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
         expect(lint.status).toBe(0);
       }
       expect(compared).toBe(true);
+
+      // A stop is not held up by the scraper's open connection, and the port is freed.
+      expect(await daemon.stop('SIGTERM', 8000)).toEqual({ code: 0, signal: null });
+      expect(daemon.events.at(-1)).toMatchObject({ event: 'stopped' });
+      await expect(httpGet(lab, `http://${METRICS}/metrics`)).rejects.toThrow(/ECONNREFUSED/);
     } finally {
       await stopPrometheus(prometheus);
     }
