@@ -4,6 +4,9 @@ import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../bans/state-file.js';
 import { acquireLock, lockOwner, tryLock, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
+import { tapEvents } from '../log-events.js';
+import { FloodgateMetrics } from '../metrics/metrics.js';
+import { type MetricsServer, serveMetrics } from '../metrics/metrics-server.js';
 import { ConflictError, UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
@@ -103,7 +106,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     wakeForReload?.();
   };
   process.on('SIGHUP', onHangup);
+  // Opt-in (metrics.listen); bound before the firewall is touched, so that a taken port stops the
+  // start cleanly. Its address is fixed until a restart (a reload that changes it is refused).
+  let metricsServer: MetricsServer | undefined;
+  let untapMetrics: (() => void) | undefined;
+  let metrics: FloodgateMetrics | undefined;
   try {
+    if (policy.metrics) {
+      metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
+      untapMetrics = tapEvents(log, metrics.onEvent);
+      metricsServer = await serveMetrics(metrics, policy.metrics.listen, options.policyFile);
+      log.info({ event: 'metrics', listen: metricsServer.address }, `serving Prometheus metrics at http://${metricsServer.address}/metrics`);
+    }
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
     try {
@@ -113,6 +127,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       log.warn({ event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message }, `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`);
     }
     const { store } = enforcer;
+    metrics?.attach({ backend: backend.kind, mode, activeBans: () => store.size, queueDepth: () => enforcer.queue.size, oldestQueuedAt: () => enforcer.queue.oldestSince });
     const started = Date.now();
     log.info(
       { event: 'start', mode, backend: backend.kind, policy: options.policyFile, interval: formatDuration(policy.interval), stateDir, activeBans: store.size },
@@ -197,6 +212,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         }
         enforcer.expire(now);
         store.lastScan = { at: now, durationMs: Date.now() - tickStart, sockets: table.rows.length };
+        metrics?.scanned({ at: now, durationMs: store.lastScan.durationMs, table: table.rows, counters, attack: verdicts.some((verdict) => verdict.kind !== 'ban') });
         store.touch();
         if (now - lastReconcile >= policy.reconcile_interval) {
           lastReconcile = now;
@@ -249,6 +265,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
   } finally {
     process.off('SIGHUP', onHangup);
+    untapMetrics?.();
+    await metricsServer?.stop();
     void control?.stop();
     lock.release();
   }

@@ -63,7 +63,7 @@ export function reloadPolicy(context: ReloadContext): Policy {
   const lifted: string[] = [];
   if (diff.allowlistAdded.length > 0) {
     for (const ban of [...enforcer.store.values()]) if (freed.overlaps(parseCidr(ban.target)!)) lifted.push(ban.target);
-    for (const target of lifted) enforcer.unban(parseCidr(target)!, 0, 'unban', context.now);
+    for (const target of lifted) enforcer.unban(parseCidr(target)!, 0, 'unban', context.now, 'allowlist');
   }
   const what = describeDiff(diff);
   log.info(

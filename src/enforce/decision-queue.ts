@@ -27,6 +27,8 @@ export interface DecisionQueueOptions {
 interface Waiting {
   change: FirewallChange;
   waiters: ((applied: boolean) => void)[] | undefined;
+  /** When the target was first queued (its change may be replaced since): the metrics' oldest age. */
+  readonly since: number;
 }
 
 export class DecisionQueue {
@@ -78,7 +80,7 @@ export class DecisionQueue {
     // (a no-op if the rule is absent), never nothing, which could leave a stale rule in place.
     const change: FirewallChange = expiresAt === undefined ? { op, target } : { op, target, expiresAt };
     if (waiting !== undefined) waiting.change = change;
-    else this.pending.set(key, { change, waiters: undefined });
+    else this.pending.set(key, { change, waiters: undefined, since: Date.now() });
     this.schedule();
     return true;
   }
@@ -90,6 +92,17 @@ export class DecisionQueue {
 
   get size(): number {
     return this.pending.size;
+  }
+
+  /**
+   * When the oldest change still waiting (or in the batch being committed) was queued; undefined
+   * when none waits. Maps keep insertion order, so each map's first entry is its oldest.
+   */
+  get oldestSince(): number | undefined {
+    const pending = this.pending.values().next().value?.since;
+    const inFlight = this.inFlight.values().next().value?.since;
+    if (pending === undefined) return inFlight;
+    return inFlight === undefined ? pending : Math.min(pending, inFlight);
   }
 
   /** Nothing waiting and no batch being committed. */

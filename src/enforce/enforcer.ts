@@ -152,8 +152,11 @@ export class Enforcer {
     return { status: 'banned', ban };
   }
 
-  /** Lifts a ban; the target is not banned again by the detector for `graceMs`. */
-  unban(target: Cidr, graceMs: number, event: 'unban' | 'expire' = 'unban', now = this.clock()): Ban | undefined {
+  /**
+   * Lifts a ban; the target is not banned again by the detector for `graceMs`. `why` says, in the
+   * log line (and so in the metrics), that a reload's allowlist lifted it rather than an operator.
+   */
+  unban(target: Cidr, graceMs: number, event: 'unban' | 'expire' = 'unban', now = this.clock(), why?: 'allowlist'): Ban | undefined {
     const { store, log } = this.options;
     const key = formatCidr(target);
     const ban = store.remove(key);
@@ -169,7 +172,7 @@ export class Enforcer {
     }
     if (ban !== undefined || event === 'unban') {
       log.info(
-        { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
+        { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), ...(why !== undefined && { why }), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
         `${this.options.backend.dryRun ? `dry-run: would ${event === 'expire' ? 'expire' : 'lift'}` : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? (this.options.backend.dryRun ? ' (no active ban)' : ' (no active ban; any rule left is removed)') : ''}`,
       );
     }

@@ -1,6 +1,6 @@
 // What a policy reload changes, for the one `reload` log line: rules added, removed and changed (by
 // name), allowlist entries added and removed, every other setting that differs, and the settings
-// that only a restart can change (the firewall: its rules and sets are built at start).
+// that only a restart can change (the firewall: its rules and sets are built at start; the metrics listen address).
 import { formatDuration, formatRate } from './duration.js';
 import type { Policy } from './schema.js';
 
@@ -20,7 +20,7 @@ export interface PolicyDiff {
   readonly allowlistRemoved: readonly string[];
   /** interval, ban.*, reload.*, flood_signal.*, reconcile_interval. */
   readonly settings: readonly SettingChange[];
-  /** firewall.*: these need a restart. */
+  /** firewall.* and metrics.*: these need a restart. */
   readonly restartOnly: readonly SettingChange[];
 }
 
@@ -68,8 +68,8 @@ export function diffPolicy(before: Policy, after: Policy): PolicyDiff {
   }
   const oldAllow = new Set(before.allowlist);
   const newAllow = new Set(after.allowlist);
-  const { rules: _r1, allowlist: _a1, mode: _m1, firewall: oldFirewall, ...oldRest } = before;
-  const { rules: _r2, allowlist: _a2, mode: _m2, firewall: newFirewall, ...newRest } = after;
+  const { rules: _r1, allowlist: _a1, mode: _m1, firewall: oldFirewall, metrics: oldMetrics, ...oldRest } = before;
+  const { rules: _r2, allowlist: _a2, mode: _m2, firewall: newFirewall, metrics: newMetrics, ...newRest } = after;
   return {
     rulesAdded: [...newRules.keys()].filter((name) => !oldRules.has(name)),
     rulesRemoved: [...oldRules.keys()].filter((name) => !newRules.has(name)),
@@ -77,7 +77,8 @@ export function diffPolicy(before: Policy, after: Policy): PolicyDiff {
     allowlistAdded: after.allowlist.filter((entry) => !oldAllow.has(entry)),
     allowlistRemoved: before.allowlist.filter((entry) => !newAllow.has(entry)),
     settings: compare(oldRest, newRest, ''),
-    restartOnly: compare(oldFirewall, newFirewall, 'firewall'),
+    // The metrics server is bound once, at start (before the firewall is touched), like the firewall.
+    restartOnly: [...compare(oldFirewall, newFirewall, 'firewall'), ...compare(oldMetrics ?? {}, newMetrics ?? {}, 'metrics')],
   };
 }
 

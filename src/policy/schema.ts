@@ -137,6 +137,24 @@ const floodSignalSchema = z.strictObject({
   syn_recv_total: wholeNumber(1).default(1000),
 });
 
+/** A listen address: an IP literal and a port, IPv6 in brackets (`127.0.0.1:9464`, `[::1]:9464`). */
+export function parseListen(text: string): { readonly host: string; readonly port: number } | null {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(text);
+  if (match === null) return null;
+  const host = match[1] ?? match[2]!;
+  const port = Number(match[3]);
+  const cidr = parseCidr(host);
+  if (cidr === null || cidr.prefix !== (cidr.family === 4 ? 32 : 128) || port < 1 || port > 65535) return null;
+  return { host, port };
+}
+
+const listen = expect('an address and port like 127.0.0.1:9464 or [::1]:9464', (v) => (typeof v === 'string' && parseListen(v) !== null ? v : undefined));
+
+// Opt-in: without this key nothing listens.
+const metricsSchema = z.strictObject({
+  listen,
+});
+
 export const policySchema = z.strictObject({
   mode: oneOf(['dry-run', 'enforce'] as const).default('dry-run'),
   interval: duration(BOUNDS.interval, '5s').default(5000),
@@ -145,6 +163,8 @@ export const policySchema = z.strictObject({
   ban: banSchema.prefault({}),
   firewall: firewallSchema.prefault({}),
   reload: reloadSchema.optional(),
+  /** The Prometheus endpoint (GET /metrics); absent: no metrics server. */
+  metrics: metricsSchema.optional(),
   flood_signal: floodSignalSchema.prefault({}),
   /** How often the firewall is re-read and repaired against the ban store. */
   reconcile_interval: duration(BOUNDS.reconcileInterval, '30s').default(30_000),
