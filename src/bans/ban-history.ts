@@ -114,12 +114,14 @@ export function readHistory(stateDir: string): HistoryEntry[] {
 
 /**
  * Collects history entries from the event tap and appends them once per turn of the event loop: a
- * tick that bans 10k sources is one write. A failed write (a full disk) is reported once through
- * `onError` and never reaches the ban that caused it.
+ * tick that bans 10k sources is one write. A failed write (a full disk) is reported through
+ * `onError` (once while it lasts) and never reaches the ban that caused it.
  */
 export class HistoryWriter {
   private pending: HistoryEntry[] = [];
   private scheduled = false;
+  /** A failure is reported once, not at every tick of a full disk; a success re-arms it. */
+  private failing = false;
 
   constructor(
     private readonly stateDir: string,
@@ -143,8 +145,10 @@ export class HistoryWriter {
     this.pending = [];
     try {
       appendHistory(this.stateDir, entries);
+      this.failing = false;
     } catch (error) {
-      this.onError(error as Error);
+      if (!this.failing) this.onError(error as Error);
+      this.failing = true;
     }
   }
 }

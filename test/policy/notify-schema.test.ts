@@ -32,8 +32,8 @@ describe('notify', () => {
     ['notify: {command: "mail -s ban root"}', 'notify.command: expected a command as a list of strings, like [systemctl, reload, nginx], got "mail -s ban root"'],
     ['notify: {webhook: {url: "ftp://example.com/x"}}', 'notify.webhook.url: expected an http:// or https:// URL, like https://hooks.example.com/T000/B000, got "ftp://example.com/x"'],
     ['notify: {webhook: {url: "https://example.com/x", headers: {"X Bad": "v"}}}', 'notify.webhook.headers: expected a mapping of HTTP header names to text'],
-    ['notify: {command: [true], on: [ban, reboot]}', 'notify.on[1]: expected one of ban | unban | expire | refused | attack | error, got "reboot"'],
-    ['notify: {command: [true], on: []}', 'notify.on: expected at least one of ban, unban, expire, refused, attack, error (leave notify out for none), got an empty list'],
+    ['notify: {command: [/bin/true], on: [ban, reboot]}', 'notify.on[1]: expected one of ban | unban | expire | refused | attack | error, got "reboot"'],
+    ['notify: {command: [/bin/true], on: []}', 'notify.on: expected at least one of ban, unban, expire, refused, attack, error (leave notify out for none), got an empty list'],
   ])('refuses %s', (line, message) => {
     expect(refusal(`${base}${line}\n`)).toContain(message);
   });
