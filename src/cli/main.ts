@@ -85,7 +85,7 @@ common(program.command('flush'))
   .action(async (options) => (await import('./flush.js')).flushCommand(options));
 
 common(program.command('status'))
-  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters')
+  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters; exits 1 when no daemon runs (the same information is printed), for monitoring checks')
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
 
