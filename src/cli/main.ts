@@ -89,6 +89,12 @@ common(program.command('status'))
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
 
+common(program.command('explain'))
+  .description('why an address or network is (not) banned: its ban and firewall rule, past bans and unbans, allowlist entry, grace period, and its live counts against each rule')
+  .argument('<target>', 'an IPv4/IPv6 address or network (CIDR)')
+  .option('--json', 'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}')
+  .action(async (target: string, options) => (await import('./explain.js')).explainCommand(target, options));
+
 const policy = program.command('policy').description('work with policy files');
 policy
   .command('check')
