@@ -133,6 +133,8 @@ export class HistoryWriter {
     const entry = historyEntry(event, this.clock());
     if (entry === null) return;
     this.pending.push(entry);
+    // A ban --from-file of a million targets keeps only the entries the file would keep anyway.
+    if (this.pending.length >= 2 * HISTORY_KEEP) this.pending = this.pending.slice(-HISTORY_KEEP);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
