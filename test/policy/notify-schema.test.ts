@@ -47,3 +47,16 @@ describe('notify', () => {
     expect(JSON.stringify(diffPolicy(before, after))).not.toMatch(/token|secret/);
   });
 });
+
+describe('policy check', () => {
+  it('prints a webhook without its headers’ values or its URL’s path', async () => {
+    const { printablePolicy } = await import('../../src/cli/policy-check.js');
+    const { renderPolicy } = await import('../../src/policy/load-policy.js');
+    const policy = parsePolicy(`${base}notify: {webhook: {url: "https://hooks.example.com/T/B/secret", headers: {Authorization: "Bearer token"}}}\n`, 'p.yaml');
+    const text = renderPolicy(printablePolicy(policy));
+    expect(text).toContain('Authorization: (hidden)');
+    expect(text).toContain('url: https://hooks.example.com/…');
+    expect(text).not.toMatch(/secret|token/);
+    expect(policy.notify!.webhook!.headers).toEqual({ Authorization: 'Bearer token' });
+  });
+});
