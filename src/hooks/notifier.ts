@@ -73,6 +73,9 @@ interface Batch {
   total: number;
 }
 
+/** The same kind of error (its `during`) is notified at most this often. */
+export const ERROR_REPEAT_MS = 60_000;
+
 const emptyBatch = (): Batch => ({ events: [], counts: {}, total: 0 });
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
@@ -98,6 +101,7 @@ export class Notifier {
   private timer: NodeJS.Timeout | undefined;
   private sending: Promise<void> | undefined;
   private readonly aborter = new AbortController();
+  private readonly lastError = new Map<string, number>();
   private readonly host: string;
   private readonly clock: () => number;
 
@@ -124,6 +128,13 @@ export class Notifier {
     if (!settings.on.includes(kind)) return;
     // Its own failures are logged as errors: notifying them would feed a failing receiver forever.
     if (kind === 'error' && f.during === 'notify') return;
+    if (kind === 'error') {
+      // A scan failing at every interval is one notification a minute, not one per interval; the log has each.
+      const during = typeof f.during === 'string' ? f.during : '';
+      const now = this.clock();
+      if (now - (this.lastError.get(during) ?? -Infinity) < ERROR_REPEAT_MS) return;
+      this.lastError.set(during, now);
+    }
     const batch = this.pending;
     batch.total++;
     batch.counts[kind] = (batch.counts[kind] ?? 0) + 1;

@@ -161,6 +161,30 @@ describe('webhook notifications', () => {
     await notifier.stop(1000);
   });
 
+  it('gives a hanging server at most its stop wait, then abandons the request', async () => {
+    respond = () => {};
+    let closed = false;
+    server.on('connection', (socket) => socket.on('close', () => (closed = true)));
+    const { log, notifier } = setup({ webhook: { url, timeout: '1m' } });
+    ban(log, '192.0.2.7');
+    await until(() => received.length === 1);
+    const started = Date.now();
+    await notifier.stop(300);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await until(() => closed, 2000);
+  });
+
+  it('notifies the same kind of error once a minute, not at every interval', async () => {
+    const { log, notifier } = setup({ webhook: { url }, on: ['error'] });
+    for (let i = 0; i < 5; i++) log.error({ event: 'error', during: 'scan' }, 'scan failed: EIO');
+    log.error({ event: 'error', during: 'save' }, 'could not save the ban store');
+    await until(() => received.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(received).toHaveLength(1);
+    expect(received[0]!.body.events.map((e) => e.during)).toEqual(['scan', 'save']);
+    await notifier.stop(1000);
+  });
+
   it('sends what is pending when stopped', async () => {
     const memory = memoryLog();
     const notifier = new Notifier(settings({ webhook: { url } }), { runner: new ExecaRunner(), log: memory.log, dryRun: false, host: 'web1', batchMs: 60_000 });
