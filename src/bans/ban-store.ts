@@ -293,6 +293,11 @@ export class BanStore {
     this.version++;
   }
 
+  /** When the unban grace period of `target` ends (ms), or undefined when it has none. */
+  graceUntil(target: string): number | undefined {
+    return this.grace.get(target);
+  }
+
   inGrace(target: string, now: number): boolean {
     const until = this.grace.get(target);
     return until !== undefined && until > now;

@@ -110,6 +110,12 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     const mode = resolveMode(policy.mode, options);
     // Refusals and errors only, readable: the command prints its own results on stdout.
     const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel, defaultLevel: 'warn', fallbackFormat: 'pretty', destination: process.stderr });
+    // The ban history is the operator's record: bans made without a daemon go in it too (they are
+    // not notified: a notification belongs to the daemon, which retries without holding up a command).
+    const { HistoryWriter } = await import('../bans/ban-history.js');
+    const { tapEvents } = await import('../log-events.js');
+    const history = new HistoryWriter(stateDir, (error) => process.stderr.write(`floodgate: could not write the ban history: ${error.message}\n`));
+    const untap = tapEvents(log, (event) => history.take(event));
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
     if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
       // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.
@@ -129,6 +135,8 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
       if (enforcer.store.saveFailure === undefined) throw error;
       warnUnsaved((error as Error).message);
     }
+    untap();
+    history.flush();
     return { result, via: 'direct', mode };
   } finally {
     lock.release();

@@ -85,9 +85,15 @@ common(program.command('flush'))
   .action(async (options) => (await import('./flush.js')).flushCommand(options));
 
 common(program.command('status'))
-  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters')
+  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters; exits 1 when no daemon runs (the same information is printed), for monitoring checks')
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
+
+common(program.command('explain'))
+  .description('why an address or network is (not) banned: its ban and firewall rule, past bans and unbans, allowlist entry, grace period, and its live counts against each rule')
+  .argument('<target>', 'an IPv4/IPv6 address or network (CIDR)')
+  .option('--json', 'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}')
+  .action(async (target: string, options) => (await import('./explain.js')).explainCommand(target, options));
 
 const policy = program.command('policy').description('work with policy files');
 policy

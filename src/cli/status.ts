@@ -16,6 +16,12 @@ import { type PolicyChoice, daemonPolicy, describePolicy } from './policy-lookup
 
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
+/**
+ * `status`'s exit code when no daemon answers (the same information is printed): a monitoring check
+ * can run `floodgate status` as it is. Other failures keep their own codes (2 usage, 3 unavailable…).
+ */
+export const NO_DAEMON_EXIT_CODE = 1;
+
 /** What `status --json` prints besides the kernel counters. */
 export interface Status extends StatusResult {
   readonly stateDir: string;
@@ -76,6 +82,7 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
   const note = rootStateNote(stateDir, status.daemon === null && status.active === 0, reader);
   if (note !== null) process.stderr.write(`floodgate: ${note}\n`);
   const counters = await readKernelCounters();
+  if (status.daemon === null) process.exitCode = NO_DAEMON_EXIT_CODE;
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`);
     return;

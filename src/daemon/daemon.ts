@@ -1,6 +1,7 @@
 // `floodgate run`: every interval, table -> detector -> queue -> firewall; expiry, periodic
 // reconcile, the control socket, and a clean stop on SIGTERM/SIGINT.
 import { join, resolve } from 'node:path';
+import { HistoryWriter } from '../bans/ban-history.js';
 import { writeFileAtomic } from '../bans/state-file.js';
 import { acquireLock, lockOwner, tryLock, type StateLock } from '../bans/state-lock.js';
 import { detect } from '../detect/detector.js';
@@ -8,6 +9,7 @@ import { tapEvents } from '../log-events.js';
 import { FloodgateMetrics } from '../metrics/metrics.js';
 import { type MetricsServer, serveMetrics } from '../metrics/metrics-server.js';
 import { ConflictError, UsageError } from '../errors.js';
+import { Notifier } from '../hooks/notifier.js';
 import type { Logger } from '../log.js';
 import { buildAllowlist, hostAddresses } from '../net/allowlist.js';
 import { parseCidr } from '../net/ip.js';
@@ -111,6 +113,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   let metricsServer: MetricsServer | undefined;
   let untapMetrics: (() => void) | undefined;
   let metrics: FloodgateMetrics | undefined;
+  let stopSinks: (() => Promise<void>) | undefined;
   try {
     if (policy.metrics) {
       metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
@@ -119,6 +122,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       log.info({ event: 'metrics', listen: metricsServer.address }, `serving Prometheus metrics at http://${metricsServer.address}/metrics`);
     }
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
+    // One tap on the log feeds the notifications and the ban history: every event is one log call.
+    const notifier = new Notifier(policy.notify, { runner: enforcer.runner, log, dryRun: mode === 'dry-run' });
+    const history = new HistoryWriter(stateDir, (error) => log.error({ event: 'error', during: 'history', message: error.message }, `could not write the ban history: ${error.message}; bans go on`));
+    const untap = tapEvents(log, (event) => {
+      history.take(event);
+      notifier.take(event);
+    });
+    stopSinks = async () => {
+      untap();
+      history.flush();
+      await notifier.stop(STOP_GRACE_MS);
+    };
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
     try {
       writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
@@ -178,7 +193,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       if (reloadWanted) {
         reloadWanted = false;
         try {
-          if (options.reload) policy = reloadPolicy({ current: policy, mode, file: options.policyFile, load: options.reload, enforcer, log });
+          if (options.reload) policy = reloadPolicy({ current: policy, mode, file: options.policyFile, load: options.reload, enforcer, log, notifier });
           allowlist = buildAllowlist(policy.allowlist, hostAddresses());
         } catch (error) {
           log.error({ event: 'error', during: 'reload', err: error }, `policy reload failed, the previous policy stays in force: ${(error as Error).message}`);
@@ -268,6 +283,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     untapMetrics?.();
     await metricsServer?.stop();
     void control?.stop();
+    // The history is written at once, under the lock; the last notifications (a final error) may
+    // take a few seconds more, which a restart need not wait for.
+    const sinksStopped = stopSinks?.();
     lock.release();
+    await sinksStopped;
   }
 }

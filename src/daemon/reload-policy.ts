@@ -22,6 +22,8 @@ export interface ReloadContext {
   readonly enforcer: Enforcer;
   readonly log: Logger;
   readonly now?: number;
+  /** Takes the new `notify:` settings when the reload is applied. */
+  readonly notifier?: { configure(settings: Policy['notify']): void };
 }
 
 /** The policy in force after the reload: the new one, or `current` when it was refused. */
@@ -56,6 +58,7 @@ export function reloadPolicy(context: ReloadContext): Policy {
   const reload = sameHook ? enforcer.reloadHook : policy.reload && new ReloadHook(policy.reload, enforcer.runner, log, mode === 'dry-run');
   enforcer.update({ protectedSet, rate: policy.ban.rate, maxActive: policy.ban.max_active, killConnections: policy.ban.kill_connections, reload });
   enforcer.store.setLimits({ ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
+  context.notifier?.configure(policy.notify);
 
   // An operator adds an address to the allowlist to free it: lift the bans that block it now.
   const freed = new CidrSet();

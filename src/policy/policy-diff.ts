@@ -24,10 +24,23 @@ export interface PolicyDiff {
   readonly restartOnly: readonly SettingChange[];
 }
 
-const DURATIONS = new Set(['interval', 'reconcile_interval', 'ban.ttl', 'ban.max_ttl', 'reload.debounce', 'reload.timeout']);
+const DURATIONS = new Set(['interval', 'reconcile_interval', 'ban.ttl', 'ban.max_ttl', 'reload.debounce', 'reload.timeout', 'notify.webhook.timeout']);
+
+/** A webhook's URL without its path and query: an incoming-webhook URL is itself the secret. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.pathname === '/' && parsed.search === '' ? parsed.origin : `${parsed.origin}/…`;
+  } catch {
+    return '(hidden)';
+  }
+}
 
 function show(key: string, value: unknown): string {
   if (value === undefined) return '(none)';
+  // Webhook headers carry tokens: the reload log line says that they changed, never what to.
+  if (key.startsWith('notify.webhook.headers.')) return '(hidden)';
+  if (key === 'notify.webhook.url' && typeof value === 'string') return redactUrl(value);
   if (typeof value === 'number' && DURATIONS.has(key)) return formatDuration(value);
   if (typeof value === 'number' && key === 'ban.rate') return formatRate(value);
   if (Array.isArray(value)) return `[${value.join(', ')}]`;

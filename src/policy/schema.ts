@@ -155,6 +155,48 @@ const metricsSchema = z.strictObject({
   listen,
 });
 
+/** What a notification can be sent for. */
+export const NOTIFY_EVENTS = ['ban', 'unban', 'expire', 'refused', 'attack', 'error'] as const;
+export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+
+const webhookUrl = expect('an http:// or https:// URL, like https://hooks.example.com/T000/B000', (v) => {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const url = new URL(v);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+});
+
+// Header names and values as HTTP allows them: a newline would let a value start a header of its own.
+const headers = expect('a mapping of HTTP header names to text, like {Authorization: "Bearer …"}', (v) =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([key, value]) => /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(key) && typeof value === 'string' && !/[\r\n\0]/.test(value))
+    ? (v as Record<string, string>)
+    : undefined,
+);
+
+const notifySchema = z.strictObject({
+  /** Run for each batch of events, no shell: the events as JSON on stdin, the main fields in FLOODGATE_* variables. */
+  command: commandArgv.optional(),
+  /** An HTTP POST of the batch as JSON, with a `text` field for Slack/Mattermost-style incoming webhooks. */
+  webhook: z.strictObject({
+    url: webhookUrl,
+    headers: headers.optional(),
+    timeout: duration(BOUNDS.timeout, '10s').default(10_000),
+  }).optional(),
+  /** Which events are sent. */
+  on: listOf(oneOf(NOTIFY_EVENTS), 'events').min(1, { error: `expected at least one of ${NOTIFY_EVENTS.join(', ')} (leave notify out for none), got an empty list` }).default([...NOTIFY_EVENTS]),
+  /** A burst is one notification: a summary and this many of its targets. */
+  max_targets: wholeNumber(1, 1000).default(20),
+  /** Attempts after the first failed one, with a doubling wait between them. */
+  retries: wholeNumber(0, 10).default(3),
+}).superRefine((notify, ctx) => {
+  if (notify.command === undefined && notify.webhook === undefined) {
+    ctx.addIssue({ code: 'custom', input: notify, message: 'expected command: [argv…] or webhook: {url: …} (or both), got neither: nothing would be notified' });
+  }
+});
+
 export const policySchema = z.strictObject({
   mode: oneOf(['dry-run', 'enforce'] as const).default('dry-run'),
   interval: duration(BOUNDS.interval, '5s').default(5000),
@@ -165,6 +207,8 @@ export const policySchema = z.strictObject({
   reload: reloadSchema.optional(),
   /** The Prometheus endpoint (GET /metrics); absent: no metrics server. */
   metrics: metricsSchema.optional(),
+  /** Notifications of bans, unbans, expiries, refusals, attacks and errors (src/hooks/notifier.ts). */
+  notify: notifySchema.optional(),
   flood_signal: floodSignalSchema.prefault({}),
   /** How often the firewall is re-read and repaired against the ban store. */
   reconcile_interval: duration(BOUNDS.reconcileInterval, '30s').default(30_000),

@@ -20,6 +20,8 @@ export interface RunOptions {
   readonly reject?: boolean;
   /** Extra attempts for transient failures (lock held, exit code 4). @default 0 */
   readonly retries?: number;
+  /** Variables added to floodgate's own environment for this command. @default none */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CommandRunner {
@@ -79,6 +81,7 @@ export class ExecaRunner implements CommandRunner {
       reject: false,
       timeout: options.timeoutMs ?? 30_000,
       stripFinalNewline: false,
+      ...(options.env !== undefined && { env: options.env }),
       ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' }),
     });
     this.debug({ argv, exitCode: result.exitCode, ms: Math.round(performance.now() - started) });

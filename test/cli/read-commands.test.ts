@@ -22,6 +22,7 @@ beforeEach(() => {
   vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
 });
 afterEach(() => {
+  process.exitCode = undefined;
   vi.restoreAllMocks();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -47,6 +48,8 @@ describe('status with no daemon', () => {
     await statusCommand({ stateDir, json: true }, ROOT);
     const status = JSON.parse(stdout) as { stateDir: string; daemon: null; mode: string; active: number; bans: { enforce: number; dryRun: number } };
     expect(status).toMatchObject({ stateDir, daemon: null, mode: 'dry-run', active: 3, bans: { enforce: 2, dryRun: 1 } });
+    // No daemon: a monitoring check sees it in the exit code.
+    expect(process.exitCode).toBe(1);
 
     stdout = '';
     await statusCommand({ stateDir }, ROOT);

@@ -92,3 +92,17 @@ describe('reloadPolicy', () => {
     expect(named('reload')[0]).toMatchObject({ applied: false, errors: ['cannot read policy p.yaml: no such file'] });
   });
 });
+
+describe('reloadPolicy and notifications', () => {
+  it('hands the new notify settings to the notifier when applied, and not when refused', () => {
+    const { enforcer, log } = setup();
+    const configured: Policy['notify'][] = [];
+    const notifier = { configure: (settings: Policy['notify']) => configured.push(settings) };
+    const next = parsePolicy('rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nban: {ttl: 10m}\nnotify: {command: [logger, -t, floodgate], on: [ban]}\n', 'p.yaml');
+    reloadPolicy({ current: OLD, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: next, mode: 'enforce' }), enforcer, log, notifier, now: T0 });
+    expect(configured).toEqual([expect.objectContaining({ command: ['logger', '-t', 'floodgate'], on: ['ban'] })]);
+    const refused = parsePolicy('rules: [{name: syn-flood, threshold: 5}]\nfirewall: {backend: nftables}\nnotify: {command: [/bin/true]}\n', 'p.yaml');
+    reloadPolicy({ current: next, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: refused, mode: 'enforce' }), enforcer, log, notifier, now: T0 });
+    expect(configured).toHaveLength(1);
+  });
+});

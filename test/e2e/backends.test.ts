@@ -773,7 +773,10 @@ describe.skipIf(SKIP !== null)('two floodgates with different state directories 
     for (const stateDir of [dirA, dirB]) expect(await setupMissing(kind, names[stateDir]!)).toEqual([]);
     // status of the directory with no daemon counts the direct ban --enforce as enforced (the
     // policy's mode is dry-run) and names the tag its rules carry.
-    const direct = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', dirC])).stdout) as Record<string, unknown>;
+    // No daemon there: status says so with exit code 1, and prints the same information.
+    const directRun = await floodgate(lab, ['status', '--json', '--state-dir', dirC]);
+    expect(directRun.exitCode).toBe(1);
+    const direct = JSON.parse(directRun.stdout) as Record<string, unknown>;
     expect(direct).toMatchObject({ stateDir: dirC, daemon: null, mode: 'dry-run', active: 2, bans: { enforce: 2, dryRun: 0 }, tag: names[dirC]!.tag });
 
     // flush of B through its daemon: B's bans go, A's and C's stay, also through more reconciles.

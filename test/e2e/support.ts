@@ -302,8 +302,11 @@ export interface Status {
 }
 
 export async function status(lab: Lab, stateDir: string): Promise<Status> {
-  const r = await floodgateOk(lab, ['status', '--json', '--state-dir', stateDir]);
-  return JSON.parse(r.stdout) as Status;
+  const r = await floodgate(lab, ['status', '--json', '--state-dir', stateDir]);
+  const parsed = JSON.parse(r.stdout) as Status;
+  // Exit 1 says that no daemon answered; any other failure is one.
+  if (r.exitCode !== (parsed.daemon === null ? 1 : 0)) throw new Error(`floodgate status exited ${r.exitCode}\nstderr: ${r.stderr.trim()}`);
+  return parsed;
 }
 
 /**
