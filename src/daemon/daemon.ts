@@ -21,6 +21,8 @@ import { HEARTBEAT_EVERY_MS, heartbeat } from './heartbeat.js';
 import { reloadPolicy } from './reload-policy.js';
 import { openEnforcement } from './setup.js';
 import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
+import { RecentEvents } from './recent-events.js';
+import { tapEvents } from '../log-events.js';
 
 export interface DaemonOptions {
   readonly policy: Policy;
@@ -103,6 +105,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     wakeForReload?.();
   };
   process.on('SIGHUP', onHangup);
+  // For the control socket's `events` request (`floodgate top`): what the log says, whatever its level.
+  const recent = new RecentEvents();
+  const untap = tapEvents(log, (event) => recent.push(event));
   try {
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
@@ -124,7 +129,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
+    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, events: () => recent.all() }));
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -249,6 +254,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
   } finally {
     process.off('SIGHUP', onHangup);
+    untap();
     void control?.stop();
     lock.release();
   }
