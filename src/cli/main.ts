@@ -89,6 +89,16 @@ common(program.command('status'))
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
 
+program
+  .command('top')
+  .description('a live full-terminal view, redrawn every second: sockets per state, the top sources against each rule, the kernel flood counters as rates, the bans with their time left and the daemon\'s latest events; changes nothing; q quits')
+  .option('--state-dir <dir>', 'the daemon or bans to show (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
+  .option('--policy <file>', 'the rules whose thresholds are shown (default: as for list and status: the running daemon\'s)')
+  .option('--interval <duration>', 'time between frames', durationOption('--interval', BOUNDS.interval), 1000)
+  .option('-n, --top <n>', 'sources (or networks) shown per rule', wholeNumberOption('--top', 1, 1000), 5)
+  .option('--once', 'print one frame and exit (needed when the output is not a terminal)')
+  .action(async (options) => (await import('./top.js')).topCommand(options));
+
 const policy = program.command('policy').description('work with policy files');
 policy
   .command('check')
