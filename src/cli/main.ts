@@ -27,7 +27,7 @@ const program = new Command('floodgate')
 program
   .command('scan')
   .description("report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)")
-  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output) instead of the live kernel; repeatable; - for stdin', collect)
+  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin', collect)
   .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
   .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')
   .addOption(new Option('--by <key>', 'group by remote ip, remote network, or local port').argParser(choiceOption('--by', ['ip', 'net', 'port'] as const)).default('ip'))
