@@ -114,9 +114,12 @@ function header(frame: TopFrame, columns: number): Line[] {
   const lines: Line[] = [{ text: `floodgate top  ${clock(frame.now)} UTC  every ${frame.interval / 1000}s  q quits`, style: 'title' }];
   const d = frame.daemon;
   if (d?.daemon) {
-    lines.push({
-      text: `daemon: pid ${d.daemon.pid}, ${d.mode} with ${d.backend}, every ${d.interval}; ${d.active} bans active, ${d.queued} queued, ${d.refused} refused; last scan ${d.lastScan ? `${d.lastScan.sockets} sockets in ${d.lastScan.durationMs} ms` : 'not yet'}`,
-    });
+    const parts = [
+      `daemon: pid ${d.daemon.pid}, ${d.mode} with ${d.backend}, every ${d.interval};`,
+      `bans: ${d.active} active, ${d.queued} queued, ${d.refused} refused;`,
+      `last scan: ${d.lastScan ? `${d.lastScan.sockets} sockets in ${d.lastScan.durationMs} ms` : 'not yet'}`,
+    ];
+    lines.push(...wrap(parts, columns).map((text) => ({ text })));
   } else {
     lines.push({ text: frame.daemonProblem ? `daemon: ${frame.daemonProblem}` : 'daemon: not running (the table and the saved bans only)', style: frame.daemonProblem ? 'warn' : 'dim' });
   }
@@ -153,7 +156,7 @@ function counterLines(frame: TopFrame, columns: number): { title: Line; rows: Li
 
 function banLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const width = Math.max(18, ...frame.bans.map((b) => b.target.length));
-  const title = { text: `${`BANS (${frame.bans.length})`.padEnd(width)}  ${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`, style: 'title' as const };
+  const title = { text: `${`BANS (${frame.daemon?.active ?? frame.bans.length})`.padEnd(width)}  ${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`, style: 'title' as const };
   // Newest first: what was just banned is what one is watching for.
   const sorted = [...frame.bans].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
   const rows = sorted.map((b): Line => ({

@@ -47,20 +47,37 @@ interface DaemonView {
   readonly problem?: string;
 }
 
-async function askDaemon(socket: string): Promise<DaemonView> {
+/** Over this many bans, the list is asked for every LIST_EVERY_MS only: 100k bans are 15 MB of JSON. */
+const BIG_LIST = 2000;
+const LIST_EVERY_MS = 10_000;
+
+/** Asks the daemon for its status, bans and events; a big ban list is asked for less often. */
+function daemonReader(socket: string): () => Promise<DaemonView> {
+  let listed: { at: number; bans: ListedBan[] } | undefined;
   const ask = async (request: Request): Promise<unknown> => {
     const response = await sendControl(socket, request);
     if (response === null) return null;
     if (!response.ok) throw new UsageError(response.error);
     return response.result;
   };
-  try {
-    const [status, bans, events] = await Promise.all([ask({ cmd: 'status' }), ask({ cmd: 'list' }), ask({ cmd: 'events' })]);
-    return { status: status as StatusResult | null, bans: bans as ListedBan[] | null, events: events as RecentEvent[] | null };
-  } catch (error) {
-    // A permission problem, or a daemon that stopped between two requests: shown, and asked again next time.
-    return { status: null, bans: null, events: null, problem: (error as Error).message };
-  }
+  return async () => {
+    try {
+      const [status, events] = (await Promise.all([ask({ cmd: 'status' }), ask({ cmd: 'events' })])) as [StatusResult | null, RecentEvent[] | null];
+      if (status === null) {
+        listed = undefined;
+        return { status: null, bans: null, events: null };
+      }
+      const now = Date.now();
+      if (listed === undefined || status.active <= BIG_LIST || now - listed.at >= LIST_EVERY_MS) {
+        const bans = (await ask({ cmd: 'list' })) as ListedBan[] | null;
+        listed = { at: now, bans: bans ?? [] };
+      }
+      return { status, bans: listed.bans, events };
+    } catch (error) {
+      // A permission problem, or a daemon that stopped between two requests: shown, and asked again next time.
+      return { status: null, bans: null, events: null, problem: (error as Error).message };
+    }
+  };
 }
 
 /** Whether to colour: a terminal, and no NO_COLOR (https://no-color.org: set and not empty). */
@@ -77,11 +94,12 @@ export async function topCommand(options: TopOptions): Promise<void> {
   const socket = join(stateDir, CONTROL_SOCKET);
   const { policy, file, source } = await loadCommandPolicy(options, stateDir);
   const policyText = describePolicy(file, source);
+  const askDaemon = daemonReader(socket);
   const table = new SocketTable();
   let previous: { at: number; counters: FloodCounters } | undefined;
 
   const sample = async (): Promise<TopFrame> => {
-    const [daemon, , counters] = await Promise.all([askDaemon(socket), readLiveTable('all', undefined, table), readKernelCounters()]);
+    const [daemon, , counters] = await Promise.all([askDaemon(), readLiveTable('all', undefined, table), readKernelCounters()]);
     const now = Date.now();
     const rates = previous && counterRates(previous.counters, counters, (now - previous.at) / 1000);
     previous = { at: now, counters };

@@ -83,7 +83,7 @@ describe('floodgate top: the screen', () => {
     const lines = renderTop(frame({ daemon: status, bans: [ban(ATTACKER, 598_000)], events }), { columns: 120, rows: 40 }, false);
     expect(lines.find((l) => l.startsWith(ATTACKER) && l.includes('syn-flood') && l.includes('> 20'))).toMatch(/banned$/);
     expect(lines).toContainEqual(expect.stringMatching(/^198\.51\.100\.66\s+syn-flood\s+30 {2}9m 58s\s+enforced$/));
-    expect(lines[1]).toBe('daemon: pid 4242, enforce with iptables, every 1s; 1 bans active, 0 queued, 0 refused; last scan 34 sockets in 3 ms');
+    expect(lines[1]).toBe('daemon: pid 4242, enforce with iptables, every 1s;  bans: 1 active, 0 queued, 0 refused;  last scan: 34 sockets in 3 ms');
     const title = lines.indexOf('LATEST EVENTS');
     // A hostile message cannot reach the terminal as an escape sequence.
     expect(lines[title + 1]).toBe('09:59:59  warn   refused to ban 192.0.2.1: \\e]52;c;evil\\u0007');
