@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, Daemon, SKIP_REASON, rule, tempDir, useLab, waitFor, writePolicy } from './support.js';
+import { CLI, Daemon, SKIP_REASON, floodgate, floodgateOk, rule, tempDir, useLab, waitFor, writePolicy } from './support.js';
 
 const ATTACKER = '198.51.100.66';
 const TMUX_SOCKET = `floodgate-e2e-top-${process.pid}`;
@@ -71,6 +71,14 @@ describe.skipIf(SKIP_REASON !== null || TMUX_MISSING !== null)('floodgate top in
       const text = read();
       return /^daemon: pid \d+, enforce with iptables/m.test(text) && banRow.test(text) && text.includes(`ban ${ATTACKER} (syn-flood`);
     }, { timeoutMs: 10_000, intervalMs: 250, explain });
+
+    // Into a pipe: refused, unless --once asks for one frame, whole and without colour.
+    const refused = await floodgate(lab, ['top', '--state-dir', stateDir, '--policy', policy]);
+    expect(refused).toMatchObject({ exitCode: 2, stdout: '' });
+    expect(refused.stderr).toContain('use --once to print a single frame');
+    const once = await floodgateOk(lab, ['top', '--once', '--state-dir', stateDir, '--policy', policy]);
+    expect(once.stdout).toMatch(banRow);
+    expect(once.stdout).not.toContain('\x1b');
 
     // It adapts to a smaller terminal (SIGWINCH): every line fits, the header stays.
     tmux('resize-window', '-t', 'top', '-x', '60', '-y', '20');
