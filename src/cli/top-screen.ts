@@ -168,7 +168,10 @@ function banLines(frame: TopFrame): { title: Line; rows: Line[] } {
 
 function eventLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const title = { text: 'LATEST EVENTS', style: 'title' as const };
-  if (frame.events === null) return { title, rows: [{ text: '(kept by a running floodgate run; none is running)', style: 'dim' }] };
+  if (frame.events === null) {
+    const why = frame.daemon === null ? '(kept by a running floodgate run; none is running)' : '(this floodgate run does not answer the events request: an older version?)';
+    return { title, rows: [{ text: why, style: 'dim' }] };
+  }
   // Newest first.
   const rows = [...frame.events].reverse().map((e): Line => ({
     text: `${clock(Date.parse(e.at))}  ${e.level.padEnd(5)}  ${printable(e.msg || e.event)}`,

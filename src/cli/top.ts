@@ -62,7 +62,8 @@ function daemonReader(socket: string): () => Promise<DaemonView> {
   };
   return async () => {
     try {
-      const [status, events] = (await Promise.all([ask({ cmd: 'status' }), ask({ cmd: 'events' })])) as [StatusResult | null, RecentEvent[] | null];
+      // A daemon older than the events request refuses it: its status and bans are still shown.
+      const [status, events] = (await Promise.all([ask({ cmd: 'status' }), ask({ cmd: 'events' }).catch(() => null)])) as [StatusResult | null, RecentEvent[] | null];
       if (status === null) {
         listed = undefined;
         return { status: null, bans: null, events: null };

@@ -90,6 +90,12 @@ describe('floodgate top: the screen', () => {
     expect(lines[title + 2]).toBe(`09:59:58  info   ban ${ATTACKER} (syn-flood, 30 sockets) for 10m`);
   });
 
+  it('says why there are no events: no daemon, or one too old to answer the request', () => {
+    const title = (lines: string[]) => lines[lines.indexOf('LATEST EVENTS') + 1];
+    expect(title(renderTop(frame(), { columns: 100, rows: 40 }, false))).toBe('(kept by a running floodgate run; none is running)');
+    expect(title(renderTop(frame({ daemon: status }), { columns: 100, rows: 40 }, false))).toBe('(this floodgate run does not answer the events request: an older version?)');
+  });
+
   it.each([
     [40, 10],
     [80, 24],
