@@ -77,16 +77,16 @@ function rate(value: number): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(1);
 }
 
-/** Words joined by two spaces, wrapped into lines no wider than `width`. */
-function wrap(words: readonly string[], width: number): string[] {
+/** Words joined by `separator`, wrapped into lines no wider than `width`. */
+function wrap(words: readonly string[], width: number, separator = '  '): string[] {
   const lines: string[] = [];
   let line = '';
   for (const word of words) {
-    if (line !== '' && line.length + 2 + word.length > width) {
+    if (line !== '' && line.length + separator.length + word.length > width) {
       lines.push(line);
       line = '';
     }
-    line = line === '' ? word : `${line}  ${word}`;
+    line = line === '' ? word : `${line}${separator}${word}`;
   }
   if (line !== '') lines.push(line);
   return lines;
@@ -121,7 +121,8 @@ function header(frame: TopFrame, columns: number): Line[] {
     ];
     lines.push(...wrap(parts, columns).map((text) => ({ text })));
   } else {
-    lines.push({ text: frame.daemonProblem ? `daemon: ${frame.daemonProblem}` : 'daemon: not running (the table and the saved bans only)', style: frame.daemonProblem ? 'warn' : 'dim' });
+    if (frame.daemonProblem) lines.push(...wrap(`daemon: ${printable(frame.daemonProblem)}`.split(' '), columns, ' ').map((text) => ({ text, style: 'warn' as const })));
+    else lines.push({ text: 'daemon: not running (the table and the saved bans only)', style: 'dim' });
   }
   lines.push({ text: `policy: ${frame.policy}`, style: 'dim' });
   const states = STATES.filter((s) => frame.states[s] !== undefined).map((s) => `${s} ${frame.states[s]}`);

@@ -105,7 +105,17 @@ export async function topCommand(options: TopOptions): Promise<void> {
     const rates = previous && counterRates(previous.counters, counters, (now - previous.at) / 1000);
     previous = { at: now, counters };
     const counts = countSockets(table, {}, { by: 'ip' });
-    const bans = daemon.bans ?? (await readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl));
+    let problem = daemon.problem;
+    let bans = daemon.bans;
+    if (bans === null) {
+      try {
+        bans = await readBans(stateDir, policy.ban.ttl, policy.ban.max_ttl);
+      } catch (error) {
+        // Root's state directory read by a plain user: the table is still worth showing.
+        bans = [];
+        problem = `${problem ? `${problem}; ` : ''}cannot read the saved bans: ${(error as Error).message}`;
+      }
+    }
     return {
       now,
       source: `${defaultProcRoot()}/net`,
@@ -116,7 +126,7 @@ export async function topCommand(options: TopOptions): Promise<void> {
       counters,
       ...(rates && { rates }),
       daemon: daemon.status,
-      ...(daemon.problem !== undefined && { daemonProblem: daemon.problem }),
+      ...(problem !== undefined && { daemonProblem: problem }),
       bans: bans.filter((b) => Date.parse(b.expiresAt) > now),
       events: daemon.events,
       policy: policyText,

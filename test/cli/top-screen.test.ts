@@ -90,6 +90,12 @@ describe('floodgate top: the screen', () => {
     expect(lines[title + 2]).toBe(`09:59:58  info   ban ${ATTACKER} (syn-flood, 30 sockets) for 10m`);
   });
 
+  it('shows a daemon it cannot reach, and why, wrapped to the width', () => {
+    const problem = 'cannot reach /var/lib/floodgate/control.sock: permission denied for nobody (uid 65534), the user this command runs as';
+    const lines = renderTop(frame({ daemonProblem: problem }), { columns: 60, rows: 40 }, false);
+    expect(lines.slice(1, 3)).toEqual(['daemon: cannot reach /var/lib/floodgate/control.sock:', 'permission denied for nobody (uid 65534), the user this']);
+  });
+
   it('says why there are no events: no daemon, or one too old to answer the request', () => {
     const title = (lines: string[]) => lines[lines.indexOf('LATEST EVENTS') + 1];
     expect(title(renderTop(frame(), { columns: 100, rows: 40 }, false))).toBe('(kept by a running floodgate run; none is running)');
