@@ -27,7 +27,7 @@ const program = new Command('floodgate')
 program
   .command('scan')
   .description("report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)")
-  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output) instead of the live kernel; repeatable; - for stdin', collect)
+  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin', collect)
   .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
   .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')
   .addOption(new Option('--by <key>', 'group by remote ip, remote network, or local port').argParser(choiceOption('--by', ['ip', 'net', 'port'] as const)).default('ip'))
@@ -94,6 +94,16 @@ common(program.command('explain'))
   .argument('<target>', 'an IPv4/IPv6 address or network (CIDR)')
   .option('--json', 'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}')
   .action(async (target: string, options) => (await import('./explain.js')).explainCommand(target, options));
+
+program
+  .command('top')
+  .description('a live full-terminal view, redrawn every second: sockets per state, the top sources against each rule, the kernel flood counters as rates, the bans with their time left and the daemon\'s latest events; changes nothing; q quits')
+  .option('--state-dir <dir>', 'the daemon or bans to show (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
+  .option('--policy <file>', 'the rules whose thresholds are shown (default: as for list and status: the running daemon\'s)')
+  .option('--interval <duration>', 'time between frames', durationOption('--interval', BOUNDS.interval), 1000)
+  .option('-n, --top <n>', 'sources (or networks) shown per rule', wholeNumberOption('--top', 1, 1000), 5)
+  .option('--once', 'print one frame and exit (needed when the output is not a terminal)')
+  .action(async (options) => (await import('./top.js')).topCommand(options));
 
 const policy = program.command('policy').description('work with policy files');
 policy

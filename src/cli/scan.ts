@@ -32,6 +32,20 @@ interface Counters {
   readonly total: FloodCounters;
   readonly perSecond?: FloodCounters;
   readonly seconds?: number;
+  /** From the first /proc/net/netstat capture to the last, when more than one is given (they carry no time). */
+  readonly change?: FloodCounters;
+  /** The captures they were read from; absent for the live kernel. */
+  readonly files?: readonly string[];
+}
+
+/** The counters of the /proc/net/netstat captures among the inputs: the last one's, and the change since the first. */
+function capturedCounters(tables: readonly InputTable[]): Counters | undefined {
+  const captures = tables.filter((t) => t.counters !== undefined);
+  if (captures.length === 0) return undefined;
+  const first = captures[0]!.counters!;
+  const last = captures.at(-1)!.counters!;
+  const change = captures.length > 1 ? (Object.fromEntries(FLOOD_COUNTERS.map((name) => [name, last[name] - first[name]])) as FloodCounters) : undefined;
+  return { total: last, ...(change && { change }), files: captures.map((t) => t.name) };
 }
 
 export async function scanCommand(options: ScanOptions): Promise<void> {
@@ -57,7 +71,9 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
         : { total: after, perSecond: counterRates(before, after, options.interval! / 1000), seconds: options.interval! / 1000 };
   } else {
     tables = await Promise.all(options.input!.map((name) => readInput(name, options.format)));
+    counters = capturedCounters(tables);
   }
+  const socketTables = tables.filter((t) => t.format !== 'counters');
 
   const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) => t.malformed.map((m) => ({ ...m, file: t.name })));
   if (options.strict && malformed.length > 0) {
@@ -89,7 +105,11 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       distinct: counts.groups.size,
       malformed: malformed.length,
       source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: t.rows.length })),
-      ...(counters && { counters: counters.total, ...(counters.perSecond && { countersPerSecond: counters.perSecond }) }),
+      ...(counters && {
+        counters: counters.total,
+        ...(counters.perSecond && { countersPerSecond: counters.perSecond }),
+        ...(counters.change && { countersChange: counters.change }),
+      }),
       ...(outcome && { bans: outcome.bans, spared: outcome.spared, ...(outcome.attack && { attack: outcome.attack.reasons }) }),
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -97,15 +117,19 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   }
 
   const lines: string[] = [];
-  const source = live ? `live kernel table (${defaultProcRoot()}/net/tcp, tcp6, udp, udp6)` : tables.map((t) => `${t.name} (${t.format})`).join(', ');
-  lines.push(`${counts.total} sockets matched in ${source}`);
+  // Only /proc/net/netstat captures given: the counters are all there is to show.
+  const countersOnly = !live && socketTables.length === 0;
+  const source = live ? `live kernel table (${defaultProcRoot()}/net/tcp, tcp6, udp, udp6)` : socketTables.map((t) => `${t.name} (${t.format})`).join(', ');
+  if (!countersOnly) lines.push(`${counts.total} sockets matched in ${source}`);
   if (malformed.length > 0) {
     lines.push(`${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`);
   }
-  lines.push('', 'STATE         COUNT');
-  for (const [state, n] of Object.entries(states)) lines.push(`${state.padEnd(12)} ${String(n).padStart(6)}`);
-  if (counts.total === 0) lines.push('(no sockets)');
-  if (options.top > 0) {
+  if (!countersOnly) {
+    lines.push('', 'STATE         COUNT');
+    for (const [state, n] of Object.entries(states)) lines.push(`${state.padEnd(12)} ${String(n).padStart(6)}`);
+    if (counts.total === 0) lines.push('(no sockets)');
+  }
+  if (options.top > 0 && !countersOnly) {
     const what = options.by === 'ip' ? 'REMOTE IP' : options.by === 'net' ? 'REMOTE NETWORK' : 'LOCAL PORT';
     const filters = [
       options.state && `state ${[...new Set(options.state)].join(',')}`,
@@ -117,10 +141,13 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     for (const group of groups) lines.push(`${String(group.count).padStart(6)}  ${group.key}`);
   }
   if (counters) {
-    lines.push('', counters.perSecond ? `KERNEL FLOOD COUNTER    SINCE BOOT   PER SECOND (over ${counters.seconds}s)` : 'KERNEL FLOOD COUNTER    SINCE BOOT');
+    if (!countersOnly) lines.push('');
+    if (counters.files) lines.push(`kernel flood counters in ${counters.files.join(', ')} (/proc/net/netstat)`);
+    const column = counters.perSecond ? `   PER SECOND (over ${counters.seconds}s)` : counters.change ? '       CHANGE (first capture to last)' : '';
+    lines.push(`KERNEL FLOOD COUNTER    SINCE BOOT${column}`);
     for (const name of FLOOD_COUNTERS) {
-      const rate = counters.perSecond ? `   ${counters.perSecond[name].toFixed(1).padStart(10)}` : '';
-      lines.push(`${name.padEnd(22)} ${String(counters.total[name]).padStart(11)}${rate}`);
+      const extra = counters.perSecond ? `   ${counters.perSecond[name].toFixed(1).padStart(10)}` : counters.change ? `   ${String(counters.change[name]).padStart(10)}` : '';
+      lines.push(`${name.padEnd(22)} ${String(counters.total[name]).padStart(11)}${extra}`);
     }
   }
   if (outcome) lines.push('', ...whatIfLines(outcome, options.policy!));

@@ -6,7 +6,7 @@ import type { Enforcer } from '../enforce/enforcer.js';
 import { UsageError } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
 import { perform } from './operations.js';
-import type { StatusResult } from './protocol.js';
+import type { RecentEvent, StatusResult } from './protocol.js';
 import { parseRequest } from './request-schema.js';
 
 export interface ControlContext {
@@ -15,6 +15,8 @@ export interface ControlContext {
   readonly policy: () => Policy;
   readonly mode: 'dry-run' | 'enforce';
   readonly daemon: NonNullable<StatusResult['daemon']>;
+  /** The latest events, oldest first, for the read-only `events` request. */
+  readonly events?: () => RecentEvent[];
 }
 
 export function controlHandler(context: ControlContext): (raw: unknown) => Promise<unknown> {
@@ -30,6 +32,8 @@ export function controlHandler(context: ControlContext): (raw: unknown) => Promi
       throw new UsageError(`the running floodgate (pid ${daemon.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
     }
     switch (request.cmd) {
+      case 'events':
+        return context.events?.() ?? [];
       case 'status':
       case 'list':
         return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });

@@ -26,6 +26,7 @@ import { HEARTBEAT_EVERY_MS, heartbeat } from './heartbeat.js';
 import { reloadPolicy } from './reload-policy.js';
 import { openEnforcement } from './setup.js';
 import { type Mode, ensureStateDir, policyRecord } from './state-dir.js';
+import { RecentEvents } from './recent-events.js';
 
 export interface DaemonOptions {
   readonly policy: Policy;
@@ -114,6 +115,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   let untapMetrics: (() => void) | undefined;
   let metrics: FloodgateMetrics | undefined;
   let stopSinks: (() => Promise<void>) | undefined;
+  // For the control socket's `events` request (`floodgate top`): what the log says, whatever its level.
+  const recent = new RecentEvents();
+  const untapRecent = tapEvents(log, (event) => recent.push(event));
   try {
     if (policy.metrics) {
       metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
@@ -154,7 +158,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
+    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, events: () => recent.all() }));
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -282,6 +286,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     process.off('SIGHUP', onHangup);
     untapMetrics?.();
     await metricsServer?.stop();
+    untapRecent();
     void control?.stop();
     // The history is written at once, under the lock; the last notifications (a final error) may
     // take a few seconds more, which a restart need not wait for.

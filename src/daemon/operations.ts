@@ -74,6 +74,9 @@ export async function perform(request: Request, context: OperationContext): Prom
       const warning = unsaved(context);
       return warning === undefined ? results : results.map((r) => ({ ...r, unsaved: warning }));
     }
+    // Kept in a running daemon's memory only (control-requests.ts answers it there): none without one.
+    case 'events':
+      return [];
     case 'list':
       return enforcer.store.all().map((ban) => listedBan(ban, dryRun));
     case 'flush': {

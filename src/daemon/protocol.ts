@@ -22,6 +22,7 @@ export type Request = Told &
     | { readonly cmd: 'list' }
     | { readonly cmd: 'flush' }
     | { readonly cmd: 'status' }
+    | { readonly cmd: 'events' }
   );
 
 export type Response =
@@ -74,4 +75,15 @@ export interface StatusResult {
   readonly lastScan: { readonly at: string; readonly durationMs: number; readonly sockets: number } | null;
   /** Saving the ban store has failed since `since` (a full disk); absent when it is saved. */
   readonly unsaved?: { readonly since: string; readonly message: string };
+}
+
+/** One of the daemon's latest events, as the `events` request returns them (oldest first). */
+export interface RecentEvent {
+  readonly at: string;
+  readonly level: 'info' | 'warn' | 'error' | 'debug';
+  /** ban, unban, expire, refused, attack, error, reconcile, flush, reload, … */
+  readonly event: string;
+  readonly target?: string;
+  /** The log line's text. */
+  readonly msg: string;
 }

@@ -24,10 +24,11 @@ const schema = z.discriminatedUnion('cmd', [
   z.strictObject({ cmd: z.literal('list'), mode }),
   z.strictObject({ cmd: z.literal('flush'), mode }),
   z.strictObject({ cmd: z.literal('status'), mode }),
+  z.strictObject({ cmd: z.literal('events'), mode }),
 ]);
 
 const EXPECTED: Record<string, string> = {
-  cmd: 'one of "ban", "unban", "list", "flush", "status"',
+  cmd: 'one of "ban", "unban", "list", "flush", "status", "events"',
   mode: '"dry-run" or "enforce"',
   targets: 'a non-empty list of addresses or networks, each a string of at most 100 characters',
   ttl: `a whole number of milliseconds from 1000 (1s) to ${MAX_REQUEST_DURATION_MS} (100 years)`,

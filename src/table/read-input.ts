@@ -1,8 +1,10 @@
-// Reads captured tables named by --input (files or "-" for stdin, gzip or not), detecting each one's format.
+// Reads captured tables named by --input (files or "-" for stdin, gzip or not), detecting each one's
+// format; a /proc/net/netstat capture gives the kernel's flood counters instead of sockets.
 import { constants } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
+import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
 import { type ParsedTable, QUOTE_MAX, quoteLine } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
 import { parseProcNetBytes } from './proc-net-parser.js';
@@ -10,9 +12,17 @@ import { SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
   readonly name: string;
-  /** 'empty' for a capture with nothing but blank space in it: no format to tell, and 0 sockets. */
-  readonly format: TableFormat | 'empty';
+  /**
+   * 'empty' for a capture with nothing but blank space in it: no format to tell, and 0 sockets;
+   * 'counters' for a /proc/net/netstat capture: no sockets, the kernel's counters.
+   */
+  readonly format: TableFormat | 'empty' | 'counters';
+  /** The flood counters of a /proc/net/netstat capture. */
+  readonly counters?: FloodCounters;
 }
+
+/** A /proc/net/netstat capture: its TcpExt name line is followed by its value line. */
+const TCP_EXT = /^TcpExt:[ \t]+[A-Za-z]/m;
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -41,7 +51,10 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
   }
   // An empty capture is a table with no sockets (a quiet host, or `ss -H` with nothing open).
   if (isBlank(bytes)) return { name, format: forced ?? 'empty', rows: new SocketTable(), malformed: [] };
-  const format = forced ?? detectFormat(bytes.toString('latin1', 0, Math.min(bytes.length, 64 * 1024)));
+  const head = bytes.toString('latin1', 0, Math.min(bytes.length, 64 * 1024));
+  // Told apart by its TcpExt: lines whatever --format says: --format names a socket table's format.
+  if (TCP_EXT.test(head)) return readCounters(name, label, bytes.toString('latin1'));
+  const format = forced ?? detectFormat(head);
   if (format === null) {
     throw new UsageError(
       `cannot tell the format of ${label}: expected /proc/net/tcp contents, ` +
@@ -59,6 +72,17 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     throw new UsageError(`cannot read ${label} as ${FORMAT_NAMES[format]}: ${lines} malformed (line ${first.line}: ${quoteLine(first)})`);
   }
   return table;
+}
+
+function readCounters(name: string, label: string, text: string): InputTable {
+  const lines = text.split('\n');
+  const at = lines.findIndex((line) => TCP_EXT.test(line));
+  const values = lines[at + 1] ?? '';
+  // A name line alone (a capture cut short) would read as every counter 0: a quiet host it is not.
+  if (!/^TcpExt:([ \t]+\d+)+[ \t]*$/.test(values.trimEnd())) {
+    throw new UsageError(`cannot read ${label} as a /proc/net/netstat capture: its TcpExt: name line (line ${at + 1}) is not followed by a line of numbers, got ${JSON.stringify(values.slice(0, 60))}`);
+  }
+  return { name, format: 'counters', rows: new SocketTable(), malformed: [], counters: parseKernelCounters(text) };
 }
 
 const FORMAT_NAMES: Readonly<Record<TableFormat, string>> = { proc: '/proc/net/tcp contents', netstat: '`netstat -an` output', ss: '`ss -tan` output' };

@@ -38,7 +38,7 @@ describe('control requests: every field checked', () => {
     [{ cmd: 'ban', targets: ['198.51.100.20'], mode: 'maybe' }, 'mode: expected "dry-run" or "enforce", got "maybe" (a string of 5 characters)'],
     [{ cmd: 'unban', targets: ['198.51.100.20'], grace: -1 }, 'grace: expected a whole number of milliseconds from 0 to 3153600000000 (100 years), got -1 (number)'],
     [{ cmd: 'status', verbose: true }, 'unknown field(s) in a "status" request: verbose'],
-    [{ cmd: 'reboot' }, 'cmd: expected one of "ban", "unban", "list", "flush", "status", got "reboot" (a string of 6 characters)'],
+    [{ cmd: 'reboot' }, 'cmd: expected one of "ban", "unban", "list", "flush", "status", "events", got "reboot" (a string of 6 characters)'],
     [['ban'], 'a control request must be a JSON object with a "cmd", got ["ban"] (an array of 1)'],
   ])('refuses %j, changing nothing', async (request, message) => {
     const { handle, store, backend } = setup();

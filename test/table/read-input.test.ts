@@ -100,3 +100,42 @@ describe('a gzip capture', () => {
     expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut\.gz: it starts like gzip, but does not decompress: /);
   });
 });
+
+describe('a /proc/net/netstat capture', () => {
+  const before = fixtureText('cookies', 'netstat-counters-before.txt');
+  const after = fixtureText('cookies', 'netstat-counters-after.txt');
+
+  it('is recognised by its TcpExt: lines and gives the kernel flood counters, gzip or not, whatever --format says', async () => {
+    for (const file of [capture('netstat', after), capture('netstat.gz', gzipSync(after))]) {
+      for (const forced of [undefined, 'ss'] as const) {
+        const table = await readInput(file, forced);
+        expect(table).toMatchObject({ format: 'counters', malformed: [], counters: { SyncookiesSent: 135, TCPReqQFullDoCookies: 135, ListenDrops: 0 } });
+        expect(table.rows.length).toBe(0);
+      }
+    }
+  });
+
+  it('is shown by scan like the live counters, with the change from the first capture to the last', async () => {
+    const one = await scanJson([capture('after', after)]);
+    expect(one).toMatchObject({ total: 0, counters: { SyncookiesSent: 135, TCPReqQFullDoCookies: 135 } });
+    expect(one).not.toHaveProperty('countersChange');
+    // With a table beside them: the sockets from the table, the counters from the captures.
+    const both = await scanJson([capture('before', before), capture('after2', after), capture('ss.txt', fixtureText('cookies', 'ss-tan.txt'))]);
+    expect(both).toMatchObject({ total: 86, states: { SYN_RECV: 65 }, counters: { SyncookiesSent: 135 }, countersChange: { SyncookiesSent: 135, SyncookiesRecv: 0 } });
+
+    let out = '';
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+    try {
+      await scanCommand({ input: [capture('after3', after)], by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 10 });
+    } finally {
+      write.mockRestore();
+    }
+    expect(out).toMatch(/^kernel flood counters in .*after3 \(\/proc\/net\/netstat\)\nKERNEL FLOOD COUNTER {4}SINCE BOOT\nSyncookiesSent {17}135\n/);
+    expect(out).not.toContain('sockets matched');
+  });
+
+  it('is refused when its TcpExt: name line has no line of numbers after it (a capture cut short)', async () => {
+    const file = capture('cut-netstat', after.split('\n')[0]!);
+    expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut-netstat as a \/proc\/net\/netstat capture: its TcpExt: name line \(line 1\) is not followed by a line of numbers, got ""$/);
+  });
+});
