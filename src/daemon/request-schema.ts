@@ -3,10 +3,13 @@
 // manual command that works without one (zod costs the socket path's CLI too much to load there).
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { BOUNDS } from '../policy/duration.js';
 import { MAX_REASON_LENGTH, type Request } from './protocol.js';
 
-/** About a century: far past any policy's max_ttl, and `now + ttl` stays a valid date. */
-export const MAX_REQUEST_DURATION_MS = 100 * 365 * 86_400_000;
+// The same bounds as the --ttl and --grace flags (policy/duration.ts): a request through the socket
+// may not ask for what the command line refuses.
+const TTL = BOUNDS.ttl;
+const GRACE = BOUNDS.grace;
 
 const mode = z.enum(['dry-run', 'enforce']).optional();
 const targets = z.array(z.string().max(100)).min(1);
@@ -16,11 +19,11 @@ const schema = z.discriminatedUnion('cmd', [
     cmd: z.literal('ban'),
     mode,
     targets,
-    ttl: z.number().int().min(1000).max(MAX_REQUEST_DURATION_MS).optional(),
+    ttl: z.number().int().min(TTL.min).max(TTL.max).optional(),
     reason: z.string().max(MAX_REASON_LENGTH).optional(),
     force: z.boolean().optional(),
   }),
-  z.strictObject({ cmd: z.literal('unban'), mode, targets, grace: z.number().int().min(0).max(MAX_REQUEST_DURATION_MS).optional() }),
+  z.strictObject({ cmd: z.literal('unban'), mode, targets, grace: z.number().int().min(GRACE.min).max(GRACE.max).optional() }),
   z.strictObject({ cmd: z.literal('list'), mode }),
   z.strictObject({ cmd: z.literal('flush'), mode }),
   z.strictObject({ cmd: z.literal('status'), mode }),
@@ -31,8 +34,8 @@ const EXPECTED: Record<string, string> = {
   cmd: 'one of "ban", "unban", "list", "flush", "status", "events"',
   mode: '"dry-run" or "enforce"',
   targets: 'a non-empty list of addresses or networks, each a string of at most 100 characters',
-  ttl: `a whole number of milliseconds from 1000 (1s) to ${MAX_REQUEST_DURATION_MS} (100 years)`,
-  grace: `a whole number of milliseconds from 0 to ${MAX_REQUEST_DURATION_MS} (100 years)`,
+  ttl: `a whole number of milliseconds from ${TTL.min} (1s) to ${TTL.max} (3650d)`,
+  grace: `a whole number of milliseconds from ${GRACE.min} to ${GRACE.max} (3650d)`,
   reason: `a string of at most ${MAX_REASON_LENGTH} characters`,
   force: 'true or false',
 };

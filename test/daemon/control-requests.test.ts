@@ -26,17 +26,18 @@ function setup(rate = 1000) {
 
 describe('control requests: every field checked', () => {
   it.each([
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 'abc' }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 3153600000000 (100 years), got "abc" (a string of 3 characters)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: { ms: 5 } }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 3153600000000 (100 years), got {"ms":5} (object)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 0 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 3153600000000 (100 years), got 0 (number)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: -5000 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 3153600000000 (100 years), got -5000 (number)'],
+    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 'abc' }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got "abc" (a string of 3 characters)'],
+    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: { ms: 5 } }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got {"ms":5} (object)'],
+    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 0 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 0 (number)'],
+    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: -5000 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got -5000 (number)'],
     [{ cmd: 'ban', targets: ['198.51.100.20'], reason: { a: 1 } }, 'reason: expected a string of at most 200 characters, got {"a":1} (object)'],
     [{ cmd: 'ban', targets: ['198.51.100.20'], reason: 'x'.repeat(201) }, expect.stringMatching(/^reason: expected a string of at most 200 characters, got "x+\.\.\. \(a string of 201 characters\)$/)],
     [{ cmd: 'ban', targets: ['198.51.100.20'], force: 'yes' }, 'force: expected true or false, got "yes" (a string of 3 characters)'],
     [{ cmd: 'ban', targets: '198.51.100.20' }, 'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got "198.51.100.20" (a string of 13 characters)'],
     [{ cmd: 'ban', targets: ['198.51.100.20', 7] }, 'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got ["198.51.100.20",7] (an array of 2) (at targets.1: 7 (number))'],
     [{ cmd: 'ban', targets: ['198.51.100.20'], mode: 'maybe' }, 'mode: expected "dry-run" or "enforce", got "maybe" (a string of 5 characters)'],
-    [{ cmd: 'unban', targets: ['198.51.100.20'], grace: -1 }, 'grace: expected a whole number of milliseconds from 0 to 3153600000000 (100 years), got -1 (number)'],
+    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 315360000001 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 315360000001 (number)'],
+    [{ cmd: 'unban', targets: ['198.51.100.20'], grace: -1 }, 'grace: expected a whole number of milliseconds from 0 to 315360000000 (3650d), got -1 (number)'],
     [{ cmd: 'status', verbose: true }, 'unknown field(s) in a "status" request: verbose'],
     [{ cmd: 'reboot' }, 'cmd: expected one of "ban", "unban", "list", "flush", "status", "events", got "reboot" (a string of 6 characters)'],
     [['ban'], 'a control request must be a JSON object with a "cmd", got ["ban"] (an array of 1)'],
