@@ -10,7 +10,7 @@
 //   startup  `floodgate --version` (npm-installed: dist/src/cli/main.js; and the single executable
 //            dist/floodgate-linux-x64 when built) against `node -e 0`.
 //
-// usage: npx tsx scripts/bench-scale.ts [--only tick|scan|startup] [--rows 1M] [--runs 7]
+// usage: npx tsx scripts/bench-scale.ts [--only tick|scan|startup] [--rows 1M] [--runs 7] [--cli dist/src/cli/main.js]
 // Needs the build (npm run build); no root: the daemon runs in dry-run and reads generated files.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -21,13 +21,13 @@ import { parseArgs } from 'node:util';
 import { count, log, machineLine, markdownTable, ms, parseCount, ratio, runOnce, stats, timeCommands, usage } from './bench-harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const SEA = path.join(ROOT, 'dist/floodgate-linux-x64');
 
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string' },
     rows: { type: 'string', default: '1M' },
+    cli: { type: 'string' },
     runs: { type: 'string', default: '7' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -36,6 +36,8 @@ if (args.help) {
   process.stdout.write(usage(import.meta.url));
   process.exit(0);
 }
+/** The floodgate to measure: this tree's build, or another (an older build, to compare). */
+const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.js'));
 const ROWS = parseCount(args.rows);
 const RUNS = Number(args.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`expected --runs to be a whole number >= 1, got ${JSON.stringify(args.runs)}`);
