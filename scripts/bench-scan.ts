@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { countSockets, topGroups } from '../src/table/count-sockets.js';
+import { countTop } from '../src/table/count-sockets.js';
 import { parseProcNet } from '../src/table/proc-net-parser.js';
 import {
   type CommandCase,
@@ -64,7 +64,7 @@ const runsFor = (rows: number) => (rows > 200_000 ? Math.max(3, Math.ceil(baseRu
 const rate = (rows: number, msValue: number) => `${((rows / msValue) * 1000 / 1e6).toFixed(2)}M`;
 
 // ---------------------------------------------------------------------------------------------
-// (a) in-process: parseProcNet + countSockets (+ topGroups, as scan does) on the table text
+// (a) in-process: parseProcNet + countTop (as scan does) on the table text
 
 async function inProcess(): Promise<void> {
   const rows: string[][] = [];
@@ -83,9 +83,9 @@ async function inProcess(): Promise<void> {
         const t0 = process.hrtime.bigint();
         const table = parseProcNet(text);
         const t1 = process.hrtime.bigint();
-        topGroups(countSockets(table.rows, { states: SYN_RECV }, { by: 'ip' }).groups, 10);
+        countTop(table.rows, { states: SYN_RECV }, { by: 'ip' }, 10);
         const t2 = process.hrtime.bigint();
-        topGroups(countSockets(table.rows, {}, { by: 'ip' }).groups, 10);
+        countTop(table.rows, {}, { by: 'ip' }, 10);
         const t3 = process.hrtime.bigint();
         if (table.rows.length !== size || table.malformed.length !== 0) throw new Error(`parsed ${table.rows.length} rows (${table.malformed.length} malformed), expected ${size}`);
         // The first call of a table size in this process includes JIT warm-up, like a CLI run.
@@ -111,7 +111,7 @@ async function inProcess(): Promise<void> {
     }
   }
   console.log(`\n### (a) In-process parse + count, /proc/net/tcp text already in memory\n`);
-  console.log(`parseProcNet, then countSockets by ip + topGroups(10); median of ${Math.max(baseRuns, 40)} runs after 5 warm-ups up to 20k rows, ${baseRuns} runs (${runsFor(1e6)} above 200k rows) after one warm-up above, rows/s as median (worst–best).\n`);
+  console.log(`parseProcNet, then countTop by ip, top 10 (as scan does); median of ${Math.max(baseRuns, 40)} runs after 5 warm-ups up to 20k rows, ${baseRuns} runs (${runsFor(1e6)} above 200k rows) after one warm-up above, rows/s as median (worst–best).\n`);
   console.log(
     markdownTable(
       ['rows', 'sources', 'parse ms', 'count SYN_RECV ms', 'count all ms', 'rows/s parse+SYN_RECV', 'rows/s parse+all', 'rows/s 1st run (cold)', '>= 1M rows/s'],
@@ -266,7 +266,7 @@ let t0 = t();
 const { readFile } = await import('node:fs/promises');
 const { detectFormat } = await import(dist + '/src/table/parse-table.js');
 const { parseProcNet } = await import(dist + '/src/table/proc-net-parser.js');
-const { countSockets, topGroups } = await import(dist + '/src/table/count-sockets.js');
+const { countTop } = await import(dist + '/src/table/count-sockets.js');
 let t1 = t();
 const text = await readFile(file, 'latin1');
 let t2 = t();
@@ -274,7 +274,7 @@ detectFormat(text);
 let t3 = t();
 const { rows } = parseProcNet(text);
 let t4 = t();
-topGroups(countSockets(rows, { states: new Set(['SYN_RECV']) }, { by: 'ip' }).groups, 10);
+countTop(rows, { states: new Set(['SYN_RECV']) }, { by: 'ip' }, 10);
 let t5 = t();
 process.stdout.write(JSON.stringify({ import: t1 - t0, read: t2 - t1, detect: t3 - t2, parse: t4 - t3, count: t5 - t4 }));
 `;
@@ -293,7 +293,7 @@ async function phases(f: Files, nodeStart: number, fixedCost: number, scanMedian
     ['readFile, latin1 (18 MiB)', median('read')],
     ['detectFormat', median('detect')],
     ['parseProcNet (cold)', median('parse')],
-    ['countSockets SYN_RECV + topGroups (cold)', median('count')],
+    ['countTop SYN_RECV, top 10 (cold)', median('count')],
   ];
   const sum = rows.reduce((a, [, v]) => a + v, 0);
   console.log(`\n### (c) Where a scan of the 126k-row file goes (measured whole: ${scanMedian} ms)\n`);

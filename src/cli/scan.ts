@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type WhatIf, type WhatIfSpared, whatIf } from '../detect/what-if.js';
 import { UsageError } from '../errors.js';
 import { loadPolicy } from '../policy/load-policy.js';
-import { type Grouping, countSockets, topGroups } from '../table/count-sockets.js';
+import { type Grouping, countTop } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { type MalformedLine, quoteLine } from '../table/parse-result.js';
@@ -83,7 +83,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
 
   const grouping: Grouping = options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
   const table = mergeRows(tables);
-  const counts = countSockets(
+  const counts = countTop(
     table,
     {
       ...(options.state && { states: new Set(options.state) }),
@@ -91,8 +91,9 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       proto: options.proto,
     },
     grouping,
+    options.top,
   );
-  const groups = topGroups(counts.groups, options.top, options.by === 'port');
+  const groups = counts.top;
   const states = Object.fromEntries(STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]));
   // The top sources shown are accounted for too: banned, or spared and why.
   const outcome = policy && whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
@@ -102,7 +103,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       total: counts.total,
       states,
       groups,
-      distinct: counts.groups.size,
+      distinct: counts.distinct,
       malformed: malformed.length,
       source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: t.rows.length })),
       ...(counters && {
@@ -136,7 +137,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       options.port && `local port ${options.port.join(',')}`,
       options.proto !== 'all' && options.proto,
     ].filter(Boolean);
-    lines.push('', `top ${groups.length} of ${counts.groups.size} by ${options.by}${filters.length ? ` (${filters.join('; ')})` : ''}`);
+    lines.push('', `top ${groups.length} of ${counts.distinct} by ${options.by}${filters.length ? ` (${filters.join('; ')})` : ''}`);
     lines.push(` COUNT  ${what}`);
     for (const group of groups) lines.push(`${String(group.count).padStart(6)}  ${group.key}`);
   }

@@ -1,6 +1,6 @@
 // The detector: (table snapshot, policy, now) -> verdicts. Pure: no clock, no file, no process.
 import type { CidrSet } from '../net/cidr-set.js';
-import { parseCidr, parseIp } from '../net/ip.js';
+import { parseCidr } from '../net/ip.js';
 import type { Policy, Rule } from '../policy/schema.js';
 import { type SocketFilter, countSockets } from '../table/count-sockets.js';
 import type { FloodCounters } from '../table/kernel-counters.js';
@@ -123,7 +123,7 @@ function suppressedSources(table: SocketTable, suppressed: CidrSet | undefined):
   const book = table.addresses;
   const mask = new Uint8Array(book.size);
   for (let id = 1; id < book.size; id++) {
-    const hit = book.family(id) === 4 ? suppressed.coversIpv4(book.ipv4(id)) : suppressed.coversAddress(6, parseIp(book.name(id))!.value);
+    const hit = book.family(id) === 4 ? suppressed.coversIpv4(book.ipv4(id)) : suppressed.coversAddress(6, book.ipv6(id));
     if (hit) mask[id] = 1;
   }
   return mask;

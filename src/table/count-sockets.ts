@@ -1,6 +1,6 @@
 // Filters a table and counts its sockets per state and per group (remote IP, remote network or
 // local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
-import { formatCidr, formatIpv4, networkOf, parseCidr, parseIp, parseIpv4Number } from '../net/ip.js';
+import { formatCidr, formatIpv4, parseCidr, parseIpv4Number } from '../net/ip.js';
 import { STATES, type Proto, type SocketState } from './socket-row.js';
 import { type AddressBook, type SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
@@ -41,13 +41,20 @@ export interface CountOptions {
 }
 
 /**
- * One pass over the table's columns. Sockets are counted per address id in a typed array; a group's
- * text is made only for the groups returned, so a table of a million distinct sources makes no
- * strings when only the few above a threshold are wanted.
+ * Counts per group, by number: per address id (by ip), per port, or per network in a NetCounts
+ * table. The filter and the skip list are applied here; nothing is made into text.
  */
-export function countSockets(table: SocketTable, filter: SocketFilter, grouping: Grouping, options: CountOptions = {}): SocketCounts {
+interface NumericCounts {
+  total: number;
+  stateCounts: Uint32Array;
+  /** Per address id (by ip) or per port. */
+  counts: Uint32Array;
+  /** by net only. */
+  nets: NetCounts | null;
+}
+
+function countNumeric(table: SocketTable, filter: SocketFilter, grouping: Grouping, skip: Uint8Array | undefined): NumericCounts {
   const { protos, states, localPorts, remotes, addresses } = table;
-  const { skip, above = 0, minSources = 1, mark } = options;
   const proto = filter.proto === undefined || filter.proto === 'all' ? -1 : protoIndex(filter.proto);
   const stateOk = new Uint8Array(STATES.length).fill(filter.states === undefined ? 1 : 0);
   for (const state of filter.states ?? []) stateOk[stateIndex(state)] = 1;
@@ -72,76 +79,253 @@ export function countSockets(table: SocketTable, filter: SocketFilter, grouping:
     if (remote === 0) continue;
     counts[byPort ? localPorts[i]! : remote]!++;
   }
+  const nets = grouping.by === 'net' ? countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6) : null;
+  return { total, stateCounts, counts, nets };
+}
 
-  const stateTotals: Partial<Record<SocketState, number>> = {};
-  for (let s = 0; s < STATES.length; s++) if (stateCounts[s]! > 0) stateTotals[STATES[s]!] = stateCounts[s]!;
-  let groups = new Map<string, number>();
-  if (byPort) {
+function stateTotals(stateCounts: Uint32Array): Partial<Record<SocketState, number>> {
+  const totals: Partial<Record<SocketState, number>> = {};
+  for (let s = 0; s < STATES.length; s++) if (stateCounts[s]! > 0) totals[STATES[s]!] = stateCounts[s]!;
+  return totals;
+}
+
+/**
+ * One pass over the table's columns. Sockets are counted per address id in a typed array; a group's
+ * text is made only for the groups returned, so a table of a million distinct sources makes no
+ * strings when only the few above a threshold are wanted.
+ */
+export function countSockets(table: SocketTable, filter: SocketFilter, grouping: Grouping, options: CountOptions = {}): SocketCounts {
+  const { skip, above = 0, minSources = 1, mark } = options;
+  const { total, stateCounts, counts, nets } = countNumeric(table, filter, grouping, skip);
+  const groups = new Map<string, number>();
+  if (grouping.by === 'port') {
     for (let port = 0; port < 65536; port++) if (counts[port]! > above) groups.set(String(port), counts[port]!);
-  } else if (grouping.by === 'ip') {
+  } else if (nets === null) {
+    const { addresses } = table;
     for (let id = 1; id < counts.length; id++) {
       if (counts[id]! <= above) continue;
       groups.set(addresses.name(id), counts[id]!);
       if (mark !== undefined) mark[id] = 1;
     }
   } else {
-    groups = countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6, above, minSources);
+    for (let slot = 0; slot < nets.capacity; slot++) {
+      if (nets.counts[slot]! > above && nets.sources[slot]! >= minSources) groups.set(nets.name(slot), nets.counts[slot]!);
+    }
   }
-  return { total, states: stateTotals, groups };
+  return { total, states: stateTotals(stateCounts), groups };
+}
+
+export interface TopCounts {
+  total: number;
+  states: Partial<Record<SocketState, number>>;
+  /** How many groups have at least one socket. */
+  distinct: number;
+  /** The `limit` largest groups, as topGroups orders them. */
+  top: GroupCount[];
 }
 
 /**
- * Sums per-address counts into networks: IPv4 by number, IPv6 (rarer) by its network's text. The
- * distinct sources are counted in a second pass, for the few networks over `above` only: a table
- * of a million distinct sources has about as many networks, and most are far below any threshold.
+ * countSockets then topGroups, without making a Map of every group: the top `limit` groups are
+ * chosen by number (count, then address or port order) and only they get their text. A table of a
+ * million distinct sources has a million groups, and `scan` shows ten.
  */
-function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number, above: number, minSources: number): Map<string, number> {
-  const hostBits = 32 - prefix4;
-  const net4 = (id: number): number => (hostBits === 32 ? 0 : addresses.ipv4(id) >>> hostBits);
-  const net6 = (id: number): string =>
-    prefix6 === 128 ? addresses.name(id) : formatCidr({ family: 6, value: networkOf(6, parseIp(addresses.name(id))!.value, prefix6), prefix: prefix6 });
-  const nets4 = new Map<number, number>();
-  const nets6 = new Map<string, number>();
-  /** The network of each IPv6 source, for the second pass. */
-  const keys6 = new Map<number, string>();
+export function countTop(table: SocketTable, filter: SocketFilter, grouping: Grouping, limit: number): TopCounts {
+  const { total, stateCounts, counts, nets } = countNumeric(table, filter, grouping, undefined);
+  const { addresses } = table;
+  let size: number;
+  let countOf: (i: number) => number;
+  let before: (i: number, j: number) => boolean;
+  let name: (i: number) => string;
+  if (grouping.by === 'port') {
+    size = 65536;
+    countOf = (i) => counts[i]!;
+    before = (i, j) => i < j;
+    name = String;
+  } else if (nets === null) {
+    size = counts.length;
+    countOf = (i) => (i === 0 ? 0 : counts[i]!);
+    before = (i, j) => addressBefore(addresses, i, j);
+    name = (i) => addresses.name(i);
+  } else {
+    size = nets.capacity;
+    countOf = (i) => nets.counts[i]!;
+    before = (i, j) => nets.before(i, j);
+    name = (i) => nets.name(i);
+  }
+  // The best `limit` so far, best first: count descending, then key ascending.
+  const best: number[] = [];
+  let distinct = 0;
+  for (let i = 0; i < size; i++) {
+    const count = countOf(i);
+    if (count === 0) continue;
+    distinct++;
+    if (limit <= 0) continue;
+    if (best.length === limit) {
+      const last = countOf(best[limit - 1]!);
+      if (count < last || (count === last && !before(i, best[limit - 1]!))) continue;
+    }
+    let at = best.length;
+    while (at > 0) {
+      const other = best[at - 1]!;
+      const c = countOf(other);
+      if (count < c || (count === c && before(other, i))) break;
+      at--;
+    }
+    best.splice(at, 0, i);
+    if (best.length > limit) best.pop();
+  }
+  return { total, states: stateTotals(stateCounts), distinct, top: best.map((i) => ({ key: name(i), count: countOf(i) })) };
+}
+
+/** Address order, as keyOrder has it: IPv4 before IPv6, then by value. */
+function addressBefore(book: AddressBook, i: number, j: number): boolean {
+  const fi = book.family(i);
+  const fj = book.family(j);
+  if (fi !== fj) return fi < fj;
+  if (fi === 4) return book.ipv4(i) < book.ipv4(j);
+  for (let w = 0; w < 4; w++) {
+    const a = book.ipv6Word(i, w);
+    const b = book.ipv6Word(j, w);
+    if (a !== b) return a < b;
+  }
+  return false;
+}
+
+/** The mask of word `word` (0–3) of a 128-bit prefix of `prefix` bits. */
+function wordMask(prefix: number, word: number): number {
+  const bits = prefix - 32 * word;
+  return bits >= 32 ? 0xffffffff : bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
+/** Fibonacci hashing of four words; the slot is the top bits, which depend on every bit of the key. */
+const netHash = (a: number, b: number, c: number, d: number, shift: number): number =>
+  Math.imul(a ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c, 0xc2b2ae35) ^ Math.imul(d, 0x27d4eb2f), 0x9e3779b1) >>> shift;
+
+/**
+ * Networks keyed by number in an open-addressing table over typed arrays: four big-endian words,
+ * an IPv4 network as its IPv4-mapped form (::ffff:a.b.c.d, which no IPv6 id holds: the address book
+ * numbers mapped addresses as IPv4). Each address id is one source, so a network's sources are the
+ * ids added to it.
+ */
+class NetCounts {
+  keys: Uint32Array;
+  counts: Uint32Array;
+  sources: Uint32Array;
+  capacity: number;
+  /** 32 − log2(capacity): the slot is the high bits of the hash. */
+  private shift: number;
+  private used = 0;
+
+  constructor(
+    expected: number,
+    private readonly prefix4: number,
+    private readonly prefix6: number,
+  ) {
+    let capacity = 64;
+    while (capacity < expected * 2) capacity *= 2;
+    this.capacity = capacity;
+    this.shift = 32 - Math.log2(capacity);
+    this.keys = new Uint32Array(capacity * 4);
+    this.counts = new Uint32Array(capacity);
+    this.sources = new Uint32Array(capacity);
+  }
+
+  add(a: number, b: number, c: number, d: number, count: number): void {
+    const mask = this.capacity - 1;
+    const keys = this.keys;
+    let slot = netHash(a, b, c, d, this.shift);
+    for (;;) {
+      if (this.sources[slot] === 0) break;
+      const k = slot * 4;
+      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) {
+        this.counts[slot]! += count;
+        this.sources[slot]!++;
+        return;
+      }
+      slot = (slot + 1) & mask;
+    }
+    const k = slot * 4;
+    keys[k] = a;
+    keys[k + 1] = b;
+    keys[k + 2] = c;
+    keys[k + 3] = d;
+    this.counts[slot] = count;
+    this.sources[slot] = 1;
+    if (++this.used * 2 > this.capacity) this.grow();
+  }
+
+  private isV4(slot: number): boolean {
+    const k = slot * 4;
+    return this.keys[k] === 0 && this.keys[k + 1] === 0 && this.keys[k + 2] === 0xffff;
+  }
+
+  before(i: number, j: number): boolean {
+    const fi = this.isV4(i);
+    if (fi !== this.isV4(j)) return fi;
+    for (let w = 0; w < 4; w++) {
+      const a = this.keys[i * 4 + w]!;
+      const b = this.keys[j * 4 + w]!;
+      if (a !== b) return a < b;
+    }
+    return false;
+  }
+
+  name(slot: number): string {
+    const k = slot * 4;
+    if (this.isV4(slot)) return this.prefix4 === 32 ? formatIpv4(this.keys[k + 3]!) : `${formatIpv4(this.keys[k + 3]!)}/${this.prefix4}`;
+    const w = this.keys;
+    const value = (BigInt(w[k]!) << 96n) | (BigInt(w[k + 1]!) << 64n) | (BigInt(w[k + 2]!) << 32n) | BigInt(w[k + 3]!);
+    return formatCidr({ family: 6, value, prefix: this.prefix6 });
+  }
+
+  private grow(): void {
+    const { keys, counts, sources, capacity } = this;
+    this.capacity = capacity * 2;
+    this.shift--;
+    this.keys = new Uint32Array(this.capacity * 4);
+    this.counts = new Uint32Array(this.capacity);
+    this.sources = new Uint32Array(this.capacity);
+    this.used = 0;
+    const mask = this.capacity - 1;
+    for (let i = 0; i < capacity; i++) {
+      if (sources[i] === 0) continue;
+      const k = i * 4;
+      const [a, b, c, d] = [keys[k]!, keys[k + 1]!, keys[k + 2]!, keys[k + 3]!];
+      let slot = netHash(a, b, c, d, this.shift);
+      while (this.sources[slot] !== 0) slot = (slot + 1) & mask;
+      this.keys.set(keys.subarray(k, k + 4), slot * 4);
+      this.counts[slot] = counts[i]!;
+      this.sources[slot] = sources[i]!;
+      this.used++;
+    }
+  }
+}
+
+/**
+ * Sums per-address counts into networks, by number: a table of a million distinct sources has about
+ * as many networks, and none of them is made into text unless it is returned.
+ */
+function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number): NetCounts {
+  const mask4 = wordMask(prefix4, 0);
+  const m6 = [wordMask(prefix6, 0), wordMask(prefix6, 1), wordMask(prefix6, 2), wordMask(prefix6, 3)] as const;
+  let sources = 0;
+  for (let id = 1; id < counts.length; id++) if (counts[id] !== 0) sources++;
+  const nets = new NetCounts(Math.min(sources, 1 << 20), prefix4, prefix6);
   for (let id = 1; id < counts.length; id++) {
     const count = counts[id]!;
     if (count === 0) continue;
-    if (addresses.family(id) === 4) {
-      const net = net4(id);
-      nets4.set(net, (nets4.get(net) ?? 0) + count);
-    } else {
-      const key = net6(id);
-      keys6.set(id, key);
-      nets6.set(key, (nets6.get(key) ?? 0) + count);
+    if (addresses.family(id) === 4) nets.add(0, 0, 0xffff, (addresses.ipv4(id) & mask4) >>> 0, count);
+    else {
+      nets.add(
+        (addresses.ipv6Word(id, 0) & m6[0]) >>> 0,
+        (addresses.ipv6Word(id, 1) & m6[1]) >>> 0,
+        (addresses.ipv6Word(id, 2) & m6[2]) >>> 0,
+        (addresses.ipv6Word(id, 3) & m6[3]) >>> 0,
+        count,
+      );
     }
   }
-  const over4 = new Map<number, number>();
-  const over6 = new Map<string, number>();
-  for (const [net, count] of nets4) if (count > above) over4.set(net, 0);
-  for (const [key, count] of nets6) if (count > above) over6.set(key, 0);
-  if (minSources > 1 && over4.size + over6.size > 0) {
-    for (let id = 1; id < counts.length; id++) {
-      if (counts[id] === 0) continue;
-      if (addresses.family(id) === 4) {
-        const net = net4(id);
-        const sources = over4.get(net);
-        if (sources !== undefined) over4.set(net, sources + 1);
-      } else if (over6.size > 0) {
-        const key = keys6.get(id)!;
-        const sources = over6.get(key);
-        if (sources !== undefined) over6.set(key, sources + 1);
-      }
-    }
-  }
-  const groups = new Map<string, number>();
-  for (const [net, sources] of over4) {
-    if (minSources > 1 && sources < minSources) continue;
-    const value = hostBits === 32 ? 0 : (net << hostBits) >>> 0;
-    groups.set(prefix4 === 32 ? formatIpv4(value) : `${formatIpv4(value)}/${prefix4}`, nets4.get(net)!);
-  }
-  for (const [key, sources] of over6) if (minSources <= 1 || sources >= minSources) groups.set(key, nets6.get(key)!);
-  return groups;
+  return nets;
 }
 
 export interface GroupCount {

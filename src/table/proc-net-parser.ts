@@ -5,19 +5,22 @@ import { type MalformedLine, type ParsedTable, QUOTE_MAX, malformedLine } from '
 import { KERNEL_STATES, type Proto } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
+/** Per byte: its value as a hex digit, or 16 for a byte that is no hex digit. */
+const HEX = new Uint8Array(256).fill(16);
+for (let c = 0; c < 10; c++) HEX[48 + c] = c;
+for (let c = 0; c < 6; c++) HEX[65 + c] = HEX[97 + c] = 10 + c;
+
 /** The value of `count` hex digits at `at`, or -1 if one of them is not a hex digit. */
 function hexAt(bytes: Uint8Array, at: number, count: number): number {
   let value = 0;
+  let bad = 0;
+  // One table lookup per digit and one test at the end: this runs eight times per address.
   for (let i = at; i < at + count; i++) {
-    const c = bytes[i]!;
-    let digit: number;
-    if (c >= 48 && c <= 57) digit = c - 48;
-    else if (c >= 65 && c <= 70) digit = c - 55;
-    else if (c >= 97 && c <= 102) digit = c - 87;
-    else return -1;
+    const digit = HEX[bytes[i]!]!;
+    bad |= digit;
     value = value * 16 + digit;
   }
-  return value;
+  return bad & 16 ? -1 : value;
 }
 
 // The kernel prints each 32-bit word of an address as a number in host byte order. Every Linux

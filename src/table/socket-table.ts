@@ -12,26 +12,35 @@ const STATE_INDEX = new Map<SocketState, number>(STATES.map((state, i) => [state
 export const stateIndex = (state: SocketState): number => STATE_INDEX.get(state)!;
 export const protoIndex = (proto: Proto): number => PROTO_INDEX[proto];
 
-const hash1 = (a: number): number => Math.imul(a, 0x9e3779b1) >>> 0;
-const hash4 = (a: number, b: number, c: number, d: number): number =>
-  Math.imul(a ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c, 0xc2b2ae35) ^ Math.imul(d, 0x27d4eb2f), 0x9e3779b1) >>> 0;
+/** Fibonacci hashing: the high bits of the product, which depend on every bit of the key. */
+const hash1 = (a: number, shift: number): number => Math.imul(a, 0x9e3779b1) >>> shift;
+const hash4 = (a: number, b: number, c: number, d: number, shift: number): number =>
+  Math.imul(a ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c, 0xc2b2ae35) ^ Math.imul(d, 0x27d4eb2f), 0x9e3779b1) >>> shift;
 
 /**
  * The distinct remote addresses of a table, numbered from 1; 0 means "no peer". Looked up by value
- * in open-addressing tables (no string per lookup); an IPv4 address gets its text only when asked.
+ * in open-addressing tables (no string per lookup, no object per address); an address gets its text
+ * only when asked. With every source distinct, a million-socket table numbers a million addresses
+ * each scan, so a lookup is one probe into one array (key and id side by side, one cache miss).
  */
 export class AddressBook {
-  private v4Keys = new Uint32Array(1024);
-  /** id per slot of v4Keys; 0 marks an empty slot. */
-  private v4Slots = new Int32Array(1024);
-  private v6Keys = new Uint32Array(4 * 64);
+  /** Pairs (IPv4 address, id) per slot; id 0 marks an empty slot. */
+  private v4Slots = new Int32Array(2 * 1024);
+  private v4Bits = 10;
+  /** The IPv6 index (into v6Words) plus 1 per slot; 0 marks an empty slot. */
   private v6Slots = new Int32Array(64);
+  private v6Bits = 6;
+  /** Four big-endian words per IPv6 address, in order of first sight. */
+  private v6Words = new Uint32Array(4 * 64);
+  /** Per IPv6 index: its id. */
+  private v6Ids = new Int32Array(64);
   /** Per id: 4 or 6. */
   private families = new Uint8Array(1024);
-  /** Per id: the IPv4 address as a number (unused for IPv6). */
-  private v4Values = new Uint32Array(1024);
-  /** Per id: the text, '' until an IPv4 address's is first asked for. */
-  private names: string[] = [''];
+  /** Per id: the IPv4 address as a number, or the IPv6 index. */
+  private values = new Uint32Array(1024);
+  /** The text of the ids asked for so far. */
+  private names = new Map<number, string>();
+  private next = 1;
   private v4Count = 0;
   private v6Count = 0;
 
@@ -39,14 +48,15 @@ export class AddressBook {
   clear(): void {
     this.v4Slots.fill(0);
     this.v6Slots.fill(0);
-    this.names = [''];
+    this.names.clear();
+    this.next = 1;
     this.v4Count = 0;
     this.v6Count = 0;
   }
 
   /** How many ids are in use, counting the unused id 0: arrays indexed by id need this length. */
   get size(): number {
-    return this.names.length;
+    return this.next;
   }
 
   family(id: number): 4 | 6 {
@@ -55,14 +65,32 @@ export class AddressBook {
 
   /** The IPv4 address of an id of family 4, as a number. */
   ipv4(id: number): number {
-    return this.v4Values[id]!;
+    return this.values[id]!;
+  }
+
+  /** Word `word` (0–3, big-endian) of the IPv6 address of an id of family 6. */
+  ipv6Word(id: number, word: number): number {
+    return this.v6Words[this.values[id]! * 4 + word]!;
+  }
+
+  /** The IPv6 address of an id of family 6, as a number. */
+  ipv6(id: number): bigint {
+    const k = this.values[id]! * 4;
+    const w = this.v6Words;
+    return (BigInt(w[k]!) << 96n) | (BigInt(w[k + 1]!) << 64n) | (BigInt(w[k + 2]!) << 32n) | BigInt(w[k + 3]!);
   }
 
   name(id: number): string {
-    let name = this.names[id]!;
-    if (name === '' && id !== 0) {
-      name = formatIpv4(this.v4Values[id]!);
-      this.names[id] = name;
+    if (id === 0) return '';
+    let name = this.names.get(id);
+    if (name === undefined) {
+      if (this.families[id] === 4) name = formatIpv4(this.values[id]!);
+      else {
+        const k = this.values[id]! * 4;
+        const w = this.v6Words;
+        name = formatIpv6Groups([w[k]! >>> 16, w[k]! & 0xffff, w[k + 1]! >>> 16, w[k + 1]! & 0xffff, w[k + 2]! >>> 16, w[k + 2]! & 0xffff, w[k + 3]! >>> 16, w[k + 3]! & 0xffff]);
+      }
+      this.names.set(id, name);
     }
     return name;
   }
@@ -70,45 +98,51 @@ export class AddressBook {
   /** The id of an IPv4 address given as a number (0.0.0.0 is no peer). */
   ipv4Id(value: number): number {
     if (value === 0) return 0;
-    let mask = this.v4Slots.length - 1;
-    let slot = hash1(value) & mask;
-    for (let id = this.v4Slots[slot]!; id !== 0; id = this.v4Slots[slot]!) {
-      if (this.v4Keys[slot] === value) return id;
+    const key = value | 0;
+    const slots = this.v4Slots;
+    const mask = (1 << this.v4Bits) - 1;
+    let slot = hash1(key, 32 - this.v4Bits);
+    for (;;) {
+      const id = slots[slot * 2 + 1]!;
+      if (id === 0) break;
+      if (slots[slot * 2] === key) return id;
       slot = (slot + 1) & mask;
     }
-    const id = this.newId(4, '');
-    this.v4Values[id] = value;
-    if (++this.v4Count * 2 > this.v4Slots.length) {
-      this.growV4();
-      mask = this.v4Slots.length - 1;
-      slot = hash1(value) & mask;
-      while (this.v4Slots[slot] !== 0) slot = (slot + 1) & mask;
-    }
-    this.v4Keys[slot] = value;
-    this.v4Slots[slot] = id;
+    const id = this.newId(4, value >>> 0);
+    slots[slot * 2] = key;
+    slots[slot * 2 + 1] = id;
+    if (++this.v4Count * 2 > mask + 1) this.growV4();
     return id;
   }
 
   /** The id of an IPv6 address given as four big-endian 32-bit words; mapped IPv4 is the IPv4 one. */
   ipv6Id(a: number, b: number, c: number, d: number): number {
     if (a === 0 && b === 0 && (c === 0xffff || (c === 0 && d === 0))) return this.ipv4Id(c === 0 ? 0 : d);
-    let mask = this.v6Slots.length - 1;
-    let slot = hash4(a, b, c, d) & mask;
-    for (let id = this.v6Slots[slot]!; id !== 0; id = this.v6Slots[slot]!) {
-      const k = slot * 4;
-      if (this.v6Keys[k] === a && this.v6Keys[k + 1] === b && this.v6Keys[k + 2] === c && this.v6Keys[k + 3] === d) return id;
+    const slots = this.v6Slots;
+    const words = this.v6Words;
+    const mask = (1 << this.v6Bits) - 1;
+    let slot = hash4(a, b, c, d, 32 - this.v6Bits);
+    for (;;) {
+      const index = slots[slot]! - 1;
+      if (index < 0) break;
+      const k = index * 4;
+      if (words[k] === a >>> 0 && words[k + 1] === b >>> 0 && words[k + 2] === c >>> 0 && words[k + 3] === d >>> 0) return this.v6Ids[index]!;
       slot = (slot + 1) & mask;
     }
-    const groups = [a >>> 16, a & 0xffff, b >>> 16, b & 0xffff, c >>> 16, c & 0xffff, d >>> 16, d & 0xffff];
-    const id = this.newId(6, formatIpv6Groups(groups));
-    if (++this.v6Count * 2 > this.v6Slots.length) {
-      this.growV6();
-      mask = this.v6Slots.length - 1;
-      slot = hash4(a, b, c, d) & mask;
-      while (this.v6Slots[slot] !== 0) slot = (slot + 1) & mask;
+    const index = this.v6Count;
+    if (index * 4 === this.v6Words.length) {
+      this.v6Words = grown(this.v6Words, index * 8);
+      this.v6Ids = grown(this.v6Ids, index * 2);
     }
-    this.v6Keys.set([a, b, c, d], slot * 4);
-    this.v6Slots[slot] = id;
+    const k = index * 4;
+    this.v6Words[k] = a;
+    this.v6Words[k + 1] = b;
+    this.v6Words[k + 2] = c;
+    this.v6Words[k + 3] = d;
+    const id = this.newId(6, index);
+    this.v6Ids[index] = id;
+    slots[slot] = index + 1;
+    if (++this.v6Count * 2 > mask + 1) this.growV6();
     return id;
   }
 
@@ -122,43 +156,42 @@ export class AddressBook {
     return this.ipv6Id(Number((v >> 96n) & 0xffffffffn), Number((v >> 64n) & 0xffffffffn), Number((v >> 32n) & 0xffffffffn), Number(v & 0xffffffffn));
   }
 
-  private newId(family: 4 | 6, name: string): number {
-    const id = this.names.length;
+  private newId(family: 4 | 6, value: number): number {
+    const id = this.next++;
     if (id === this.families.length) {
       this.families = grown(this.families, id * 2);
-      this.v4Values = grown(this.v4Values, id * 2);
+      this.values = grown(this.values, id * 2);
     }
     this.families[id] = family;
-    this.names.push(name);
+    this.values[id] = value;
     return id;
   }
 
   private growV4(): void {
-    const { v4Keys: keys, v4Slots: slots } = this;
-    const size = slots.length * 2;
-    this.v4Keys = new Uint32Array(size);
-    this.v4Slots = new Int32Array(size);
-    for (let i = 0; i < slots.length; i++) {
-      if (slots[i] === 0) continue;
-      let slot = hash1(keys[i]!) & (size - 1);
-      while (this.v4Slots[slot] !== 0) slot = (slot + 1) & (size - 1);
-      this.v4Keys[slot] = keys[i]!;
-      this.v4Slots[slot] = slots[i]!;
+    const old = this.v4Slots;
+    const bits = ++this.v4Bits;
+    const mask = (1 << bits) - 1;
+    const slots = (this.v4Slots = new Int32Array(2 << bits));
+    for (let i = 0; i < old.length; i += 2) {
+      const id = old[i + 1]!;
+      if (id === 0) continue;
+      let slot = hash1(old[i]!, 32 - bits);
+      while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & mask;
+      slots[slot * 2] = old[i]!;
+      slots[slot * 2 + 1] = id;
     }
   }
 
   private growV6(): void {
-    const { v6Keys: keys, v6Slots: slots } = this;
-    const size = slots.length * 2;
-    this.v6Keys = new Uint32Array(size * 4);
-    this.v6Slots = new Int32Array(size);
-    for (let i = 0; i < slots.length; i++) {
-      if (slots[i] === 0) continue;
-      const k = i * 4;
-      let slot = hash4(keys[k]!, keys[k + 1]!, keys[k + 2]!, keys[k + 3]!) & (size - 1);
-      while (this.v6Slots[slot] !== 0) slot = (slot + 1) & (size - 1);
-      this.v6Keys.set(keys.subarray(k, k + 4), slot * 4);
-      this.v6Slots[slot] = slots[i]!;
+    const bits = ++this.v6Bits;
+    const mask = (1 << bits) - 1;
+    const slots = (this.v6Slots = new Int32Array(1 << bits));
+    const w = this.v6Words;
+    for (let index = 0; index < this.v6Count; index++) {
+      const k = index * 4;
+      let slot = hash4(w[k]!, w[k + 1]!, w[k + 2]!, w[k + 3]!, 32 - bits);
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = index + 1;
     }
   }
 }

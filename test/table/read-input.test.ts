@@ -139,3 +139,31 @@ describe('a /proc/net/netstat capture', () => {
     expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut-netstat as a \/proc\/net\/netstat capture: its TcpExt: name line \(line 1\) is not followed by a line of numbers, got ""$/);
   });
 });
+
+describe('a large /proc/net capture, read a megabyte at a time', () => {
+  // 2.7 MB of rows: lines cross the chunk boundaries, and a malformed one and a blank one sit in between.
+  const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+  const lines = [header];
+  for (let i = 0; i < 24_000; i++) {
+    const remote = ((0x4200 + (i % 4000)) >>> 0).toString(16).toUpperCase().padStart(4, '0');
+    lines.push(`${String(i).padStart(4)}: 0100007F:0050 ${remote}33C6:${(1024 + i).toString(16).toUpperCase().padStart(4, '0')} ${i % 3 === 0 ? '03' : '01'} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+    if (i === 9_000) lines.push('   x: not a row', '');
+  }
+  const text = `${lines.join('\n')}\n`;
+
+  it('gives exactly what the whole-file parse gives, line numbers of malformed lines included', async () => {
+    expect(text.length).toBeGreaterThan(2 << 20);
+    const plain = await readInput(capture('large.txt', text));
+    const gzipped = await readInput(capture('large.txt.gz', gzipSync(text))); // read whole, then gunzipped
+    expect(plain.format).toBe('proc');
+    expect(plain.rows.length).toBe(24_000);
+    expect(plain.malformed).toEqual([{ line: 9_003, text: '   x: not a row' }]);
+    expect(plain.rows.toRows()).toEqual(gzipped.rows.toRows());
+    expect(plain.malformed).toEqual(gzipped.malformed);
+  });
+
+  it('still refuses a large capture none of whose rows can be read, naming the file', async () => {
+    const file = capture('bad.txt', `${header}\n${'   0: 0100007F:0050 zz\n'.repeat(60_000)}`);
+    await expect(readInput(file, 'proc')).rejects.toThrow(/bad\.txt as \/proc\/net\/tcp contents: all 60000 of its rows are malformed/);
+  });
+});

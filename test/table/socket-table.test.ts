@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CidrSet } from '../../src/net/cidr-set.js';
 import { formatCidr, networkOf, parseIp } from '../../src/net/ip.js';
-import { type Grouping, type SocketFilter, countSockets } from '../../src/table/count-sockets.js';
+import { type Grouping, type SocketFilter, countSockets, countTop, topGroups } from '../../src/table/count-sockets.js';
 import { ProcNetParser, parseProcNet } from '../../src/table/proc-net-parser.js';
 import { STATES, type SocketRow } from '../../src/table/socket-row.js';
 import { AddressBook, SocketTable } from '../../src/table/socket-table.js';
@@ -186,4 +186,136 @@ describe('SocketTable.clear', () => {
     const fresh = countSockets(SocketTable.from(rows), {}, { by: 'ip' });
     expect(countSockets(table, {}, { by: 'ip' })).toEqual(fresh);
   });
+});
+
+/**
+ * Random tables as the kernel prints them (tcp and tcp6, with a share of the IPv4 sources as
+ * IPv4-mapped IPv6 in tcp6), beside the same sockets as plain rows with canonical addresses: the
+ * parsed, columnar counts must equal a plain count over the rows, whatever the mix of sources.
+ */
+type Mix = 'distinct' | 'clustered' | 'mixed';
+function randomCapture(count: number, mix: Mix, seed: number): { tcp: string; tcp6: string; rows: SocketRow[] } {
+  let s = seed >>> 0;
+  const next = (n: number) => {
+    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return ((s >>> 8) * n) >>> 24;
+  };
+  const hex = (v: number, w: number) => (v >>> 0).toString(16).toUpperCase().padStart(w, '0');
+  const host = (w: number) => hex((((w & 255) << 24) | (((w >>> 8) & 255) << 16) | (((w >>> 16) & 255) << 8) | (w >>> 24)) >>> 0, 8);
+  const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
+  const tcp = [header];
+  const tcp6 = [header];
+  const rows: SocketRow[] = [];
+  const kernelState: Record<string, number> = { ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, LISTEN: 10, CLOSING: 11 };
+  const states = Object.keys(kernelState) as SocketRow['state'][];
+  for (let i = 0; i < count; i++) {
+    const u = next(100);
+    const state = u < 80 ? 'ESTABLISHED' : u < 95 ? 'SYN_RECV' : states[next(states.length)]!;
+    const localPort = [80, 443, 22, 8080][next(4)]!;
+    const remotePort = 1024 + next(60000);
+    const listen = state === 'LISTEN';
+    // Sources: distinct per row (by a bijection of i), or few /24s and /64s holding a few hosts each.
+    const six = next(3) === 0;
+    let v4 = 0;
+    let v6: number[] = [];
+    if (mix === 'distinct' || (mix === 'mixed' && next(2) === 0)) {
+      v4 = (0xc6120000 + ((Math.imul(i + 1, 0x9e3779b1) >>> 0) % 0x20000)) >>> 0; // 198.18.0.0/15
+      v6 = [0x20010db8, Math.imul(i + 7, 0x85ebca6b) >>> 0, next(2) * 0x10000, i + 1];
+    } else {
+      v4 = (0xcb007100 | next(6)) >>> 0; // 203.0.113.0–5
+      if (next(2) === 0) v4 = (0xc6336400 + next(4)) >>> 0; // 198.51.100.0–3
+      if (next(3) === 0) v4 = (0xc0000200 + next(3) * 256 + next(5)) >>> 0; // 192.0.2.x, 192.0.3.x, 192.0.4.x
+      v6 = [0x20010db8, next(3), next(2), next(4) + 1];
+    }
+    const mapped = !six && next(10) === 0;
+    const words = six ? v6 : [0, 0, 0xffff, v4];
+    const remoteText = listen ? '' : six ? formatCidr({ family: 6, value: words.reduce((a, w) => (a << 32n) | BigInt(w >>> 0), 0n), prefix: 128 }) : `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+    const remoteWords = listen ? [0, 0, 0, 0] : words;
+    const st = hex(kernelState[state]!, 2);
+    if (six || mapped) {
+      const local = `${host(0x20010db8)}${host(0)}${host(0)}${host(1)}`;
+      tcp6.push(`${String(tcp6.length - 1).padStart(4)}: ${local}:${hex(localPort, 4)} ${remoteWords.map(host).join('')}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+    } else {
+      tcp.push(`${String(tcp.length - 1).padStart(4)}: ${host(0xc0000201)}:${hex(localPort, 4)} ${host(listen ? 0 : v4)}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+    }
+    rows.push({ proto: 'tcp', state, localPort, remote: remoteText, remotePort: listen ? 0 : remotePort });
+  }
+  return { tcp: tcp.join('\n'), tcp6: tcp6.join('\n'), rows };
+}
+
+/** The plain count with the per-net rule's distinct sources: a network needs `minSources` of them. */
+function referenceWithSources(rows: readonly SocketRow[], filter: SocketFilter, grouping: Grouping, skip: (remote: string) => boolean, above: number, minSources: number) {
+  const plain = reference(rows, filter, grouping, skip, -1);
+  if (grouping.by !== 'net') return { ...plain, groups: Object.fromEntries(Object.entries(plain.groups).filter(([, n]) => n > above)) };
+  const sources = new Map<string, Set<string>>();
+  for (const row of rows) {
+    if (row.remote === '' || skip(row.remote)) continue;
+    if (filter.states !== undefined && !filter.states.has(row.state)) continue;
+    if (filter.ports !== undefined && !filter.ports.has(row.localPort)) continue;
+    const ip = parseIp(row.remote)!;
+    const prefix = ip.family === 4 ? grouping.prefix4 : grouping.prefix6;
+    const key = formatCidr({ family: ip.family, value: networkOf(ip.family, ip.value, prefix), prefix });
+    if (!sources.has(key)) sources.set(key, new Set());
+    sources.get(key)!.add(row.remote);
+  }
+  return { ...plain, groups: Object.fromEntries(Object.entries(plain.groups).filter(([key, n]) => n > above && sources.get(key)!.size >= minSources)) };
+}
+
+describe('columnar counts on random kernel tables, against a plain count over rows', () => {
+  const filters: [string, SocketFilter][] = [
+    ['every state but LISTEN', { states: new Set(STATES.filter((s) => s !== 'LISTEN')) }],
+    ['SYN_RECV', { states: new Set(['SYN_RECV']) }],
+    ['ESTABLISHED on 80 and 443', { states: new Set(['ESTABLISHED']), ports: new Set([80, 443]) }],
+    ['everything', {}],
+  ];
+  const groupings: Grouping[] = [{ by: 'ip' }, { by: 'port' }, { by: 'net', prefix4: 24, prefix6: 64 }, { by: 'net', prefix4: 16, prefix6: 48 }, { by: 'net', prefix4: 31, prefix6: 127 }, { by: 'net', prefix4: 32, prefix6: 128 }, { by: 'net', prefix4: 0, prefix6: 0 }];
+  const suppressed = CidrSet.parse(['198.18.0.0/17', '2001:db8:1::/48', '203.0.113.2', '::ffff:198.51.100.1']);
+  const memo = new Map<string, boolean>();
+  const isSuppressed = (remote: string) => {
+    let hit = memo.get(remote);
+    if (hit === undefined) memo.set(remote, (hit = suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value)));
+    return hit;
+  };
+
+  for (const [mix, seed] of [['distinct', 1], ['clustered', 2], ['mixed', 3], ['clustered', 4]] as [Mix, number][]) {
+    const { tcp, tcp6, rows } = randomCapture(2_000, mix, seed);
+    const table = new SocketTable();
+    for (const text of [tcp, tcp6]) {
+      const parser = new ProcNetParser('tcp', table);
+      parser.push(Buffer.from(`${text}\n`, 'latin1'));
+      expect(parser.end().malformed).toEqual([]);
+    }
+    // The rows as parsed, in file order (tcp then tcp6), for the reference and for topGroups.
+    const parsed = table.toRows();
+    const canonical = [...rows].sort((a, b) => (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort));
+    const sorted = [...parsed].sort((a, b) => (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort));
+
+    it(`${mix} sources (seed ${seed}): the parser reads every socket, an IPv4-mapped source as its IPv4 address`, () => {
+      expect(sorted).toEqual(canonical);
+    });
+
+    for (const [name, filter] of filters) {
+      for (const grouping of groupings) {
+        const label = grouping.by === 'net' ? `net /${grouping.prefix4} /${grouping.prefix6}` : grouping.by;
+        it(`${mix} sources (seed ${seed}): ${name} by ${label}, with thresholds, min_sources and sources left out`, () => {
+          for (const [above, minSources] of [[0, 1], [1, 1], [2, 3], [5, 2]] as const) {
+            const plain = countSockets(table, filter, grouping, { above, minSources });
+            expect({ ...plain, groups: Object.fromEntries(plain.groups) }).toEqual(referenceWithSources(rows, filter, grouping, () => false, above, minSources));
+            const skip = new Uint8Array(table.addresses.size);
+            for (let id = 1; id < skip.length; id++) if (isSuppressed(table.addresses.name(id))) skip[id] = 1;
+            const skipped = countSockets(table, filter, grouping, { skip, above, minSources });
+            expect({ ...skipped, groups: Object.fromEntries(skipped.groups) }).toEqual(referenceWithSources(rows, filter, grouping, isSuppressed, above, minSources));
+          }
+          // countTop: the same as topGroups over the plain count's groups, ties included.
+          const all = reference(rows, filter, grouping, () => false, 0);
+          for (const limit of [0, 1, 10, 1_000_000]) {
+            const top = countTop(table, filter, grouping, limit);
+            expect(top.top).toEqual(topGroups(new Map(Object.entries(all.groups)), limit, grouping.by === 'port'));
+            expect(top.distinct).toBe(Object.keys(all.groups).length);
+            expect({ total: top.total, states: top.states }).toEqual({ total: all.total, states: all.states });
+          }
+        });
+      }
+    }
+  }
 });
