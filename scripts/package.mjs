@@ -4,7 +4,7 @@
 //   1. esbuild bundles src/cli/main.ts and every dependency into one CommonJS file (SEA runs only
 //      CommonJS in Node 20). The lazy `import()`s of the command modules become in-file requires.
 //      The default policy and the version are compiled in with --define, since no policies/ or
-//      package.json sits beside the executable (src/policy/load-policy.ts, src/cli/main.ts).
+//      package.json sits beside the executable (src/policy/load-policy.ts, src/cli/version.ts).
 //   2. node --experimental-sea-config turns the bundle into a blob.
 //   3. postject injects the blob into a copy of this node binary.
 import { execFileSync } from 'node:child_process';
@@ -46,7 +46,7 @@ await build({
     FLOODGATE_VERSION: JSON.stringify(version),
     FLOODGATE_EMBEDDED_DEFAULT_POLICY: JSON.stringify(defaultPolicy),
   },
-  // main.ts reads import.meta.url only when FLOODGATE_VERSION is not defined, which it is here.
+  // version.ts reads import.meta.url only when FLOODGATE_VERSION is not defined, which it is here.
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
 });
