@@ -14,9 +14,9 @@ function filesUnder(dir: string): string[] {
 }
 
 describe('scan --help', () => {
-  // The help text is the scan command's description in main.ts (running main.ts needs the build).
+  // The help text is the scan command's description in program.ts (running it needs the build).
   it('names the classic netstat | awk | sort | uniq -c pipeline, not "the seed"', () => {
-    const main = readFileSync(join(REPO, 'src', 'cli', 'main.ts'), 'utf8');
+    const main = readFileSync(join(REPO, 'src', 'cli', 'program.ts'), 'utf8');
     const scan = /\.command\('scan'\)\s*\.description\((["'])(.*?)\1\)/s.exec(main);
     expect(scan?.[2]).toContain('the classic `netstat | awk | sort | uniq -c` pipeline');
     expect(scan?.[2]).not.toMatch(/\bseed\b/i);
