@@ -6,6 +6,7 @@ import type { Enforcer } from '../enforce/enforcer.js';
 import { UsageError } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
 import { perform } from './operations.js';
+import type { FleetStatus } from '../fleet/fleet-sync.js';
 import type { StatusResult } from './protocol.js';
 import { parseRequest } from './request-schema.js';
 
@@ -15,6 +16,8 @@ export interface ControlContext {
   readonly policy: () => Policy;
   readonly mode: 'dry-run' | 'enforce';
   readonly daemon: NonNullable<StatusResult['daemon']>;
+  /** The fleet sync's state, when the policy has a fleet. */
+  readonly fleet?: () => FleetStatus;
 }
 
 export function controlHandler(context: ControlContext): (raw: unknown) => Promise<unknown> {
@@ -32,7 +35,7 @@ export function controlHandler(context: ControlContext): (raw: unknown) => Promi
     switch (request.cmd) {
       case 'status':
       case 'list':
-        return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });
+        return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon, ...(context.fleet && { fleet: context.fleet() }) });
       case 'flush': {
         await afterFlush();
         const job = perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });

@@ -14,6 +14,7 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
+import { type RunningFleet, openFleet } from '../fleet/open-fleet.js';
 import { controlHandler } from './control-requests.js';
 import { type ControlServer, sendControl, serveControl } from './control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
@@ -124,7 +125,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() } }));
+    let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
+    // Fleet bans: pushed after they are local, pulled through the same gate (allowlist, own addresses, max_active).
+    let fleet: RunningFleet | undefined;
+    if (policy.fleet) fleet = openFleet({ fleet: policy.fleet, enforcer, log, dryRun: mode === 'dry-run', protectedSet: () => allowlist, maxActive: () => policy.ban.max_active });
+
+    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, ...(fleet && { fleet: () => fleet!.sync.status() }) }));
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -141,7 +147,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     process.on('SIGINT', () => stop('SIGINT'));
     wakeForReload = () => wake?.();
 
-    let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     let previousCounters: { at: number; counters: FloodCounters } | undefined;
     let lastReconcile = Date.now();
     let lastAttackLog = -Infinity;
@@ -234,6 +239,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     // Requests already taken are in the store; give the queue a few seconds to apply their changes,
     // so that their clients hear "banned". What is left is saved before they are told it waits.
     await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
+    // The outbox is saved with the store below: what was not pushed goes at the next start.
+    await fleet?.stop();
     // Never throws: a full disk is retried by enforcer.stop() below, which says so if it still fails.
     enforcer.persist(0);
     if (options.flushOnExit) await enforcer.flush();

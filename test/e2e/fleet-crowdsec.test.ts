@@ -1,0 +1,162 @@
+// Fleet bans through a real CrowdSec LAPI (Debian's crowdsec 1.4.6): a throw-away LAPI with its own
+// config, SQLite database and port runs inside the lab's server namespace (on that namespace's
+// loopback), and two floodgate daemons, A and B, enforce there with their own state directories
+// (each its own rules, tagged by its instance id). One machine and one bouncer per host.
+//
+// Safety: crowdsec, cscli, floodgate and iptables run in the lab's server namespace only.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Daemon, type LogEvent, REPO, SKIP_REASON, floodgateOk, instanceRules, instanceTag, listBans, sleep, tempDir, useLab, waitFor, writePolicy } from './support.js';
+
+const HAS_CROWDSEC = existsSync('/usr/bin/crowdsec') && existsSync('/usr/bin/cscli');
+const PORT = 18_000 + Math.floor(Math.random() * 1000);
+const HOSTS = ['web-a', 'web-b'] as const;
+type Host = (typeof HOSTS)[number];
+
+interface Decision {
+  readonly value: string;
+  readonly origin: string;
+  readonly scenario: string;
+  readonly duration: string;
+}
+
+describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a CrowdSec LAPI', () => {
+  const shared = useLab();
+  const lapiDir = mkdtempSync(join(tmpdir(), 'floodgate-lapi-'));
+  const cscli = async (...args: string[]) => {
+    const r = await shared.lab.execServer(['cscli', '-c', join(lapiDir, 'config.yaml'), '--error', ...args], { timeoutMs: 30_000 });
+    if (r.exitCode !== 0) throw new Error(`cscli ${args.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  /** Every active decision the LAPI holds (cscli reads its database). */
+  const decisions = async (): Promise<Decision[]> => {
+    const alerts = JSON.parse((await cscli('decisions', 'list', '-a', '-o', 'json', '--limit', '0')) || 'null') as { decisions: Decision[] }[] | null;
+    return (alerts ?? []).flatMap((a) => a.decisions ?? []);
+  };
+
+  beforeAll(async () => {
+    const up = await shared.lab.execServer([join(REPO, 'scripts/lab/lapi-up.sh'), lapiDir, String(PORT)], { timeoutMs: 30_000 });
+    if (up.exitCode !== 0) throw new Error(`the LAPI did not start: ${up.stderr}`);
+    for (const host of HOSTS) {
+      const password = `pw-${host}-${Math.random().toString(36).slice(2)}`;
+      // -f -: without it, `machines add` overwrites cscli's own credentials file.
+      await cscli('machines', 'add', `floodgate-${host}`, '--password', password, '-f', '-', '--force');
+      writeFileSync(join(lapiDir, `${host}.password`), `${password}\n`, { mode: 0o600 });
+      const key = await cscli('-o', 'raw', 'bouncers', 'add', `floodgate-${host}`);
+      writeFileSync(join(lapiDir, `${host}.key`), key.trim(), { mode: 0o600 });
+    }
+  }, 60_000);
+
+  afterEach(async () => {
+    await cscli('decisions', 'delete', '--all').catch(() => undefined);
+  });
+
+  afterAll(async () => {
+    await shared.lab.execServer([join(REPO, 'scripts/lab/lapi-down.sh'), lapiDir]).catch(() => undefined);
+    rmSync(lapiDir, { recursive: true, force: true });
+  });
+
+  const start = async (host: Host, options: { enforce?: boolean; stateDir?: string; allowlist?: string[] } = {}) => {
+    const dir = tempDir(`fleet-${host}`);
+    const stateDir = options.stateDir ?? join(dir, 'state');
+    const policy = writePolicy(dir, (p) => {
+      p.ban = { ...p.ban, kill_connections: false };
+      if (options.allowlist) p.allowlist = [...p.allowlist, ...options.allowlist];
+      p.fleet = {
+        engine: 'crowdsec',
+        url: `http://127.0.0.1:${PORT}`,
+        host,
+        machine: `floodgate-${host}`,
+        password_file: join(lapiDir, `${host}.password`),
+        bouncer_key_file: join(lapiDir, `${host}.key`),
+        poll: '500ms',
+        resync: '60s',
+        origins: ['floodgate', 'cscli'],
+      };
+    });
+    const daemon = await Daemon.start(shared.lab, { policy, stateDir, enforce: options.enforce ?? true });
+    await daemon.waitForEvent('the start-up pull', (e) => e.event === 'fleet-sync' && e.during === 'start-up pull', 10_000);
+    return { daemon, stateDir };
+  };
+  const banEvent = (target: string, source?: 'fleet') => (e: LogEvent) => e.event === 'ban' && e.target === target && (source === undefined ? e.source === undefined : e.source === source);
+  const time = (e: LogEvent) => Date.parse(e.time as string);
+  const hasRule = async (stateDir: string, target: string) => (await instanceRules(shared.lab)).some((line) => line.includes(`-s ${target}/32 `) || line.includes(`-s ${target} `) ? line.includes(instanceTag(stateDir)) : false);
+
+  it('a ban on A is enforced on B within 1 s with the same expiry; unban on A lifts it on B within 1 s; a short ban expires on both', async () => {
+    const a = await start('web-a');
+    const b = await start('web-b');
+    await floodgateOk(shared.lab, ['ban', '198.51.100.7', '--ttl', '10m', '--state-dir', a.stateDir]);
+    const decided = await a.daemon.waitForEvent('A bans', banEvent('198.51.100.7'));
+    const pulled = await b.daemon.waitForEvent('B gets the fleet ban', banEvent('198.51.100.7', 'fleet'), 5000);
+    expect(time(pulled) - time(decided)).toBeLessThan(1000);
+    expect(pulled.fleetHost).toBe('web-a');
+    await waitFor('B’s rule', () => hasRule(b.stateDir, '198.51.100.7'), { timeoutMs: 3000, intervalMs: 100 });
+    const [onA] = (await listBans(shared.lab, a.stateDir)).filter((x) => x.target === '198.51.100.7');
+    const [onB] = (await listBans(shared.lab, b.stateDir)).filter((x) => x.target === '198.51.100.7');
+    expect(Math.abs(Date.parse(onA!.expiresAt) - Date.parse(onB!.expiresAt))).toBeLessThanOrEqual(1000);
+    expect([onA!.source, onB!.source]).toEqual(['local', 'fleet:web-a']);
+
+    await floodgateOk(shared.lab, ['unban', '198.51.100.7', '--state-dir', a.stateDir]);
+    const unbanned = await a.daemon.waitForEvent('A unbans', (e) => e.event === 'unban' && e.target === '198.51.100.7');
+    const lifted = await b.daemon.waitForEvent('B lifts it', (e) => e.event === 'unban' && e.target === '198.51.100.7' && e.source === 'fleet', 5000);
+    expect(time(lifted) - time(unbanned)).toBeLessThan(1000);
+    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '198.51.100.7')), { timeoutMs: 3000, intervalMs: 100 });
+
+    await floodgateOk(shared.lab, ['ban', '198.51.100.8', '--ttl', '3s', '--state-dir', a.stateDir]);
+    await b.daemon.waitForEvent('B gets the short ban', banEvent('198.51.100.8', 'fleet'), 5000);
+    await a.daemon.waitForEvent('A expires it', (e) => e.event === 'expire' && e.target === '198.51.100.8', 8000);
+    await b.daemon.waitForEvent('B expires it', (e) => (e.event === 'expire' || e.event === 'unban') && e.target === '198.51.100.8', 8000);
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => x.target)).not.toContain('198.51.100.8');
+  }, 60_000);
+
+  it('A never gets its own ban back; B in dry-run pulls into its dry-run store and pushes nothing', async () => {
+    const a = await start('web-a');
+    const b = await start('web-b', { enforce: false });
+    await floodgateOk(shared.lab, ['ban', '198.51.100.21', '--ttl', '10m', '--state-dir', a.stateDir]);
+    const pulled = await b.daemon.waitForEvent('B (dry-run) gets the fleet ban', banEvent('198.51.100.21', 'fleet'), 5000);
+    expect(pulled.dryRun).toBe(true);
+    expect(pulled.msg).toMatch(/^dry-run: would ban 198\.51\.100\.21 \(fleet, from web-a\) until /);
+    const [onB] = (await listBans(shared.lab, b.stateDir)).filter((x) => x.target === '198.51.100.21');
+    expect(onB).toMatchObject({ dryRun: true, source: 'fleet:web-a' });
+
+    await floodgateOk(shared.lab, ['ban', '198.51.100.22', '--ttl', '10m', '--state-dir', b.stateDir]);
+    await sleep(2000);
+    expect((await decisions()).map((d) => d.value).sort()).toEqual(['198.51.100.21']);
+    expect(a.daemon.events.filter((e) => e.event === 'ban' && e.source === 'fleet')).toEqual([]);
+    expect((await listBans(shared.lab, a.stateDir)).map((x) => [x.target, x.source])).toEqual([['198.51.100.21', 'local']]);
+  }, 60_000);
+
+  it('kill -9 B, ban on A, restart B: B has the ban after its start-up pull', async () => {
+    const a = await start('web-a');
+    const b = await start('web-b');
+    await b.daemon.stop('SIGKILL');
+    await floodgateOk(shared.lab, ['ban', '203.0.113.0/24', '--ttl', '10m', '--state-dir', a.stateDir]);
+    await waitFor('the decision in the LAPI', async () => (await decisions()).some((d) => d.value === '203.0.113.0/24'), { timeoutMs: 5000, intervalMs: 200 });
+    const again = await start('web-b', { stateDir: b.stateDir });
+    await again.daemon.waitForEvent('B applies it at start', banEvent('203.0.113.0/24', 'fleet'), 5000);
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['203.0.113.0/24', 'fleet:web-a']]);
+    await waitFor('B’s rule', async () => (await instanceRules(shared.lab)).some((l) => l.includes('-s 203.0.113.0/24') && l.includes(instanceTag(b.stateDir))), { timeoutMs: 3000, intervalMs: 100 });
+  }, 60_000);
+
+  it('an operator’s cscli decision is enforced and its deletion lifts it; a fleet ban of an allowlisted or own address is refused', async () => {
+    const b = await start('web-b', { allowlist: ['198.51.100.250'] });
+    await cscli('decisions', 'add', '--ip', '203.0.113.77', '--duration', '5m', '--reason', 'operator');
+    const pulled = await b.daemon.waitForEvent('B enforces the cscli decision', banEvent('203.0.113.77', 'fleet'), 5000);
+    expect(pulled.origin).toBe('cscli');
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['203.0.113.77', 'cscli']]);
+    await waitFor('B’s rule', () => hasRule(b.stateDir, '203.0.113.77'), { timeoutMs: 3000, intervalMs: 100 });
+    await cscli('decisions', 'delete', '--ip', '203.0.113.77');
+    await b.daemon.waitForEvent('B lifts it', (e) => e.event === 'unban' && e.target === '203.0.113.77' && e.source === 'fleet', 5000);
+    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '203.0.113.77')), { timeoutMs: 3000, intervalMs: 100 });
+
+    await cscli('decisions', 'add', '--ip', '198.51.100.250', '--duration', '5m');
+    await cscli('decisions', 'add', '--range', '192.0.2.0/24', '--duration', '5m');
+    const refusals = await Promise.all(
+      ['198.51.100.250', '192.0.2.0/24'].map((target) => b.daemon.waitForEvent(`B refuses ${target}`, (e) => e.event === 'refused' && e.target === target && e.source === 'fleet', 5000)),
+    );
+    expect(refusals.map((e) => e.origin)).toEqual(['cscli', 'cscli']);
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => x.target)).toEqual([]);
+  }, 60_000);
+});
