@@ -40,6 +40,8 @@ const PUSH_EVERY_MS = 100;
 const PUSH_BATCH = 10_000;
 const BACKOFF_MAX_MS = 30_000;
 const ERROR_LOG_EVERY_MS = 60_000;
+/** How long after new decisions arrive the follow-up resync comes, at least. */
+const FOLLOW_UP_MS = 1000;
 
 export class FleetSync {
   private readonly clock: () => number;
@@ -58,6 +60,8 @@ export class FleetSync {
   private timers: NodeJS.Timeout[] = [];
   private pulling: Promise<void> | undefined;
   private pushing: Promise<void> | undefined;
+  /** When the resync that follows a burst of new decisions is due. */
+  private followUpAt: number | undefined;
   /** Set while a pulled change is applied: the enforcer's log lines it causes are not ours to push. */
   private applying = false;
 
@@ -168,7 +172,9 @@ export class FleetSync {
         store.dequeue(taken);
         this.connected = true;
         this.pushBackoff = 0;
-        this.options.log.debug({ event: 'fleet-push', bans: bans.length, unbans: unbans.length, engine: this.options.engine.name }, `fleet: pushed ${bans.length} ban(s) and ${unbans.length} unban(s)`);
+        const tookMs = this.clock() - now;
+        // A bulk push is worth a line at info: it is what the other hosts wait for.
+        this.options.log[taken >= 100 ? 'info' : 'debug']({ event: 'fleet-push', bans: bans.length, unbans: unbans.length, tookMs, engine: this.options.engine.name }, `fleet: pushed ${bans.length} ban(s) and ${unbans.length} unban(s) in ${tookMs} ms`);
       } catch (error) {
         this.pushBackoff = Math.min(BACKOFF_MAX_MS, Math.max(500, this.pushBackoff * 2));
         this.nextPushAt = this.clock() + this.pushBackoff;
@@ -197,8 +203,15 @@ export class FleetSync {
         } else {
           for (const decision of changes.added) this.added(decision, now);
           for (const decision of changes.deleted) this.deleted(decision, now);
+          // The LAPI's stream can skip a decision for good (one committed after a concurrent poll
+          // began: 100 of a 10k push here), and only a full list shows it: one follows each burst.
+          if (changes.added.length > 0) this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
         }
-        if (this.lastResync !== undefined && now - this.lastResync >= this.options.resync) await this.resync();
+        const due = this.lastResync !== undefined && now - this.lastResync >= this.options.resync;
+        if (due || (this.followUpAt !== undefined && now >= this.followUpAt)) {
+          this.followUpAt = undefined;
+          await this.resync();
+        }
       } catch (error) {
         this.connected = false;
         this.failed('pull', error, {});
