@@ -103,6 +103,24 @@ describe('FleetSync pull', () => {
   });
 });
 
+describe('FleetSync follow-up resync', () => {
+  it('reads the full list about a second after new decisions arrive: the stream can skip some for good', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: false });
+    await sync.pullOnce();
+    // The LAPI holds one more that the stream never returned.
+    engine.all = [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })];
+    advance(500);
+    await sync.pullOnce();
+    expect(store.get('198.51.100.8')).toBeUndefined();
+    advance(600);
+    await sync.pullOnce();
+    expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+});
+
 describe('FleetSync push', () => {
   it('keeps the outbox through a failed push and sends it in order, a ban after an unban of the same target in the next batch', async () => {
     const { sync, engine, store, enforcer, advance } = setup();
