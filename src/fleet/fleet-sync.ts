@@ -327,7 +327,7 @@ export class FleetSync {
           this.readdInner(cidr);
           log.info({ event: 'unban', target: key, source: 'fleet', origin: existing.fleet.origin, fleetHost: existing.fleet.host, dryRun: dry }, `${dry ? 'dry-run: would lift' : 'lifted'} fleet ban of ${key} (the fleet's decision went)`);
         } else if (left !== null) {
-          enforcer.queue.push('add', cidr, left.expiresAt, key);
+          if (this.retimes) enforcer.queue.push('add', cidr, left.expiresAt, key);
           log.info({ event: 'fleet-sync', target: key, expiresAt: formatInstant(left.expiresAt) }, `the fleet's decision for ${key} went; its local ban stays until ${formatInstant(left.expiresAt)}`);
         }
         return true;
@@ -343,7 +343,7 @@ export class FleetSync {
       const result = store.setFleet(key, { host: best.host, origin: best.origin, decisionId: best.id, expiresAt: best.expiresAt }, best.rule, now);
       if (result === 'unchanged' || result === 'recorded') return result === 'recorded';
       const ban = store.get(key)!;
-      enforcer.queue.push('add', cidr, ban.expiresAt, key);
+      if (result === 'added' || this.retimes) enforcer.queue.push('add', cidr, ban.expiresAt, key);
       const from = best.host !== '' ? `from ${best.host}` : `origin ${best.origin}`;
       log.info(
         { event: 'ban', target: key, rule: best.rule, source: 'fleet', origin: best.origin, fleetHost: best.host, decisionId: best.id, expiresAt: formatInstant(ban.expiresAt), extended: result === 'extended', dryRun: dry },
@@ -353,6 +353,15 @@ export class FleetSync {
     } finally {
       this.applying = false;
     }
+  }
+
+  /**
+   * Whether a changed expiry is applied again: ipset's add -exist sets the new kernel timeout; an
+   * iptables rule has none, and adding it again would make a duplicate (nftables' kernel timeout
+   * is only a safety net there: reconcile puts back a rule it dropped early).
+   */
+  private get retimes(): boolean {
+    return this.options.enforcer.backend.kind === 'ipset';
   }
 
   /** Bans inside a lifted network may have leaned on its rule: they get their own, as an unban does. */
