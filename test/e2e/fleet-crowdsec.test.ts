@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Daemon, type LogEvent, REPO, SKIP_REASON, floodgateOk, instanceRules, instanceTag, listBans, sleep, tempDir, useLab, waitFor, writePolicy } from './support.js';
 
 const HAS_CROWDSEC = existsSync('/usr/bin/crowdsec') && existsSync('/usr/bin/cscli');
+const HAS_BOUNCER = existsSync('/usr/bin/crowdsec-firewall-bouncer') && existsSync('/usr/sbin/nft');
 const PORT = 18_000 + Math.floor(Math.random() * 1000);
 const HOSTS = ['web-a', 'web-b'] as const;
 type Host = (typeof HOSTS)[number];
@@ -252,5 +253,52 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     const resync = await b.daemon.waitForEvent('the resync', (e) => e.event === 'fleet-sync' && e.during === 'resync', 20_000);
     expect([resync.applied, resync.lifted]).toEqual([1, 1]);
     expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['198.51.100.42', 'cscli']]);
+  }, 60_000);
+
+  // Debian's crowdsec-firewall-bouncer (nftables mode, as its postinst picks on Debian 12), run with
+  // its own config inside the lab's server namespace against the same LAPI. Address bans only: in
+  // nftables mode it enforces a range as one address (its sets have no interval flag).
+  it.skipIf(!HAS_BOUNCER)('interop: the stock firewall bouncer enforces floodgate’s address bans', async () => {
+    const a = await start('web-a');
+    const key = (await cscli('-o', 'raw', 'bouncers', 'add', `interop-${Date.now()}`)).trim();
+    const dir = tempDir('fleet-bouncer');
+    const config = join(dir, 'bouncer.yaml');
+    writeFileSync(
+      config,
+      [
+        'mode: nftables',
+        `pid_dir: ${dir}`,
+        'update_frequency: 200ms',
+        'daemonize: false',
+        'log_mode: file',
+        `log_dir: ${dir}`,
+        'log_level: info',
+        `api_url: http://127.0.0.1:${PORT}/`,
+        `api_key: ${key}`,
+        'disable_ipv6: false',
+        'deny_action: DROP',
+        'supported_decisions_types: [ban]',
+        'nftables:',
+        '  ipv4: {enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}',
+        '  ipv6: {enabled: true, set-only: false, table: crowdsec6, chain: crowdsec6-chain}',
+        'prometheus: {enabled: false}',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const bouncer = shared.lab.spawnServer(['crowdsec-firewall-bouncer', '-c', config]);
+    try {
+      await floodgateOk(shared.lab, ['ban', '198.51.100.61', '--ttl', '10m', '--state-dir', a.stateDir]);
+      await floodgateOk(shared.lab, ['ban', '2001:db8:5::7', '--ttl', '10m', '--state-dir', a.stateDir]);
+      const element = (table: string, set: string, value: string) => shared.lab.execServer(['nft', 'get', 'element', table === 'crowdsec' ? 'ip' : 'ip6', table, set, `{ ${value} }`]);
+      await waitFor('the bouncer’s nftables sets hold both', async () => (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode === 0 && (await element('crowdsec6', 'crowdsec6-blacklists', '2001:db8:5::7')).exitCode === 0, { timeoutMs: 10_000, intervalMs: 250 });
+      await floodgateOk(shared.lab, ['unban', '198.51.100.61', '--state-dir', a.stateDir]);
+      await waitFor('the bouncer lifts the unbanned address', async () => (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode !== 0, { timeoutMs: 10_000, intervalMs: 250 });
+    } finally {
+      bouncer.kill('SIGTERM');
+      await new Promise((resolve) => (bouncer.exitCode !== null ? resolve(null) : bouncer.once('exit', resolve)));
+      await shared.lab.execServer(['nft', 'delete', 'table', 'ip', 'crowdsec']).catch(() => undefined);
+      await shared.lab.execServer(['nft', 'delete', 'table', 'ip6', 'crowdsec6']).catch(() => undefined);
+    }
   }, 60_000);
 });
