@@ -89,6 +89,8 @@ export class BanStore {
   private readonly grace = new Map<string, number>();
   refused = 0;
   lastScan: LastScan | undefined;
+  /** Where the fleet engine resumes after a restart (a Redis stream id); the CrowdSec LAPI keeps its own. */
+  private cursor: string | undefined;
   /** Changes waiting to be pushed to the fleet, oldest first; saved with the bans. */
   private outboxEntries: OutboxEntry[] = [];
   /** The last save's failure, since when saves have failed; undefined once one succeeds. */
@@ -162,6 +164,7 @@ export class BanStore {
     store.refused = state.refused;
     store.lastScan = state.lastScan;
     store.outboxEntries = state.outbox;
+    store.cursor = state.fleetCursor;
     if (state.problems.length > 0) {
       if (options.repair) {
         writeFileAtomic(aside, text);
@@ -226,6 +229,7 @@ export class BanStore {
     yield* list('offenders', this.offenders.rentries());
     yield* list('grace', this.grace.entries());
     yield* list('outbox', this.outboxEntries);
+    if (this.cursor !== undefined) yield `,"fleetCursor":${JSON.stringify(this.cursor)}`;
     yield `,"refused":${this.refused}${this.lastScan ? `,"lastScan":${JSON.stringify(this.lastScan)}` : ''}}`;
   }
 
@@ -347,6 +351,17 @@ export class BanStore {
     if (this.bans.has(target) || this.grace.has(target)) return;
     const cidr = parseCidr(target);
     if (cidr !== null) this.suppressedSet.delete(cidr);
+  }
+
+  get fleetCursor(): string | undefined {
+    return this.cursor;
+  }
+
+  /** Records how far the fleet's changes are applied; saved with the next ban change. */
+  set fleetCursor(cursor: string | undefined) {
+    if (cursor === this.cursor) return;
+    this.cursor = cursor;
+    this.version++;
   }
 
   /** The fleet outbox, oldest first, without a copy. */

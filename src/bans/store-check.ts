@@ -55,6 +55,8 @@ export interface CheckedState {
   readonly refused: number;
   readonly lastScan?: { readonly at: number; readonly durationMs: number; readonly sockets: number };
   readonly outbox: OutboxEntry[];
+  /** The fleet engine's resume point (a Redis stream id); opaque to the store. */
+  readonly fleetCursor?: string;
   /** Every sound target, parsed: the store needs them, and parsing 100k again cost as much as checking. */
   readonly cidrs: ReadonlyMap<string, Cidr>;
   /** What was left out, one line per entry or field ("bans[3]: …"). */
@@ -182,7 +184,12 @@ export function checkStore(raw: unknown): StoreVerdict {
     else problems.push(`lastScan: ${shown(scan)} is not {at, durationMs, sockets}`);
   }
   const outbox = version === 1 ? [] : entries(raw, 'outbox', (item) => checkOutboxEntry(item, cidrs), problems);
-  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), outbox, cidrs, problems } };
+  let fleetCursor: string | undefined;
+  if (raw.fleetCursor !== undefined) {
+    if (typeof raw.fleetCursor === 'string' && raw.fleetCursor.length <= 200) fleetCursor = raw.fleetCursor;
+    else problems.push(`fleetCursor: ${shown(raw.fleetCursor)} is not a short text`);
+  }
+  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), outbox, ...(fleetCursor !== undefined && { fleetCursor }), cidrs, problems } };
 }
 
 function checkOutboxEntry(value: unknown, cidrs: Map<string, Cidr>): OutboxEntry | string {

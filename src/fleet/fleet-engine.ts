@@ -29,6 +29,11 @@ export interface FleetChanges {
   readonly deleted: readonly FleetDecision[];
   /** True when `added` is every active decision (a start-up pull): fleet bans not in it are gone. */
   readonly complete: boolean;
+  /**
+   * How far these changes go, for an engine that replays from a point (a Redis stream id): saved
+   * with the ban store once they are applied, and given back to the first pull after a restart.
+   */
+  readonly cursor?: string;
 }
 
 export interface FleetEngine {
@@ -38,8 +43,11 @@ export interface FleetEngine {
    * and then makes sure a retry sends nothing twice.
    */
   push(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void>;
-  /** What changed since the last pull; the first pull after start is complete. */
-  pull(now: number): Promise<FleetChanges>;
+  /**
+   * What changed since the last pull. `cursor` is the one saved from an earlier run: an engine that
+   * can resume from it replays from there; otherwise the first pull after start is complete.
+   */
+  pull(now: number, cursor?: string): Promise<FleetChanges>;
   /** Every active fleet decision (other hosts' and the configured origins'), for a resync. */
   snapshot(now: number): Promise<FleetDecision[]>;
 }

@@ -194,7 +194,7 @@ export class FleetSync {
     this.pulling = (async () => {
       try {
         const now = this.clock();
-        const changes = await this.options.engine.pull(now);
+        const changes = await this.options.engine.pull(now, this.options.enforcer.store.fleetCursor);
         this.connected = true;
         this.lastPull = now;
         if (changes.complete) {
@@ -207,6 +207,7 @@ export class FleetSync {
           // began: 100 of a 10k push here), and only a full list shows it: one follows each burst.
           if (changes.added.length > 0) this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
         }
+        if (changes.cursor !== undefined) this.options.enforcer.store.fleetCursor = changes.cursor;
         const due = this.lastResync !== undefined && now - this.lastResync >= this.options.resync;
         if (due || (this.followUpAt !== undefined && now >= this.followUpAt)) {
           this.followUpAt = undefined;

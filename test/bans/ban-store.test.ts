@@ -378,8 +378,10 @@ describe('BanStore fleet part and outbox (version 2)', () => {
     const store = new BanStore(file, LIMITS);
     expect(store.setFleet('203.0.113.0/24', fleet(T0 + 5 * MINUTE), 'syn-flood', T0)).toBe('added');
     store.enqueue({ op: 'unban', target: '198.51.100.9' });
+    store.fleetCursor = '1700000000000-3';
     store.save();
     const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.fleetCursor).toBe('1700000000000-3');
     expect(loaded.get('203.0.113.0/24')).toEqual({ target: '203.0.113.0/24', rule: 'syn-flood', count: 0, createdAt: T0, ttl: 5 * MINUTE, expiresAt: T0 + 5 * MINUTE, fleet: fleet(T0 + 5 * MINUTE) });
     expect(banSource(loaded.get('203.0.113.0/24')!)).toBe('fleet:web-2');
     expect(loaded.outbox).toEqual([{ op: 'unban', target: '198.51.100.9' }]);

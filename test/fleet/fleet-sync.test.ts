@@ -27,7 +27,9 @@ class ScriptedEngine implements FleetEngine {
     }
     this.pushed.push({ bans: [...bans], unbans: [...unbans] });
   }
-  async pull(): Promise<FleetChanges> {
+  cursors: (string | undefined)[] = [];
+  async pull(_now: number, cursor?: string): Promise<FleetChanges> {
+    this.cursors.push(cursor);
     return this.pulls.shift() ?? { added: [], deleted: [], complete: false };
   }
   async snapshot(): Promise<FleetDecision[]> {
@@ -118,6 +120,17 @@ describe('FleetSync follow-up resync', () => {
     advance(600);
     await sync.pullOnce();
     expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+});
+
+describe('FleetSync cursor', () => {
+  it('saves the cursor an engine returns (a Redis stream id) with the store and hands it back at the next pull', async () => {
+    const { sync, engine, store } = setup();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: false, cursor: '1700000000000-3' });
+    await sync.pullOnce();
+    await sync.pullOnce();
+    expect(engine.cursors).toEqual([undefined, '1700000000000-3']);
+    expect(store.fleetCursor).toBe('1700000000000-3');
   });
 });
 
