@@ -14,7 +14,7 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
-import { type RunningFleet, openFleet } from '../fleet/open-fleet.js';
+import { type RunningFleet, createEngine, openFleet } from '../fleet/open-fleet.js';
 import { controlHandler } from './control-requests.js';
 import { type ControlServer, sendControl, serveControl } from './control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
@@ -105,6 +105,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   };
   process.on('SIGHUP', onHangup);
   try {
+    // The fleet's secrets first: an unreadable file stops the start before the firewall is touched.
+    const fleetEngine = policy.fleet && createEngine(policy.fleet);
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // Manual commands without --policy use the daemon's policy (same backend, same limits).
     try {
@@ -128,7 +130,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     // Fleet bans: pushed after they are local, pulled through the same gate (allowlist, own addresses, max_active).
     let fleet: RunningFleet | undefined;
-    if (policy.fleet) fleet = openFleet({ fleet: policy.fleet, enforcer, log, dryRun: mode === 'dry-run', protectedSet: () => allowlist, maxActive: () => policy.ban.max_active });
+    if (policy.fleet && fleetEngine) fleet = openFleet({ fleet: policy.fleet, engine: fleetEngine, enforcer, log, dryRun: mode === 'dry-run', protectedSet: () => allowlist, maxActive: () => policy.ban.max_active });
 
     control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, ...(fleet && { fleet: () => fleet!.sync.status() }) }));
 

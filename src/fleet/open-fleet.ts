@@ -52,9 +52,10 @@ export interface RunningFleet {
   stop(): Promise<void>;
 }
 
-export function openFleet(options: { fleet: FleetPolicy; enforcer: Enforcer; log: Logger; dryRun: boolean; protectedSet: () => CidrSet; maxActive: () => number }): RunningFleet {
+/** `engine`: made before anything else starts (createEngine), so that a bad secret file changes nothing. */
+export function openFleet(options: { fleet: FleetPolicy; engine: FleetEngine; enforcer: Enforcer; log: Logger; dryRun: boolean; protectedSet: () => CidrSet; maxActive: () => number }): RunningFleet {
   const { fleet, enforcer, log, dryRun } = options;
-  const sync = new FleetSync({ engine: createEngine(fleet), enforcer, log, host: fleetHost(fleet), dryRun, poll: fleet.poll, resync: fleet.resync, protectedSet: options.protectedSet, maxActive: options.maxActive });
+  const sync = new FleetSync({ engine: options.engine, enforcer, log, host: fleetHost(fleet), dryRun, poll: fleet.poll, resync: fleet.resync, protectedSet: options.protectedSet, maxActive: options.maxActive });
   // The enforcer logs every ban and unban it makes once it is in the store and queued: the moment
   // to push it. Expiries push nothing (the engine expires the decision at the same instant).
   const untap = tapEvents(log, ({ fields }) => {

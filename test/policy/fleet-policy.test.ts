@@ -29,7 +29,9 @@ describe('policy fleet section', () => {
     expect(parsePolicy(RULES, 'policy.yaml').fleet).toBeUndefined();
     const policy = parsePolicy(RULES + FLEET, 'policy.yaml');
     expect(policy.fleet).toEqual({ engine: 'crowdsec', url: 'http://127.0.0.1:8080', host: 'web-1', machine: 'floodgate-web-1', password_file: '/etc/floodgate/lapi-password', bouncer_key_file: '/etc/floodgate/lapi-bouncer-key', poll: 500, resync: 60_000, origins: ['floodgate'] });
-    expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec/);
+    // Durations as text again, so that the rendered policy reads back the same.
+    expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec[^]*\n\s+poll: 500ms\n\s+resync: 1m\n/);
+    expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
   });
 
   it.each([
