@@ -3,6 +3,7 @@
 // host's bans and unbans from the daemon's own log events.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { BanStore } from '../bans/ban-store.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -72,4 +73,20 @@ export function openFleet(options: { fleet: FleetPolicy; engine: FleetEngine; en
       await sync.stop();
     },
   };
+}
+
+/**
+ * For a manual ban or unban made while no daemon runs: its changes go into the outbox saved with
+ * the store, and the daemon pushes them when it starts. Returns the function that removes the tap.
+ */
+export function queueManualChanges(log: Logger, store: BanStore): () => void {
+  return tapEvents(log, ({ fields }) => {
+    if (fields.source === 'fleet' || fields.dryRun === true || typeof fields.target !== 'string') return;
+    if (fields.event === 'ban') {
+      const ban = store.get(fields.target);
+      if (ban !== undefined && (ban.fleet === undefined || ban.localExpiresAt !== undefined)) store.enqueue({ op: 'ban', target: ban.target, rule: ban.rule, expiresAt: ban.localExpiresAt ?? ban.expiresAt });
+    } else if (fields.event === 'unban') {
+      store.enqueue({ op: 'unban', target: fields.target });
+    }
+  });
 }
