@@ -411,6 +411,14 @@ describe('BanStore fleet part and outbox (version 2)', () => {
     expect(store.liftFleet('198.51.100.99')).toBeNull();
   });
 
+  it('a fleet ban is suppressed for the detector, which then never bans (nor pushes) it again', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.setFleet('203.0.113.0/24', fleet(T0 + 5 * MINUTE), 'syn-flood', T0);
+    expect(store.suppressed(T0).covers(parseCidr('203.0.113.9')!)).toBe(true);
+    store.liftFleet('203.0.113.0/24');
+    expect(store.suppressed(T0).covers(parseCidr('203.0.113.9')!)).toBe(false);
+  });
+
   it('a fleet ban of the origin cscli shows as cscli', () => {
     const store = new BanStore(undefined, LIMITS);
     store.setFleet('192.0.2.1', { host: '', origin: 'cscli', decisionId: '3', expiresAt: T0 + MINUTE }, "manual 'ban' from 'localhost'", T0);
