@@ -7,7 +7,9 @@ import { ConflictError, UsageError } from '../errors.js';
 import { CidrSet } from '../net/cidr-set.js';
 import { type Cidr, parseCidr } from '../net/ip.js';
 import { readStateFile, stateDirError, writeFileAtomic } from './state-file.js';
-import { STORE_VERSION, type StoreVerdict, checkStore } from './store-check.js';
+import { type FleetPart, type OutboxEntry, STORE_VERSION, type StoreVerdict, checkStore } from './store-check.js';
+
+export type { FleetPart, OutboxEntry };
 
 export interface Ban {
   /** Canonical address or CIDR. */
@@ -20,7 +22,21 @@ export interface Ban {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly ttl: number;
+  /** The fleet's decision for this target, when there is one (a fleet ban, or a local ban it extends). */
+  readonly fleet?: FleetPart;
+  /** With `fleet`: the local ban's own expiry; absent when the ban is the fleet's alone. */
+  readonly localExpiresAt?: number;
 }
+
+/** `local`, `fleet:<host>` for another floodgate's ban, or the engine's origin (crowdsec, cscli, …). */
+export function banSource(ban: Ban): string {
+  if (ban.fleet === undefined || ban.localExpiresAt !== undefined) return 'local';
+  if (ban.fleet.origin === 'floodgate' && ban.fleet.host !== '') return `fleet:${ban.fleet.host}`;
+  return ban.fleet.origin;
+}
+
+/** What a fleet decision did to the store. */
+export type FleetApply = 'added' | 'extended' | 'recorded' | 'unchanged';
 
 interface Offender {
   readonly lastTtl: number;
@@ -40,6 +56,7 @@ interface StateFile {
   readonly grace: [string, number][];
   readonly refused: number;
   readonly lastScan?: LastScan;
+  readonly outbox: OutboxEntry[];
 }
 
 export interface SaveFailure {
@@ -72,6 +89,10 @@ export class BanStore {
   private readonly grace = new Map<string, number>();
   refused = 0;
   lastScan: LastScan | undefined;
+  /** Where the fleet engine resumes after a restart (a Redis stream id); the CrowdSec LAPI keeps its own. */
+  private cursor: string | undefined;
+  /** Changes waiting to be pushed to the fleet, oldest first; saved with the bans. */
+  private outboxEntries: OutboxEntry[] = [];
   /** The last save's failure, since when saves have failed; undefined once one succeeds. */
   saveFailure: SaveFailure | undefined;
   /** What load() found wrong with the file, and where it put the original; undefined when sound. */
@@ -142,6 +163,8 @@ export class BanStore {
     }
     store.refused = state.refused;
     store.lastScan = state.lastScan;
+    store.outboxEntries = state.outbox;
+    store.cursor = state.fleetCursor;
     if (state.problems.length > 0) {
       if (options.repair) {
         writeFileAtomic(aside, text);
@@ -205,6 +228,8 @@ export class BanStore {
     // Oldest first, so that loading them in order keeps the newest the last to be evicted.
     yield* list('offenders', this.offenders.rentries());
     yield* list('grace', this.grace.entries());
+    yield* list('outbox', this.outboxEntries);
+    if (this.cursor !== undefined) yield `,"fleetCursor":${JSON.stringify(this.cursor)}`;
     yield `,"refused":${this.refused}${this.lastScan ? `,"lastScan":${JSON.stringify(this.lastScan)}` : ''}}`;
   }
 
@@ -331,6 +356,80 @@ export class BanStore {
     if (this.bans.has(target) || this.grace.has(target)) return;
     const cidr = parseCidr(target);
     if (cidr !== null) this.suppressedSet.delete(cidr);
+  }
+
+  get fleetCursor(): string | undefined {
+    return this.cursor;
+  }
+
+  /** Records how far the fleet's changes are applied; saved with the next ban change. */
+  set fleetCursor(cursor: string | undefined) {
+    if (cursor === this.cursor) return;
+    this.cursor = cursor;
+    this.version++;
+  }
+
+  /** The fleet outbox, oldest first, without a copy. */
+  get outbox(): readonly OutboxEntry[] {
+    return this.outboxEntries;
+  }
+
+  /** Queues changes for the fleet; saved with the next save (at once, as a ban change). */
+  enqueue(...entries: OutboxEntry[]): void {
+    if (entries.length === 0) return;
+    this.outboxEntries.push(...entries);
+    this.version++;
+  }
+
+  /** Drops entries the fleet has taken (the first `count`, which were sent). */
+  dequeue(count: number): void {
+    if (count <= 0) return;
+    this.outboxEntries.splice(0, count);
+    this.version++;
+  }
+
+  /**
+   * Records the fleet's decision for `target`. A target without a ban gets a fleet ban; a local ban
+   * keeps its own expiry aside and lasts until the later of the two. Fleet bans never count as
+   * repeat offences: their length is the deciding host's business. Replaces an earlier fleet part
+   * (a resync may shorten it when the longest decision went).
+   */
+  setFleet(target: string, fleet: FleetPart, rule: string, now: number): FleetApply {
+    const existing = this.bans.get(target);
+    if (existing === undefined) {
+      this.bans.set(target, { target, rule, count: 0, createdAt: now, ttl: Math.max(1, fleet.expiresAt - now), expiresAt: fleet.expiresAt, fleet });
+      this.grace.delete(target);
+      this.suppress(target);
+      this.version++;
+      return 'added';
+    }
+    const f = existing.fleet;
+    if (f !== undefined && f.decisionId === fleet.decisionId && f.origin === fleet.origin && Math.abs(f.expiresAt - fleet.expiresAt) < 2000) return 'unchanged';
+    const local = existing.fleet === undefined ? existing.expiresAt : existing.localExpiresAt;
+    const expiresAt = local === undefined ? fleet.expiresAt : Math.max(local, fleet.expiresAt);
+    const ban: Ban = { ...existing, expiresAt, fleet, ...(local !== undefined && { localExpiresAt: local }) };
+    this.bans.set(target, ban);
+    this.version++;
+    return expiresAt > existing.expiresAt ? 'extended' : 'recorded';
+  }
+
+  /**
+   * The fleet's decision for `target` went: lifts only what the fleet added. Returns the ban left
+   * (the local one, back to its own expiry), or undefined when the ban is gone; null when the
+   * target had no fleet part.
+   */
+  liftFleet(target: string): Ban | undefined | null {
+    const existing = this.bans.get(target);
+    if (existing?.fleet === undefined) return null;
+    if (existing.localExpiresAt === undefined) {
+      this.remove(target);
+      return undefined;
+    }
+    const { fleet: _fleet, localExpiresAt, ...local } = existing;
+    const ban: Ban = { ...local, expiresAt: localExpiresAt };
+    this.bans.set(target, ban);
+    this.version++;
+    return ban;
   }
 
   targets(): Cidr[] {

@@ -4,8 +4,11 @@
 // firewall at the next reconcile: a /0 entry dropped every packet the host got.
 import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
 
-/** The store format this floodgate writes and reads. */
-export const STORE_VERSION = 1;
+/**
+ * The store format this floodgate writes and reads. Version 2 added each ban's fleet part and the
+ * fleet outbox; a version 1 file is read as all-local bans with an empty outbox.
+ */
+export const STORE_VERSION = 2;
 
 /**
  * The widest network a detector rule bans (the policy's smallest prefix4 and prefix6). Wider ones
@@ -16,6 +19,16 @@ const DETECTOR_WIDEST = { 4: 8, 6: 16 } as const;
 /** JavaScript dates end here (year 275760): a time past it cannot be shown or compared sensibly. */
 const LAST_TIME = 8.64e15;
 
+/** Where a fleet ban came from: the engine's decision, with its own absolute expiry. */
+export interface FleetPart {
+  /** The host that decided it (floodgate's own decisions), or "" for another origin's. */
+  readonly host: string;
+  /** The engine's origin: floodgate, crowdsec, cscli, … */
+  readonly origin: string;
+  readonly decisionId: string;
+  readonly expiresAt: number;
+}
+
 export interface CheckedBan {
   readonly target: string;
   readonly rule: string;
@@ -24,7 +37,16 @@ export interface CheckedBan {
   readonly createdAt: number;
   readonly expiresAt: number;
   readonly ttl: number;
+  /** Set when the fleet holds a decision for the target: a fleet ban, or a local one it extends. */
+  readonly fleet?: FleetPart;
+  /** With `fleet`: the local ban's own expiry, what is left when the fleet's decision goes; absent for a fleet-only ban. */
+  readonly localExpiresAt?: number;
 }
+
+/** A change waiting to be pushed to the fleet: kept with the state, so an outage or a restart loses none. */
+export type OutboxEntry =
+  | { readonly op: 'ban'; readonly target: string; readonly rule: string; readonly expiresAt: number }
+  | { readonly op: 'unban'; readonly target: string };
 
 export interface CheckedState {
   readonly bans: CheckedBan[];
@@ -32,6 +54,9 @@ export interface CheckedState {
   readonly grace: [string, number][];
   readonly refused: number;
   readonly lastScan?: { readonly at: number; readonly durationMs: number; readonly sockets: number };
+  readonly outbox: OutboxEntry[];
+  /** The fleet engine's resume point (a Redis stream id); opaque to the store. */
+  readonly fleetCursor?: string;
   /** Every sound target, parsed: the store needs them, and parsing 100k again cost as much as checking. */
   readonly cidrs: ReadonlyMap<string, Cidr>;
   /** What was left out, one line per entry or field ("bans[3]: …"). */
@@ -72,17 +97,26 @@ function targetProblem(value: unknown, cidrs: Map<string, Cidr>, rule?: string):
 
 function checkBan(value: unknown, cidrs: Map<string, Cidr>): CheckedBan | string {
   if (!isObject(value)) return `${shown(value)} is not a ban`;
-  const { target, rule, reason, count, createdAt, expiresAt, ttl } = value;
+  const { target, rule, reason, count, createdAt, expiresAt, ttl, fleet, localExpiresAt } = value;
   if (typeof rule !== 'string' || rule === '') return `rule ${shown(rule)} is not a name`;
-  const bad = targetProblem(target, cidrs, rule);
+  let fleetPart: FleetPart | undefined;
+  if (fleet !== undefined) {
+    if (!isObject(fleet) || typeof fleet.host !== 'string' || typeof fleet.origin !== 'string' || fleet.origin === '' || typeof fleet.decisionId !== 'string' || !isTime(fleet.expiresAt)) {
+      return `fleet ${shown(fleet)} is not {host, origin, decisionId, expiresAt}`;
+    }
+    fleetPart = { host: fleet.host, origin: fleet.origin, decisionId: fleet.decisionId, expiresAt: fleet.expiresAt };
+  }
+  if (localExpiresAt !== undefined && (fleetPart === undefined || !isTime(localExpiresAt))) return `localExpiresAt ${shown(localExpiresAt)} is not a time with a fleet part`;
+  // A fleet ban's width is the fleet's (a cscli decision may be a /8); the gate checked it when pulled.
+  const bad = targetProblem(target, cidrs, fleetPart !== undefined && localExpiresAt === undefined ? undefined : rule);
   if (bad !== null) return bad;
   if (reason !== undefined && reason !== null && typeof reason !== 'string') return `reason ${shown(reason)} is not text`;
   if (!isCount(count)) return `count ${shown(count)} is not a whole number >= 0`;
   if (!isTime(createdAt)) return `createdAt ${shown(createdAt)} is not a time`;
   if (!isTime(expiresAt)) return `expiresAt ${shown(expiresAt)} is not a time`;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) return `ttl ${shown(ttl)} is not a duration`;
-  const ban = { target: target as string, rule, count, createdAt, expiresAt, ttl };
-  return typeof reason === 'string' ? { ...ban, reason } : ban;
+  const ban = { target: target as string, rule, count, createdAt, expiresAt, ttl, ...(typeof reason === 'string' && { reason }), ...(fleetPart && { fleet: fleetPart }), ...(typeof localExpiresAt === 'number' && { localExpiresAt }) };
+  return ban;
 }
 
 /** Entries of a list field, each kept or reported. */
@@ -108,7 +142,8 @@ export function checkStore(raw: unknown): StoreVerdict {
   if (typeof version === 'number' && Number.isSafeInteger(version) && version > STORE_VERSION) {
     return { ok: false, why: `it is version ${version}, written by a newer floodgate (this one reads version ${STORE_VERSION})`, newer: true };
   }
-  if (version !== STORE_VERSION) return { ok: false, why: `its version is ${shown(version)}, not ${STORE_VERSION}`, newer: false };
+  // Version 1 (before the fleet): the same fields, every ban local, no outbox.
+  if (version !== STORE_VERSION && version !== 1) return { ok: false, why: `its version is ${shown(version)}, not ${STORE_VERSION} (or 1)`, newer: false };
   const problems: string[] = [];
   const cidrs = new Map<string, Cidr>();
   const bans = entries(raw, 'bans', (item) => checkBan(item, cidrs), problems);
@@ -148,5 +183,23 @@ export function checkStore(raw: unknown): StoreVerdict {
     if (isObject(scan) && isTime(scan.at) && isCount(scan.durationMs) && isCount(scan.sockets)) lastScan = { at: scan.at, durationMs: scan.durationMs, sockets: scan.sockets };
     else problems.push(`lastScan: ${shown(scan)} is not {at, durationMs, sockets}`);
   }
-  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), cidrs, problems } };
+  const outbox = version === 1 ? [] : entries(raw, 'outbox', (item) => checkOutboxEntry(item, cidrs), problems);
+  let fleetCursor: string | undefined;
+  if (raw.fleetCursor !== undefined) {
+    if (typeof raw.fleetCursor === 'string' && raw.fleetCursor.length <= 200) fleetCursor = raw.fleetCursor;
+    else problems.push(`fleetCursor: ${shown(raw.fleetCursor)} is not a short text`);
+  }
+  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), outbox, ...(fleetCursor !== undefined && { fleetCursor }), cidrs, problems } };
+}
+
+function checkOutboxEntry(value: unknown, cidrs: Map<string, Cidr>): OutboxEntry | string {
+  if (!isObject(value)) return `${shown(value)} is not an outbox entry`;
+  const bad = targetProblem(value.target, cidrs);
+  if (bad !== null) return bad;
+  const target = value.target as string;
+  if (value.op === 'unban') return { op: 'unban', target };
+  if (value.op !== 'ban') return `op ${shown(value.op)} is not ban or unban`;
+  if (typeof value.rule !== 'string' || value.rule === '') return `rule ${shown(value.rule)} is not a name`;
+  if (!isTime(value.expiresAt)) return `expiresAt ${shown(value.expiresAt)} is not a time`;
+  return { op: 'ban', target, rule: value.rule, expiresAt: value.expiresAt };
 }

@@ -117,6 +117,8 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     const history = new HistoryWriter(stateDir, (error) => process.stderr.write(`floodgate: could not write the ban history: ${error.message}\n`));
     const untap = tapEvents(log, (event) => history.take(event));
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
+    // No daemon to push to the fleet now: the outbox keeps the change for the daemon's next start.
+    if (policy.fleet && mode === 'enforce') (await import('../fleet/open-fleet.js')).queueManualChanges(log, enforcer.store);
     if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
       // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.
       process.stderr.write('floodgate: note: no `floodgate run` is running here: these bans expire only while it runs (or at the next floodgate command); start it, or use the ipset/nftables backend, whose kernel timeouts lift them anyway\n');

@@ -99,6 +99,11 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     `interval:   ${status.interval}`,
     `bans:       ${status.active} active: ${byMode}; ${status.refused} refused, ${status.queued} queued`,
     `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,
+    ...(status.fleet
+      ? [
+          `fleet:      ${status.fleet.engine} as ${status.fleet.host}, ${status.fleet.connected ? 'connected' : 'NOT CONNECTED'}; last pull ${status.fleet.lastPull ?? 'never'}; ${status.fleet.fleetBans} fleet ban(s); outbox ${status.fleet.outbox}${status.fleet.lastError ? `; last error ${status.fleet.lastError.at}: ${status.fleet.lastError.message}` : ''}`,
+        ]
+      : []),
     ...(status.unsaved ? [`NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`] : []),
     'kernel flood counters (since boot):',
     ...FLOOD_COUNTERS.map((name) => `  ${name.padEnd(22)} ${counters[name]}`),

@@ -6,6 +6,7 @@ import type { Enforcer } from '../enforce/enforcer.js';
 import { UsageError } from '../errors.js';
 import type { Policy } from '../policy/schema.js';
 import { perform } from './operations.js';
+import type { FleetStatus } from '../fleet/fleet-sync.js';
 import type { RecentEvent, StatusResult } from './protocol.js';
 import { parseRequest } from './request-schema.js';
 
@@ -17,6 +18,8 @@ export interface ControlContext {
   readonly daemon: NonNullable<StatusResult['daemon']>;
   /** The latest events, oldest first, for the read-only `events` request. */
   readonly events?: () => RecentEvent[];
+  /** The fleet sync's state, when the policy has a fleet. */
+  readonly fleet?: () => FleetStatus;
 }
 
 export function controlHandler(context: ControlContext): (raw: unknown) => Promise<unknown> {
@@ -36,7 +39,7 @@ export function controlHandler(context: ControlContext): (raw: unknown) => Promi
         return context.events?.() ?? [];
       case 'status':
       case 'list':
-        return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });
+        return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon, ...(context.fleet && { fleet: context.fleet() }) });
       case 'flush': {
         await afterFlush();
         const job = perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });

@@ -19,6 +19,7 @@ import { type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { SocketTable } from '../table/socket-table.js';
 import { collectGarbage } from '../system/collect-garbage.js';
+import { type RunningFleet, createEngine, openFleet } from '../fleet/open-fleet.js';
 import { controlHandler } from './control-requests.js';
 import { type ControlServer, sendControl, serveControl } from './control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE } from './protocol.js';
@@ -119,6 +120,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const recent = new RecentEvents();
   const untapRecent = tapEvents(log, (event) => recent.push(event));
   try {
+    // The fleet's secrets first: an unreadable file stops the start before the firewall is touched.
+    const fleetEngine = policy.fleet && createEngine(policy.fleet);
     if (policy.metrics) {
       metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
       untapMetrics = tapEvents(log, metrics.onEvent);
@@ -158,7 +161,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     await enforcer.reconcile();
     await enforcer.queue.drain();
 
-    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, events: () => recent.all() }));
+    let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
+    // Fleet bans: pushed after they are local, pulled through the same gate (allowlist, own addresses, max_active).
+    let fleet: RunningFleet | undefined;
+    if (policy.fleet && fleetEngine) fleet = openFleet({ fleet: policy.fleet, engine: fleetEngine, enforcer, log, dryRun: mode === 'dry-run', protectedSet: () => allowlist, maxActive: () => policy.ban.max_active });
+
+    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, events: () => recent.all(), ...(fleet && { fleet: () => fleet!.sync.status() }) }));
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -175,7 +183,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     process.on('SIGINT', () => stop('SIGINT'));
     wakeForReload = () => wake?.();
 
-    let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     let previousCounters: { at: number; counters: FloodCounters } | undefined;
     let lastReconcile = Date.now();
     let lastAttackLog = -Infinity;
@@ -269,6 +276,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     // Requests already taken are in the store; give the queue a few seconds to apply their changes,
     // so that their clients hear "banned". What is left is saved before they are told it waits.
     await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
+    // The outbox is saved with the store below: what was not pushed goes at the next start.
+    await fleet?.stop();
     // Never throws: a full disk is retried by enforcer.stop() below, which says so if it still fails.
     enforcer.persist(0);
     if (options.flushOnExit) await enforcer.flush();

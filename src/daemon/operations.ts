@@ -1,6 +1,7 @@
 // What each control request does to the bans: the same code whether the daemon serves it over its
 // socket or a manual command runs it directly under the state lock.
-import type { Ban } from '../bans/ban-store.js';
+import { type Ban, banSource } from '../bans/ban-store.js';
+import type { FleetStatus } from '../fleet/fleet-sync.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { ConflictError } from '../errors.js';
 import { formatCidr } from '../net/ip.js';
@@ -18,6 +19,7 @@ export function listedBan(ban: Ban, dryRun: boolean): ListedBan {
     createdAt: new Date(ban.createdAt).toISOString(),
     expiresAt: new Date(ban.expiresAt).toISOString(),
     dryRun,
+    source: banSource(ban),
   };
 }
 
@@ -26,6 +28,7 @@ export interface OperationContext {
   readonly policy: Policy;
   readonly daemon: StatusResult['daemon'];
   readonly now: number;
+  readonly fleet?: FleetStatus;
 }
 
 /** What a daemon tells a command whose change it could not save (a manual command fails instead). */
@@ -100,6 +103,7 @@ export async function perform(request: Request, context: OperationContext): Prom
         refused: enforcer.store.refused,
         queued: enforcer.queue.size,
         lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
+        ...(context.fleet && { fleet: context.fleet }),
         ...(enforcer.store.saveFailure && { unsaved: { since: new Date(enforcer.store.saveFailure.since).toISOString(), message: enforcer.store.saveFailure.message } }),
       };
       return status;

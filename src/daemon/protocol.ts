@@ -1,6 +1,8 @@
 // The one small protocol the CLI and the daemon share over the control socket: one JSON request
 // line, one JSON response line.
 
+import type { FleetStatus } from '../fleet/fleet-sync.js';
+
 export const CONTROL_SOCKET = 'control.sock';
 export const LOCK_FILE = 'state.lock';
 
@@ -61,6 +63,8 @@ export interface ListedBan {
   readonly createdAt: string;
   readonly expiresAt: string;
   readonly dryRun: boolean;
+  /** local, fleet:<host> for another floodgate's ban, or the fleet engine's origin (crowdsec, cscli, …). */
+  readonly source: string;
 }
 
 export interface StatusResult {
@@ -75,6 +79,8 @@ export interface StatusResult {
   readonly lastScan: { readonly at: string; readonly durationMs: number; readonly sockets: number } | null;
   /** Saving the ban store has failed since `since` (a full disk); absent when it is saved. */
   readonly unsaved?: { readonly since: string; readonly message: string };
+  /** The fleet sync (connected, last pull, outbox size, last error); absent without a fleet. */
+  readonly fleet?: FleetStatus;
 }
 
 /** One of the daemon's latest events, as the `events` request returns them (oldest first). */

@@ -44,6 +44,8 @@ export function reloadPolicy(context: ReloadContext): Policy {
   // ipset's and nftables' sets are made at start with room for ban.max_active elements.
   const maxActive = diff.settings.find((c) => c.key === 'ban.max_active');
   if (maxActive && current.firewall.backend !== 'iptables') refusals.push(`ban.max_active ${maxActive.from} -> ${maxActive.to} (the ${current.firewall.backend} sets are sized by it)`);
+  // The fleet's engine, secrets and timers are set up at start.
+  for (const c of diff.settings) if (c.key === 'fleet' || c.key.startsWith('fleet.')) refusals.push(`${c.key} ${c.from} -> ${c.to}`);
   if (refusals.length > 0) {
     log.error(
       { event: 'reload', applied: false, policy: file, needsRestart: refusals },

@@ -35,6 +35,8 @@ export const BOUNDS = {
   grace: { min: 0, max: 3650 * DAY },
   debounce: { min: 0, max: DAY },
   timeout: { min: 1000, max: UNITS.h! },
+  fleetPoll: { min: 100, max: 60_000 },
+  fleetResync: { min: 5000, max: DAY },
   /** Bans per second: one per hour (a one-hour queue window) to a million (the bulk benchmarks). */
   rate: { min: 1 / 3600, max: 1_000_000 },
 } as const satisfies Record<string, Bounds>;

@@ -156,6 +156,7 @@ export function renderPolicy(policy: Policy): string {
     reconcile_interval: formatDuration(policy.reconcile_interval),
     ban: { ...policy.ban, ttl: formatDuration(policy.ban.ttl), max_ttl: formatDuration(policy.ban.max_ttl), rate: formatRate(policy.ban.rate) },
     ...(policy.reload && { reload: { ...policy.reload, debounce: formatDuration(policy.reload.debounce), timeout: formatDuration(policy.reload.timeout) } }),
+    ...(policy.fleet && { fleet: { ...policy.fleet, poll: formatDuration(policy.fleet.poll), resync: formatDuration(policy.fleet.resync) } }),
   };
   return stringify(plain, { flowCollectionPadding: false });
 }

@@ -197,6 +197,37 @@ const notifySchema = z.strictObject({
   }
 });
 
+const absolutePath = (what: string) => expect(`${what} as an absolute path (secrets are read from files, never written in the policy)`, (v) => (typeof v === 'string' && v.startsWith('/') && !v.includes('\0') ? v : undefined));
+
+const lapiUrl = expect('an http:// or https:// URL like http://127.0.0.1:8080', (v) => {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const url = new URL(v);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' ? v.replace(/\/+$/, '') : undefined;
+  } catch {
+    return undefined;
+  }
+});
+
+/** The host's name in the fleet (default: the hostname): it tags its decisions, so that it never pulls its own. */
+const hostName = name('a host name', 63, 'a letter or digit');
+
+/**
+ * Fleet bans through an engine both push to and pull from. One engine so far (CrowdSec's LAPI);
+ * the section is the engine's, so that another (issue 14: Redis) adds its own keys.
+ */
+const fleetSchema = z.strictObject({
+  engine: oneOf(['crowdsec'] as const),
+  url: lapiUrl,
+  host: hostName.optional(),
+  machine: name('a machine name', 63, 'a letter or digit'),
+  password_file: absolutePath('the machine password file'),
+  bouncer_key_file: absolutePath('the bouncer key file'),
+  poll: duration(BOUNDS.fleetPoll, '500ms').default(500),
+  resync: duration(BOUNDS.fleetResync, '60s').default(60_000),
+  origins: listOf(name('an origin', 40, 'a letter or digit'), 'origins').min(1, { error: 'expected at least one origin (floodgate for the fleet’s own bans), got an empty list' }).default(['floodgate']),
+});
+
 export const policySchema = z.strictObject({
   mode: oneOf(['dry-run', 'enforce'] as const).default('dry-run'),
   interval: duration(BOUNDS.interval, '5s').default(5000),
@@ -212,6 +243,8 @@ export const policySchema = z.strictObject({
   flood_signal: floodSignalSchema.prefault({}),
   /** How often the firewall is re-read and repaired against the ban store. */
   reconcile_interval: duration(BOUNDS.reconcileInterval, '30s').default(30_000),
+  /** Bans shared with other hosts; none when absent. */
+  fleet: fleetSchema.optional(),
 });
 
 export type Policy = z.output<typeof policySchema>;

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BanStore } from '../../src/bans/ban-store.js';
+import { BanStore, banSource } from '../../src/bans/ban-store.js';
 import { ConflictError, UsageError } from '../../src/errors.js';
 import { writeFileAtomic } from '../../src/bans/state-file.js';
 import { parseCidr } from '../../src/net/ip.js';
@@ -54,7 +54,7 @@ describe('BanStore persistence', () => {
     store.save();
 
     const json = JSON.parse(readFileSync(file, 'utf8')) as { version: number; bans: unknown[]; offenders: unknown[]; grace: unknown[]; refused: number; lastScan: unknown };
-    expect(json.version).toBe(1);
+    expect(json.version).toBe(2);
     expect([json.bans.length, json.offenders.length, json.grace.length, json.refused]).toEqual([2_500, 2_500, 1_001, 0]);
     expect(json.bans[2_499]).toEqual({ target: '198.18.9.195', rule: 'manual', count: 0, createdAt: T0 + 2_499, expiresAt: T0 + 2_499 + 10 * MINUTE, ttl: 10 * MINUTE });
     const loaded = BanStore.load(file, LIMITS);
@@ -245,8 +245,8 @@ describe('BanStore.load checks the file before trusting it', () => {
   it.each([
     ['null', 'null', /it holds null, not a ban store/],
     ['a list', '[]', /it holds \[\], not a ban store/],
-    ['no version', '{"bans":[]}', /its version is undefined, not 1/],
-    ['a string version', '{"version":"1","bans":[]}', /its version is "1", not 1/],
+    ['no version', '{"bans":[]}', /its version is undefined, not 2 \(or 1\)/],
+    ['a string version', '{"version":"1","bans":[]}', /its version is "1", not 2 \(or 1\)/],
   ])('an unusable store: %s', (_, text, why) => {
     writeFileSync(file, text);
     expect(() => BanStore.load(file, LIMITS)).toThrow(why);
@@ -254,11 +254,11 @@ describe('BanStore.load checks the file before trusting it', () => {
   });
 
   it('refuses a store written by a newer floodgate, even with repair, and leaves it as it is', () => {
-    const text = JSON.stringify({ version: 2, bans: [ban('198.51.100.7')] });
+    const text = JSON.stringify({ version: 3, bans: [ban('198.51.100.7')] });
     writeFileSync(file, text);
     for (const repair of [false, true]) {
       expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(ConflictError);
-      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(`the ban store ${file} cannot be read: it is version 2, written by a newer floodgate (this one reads version 1)`);
+      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(`the ban store ${file} cannot be read: it is version 3, written by a newer floodgate (this one reads version 2)`);
     }
     expect(readdirSync(dir)).toEqual(['bans.json']);
     expect(readFileSync(file, 'utf8')).toBe(text);
@@ -352,5 +352,76 @@ describe('BanStore.load checks the file before trusting it', () => {
     loaded.expired(T0);
     loaded.saveIfChanged(0);
     expect(BanStore.load(file, LIMITS).loadReport).toBeUndefined();
+  });
+});
+
+describe('BanStore fleet part and outbox (version 2)', () => {
+  const fleet = (expiresAt: number, decisionId = '7') => ({ host: 'web-2', origin: 'floodgate', decisionId, expiresAt });
+
+  it('reads a version 1 store as all-local bans with an empty outbox, and writes version 2', () => {
+    const v1 = { version: 1, bans: [{ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0, expiresAt: T0 + MINUTE, ttl: MINUTE }], offenders: [], grace: [], refused: 2 };
+    writeFileSync(file, JSON.stringify(v1));
+    const store = BanStore.load(file, LIMITS, { repair: true });
+    expect(store.loadReport).toBeUndefined();
+    expect(store.get('198.51.100.7')).toEqual(v1.bans[0]);
+    expect(banSource(store.get('198.51.100.7')!)).toBe('local');
+    expect(store.outbox).toEqual([]);
+    store.enqueue({ op: 'ban', target: '198.51.100.7', rule: 'manual', expiresAt: T0 + MINUTE });
+    store.save();
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { version: number; outbox: unknown[]; refused: number };
+    expect(json.version).toBe(2);
+    expect(json.refused).toBe(2);
+    expect(json.outbox).toEqual([{ op: 'ban', target: '198.51.100.7', rule: 'manual', expiresAt: T0 + MINUTE }]);
+  });
+
+  it('keeps fleet bans, their source and the outbox across save and load; a bad outbox entry is left out', () => {
+    const store = new BanStore(file, LIMITS);
+    expect(store.setFleet('203.0.113.0/24', fleet(T0 + 5 * MINUTE), 'syn-flood', T0)).toBe('added');
+    store.enqueue({ op: 'unban', target: '198.51.100.9' });
+    store.fleetCursor = '1700000000000-3';
+    store.save();
+    const loaded = BanStore.load(file, LIMITS);
+    expect(loaded.fleetCursor).toBe('1700000000000-3');
+    expect(loaded.get('203.0.113.0/24')).toEqual({ target: '203.0.113.0/24', rule: 'syn-flood', count: 0, createdAt: T0, ttl: 5 * MINUTE, expiresAt: T0 + 5 * MINUTE, fleet: fleet(T0 + 5 * MINUTE) });
+    expect(banSource(loaded.get('203.0.113.0/24')!)).toBe('fleet:web-2');
+    expect(loaded.outbox).toEqual([{ op: 'unban', target: '198.51.100.9' }]);
+    const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...json, outbox: [{ op: 'ban', target: '198.51.100.7/32', rule: 'x', expiresAt: T0 }, { op: 'unban', target: '198.51.100.9' }] }));
+    const partly = BanStore.load(file, LIMITS);
+    expect(partly.outbox).toEqual([{ op: 'unban', target: '198.51.100.9' }]);
+    expect(partly.loadReport?.problems).toEqual(['outbox[0]: target "198.51.100.7/32" is not in canonical form (198.51.100.7)']);
+  });
+
+  it('a fleet decision extends a shorter local ban, and its deletion lifts only what the fleet added; no repeat-offender doubling', () => {
+    const store = new BanStore(file, LIMITS);
+    store.add({ target: '198.51.100.7', rule: 'per_source', count: 50, createdAt: T0 }, MINUTE);
+    expect(store.setFleet('198.51.100.7', fleet(T0 + 10 * MINUTE), 'syn-flood', T0)).toBe('extended');
+    expect(store.get('198.51.100.7')).toMatchObject({ expiresAt: T0 + 10 * MINUTE, localExpiresAt: T0 + MINUTE, rule: 'per_source' });
+    expect(banSource(store.get('198.51.100.7')!)).toBe('local');
+    expect(store.liftFleet('198.51.100.7')).toMatchObject({ expiresAt: T0 + MINUTE });
+    expect(store.get('198.51.100.7')!.fleet).toBeUndefined();
+    // A shorter fleet decision is only recorded.
+    expect(store.setFleet('198.51.100.7', fleet(T0 + 30_000), 'syn-flood', T0)).toBe('recorded');
+    expect(store.get('198.51.100.7')!.expiresAt).toBe(T0 + MINUTE);
+    // A fleet-only ban goes when its decision goes, and leaves no offender record.
+    store.setFleet('198.51.100.8', fleet(T0 + 10 * MINUTE), 'syn-flood', T0);
+    expect(store.liftFleet('198.51.100.8')).toBeUndefined();
+    expect(store.get('198.51.100.8')).toBeUndefined();
+    expect(store.ttlFor('198.51.100.8', T0 + MINUTE)).toBe(LIMITS.ttl);
+    expect(store.liftFleet('198.51.100.99')).toBeNull();
+  });
+
+  it('a fleet ban is suppressed for the detector, which then never bans (nor pushes) it again', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.setFleet('203.0.113.0/24', fleet(T0 + 5 * MINUTE), 'syn-flood', T0);
+    expect(store.suppressed(T0).covers(parseCidr('203.0.113.9')!)).toBe(true);
+    store.liftFleet('203.0.113.0/24');
+    expect(store.suppressed(T0).covers(parseCidr('203.0.113.9')!)).toBe(false);
+  });
+
+  it('a fleet ban of the origin cscli shows as cscli', () => {
+    const store = new BanStore(undefined, LIMITS);
+    store.setFleet('192.0.2.1', { host: '', origin: 'cscli', decisionId: '3', expiresAt: T0 + MINUTE }, "manual 'ban' from 'localhost'", T0);
+    expect(banSource(store.get('192.0.2.1')!)).toBe('cscli');
   });
 });

@@ -33,7 +33,7 @@ describe('list table', () => {
     const bans = Array.from({ length: 200_000 }, (_, i) => ban(`198.18.${i >> 8 & 255}.${i & 255}`, i === 199_999 ? 'the longest reason of all' : 'x'));
     const lines = banTable(bans);
     expect(lines).toHaveLength(200_001);
-    expect(lines[0]).toMatch(/^TARGET +RULE +COUNT +CREATED +EXPIRES +MODE +REASON$/);
+    expect(lines[0]).toMatch(/^TARGET +RULE +COUNT +CREATED +EXPIRES +MODE +SOURCE +REASON$/);
     // Every row aligned to the widest cell, the last row's included.
     expect(lines[1]!.indexOf('2026')).toBe(lines[200_000]!.indexOf('2026'));
   });

@@ -48,6 +48,15 @@ describe('reloadPolicy', () => {
     expect(other.named('reload')).toEqual([expect.objectContaining({ level: 50, applied: false, needsRestart: ['mode dry-run -> enforce'] })]);
   });
 
+  it('refuses a change of the fleet section, which is set up at start', () => {
+    const { reload, named } = setup();
+    const fleet = 'fleet: {engine: crowdsec, url: "http://127.0.0.1:8080", machine: m, password_file: /p, bouncer_key_file: /k}\n';
+    const next = parsePolicy(`rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nban: {ttl: 10m}\n${fleet}`, 'p.yaml');
+    expect(reload(() => next)).toBe(OLD);
+    expect(named('reload')[0]).toMatchObject({ applied: false });
+    expect((named('reload')[0]!.needsRestart as string[]).some((r) => r.startsWith('fleet'))).toBe(true);
+  });
+
   it('refuses a new ban.max_active with ipset or nftables, whose sets were sized by it at start', () => {
     const { enforcer, log, named } = setup();
     const current = parsePolicy('rules: [{name: r, threshold: 5}]\nfirewall: {backend: ipset}\n', 'p.yaml');

@@ -120,7 +120,7 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     const bans = await listBans(lab, stateDir);
     expect(bans.map((b) => b.target).sort()).toEqual(['198.51.100.150', '198.51.100.66', '2001:db8:2::7', '2001:db8:3::/48', '203.0.113.0/24'].sort());
     for (const b of bans) {
-      expect(Object.keys(b).sort()).toEqual(['count', 'createdAt', 'dryRun', 'expiresAt', 'reason', 'rule', 'target']);
+      expect(Object.keys(b).sort()).toEqual(['count', 'createdAt', 'dryRun', 'expiresAt', 'reason', 'rule', 'source', 'target']);
       expect(b.dryRun).toBe(false);
       expect(Date.parse(b.createdAt)).toBeGreaterThanOrEqual(started - 1000);
       if (b.target === ATTACKER) {

@@ -211,7 +211,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
 
   it('an unknown top-level key, listing the allowed ones', () => {
     expect(refusal(`${BASE}treshold: 5\n`)).toBe(
-      'policy.yaml:22 treshold: unknown key (expected one of: mode, interval, allowlist, rules, ban, firewall, reload, metrics, notify, flood_signal, reconcile_interval)',
+      'policy.yaml:22 treshold: unknown key (expected one of: mode, interval, allowlist, rules, ban, firewall, reload, metrics, notify, flood_signal, reconcile_interval, fleet)',
     );
   });
 

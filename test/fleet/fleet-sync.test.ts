@@ -1,0 +1,177 @@
+// The fleet sync against a scripted engine: the gate every pulled value passes, what a deletion
+// lifts, the outbox on failure and its order, and dry-run.
+import { describe, expect, it } from 'vitest';
+import { BanStore, banSource } from '../../src/bans/ban-store.js';
+import { Enforcer } from '../../src/enforce/enforcer.js';
+import type { FleetChanges, FleetDecision, FleetEngine, PushBan } from '../../src/fleet/fleet-engine.js';
+import { FleetSync } from '../../src/fleet/fleet-sync.js';
+import { buildAllowlist } from '../../src/net/allowlist.js';
+import { parseCidr } from '../../src/net/ip.js';
+import { FakeBackend } from '../support/fake-backend.js';
+import { memoryLog } from '../support/memory-log.js';
+import { RecordingRunner } from '../support/recording-runner.js';
+
+const MINUTE = 60_000;
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+
+class ScriptedEngine implements FleetEngine {
+  readonly name = 'scripted';
+  pulls: FleetChanges[] = [];
+  all: FleetDecision[] = [];
+  pushed: { bans: PushBan[]; unbans: string[] }[] = [];
+  failPushes = 0;
+  async push(bans: readonly PushBan[], unbans: readonly string[]): Promise<void> {
+    if (this.failPushes > 0) {
+      this.failPushes--;
+      throw new Error('HTTP 500 database is locked');
+    }
+    this.pushed.push({ bans: [...bans], unbans: [...unbans] });
+  }
+  cursors: (string | undefined)[] = [];
+  async pull(_now: number, cursor?: string): Promise<FleetChanges> {
+    this.cursors.push(cursor);
+    return this.pulls.shift() ?? { added: [], deleted: [], complete: false };
+  }
+  async snapshot(): Promise<FleetDecision[]> {
+    return this.all;
+  }
+}
+
+const decision = (value: string, extra: Partial<FleetDecision> = {}): FleetDecision => ({ value, id: '1', host: 'web-2', origin: 'floodgate', rule: 'syn-flood', expiresAt: T0 + 10 * MINUTE, ...extra });
+
+function setup(options: { dryRun?: boolean; maxActive?: number } = {}) {
+  let now = T0;
+  const memory = memoryLog();
+  const store = new BanStore(undefined, { ttl: 10 * MINUTE, maxTtl: 60 * MINUTE });
+  const protectedSet = buildAllowlist(['198.51.100.250'], ['192.0.2.1']);
+  const enforcer = new Enforcer({ backend: new FakeBackend(), store, log: memory.log, runner: new RecordingRunner(), protectedSet, rate: 1000, maxActive: options.maxActive ?? 100, killConnections: false, clock: () => now });
+  const engine = new ScriptedEngine();
+  const sync = new FleetSync({ engine, enforcer, log: memory.log, host: 'web-1', dryRun: options.dryRun ?? false, poll: 500, resync: MINUTE, protectedSet: () => protectedSet, maxActive: () => options.maxActive ?? 100, clock: () => now });
+  return { sync, engine, store, enforcer, ...memory, advance: (ms: number) => (now += ms) };
+}
+
+describe('FleetSync pull', () => {
+  it('canonicalizes pulled values, refuses (once) what covers allowlisted or own addresses, and skips its own host', async () => {
+    const { sync, engine, store, named } = setup();
+    const refused = [decision('198.51.100.250', { id: '2' }), decision('192.0.2.0/24', { id: '3', origin: 'cscli', host: '' })];
+    engine.pulls.push({ added: [decision('198.51.100.7/32'), decision('203.0.113.9/24', { id: '4' }), decision('198.51.100.8', { id: '5', host: 'web-1' }), decision('not-an-ip', { id: '6' }), ...refused], deleted: [], complete: true });
+    engine.pulls.push({ added: refused, deleted: [], complete: false });
+    await sync.pullOnce();
+    await sync.pullOnce();
+    expect(store.all().map((b) => [b.target, banSource(b)])).toEqual([
+      ['198.51.100.7', 'fleet:web-2'],
+      ['203.0.113.0/24', 'fleet:web-2'],
+    ]);
+    expect(named('refused').map((e) => [e.target, e.why])).toEqual([
+      ['not-an-ip', 'not an address or network'],
+      ['198.51.100.250', 'it covers an allowlisted, loopback or one of this host’s own addresses'],
+      ['192.0.2.0/24', 'it covers an allowlisted, loopback or one of this host’s own addresses'],
+    ]);
+  });
+
+  it('refuses a fleet ban past max_active', async () => {
+    const { sync, engine, store, named } = setup({ maxActive: 1 });
+    engine.pulls.push({ added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })], deleted: [], complete: true });
+    await sync.pullOnce();
+    expect(store.size).toBe(1);
+    expect(named('refused').map((e) => e.why)).toEqual(['max_active']);
+  });
+
+  it('a fleet deletion lifts only what the fleet added; repeats are harmless; the longest of several decisions counts', async () => {
+    const { sync, engine, store, enforcer } = setup();
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
+    const localExpiry = store.get('198.51.100.7')!.expiresAt;
+    engine.pulls.push({ added: [decision('198.51.100.7', { expiresAt: T0 + 50 * MINUTE }), decision('198.51.100.8', { id: '2' }), decision('198.51.100.8', { id: '3', expiresAt: T0 + 20 * MINUTE })], deleted: [], complete: true });
+    await sync.pullOnce();
+    expect(store.get('198.51.100.7')!.expiresAt).toBe(T0 + 50 * MINUTE);
+    expect(store.get('198.51.100.8')!.expiresAt).toBe(T0 + 20 * MINUTE);
+    engine.pulls.push({ added: [], deleted: [decision('198.51.100.7'), decision('198.51.100.7'), decision('198.51.100.8', { id: '3' })], complete: false });
+    await sync.pullOnce();
+    expect(store.get('198.51.100.7')).toMatchObject({ expiresAt: localExpiry, rule: 'syn-flood' });
+    expect(store.get('198.51.100.7')!.fleet).toBeUndefined();
+    // Decision 2 is still active: back to its expiry.
+    expect(store.get('198.51.100.8')!.expiresAt).toBe(T0 + 10 * MINUTE);
+  });
+
+  it('a complete pull or a resync lifts fleet bans the engine no longer holds and adds the ones the stream missed', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.pulls.push({ added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.all = [decision('198.51.100.8', { id: '2' }), decision('198.51.100.9', { id: '9' })];
+    advance(MINUTE);
+    await sync.pullOnce();
+    expect(store.all().map((b) => b.target)).toEqual(['198.51.100.8', '198.51.100.9']);
+    expect(sync.status()).toMatchObject({ connected: true, fleetBans: 2, outbox: 0, lastError: null });
+  });
+});
+
+describe('FleetSync follow-up resync', () => {
+  it('reads the full list about a second after new decisions arrive: the stream can skip some for good', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: false });
+    await sync.pullOnce();
+    // The LAPI holds one more that the stream never returned.
+    engine.all = [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })];
+    advance(500);
+    await sync.pullOnce();
+    expect(store.get('198.51.100.8')).toBeUndefined();
+    advance(600);
+    await sync.pullOnce();
+    expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+});
+
+describe('FleetSync cursor', () => {
+  it('saves the cursor an engine returns (a Redis stream id) with the store and hands it back at the next pull', async () => {
+    const { sync, engine, store } = setup();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: false, cursor: '1700000000000-3' });
+    await sync.pullOnce();
+    await sync.pullOnce();
+    expect(engine.cursors).toEqual([undefined, '1700000000000-3']);
+    expect(store.fleetCursor).toBe('1700000000000-3');
+  });
+});
+
+describe('FleetSync push', () => {
+  it('keeps the outbox through a failed push and sends it in order, a ban after an unban of the same target in the next batch', async () => {
+    const { sync, engine, store, enforcer, advance } = setup();
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
+    sync.localBan('198.51.100.7');
+    sync.localUnban('198.51.100.7');
+    sync.localBan('198.51.100.7');
+    engine.failPushes = 1;
+    await sync.pushOnce();
+    expect(store.outbox).toHaveLength(3);
+    expect(sync.status().lastError?.message).toBe('HTTP 500 database is locked');
+    advance(1000);
+    await sync.pushOnce();
+    advance(1000);
+    await sync.pushOnce();
+    const expiresAt = store.get('198.51.100.7')!.expiresAt;
+    expect(engine.pushed).toEqual([
+      { bans: [{ op: 'ban', target: '198.51.100.7', rule: 'syn-flood', expiresAt }], unbans: ['198.51.100.7'] },
+      { bans: [{ op: 'ban', target: '198.51.100.7', rule: 'syn-flood', expiresAt }], unbans: [] },
+    ]);
+    expect(store.outbox).toEqual([]);
+  });
+
+  it('in dry-run pushes nothing', async () => {
+    const { sync, engine, store, enforcer } = setup({ dryRun: true });
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
+    sync.localBan('198.51.100.7');
+    sync.localUnban('198.51.100.7');
+    await sync.pushOnce();
+    expect(store.outbox).toEqual([]);
+    expect(engine.pushed).toEqual([]);
+  });
+
+  it('never pushes a fleet ban back', async () => {
+    const { sync, engine, store } = setup();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: true });
+    await sync.pullOnce();
+    sync.localBan('198.51.100.7');
+    expect(store.outbox).toEqual([]);
+  });
+});

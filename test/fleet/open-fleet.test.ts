@@ -1,0 +1,67 @@
+// The fleet's secrets come from files only: a missing, empty or multi-line file is a ConfigError
+// naming the file and never its content.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { readSecret } from '../../src/fleet/open-fleet.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'floodgate-secret-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('readSecret', () => {
+  it('reads one line, trimmed', () => {
+    writeFileSync(join(dir, 'key'), 'abc123\n');
+    expect(readSecret(join(dir, 'key'), 'bouncer_key_file')).toBe('abc123');
+  });
+
+  it.each([
+    ['missing', undefined, /fleet\.password_file: cannot read .*\/password \(ENOENT\)/],
+    ['empty', '\n', /must hold the secret on one line, got an empty file/],
+    ['two lines', 'hunter2\nsecond\n', /must hold the secret on one line, got several lines/],
+  ])('refuses a %s file without showing its content', (_, content, why) => {
+    const file = join(dir, 'password');
+    if (content !== undefined) writeFileSync(file, content);
+    let error: unknown;
+    try {
+      readSecret(file, 'password_file');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(why);
+    expect((error as Error).message).not.toContain('hunter2');
+  });
+});
+
+describe('queueManualChanges', () => {
+  it('puts a manual command’s bans and unbans in the outbox, not its dry-run ones nor fleet ones', async () => {
+    const { BanStore } = await import('../../src/bans/ban-store.js');
+    const { Enforcer } = await import('../../src/enforce/enforcer.js');
+    const { queueManualChanges } = await import('../../src/fleet/open-fleet.js');
+    const { buildAllowlist } = await import('../../src/net/allowlist.js');
+    const { parseCidr } = await import('../../src/net/ip.js');
+    const { FakeBackend } = await import('../support/fake-backend.js');
+    const { memoryLog } = await import('../support/memory-log.js');
+    const { RecordingRunner } = await import('../support/recording-runner.js');
+    const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+    const memory = memoryLog();
+    const store = new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 });
+    const enforcer = new Enforcer({ backend: new FakeBackend(), store, log: memory.log, runner: new RecordingRunner(), protectedSet: buildAllowlist([], []), rate: 1000, maxActive: 100, killConnections: false, clock: () => T0 });
+    queueManualChanges(memory.log, store);
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'manual', count: 0 });
+    enforcer.unban(parseCidr('198.51.100.8')!, 0);
+    store.setFleet('198.51.100.9', { host: 'web-2', origin: 'floodgate', decisionId: '1', expiresAt: T0 + 600_000 }, 'x', T0);
+    memory.log.info({ event: 'ban', target: '198.51.100.9', source: 'fleet' }, 'fleet ban');
+    expect(store.outbox).toEqual([
+      { op: 'ban', target: '198.51.100.7', rule: 'manual', expiresAt: T0 + 600_000 },
+      { op: 'unban', target: '198.51.100.8' },
+    ]);
+  });
+});

@@ -1,0 +1,49 @@
+// The policy's `fleet:` section: defaults, and a clear refusal for each wrong value (secrets are
+// files, never values in the policy).
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import { parsePolicy, renderPolicy } from '../../src/policy/load-policy.js';
+
+const RULES = 'rules:\n  - name: syn-flood\n    threshold: 20\n';
+const FLEET = `fleet:
+  engine: crowdsec
+  url: http://127.0.0.1:8080
+  host: web-1
+  machine: floodgate-web-1
+  password_file: /etc/floodgate/lapi-password
+  bouncer_key_file: /etc/floodgate/lapi-bouncer-key
+`;
+
+function refusal(text: string): string {
+  try {
+    parsePolicy(text, 'policy.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected the policy to be refused');
+}
+
+describe('policy fleet section', () => {
+  it('has no fleet when absent, and fills in poll, resync and origins', () => {
+    expect(parsePolicy(RULES, 'policy.yaml').fleet).toBeUndefined();
+    const policy = parsePolicy(RULES + FLEET, 'policy.yaml');
+    expect(policy.fleet).toEqual({ engine: 'crowdsec', url: 'http://127.0.0.1:8080', host: 'web-1', machine: 'floodgate-web-1', password_file: '/etc/floodgate/lapi-password', bouncer_key_file: '/etc/floodgate/lapi-bouncer-key', poll: 500, resync: 60_000, origins: ['floodgate'] });
+    // Durations as text again, so that the rendered policy reads back the same.
+    expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec[^]*\n\s+poll: 500ms\n\s+resync: 1m\n/);
+    expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
+  });
+
+  it.each([
+    ['an unknown engine', FLEET.replace('crowdsec', 'etcd'), /fleet\.engine: expected one of crowdsec, got "etcd"/],
+    ['a URL that is not http', FLEET.replace('http://127.0.0.1:8080', 'ftp://x'), /fleet\.url: expected an http:\/\/ or https:\/\/ URL/],
+    ['credentials in the URL', FLEET.replace('http://127.0.0.1:8080', 'http://u:secret@127.0.0.1:8080'), /fleet\.url: expected an http/],
+    ['a password in the policy', FLEET.replace('password_file: /etc/floodgate/lapi-password', 'password: hunter2'), /password/],
+    ['a relative secret file', FLEET.replace('/etc/floodgate/lapi-bouncer-key', 'key.txt'), /fleet\.bouncer_key_file: expected the bouncer key file as an absolute path/],
+    ['a poll too short', `${FLEET}  poll: 10ms\n`, /fleet\.poll: expected a duration/],
+    ['no origins', `${FLEET}  origins: []\n`, /fleet\.origins: expected at least one origin/],
+    ['a host name with a space', FLEET.replace('host: web-1', 'host: "web 1"'), /fleet\.host: expected a host name/],
+  ])('refuses %s', (_, fleet, why) => {
+    expect(refusal(RULES + fleet)).toMatch(why);
+  });
+});
