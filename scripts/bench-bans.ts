@@ -19,7 +19,20 @@
 // Prints markdown tables on stdout, progress on stderr.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,7 +49,11 @@ const BENCH = firewallInstance('0bec0bec');
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 /** The node flags on the executable's #! line. */
-const shebangFlags = (): string[] => (/^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n')[0]!)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
+const shebangFlags = (): string[] =>
+  (/^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n')[0]!)?.[1] ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
 const DEFAULT_POLICY = readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8');
 
 const { values: args } = parseArgs({
@@ -48,18 +65,28 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  process.stdout.write(`${readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0]!.split('\n').map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`);
+  process.stdout.write(
+    `${readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\nimport ')[0]!
+      .split('\n')
+      .map((l) => l.replace(/^\/\/ ?/, ''))
+      .join('\n')}\n`,
+  );
   process.exit(0);
 }
 const parts = new Set(args.only.split(',').map((p) => p.trim()));
-for (const part of parts) if (!['1', '2', '3', '4'].includes(part)) throw new Error(`expected --only to be a comma list of 1, 2, 3, 4, got ${JSON.stringify(args.only)}`);
+for (const part of parts)
+  if (!['1', '2', '3', '4'].includes(part))
+    throw new Error(`expected --only to be a comma list of 1, 2, 3, 4, got ${JSON.stringify(args.only)}`);
 
 const QUICK = args.quick;
 const PROFILE_DIR = args.profile === undefined ? undefined : path.resolve(args.profile);
 if (PROFILE_DIR !== undefined) mkdirSync(PROFILE_DIR, { recursive: true });
 /** node flags for a profiled process (not allowed in NODE_OPTIONS), one profile file per process. */
 function profileFlags(label: string): string[] {
-  return PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}.cpuprofile`];
+  return PROFILE_DIR === undefined
+    ? []
+    : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${label}.cpuprofile`];
 }
 /** Runs per case; the classic per-address loop is slow, so it gets fewer. */
 const RUNS = {
@@ -81,7 +108,11 @@ const FLOOD_SECONDS = QUICK ? 2 : 3;
 const FLOOD_SOURCE = '198.19.255.200';
 const CLASSIC_FIRST = 1_000;
 const CLASSIC_TAIL = 100;
-const GOALS = { throughput: { iptables: 3000, ipset: 1000, nftables: 1000 } as Record<Backend, number>, timeToBan: 2000, rssMiB: 150 };
+const GOALS = {
+  throughput: { iptables: 3000, ipset: 1000, nftables: 1000 } as Record<Backend, number>,
+  timeToBan: 2000,
+  rssMiB: 150,
+};
 
 // ---------------------------------------------------------------------------------------------
 // addresses, policies, small helpers
@@ -92,14 +123,24 @@ function benchAddress(n: number): string {
   const value = ((198 << 24) | (18 << 16)) + n;
   return `${(value >>> 24) & 255}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
 }
-const benchAddresses = (count: number, first = 1): string[] => Array.from({ length: count }, (_, i) => benchAddress(first + i));
+const benchAddresses = (count: number, first = 1): string[] =>
+  Array.from({ length: count }, (_, i) => benchAddress(first + i));
 
 /** The default policy with `ban:` and the backend replaced; checked so that a changed default fails loudly. */
 function policyText(backend: Backend, ban: string, interval?: string): string {
-  let text = DEFAULT_POLICY.replace(/^ban: .*$/m, `ban: ${ban}`).replace(/^firewall: \{backend: iptables,/m, `firewall: {backend: ${backend},`);
+  let text = DEFAULT_POLICY.replace(/^ban: .*$/m, `ban: ${ban}`).replace(
+    /^firewall: \{backend: iptables,/m,
+    `firewall: {backend: ${backend},`,
+  );
   if (interval !== undefined) text = text.replace(/^interval: .*$/m, `interval: ${interval}`);
-  if (!text.includes(`ban: ${ban}`) || !text.includes(`backend: ${backend},`) || (interval !== undefined && !text.includes(`interval: ${interval}`))) {
-    throw new Error('policies/default.yaml no longer has the `interval:`, `ban:` or `firewall:` line this benchmark rewrites');
+  if (
+    !text.includes(`ban: ${ban}`) ||
+    !text.includes(`backend: ${backend},`) ||
+    (interval !== undefined && !text.includes(`interval: ${interval}`))
+  ) {
+    throw new Error(
+      'policies/default.yaml no longer has the `interval:`, `ban:` or `firewall:` line this benchmark rewrites',
+    );
   }
   return text;
 }
@@ -147,16 +188,29 @@ function theLab(): Lab {
 }
 
 /** A command in the server namespace; throws with its stderr on failure unless `allowFail`. */
-async function srv(argv: string[], opts: { input?: string; timeoutMs?: number; allowFail?: boolean; env?: Record<string, string> } = {}) {
-  const result = await theLab().execServer(argv, { ...(opts.input !== undefined && { input: opts.input }), ...(opts.env && { env: opts.env }), timeoutMs: opts.timeoutMs ?? 120_000 });
-  if (result.exitCode !== 0 && !opts.allowFail) throw new Error(`${argv.join(' ')} (server ns) exited ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 500)}`);
+async function srv(
+  argv: string[],
+  opts: { input?: string; timeoutMs?: number; allowFail?: boolean; env?: Record<string, string> } = {},
+) {
+  const result = await theLab().execServer(argv, {
+    ...(opts.input !== undefined && { input: opts.input }),
+    ...(opts.env && { env: opts.env }),
+    timeoutMs: opts.timeoutMs ?? 120_000,
+  });
+  if (result.exitCode !== 0 && !opts.allowFail)
+    throw new Error(
+      `${argv.join(' ')} (server ns) exited ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 500)}`,
+    );
   return result;
 }
 
 /** Starts a process in a lab namespace; its output goes to `logFile`. */
 function spawnIn(ns: string, argv: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
   const fd = openSync(logFile, 'a');
-  const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+  const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
   closeSync(fd);
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -177,7 +231,9 @@ async function kernelCount(backend: Backend): Promise<number> {
   switch (backend) {
     case 'iptables': {
       const { stdout } = await srv(['iptables', '-w', '-S', 'INPUT']);
-      return stdout.split('\n').filter((line) => line.startsWith('-A INPUT -s ') && line.includes(`--comment ${BENCH.tag} `)).length;
+      return stdout
+        .split('\n')
+        .filter((line) => line.startsWith('-A INPUT -s ') && line.includes(`--comment ${BENCH.tag} `)).length;
     }
     case 'ipset': {
       const result = await srv(['ipset', 'list', BENCH.sets[4], '-t'], { allowFail: true });
@@ -200,7 +256,10 @@ async function isBanned(backend: Backend, address: string): Promise<boolean> {
     case 'ipset':
       return (await srv(['ipset', 'test', BENCH.sets[4], address], { allowFail: true })).exitCode === 0;
     case 'nftables':
-      return (await srv(['nft', 'get', 'element', 'inet', BENCH.table, 'hosts4', `{ ${address} }`], { allowFail: true })).exitCode === 0;
+      return (
+        (await srv(['nft', 'get', 'element', 'inet', BENCH.table, 'hosts4', `{ ${address} }`], { allowFail: true }))
+          .exitCode === 0
+      );
   }
 }
 
@@ -232,7 +291,12 @@ interface Daemon {
   readonly logFile: string;
 }
 
-async function startDaemon(name: string, policy: string, extraEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<{ daemon: Daemon; stateDir: string; policyFile: string }> {
+async function startDaemon(
+  name: string,
+  policy: string,
+  extraEnv: Record<string, string> = {},
+  nodeFlags: string[] = [],
+): Promise<{ daemon: Daemon; stateDir: string; policyFile: string }> {
   const dir = path.join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const stateDir = path.join(dir, 'state');
@@ -245,18 +309,26 @@ async function startDaemon(name: string, policy: string, extraEnv: Record<string
   // Started as `npx floodgate` starts it, through the executable's #! line (and its node flags);
   // with profiling flags, node is named and given those flags as well.
   const argv = nodeFlags.length === 0 ? [CLI] : [process.execPath, ...shebangFlags(), ...nodeFlags, CLI];
-  const child = spawnIn(theLab().server, [...argv, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir], logFile, { FLOODGATE_LOG_LEVEL: 'debug', ...extraEnv });
+  const child = spawnIn(
+    theLab().server,
+    [...argv, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir],
+    logFile,
+    { FLOODGATE_LOG_LEVEL: 'debug', ...extraEnv },
+  );
   const socket = path.join(stateDir, 'control.sock');
   const deadline = Date.now() + 30_000;
   while (!existsSync(socket)) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`floodgate run did not come up (${child.exitCode ?? child.signalCode ?? 'timeout'}): ${readFileSync(logFile, 'utf8').slice(-1500)}`);
+      throw new Error(
+        `floodgate run did not come up (${child.exitCode ?? child.signalCode ?? 'timeout'}): ${readFileSync(logFile, 'utf8').slice(-1500)}`,
+      );
     }
     await sleep(20);
   }
   const pid = child.pid!;
-  if (!readlinkSync(`/proc/${pid}/exe`).includes('node')) throw new Error(`pid ${pid} is not node: ip netns exec forked`);
+  if (!readlinkSync(`/proc/${pid}/exe`).includes('node'))
+    throw new Error(`pid ${pid} is not node: ip netns exec forked`);
   return { daemon: { child, pid, logFile }, stateDir, policyFile };
 }
 
@@ -307,7 +379,10 @@ function commandSummary(events: readonly LogEvent[]): { totalMs: number; text: s
     byTool.set(tool, entry);
   }
   const totalMs = [...byTool.values()].reduce((sum, e) => sum + e.ms, 0);
-  const text = [...byTool].sort((a, b) => b[1].ms - a[1].ms).map(([tool, e]) => `${tool} ${e.ms} ms${e.n > 1 ? ` (${e.n}x)` : ''}`).join(', ');
+  const text = [...byTool]
+    .sort((a, b) => b[1].ms - a[1].ms)
+    .map(([tool, e]) => `${tool} ${e.ms} ms${e.n > 1 ? ` (${e.n}x)` : ''}`)
+    .join(', ');
   return { totalMs, text: text || 'none' };
 }
 
@@ -326,12 +401,33 @@ function processCpuMs(pid: number): number {
 const CLOCK_TICKS = 100; // USER_HZ; /proc/<pid>/stat counts in these on every Linux ABI floodgate targets
 
 /** `floodgate ban --from-file` in the server namespace, timed from start to exit. */
-async function banFromFile(file: string, stateDir: string, policyFile: string, expected: number, direct = false, nodeFlags: string[] = []): Promise<{ ms: number; stdout: string }> {
-  const argv = [process.execPath, ...nodeFlags, CLI, 'ban', '--from-file', file, '--state-dir', stateDir, '--policy', policyFile, ...(direct ? ['--enforce'] : [])];
+async function banFromFile(
+  file: string,
+  stateDir: string,
+  policyFile: string,
+  expected: number,
+  direct = false,
+  nodeFlags: string[] = [],
+): Promise<{ ms: number; stdout: string }> {
+  const argv = [
+    process.execPath,
+    ...nodeFlags,
+    CLI,
+    'ban',
+    '--from-file',
+    file,
+    '--state-dir',
+    stateDir,
+    '--policy',
+    policyFile,
+    ...(direct ? ['--enforce'] : []),
+  ];
   const { ms: took, value: result } = await timed(() => srv(argv, { timeoutMs: 300_000 }));
   const summary = result.stdout.trim().split('\n').pop() ?? '';
-  if (!summary.startsWith(`${expected} banned, 0 already banned, 0 refused`)) throw new Error(`floodgate ban: unexpected result: ${summary}\n${result.stderr.slice(-1000)}`);
-  if (!direct && !summary.includes('through the running daemon')) throw new Error(`floodgate ban did not go through the daemon: ${summary}`);
+  if (!summary.startsWith(`${expected} banned, 0 already banned, 0 refused`))
+    throw new Error(`floodgate ban: unexpected result: ${summary}\n${result.stderr.slice(-1000)}`);
+  if (!direct && !summary.includes('through the running daemon'))
+    throw new Error(`floodgate ban did not go through the daemon: ${summary}`);
   return { ms: took, stdout: result.stdout };
 }
 
@@ -342,7 +438,8 @@ async function waitForCount(backend: Backend, expected: number, t0: number, time
     const at = performance.now();
     const n = await kernelCount(backend);
     if (n === expected) return at - t0;
-    if (n > expected || performance.now() > deadline) throw new Error(`${backend}: ${n} entries in the kernel, expected ${expected}`);
+    if (n > expected || performance.now() > deadline)
+      throw new Error(`${backend}: ${n} entries in the kernel, expected ${expected}`);
     await sleep(20);
   }
 }
@@ -374,19 +471,35 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
   log(`\n== 1. ban throughput: ${BANS} bans per backend, ${RUNS.throughput} runs each`);
   const banFile = path.join(tmp, 'bans-10k.txt');
   writeFileSync(banFile, `${benchAddresses(BANS).join('\n')}\n`);
-  const samples = new Map<Backend, { inKernel: number[]; commandsMs: number[]; inDaemon: number[]; commands: string[]; phases: number[][] }>();
-  for (const backend of BACKENDS) samples.set(backend, { inKernel: [], commandsMs: [], inDaemon: [], commands: [], phases: PHASES.map(() => []) });
+  const samples = new Map<
+    Backend,
+    { inKernel: number[]; commandsMs: number[]; inDaemon: number[]; commands: string[]; phases: number[][] }
+  >();
+  for (const backend of BACKENDS)
+    samples.set(backend, { inKernel: [], commandsMs: [], inDaemon: [], commands: [], phases: PHASES.map(() => []) });
 
   // Interleaved: one run of each backend per round, so that a burst of load on the machine hits all.
   for (let run = 0; run < RUNS.throughput; run++) {
     for (const backend of BACKENDS) {
       await resetFirewall();
-      const { daemon, stateDir, policyFile } = await startDaemon(`p1-${backend}-${run}`, policyText(backend, BULK_BAN), {}, profileFlags(`daemon-${backend}-${run}`));
+      const { daemon, stateDir, policyFile } = await startDaemon(
+        `p1-${backend}-${run}`,
+        policyText(backend, BULK_BAN),
+        {},
+        profileFlags(`daemon-${backend}-${run}`),
+      );
       try {
         const logFrom = statSync(daemon.logFile).size;
         const wallStart = Date.now();
         const t0 = performance.now();
-        const ban = await banFromFile(banFile, stateDir, policyFile, BANS, false, profileFlags(`ban-${backend}-${run}`));
+        const ban = await banFromFile(
+          banFile,
+          stateDir,
+          policyFile,
+          BANS,
+          false,
+          profileFlags(`ban-${backend}-${run}`),
+        );
         const wallEnd = Date.now();
         const inKernel = Math.max(ban.ms, await waitForCount(backend, BANS, t0));
         const events = readLog(daemon.logFile, logFrom);
@@ -399,13 +512,21 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
         // From the first ban the daemon logged to the last firewall command's end: the daemon's share.
         const lastCommand = events.filter((e) => e.event === 'command').pop();
         if (bans.length > 0 && lastCommand) s.inDaemon.push(Date.parse(lastCommand.time) - Date.parse(bans[0]!.time));
-        const firewall = events.filter((e) => e.event === 'command' && Date.parse(e.time) >= Date.parse(bans.at(-1)?.time ?? '')) ;
+        const firewall = events.filter(
+          (e) => e.event === 'command' && Date.parse(e.time) >= Date.parse(bans.at(-1)?.time ?? ''),
+        );
         if (bans.length > 0 && firewall.length > 0) {
           const firstBan = Date.parse(bans[0]!.time);
           const lastBan = Date.parse(bans.at(-1)!.time);
           const commandsStart = Date.parse(firewall[0]!.time) - (firewall[0]!.ms ?? 0);
           const commandsEnd = Date.parse(firewall.at(-1)!.time);
-          [firstBan - wallStart, lastBan - firstBan, commandsStart - lastBan, commandsEnd - commandsStart, wallEnd - commandsEnd].forEach((v, i) => s.phases[i]!.push(v));
+          [
+            firstBan - wallStart,
+            lastBan - firstBan,
+            commandsStart - lastBan,
+            commandsEnd - commandsStart,
+            wallEnd - commandsEnd,
+          ].forEach((v, i) => s.phases[i]!.push(v));
         }
         log(`  ${backend} run ${run + 1}: ${seconds(inKernel)} s (firewall commands: ${commands.text})`);
       } finally {
@@ -425,9 +546,12 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
   for (let run = 0; run < RUNS.floor; run++) {
     for (const backend of BACKENDS) {
       await resetFirewall();
-      if (backend === 'ipset') await srv(['ipset', 'create', BENCH.sets[4], 'hash:net', 'family', 'inet', 'timeout', '0', 'maxelem', '20000']);
+      if (backend === 'ipset')
+        await srv(['ipset', 'create', BENCH.sets[4], 'hash:net', 'family', 'inet', 'timeout', '0', 'maxelem', '20000']);
       if (backend === 'nftables') {
-        await srv(['nft', '-f', '-'], { input: `add table inet ${BENCH.table}\nadd set inet ${BENCH.table} hosts4 { type ipv4_addr; flags timeout; size 20000; }\n` });
+        await srv(['nft', '-f', '-'], {
+          input: `add table inet ${BENCH.table}\nadd set inet ${BENCH.table} hosts4 { type ipv4_addr; flags timeout; size 20000; }\n`,
+        });
       }
       const t0 = performance.now();
       if (backend === 'iptables') await srv(['iptables-restore', '-w', '--noflush'], { input: iptablesInput });
@@ -442,7 +566,8 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
 
   // What every `floodgate ban` pays before it does anything: node and the CLI starting in the namespace.
   const startupSamples: number[] = [];
-  for (let run = 0; run < 5; run++) startupSamples.push((await timed(() => srv([process.execPath, CLI, '--version']))).ms);
+  for (let run = 0; run < 5; run++)
+    startupSamples.push((await timed(() => srv([process.execPath, CLI, '--version']))).ms);
 
   const classic = await partClassic();
   const rows = BACKENDS.map((backend) => {
@@ -471,16 +596,27 @@ interface ClassicResult {
 
 /** DDoS-Deflate style: one `iptables -w -A INPUT -s X -j DROP` per address, from a shell loop. */
 async function partClassic(): Promise<ClassicResult> {
-  log(`  classic: one iptables -A per address, ${CLASSIC_FIRST} into an empty chain and ${CLASSIC_TAIL} into a chain of ${BANS - CLASSIC_TAIL}, ${RUNS.classic} run(s) each`);
-  const loop = (file: string): string[] => ['sh', '-c', 'while read -r a; do iptables -w -A INPUT -s "$a" -j DROP || exit 1; done < "$0"', file];
+  log(
+    `  classic: one iptables -A per address, ${CLASSIC_FIRST} into an empty chain and ${CLASSIC_TAIL} into a chain of ${BANS - CLASSIC_TAIL}, ${RUNS.classic} run(s) each`,
+  );
+  const loop = (file: string): string[] => [
+    'sh',
+    '-c',
+    'while read -r a; do iptables -w -A INPUT -s "$a" -j DROP || exit 1; done < "$0"',
+    file,
+  ];
   const first = path.join(tmp, 'classic-first.txt');
   writeFileSync(first, `${benchAddresses(CLASSIC_FIRST).join('\n')}\n`);
   const tail = path.join(tmp, 'classic-tail.txt');
   writeFileSync(tail, `${benchAddresses(CLASSIC_TAIL, 60_001).join('\n')}\n`);
-  const preload = `*filter\n${benchAddresses(BANS - CLASSIC_TAIL, 20_001).map((a) => `-A INPUT -s ${a}/32 -j DROP`).join('\n')}\nCOMMIT\n`;
+  const preload = `*filter\n${benchAddresses(BANS - CLASSIC_TAIL, 20_001)
+    .map((a) => `-A INPUT -s ${a}/32 -j DROP`)
+    .join('\n')}\nCOMMIT\n`;
   const firstTotal: number[] = [];
   const tailTotal: number[] = [];
-  const countDrops = async () => (await srv(['iptables', '-w', '-S', 'INPUT'])).stdout.split('\n').filter((l) => l.startsWith('-A INPUT -s ')).length;
+  const countDrops = async () =>
+    (await srv(['iptables', '-w', '-S', 'INPUT'])).stdout.split('\n').filter((l) => l.startsWith('-A INPUT -s '))
+      .length;
   for (let run = 0; run < RUNS.classic; run++) {
     await resetFirewall();
     firstTotal.push((await timed(() => srv(loop(first), { timeoutMs: 600_000 }))).ms);
@@ -489,7 +625,9 @@ async function partClassic(): Promise<ClassicResult> {
     await srv(['iptables-restore', '-w', '--noflush'], { input: preload });
     tailTotal.push((await timed(() => srv(loop(tail), { timeoutMs: 600_000 }))).ms);
     if ((await countDrops()) !== BANS) throw new Error('classic: not every rule arrived');
-    log(`    run ${run + 1}: ${CLASSIC_FIRST} into 0: ${seconds(firstTotal.at(-1)!)} s; ${CLASSIC_TAIL} into ${BANS - CLASSIC_TAIL}: ${seconds(tailTotal.at(-1)!)} s`);
+    log(
+      `    run ${run + 1}: ${CLASSIC_FIRST} into 0: ${seconds(firstTotal.at(-1)!)} s; ${CLASSIC_TAIL} into ${BANS - CLASSIC_TAIL}: ${seconds(tailTotal.at(-1)!)} s`,
+    );
   }
   await resetFirewall();
   const firstPerAdd = stats(firstTotal.map((t) => t / CLASSIC_FIRST));
@@ -505,7 +643,11 @@ async function partClassic(): Promise<ClassicResult> {
 // --profile: where a node process's CPU time went, from its .cpuprofile
 
 interface CpuProfile {
-  readonly nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }[];
+  readonly nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }[];
   readonly samples: number[];
   readonly timeDeltas: number[];
 }
@@ -518,7 +660,13 @@ function profileSummary(file: string, top = 12): string {
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
   const label = (id: number): string => {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '').replace(/.*node_modules\//, '')}:${lineNumber + 1}`;
+    const where =
+      url === ''
+        ? ''
+        : ` ${url
+            .replace(/^file:\/\//, '')
+            .replace(`${ROOT}/`, '')
+            .replace(/.*node_modules\//, '')}:${lineNumber + 1}`;
     return `${functionName || '(anonymous)'}${where}`;
   };
   const self = new Map<string, number>();
@@ -539,7 +687,11 @@ function profileSummary(file: string, top = 12): string {
     }
   });
   const rows = (map: Map<string, number>) =>
-    [...map].filter(([name]) => !name.startsWith('(root)')).sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => [name, ms(us / 1000), `${((100 * us) / busy).toFixed(0)}%`]);
+    [...map]
+      .filter(([name]) => !name.startsWith('(root)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, us]) => [name, ms(us / 1000), `${((100 * us) / busy).toFixed(0)}%`]);
   return [
     `${path.basename(file)}: ${ms(busy / 1000)} ms of CPU outside (idle)`,
     '',
@@ -561,7 +713,13 @@ function heapProfileSummary(file: string, top = 12): string {
   const { head } = JSON.parse(readFileSync(file, 'utf8')) as { head: HeapProfileNode };
   const frame = (node: HeapProfileNode): string => {
     const { functionName, url, lineNumber } = node.callFrame;
-    const where = url === '' ? '' : ` ${url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '').replace(/.*node_modules\//, '')}:${lineNumber + 1}`;
+    const where =
+      url === ''
+        ? ''
+        : ` ${url
+            .replace(/^file:\/\//, '')
+            .replace(`${ROOT}/`, '')
+            .replace(/.*node_modules\//, '')}:${lineNumber + 1}`;
     return `${functionName || '(anonymous)'}${where}`;
   };
   const self = new Map<string, number>();
@@ -578,7 +736,11 @@ function heapProfileSummary(file: string, top = 12): string {
   };
   walk(head, []);
   const rows = (map: Map<string, number>) =>
-    [...map].filter(([name]) => !name.startsWith('(root)')).sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, bytes]) => [name, mib(bytes), `${((100 * bytes) / total).toFixed(0)}%`]);
+    [...map]
+      .filter(([name]) => !name.startsWith('(root)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, bytes]) => [name, mib(bytes), `${((100 * bytes) / total).toFixed(0)}%`]);
   return [
     `${path.basename(file)}: ${mib(total)} MiB of sampled allocations live at exit`,
     '',
@@ -601,7 +763,9 @@ interface TimeToBanResult {
 }
 
 async function partTimeToBan(): Promise<TimeToBanResult[]> {
-  log(`\n== 2. time to ban: 30 half-open connections from one source, interval 1s, default thresholds, ${RUNS.timeToBan} runs per backend`);
+  log(
+    `\n== 2. time to ban: 30 half-open connections from one source, interval 1s, default thresholds, ${RUNS.timeToBan} runs per backend`,
+  );
   const out: TimeToBanResult[] = [];
   let sourceNo = 10;
   for (const backend of TIME_TO_BAN_BACKENDS) {
@@ -612,7 +776,10 @@ async function partTimeToBan(): Promise<TimeToBanResult[]> {
     for (let run = 0; run < RUNS.timeToBan; run++) {
       const source = `198.51.100.${sourceNo++}`;
       await resetFirewall();
-      const { daemon } = await startDaemon(`p2-${backend}-${run}`, policyText(backend, '{ttl: 10m, max_ttl: 24h, max_active: 5000, rate: 20/s, kill_connections: true}', '1s'));
+      const { daemon } = await startDaemon(
+        `p2-${backend}-${run}`,
+        policyText(backend, '{ttl: 10m, max_ttl: 24h, max_active: 5000, rate: 20/s, kill_connections: true}', '1s'),
+      );
       try {
         // The source address and its SYN-ACK drop rule first, so that the timed call sends SYNs at once.
         await theLab().synFlood({ sources: [source], perSource: 0, port: 80 });
@@ -621,7 +788,9 @@ async function partTimeToBan(): Promise<TimeToBanResult[]> {
         const logFrom = statSync(daemon.logFile).size;
         const wallStart = Date.now();
         const t0 = performance.now();
-        const flood = theLab().synFlood({ sources: [source], perSource: 30, port: 80 }).catch((error: Error) => error);
+        const flood = theLab()
+          .synFlood({ sources: [source], perSource: 30, port: 80 })
+          .catch((error: Error) => error);
         let seenAt = NaN;
         while (performance.now() - t0 < 15_000) {
           const p0 = performance.now();
@@ -635,7 +804,10 @@ async function partTimeToBan(): Promise<TimeToBanResult[]> {
           await sleep(20);
         }
         const floodResult = await flood;
-        if (Number.isNaN(seenAt)) throw new Error(`${backend}: ${source} not banned within 15 s${floodResult instanceof Error ? ` (flood: ${floodResult.message})` : ''}: ${readFileSync(daemon.logFile, 'utf8').slice(-1500)}`);
+        if (Number.isNaN(seenAt))
+          throw new Error(
+            `${backend}: ${source} not banned within 15 s${floodResult instanceof Error ? ` (flood: ${floodResult.message})` : ''}: ${readFileSync(daemon.logFile, 'utf8').slice(-1500)}`,
+          );
         const banEvent = readLog(daemon.logFile, logFrom).find((e) => e.event === 'ban');
         total.push(seenAt);
         if (banEvent) {
@@ -643,13 +815,21 @@ async function partTimeToBan(): Promise<TimeToBanResult[]> {
           detect.push(decided);
           enforce.push(seenAt - decided);
         }
-        log(`  ${backend} run ${run + 1}: ${seconds(seenAt)} s (decided after ${banEvent ? seconds(Date.parse(banEvent.time) - wallStart) : '?'} s)`);
+        log(
+          `  ${backend} run ${run + 1}: ${seconds(seenAt)} s (decided after ${banEvent ? seconds(Date.parse(banEvent.time) - wallStart) : '?'} s)`,
+        );
       } finally {
         await stopDaemon(daemon);
         await theLab().stopTraffic();
       }
     }
-    out.push({ backend, total: stats(total), detect: stats(detect.length ? detect : [NaN]), enforce: stats(enforce.length ? enforce : [NaN]), poll: stats(polls) });
+    out.push({
+      backend,
+      total: stats(total),
+      detect: stats(detect.length ? detect : [NaN]),
+      enforce: stats(enforce.length ? enforce : [NaN]),
+      poll: stats(polls),
+    });
   }
   await resetFirewall();
   return out;
@@ -669,7 +849,11 @@ interface FloodResult {
 }
 
 async function serverCounters(): Promise<{ rx: number; inSegs: number }> {
-  const { stdout } = await srv(['sh', '-c', `cat /sys/class/net/${theLab().serverIf}/statistics/rx_packets /proc/net/snmp`]);
+  const { stdout } = await srv([
+    'sh',
+    '-c',
+    `cat /sys/class/net/${theLab().serverIf}/statistics/rx_packets /proc/net/snmp`,
+  ]);
   const [rx, ...snmp] = stdout.split('\n');
   const tcp = snmp.filter((line) => line.startsWith('Tcp:'));
   const names = tcp[0]!.split(/\s+/);
@@ -684,7 +868,13 @@ function cpuTicks(): [number, number] {
 }
 
 /** One bounded hping3 SYN flood from the attacker namespace; rates and the flood's own CPU per packet. */
-async function floodOnce(): Promise<{ rxPps: number; inSegsPps: number; sentPps: number; cpuUsPerPacket: number; softirqShare: number }> {
+async function floodOnce(): Promise<{
+  rxPps: number;
+  inSegsPps: number;
+  sentPps: number;
+  cpuUsPerPacket: number;
+  softirqShare: number;
+}> {
   const L = theLab();
   const before = await serverCounters();
   const [total0, softirq0] = cpuTicks();
@@ -693,7 +883,27 @@ async function floodOnce(): Promise<{ rxPps: number; inSegsPps: number; sentPps:
   rmSync(outFile, { force: true });
   const t0 = performance.now();
   // timeout(1) bounds it; hping3 prints its statistics on the SIGINT.
-  const child = spawnIn(L.attacker, ['timeout', '-s', 'INT', '-k', '5', String(FLOOD_SECONDS), 'hping3', '-q', '-S', '-p', '80', '--flood', '-a', FLOOD_SOURCE, L.serverAddr4], outFile);
+  const child = spawnIn(
+    L.attacker,
+    [
+      'timeout',
+      '-s',
+      'INT',
+      '-k',
+      '5',
+      String(FLOOD_SECONDS),
+      'hping3',
+      '-q',
+      '-S',
+      '-p',
+      '80',
+      '--flood',
+      '-a',
+      FLOOD_SOURCE,
+      L.serverAddr4,
+    ],
+    outFile,
+  );
   const [code] = (await once(child, 'exit')) as [number | null];
   const elapsed = (performance.now() - t0) / 1000;
   // The flood's CPU, user + system: without IRQ time accounting the softirq work that receives its
@@ -715,7 +925,9 @@ async function floodOnce(): Promise<{ rxPps: number; inSegsPps: number; sentPps:
 }
 
 async function partFlood(): Promise<FloodResult[]> {
-  log(`\n== 3. per-packet cost: hping3 SYN flood for ${FLOOD_SECONDS} s from ${FLOOD_SOURCE}, ${BANS} bans in place, ${RUNS.flood} runs per case`);
+  log(
+    `\n== 3. per-packet cost: hping3 SYN flood for ${FLOOD_SECONDS} s from ${FLOOD_SOURCE}, ${BANS} bans in place, ${RUNS.flood} runs per case`,
+  );
   // SYN cookies always: every SYN costs the server the same (no request sockets piling up); the
   // SYN-ACKs to the spoofed source go nowhere (a blackhole route), so the wire carries only the flood.
   await srv(['sysctl', '-q', '-w', 'net.ipv4.tcp_syncookies=2']);
@@ -735,14 +947,22 @@ async function partFlood(): Promise<FloodResult[]> {
         // No daemon: the manual command applies the bans directly under the state lock.
         await banFromFile(banFile, path.join(dir, 'state'), policyFile, BANS, true);
         if ((await kernelCount(config)) !== BANS) throw new Error(`${config}: the 10k bans are not all in the kernel`);
-        rules = config === 'iptables' ? `${BANS} rules in INPUT` : config === 'ipset' ? `1 rule, set of ${BANS}` : `4 rules, set of ${BANS}`;
+        rules =
+          config === 'iptables'
+            ? `${BANS} rules in INPUT`
+            : config === 'ipset'
+              ? `1 rule, set of ${BANS}`
+              : `4 rules, set of ${BANS}`;
       }
-      if (await isBanned(config === 'none' ? 'iptables' : config, FLOOD_SOURCE)) throw new Error('the flood source is banned');
+      if (await isBanned(config === 'none' ? 'iptables' : config, FLOOD_SOURCE))
+        throw new Error('the flood source is banned');
       const runs: Awaited<ReturnType<typeof floodOnce>>[] = [];
       for (let run = 0; run < RUNS.flood; run++) {
         runs.push(await floodOnce());
         const r = runs.at(-1)!;
-        log(`  ${config} run ${run + 1}: server received ${kpps(r.rxPps)} pkt/s (TCP InSegs ${kpps(r.inSegsPps)}/s), flood CPU ${r.cpuUsPerPacket.toFixed(2)} µs/pkt`);
+        log(
+          `  ${config} run ${run + 1}: server received ${kpps(r.rxPps)} pkt/s (TCP InSegs ${kpps(r.inSegsPps)}/s), flood CPU ${r.cpuUsPerPacket.toFixed(2)} µs/pkt`,
+        );
         await sleep(300);
       }
       out.push({
@@ -812,17 +1032,28 @@ const TABLE_RANGE = { first: ((198 << 24) | (19 << 16) | (136 << 8)) >>> 0, coun
  */
 async function partDaemonMemory(): Promise<DaemonMemory> {
   const windowSeconds = QUICK ? 35 : 65;
-  log(`\n== 4a. daemon memory: ${MEMORY_BANS} bans, then a ${TABLE_ROWS}-row table (ipset, enforce, interval 1s, ${windowSeconds} s)`);
+  log(
+    `\n== 4a. daemon memory: ${MEMORY_BANS} bans, then a ${TABLE_ROWS}-row table (ipset, enforce, interval 1s, ${windowSeconds} s)`,
+  );
   await resetFirewall();
   const banFile = path.join(tmp, 'bans-100k.txt');
   writeFileSync(banFile, `${benchAddresses(MEMORY_BANS).join('\n')}\n`);
   const procRoot = path.join(tmp, 'p4-proc');
   mkdirSync(path.join(procRoot, 'net'), { recursive: true });
-  for (const file of ['tcp', 'tcp6', 'udp', 'udp6', 'netstat']) writeFileSync(path.join(procRoot, 'net', file), (await srv(['cat', `/proc/net/${file}`])).stdout);
+  for (const file of ['tcp', 'tcp6', 'udp', 'udp6', 'netstat'])
+    writeFileSync(path.join(procRoot, 'net', file), (await srv(['cat', `/proc/net/${file}`])).stdout);
   const largeTable = path.join(procRoot, 'tcp-1M');
   writeTable(generateTable(TABLE_ROWS, 'realistic', undefined, TABLE_RANGE), 'proc', largeTable);
-  const heapFlags = PROFILE_DIR === undefined ? [] : ['--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`, '--heap-prof-name=daemon-100k.heapprofile'];
-  const { daemon, stateDir, policyFile } = await startDaemon('p4-daemon', policyText('ipset', MEMORY_BAN, '1s'), { FLOODGATE_PROC_ROOT: procRoot }, [...profileFlags('daemon-100k'), ...heapFlags]);
+  const heapFlags =
+    PROFILE_DIR === undefined
+      ? []
+      : ['--heap-prof', `--heap-prof-dir=${PROFILE_DIR}`, '--heap-prof-name=daemon-100k.heapprofile'];
+  const { daemon, stateDir, policyFile } = await startDaemon(
+    'p4-daemon',
+    policyText('ipset', MEMORY_BAN, '1s'),
+    { FLOODGATE_PROC_ROOT: procRoot },
+    [...profileFlags('daemon-100k'), ...heapFlags],
+  );
   try {
     await sleep(3000);
     const idle = procStatus(daemon.pid);
@@ -833,15 +1064,32 @@ async function partDaemonMemory(): Promise<DaemonMemory> {
     log(`  ${MEMORY_BANS} bans in ${seconds(banMs)} s`);
     await sleep(2000);
     const bans = await sampleRss(daemon.pid, 5000);
-    log(`  with the bans: VmRSS median ${mib(bans.median)} MiB, up to ${mib(bans.max)} MiB, ${bans.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick`);
+    log(
+      `  with the bans: VmRSS median ${mib(bans.median)} MiB, up to ${mib(bans.max)} MiB, ${bans.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick`,
+    );
     renameSync(largeTable, path.join(procRoot, 'net', 'tcp'));
     const table = await sampleRss(daemon.pid, windowSeconds * 1000);
     const hwm = procStatus(daemon.pid).hwm;
-    const status = JSON.parse((await srv([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile])).stdout) as { active: number; lastScan: { durationMs: number; sockets: number } | null };
-    if (status.lastScan === null || status.lastScan.sockets < TABLE_ROWS) throw new Error(`the daemon did not scan the large table: ${JSON.stringify(status.lastScan)}`);
+    const status = JSON.parse(
+      (await srv([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile])).stdout,
+    ) as { active: number; lastScan: { durationMs: number; sockets: number } | null };
+    if (status.lastScan === null || status.lastScan.sockets < TABLE_ROWS)
+      throw new Error(`the daemon did not scan the large table: ${JSON.stringify(status.lastScan)}`);
     const commands = commandSummary(readLog(daemon.logFile, logFrom)).text;
-    log(`  with the table: VmRSS median ${mib(table.median)} MiB, up to ${mib(table.max)} MiB, at the end ${mib(table.last)} MiB, peak of the run ${mib(hwm)} MiB, ${table.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick, scan ${status.lastScan.durationMs} ms, ${status.active} active bans`);
-    return { idle, withBans: bans, withTable: table, hwm, banMs, windowSeconds, lastScan: status.lastScan, active: status.active, commands };
+    log(
+      `  with the table: VmRSS median ${mib(table.median)} MiB, up to ${mib(table.max)} MiB, at the end ${mib(table.last)} MiB, peak of the run ${mib(hwm)} MiB, ${table.cpuMsPerSecond.toFixed(0)} ms CPU per 1 s tick, scan ${status.lastScan.durationMs} ms, ${status.active} active bans`,
+    );
+    return {
+      idle,
+      withBans: bans,
+      withTable: table,
+      hwm,
+      banMs,
+      windowSeconds,
+      lastScan: status.lastScan,
+      active: status.active,
+      commands,
+    };
   } finally {
     await stopDaemon(daemon);
     await resetFirewall();
@@ -905,18 +1153,27 @@ async function partDetectorMemory(): Promise<DetectorMemory[]> {
     mkdirSync(path.join(procRoot, 'net'), { recursive: true });
     const file = path.join(procRoot, 'net', 'tcp');
     writeTable(generateTable(TABLE_ROWS, sources), 'proc', file);
-    const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', DETECTOR_CHILD, procRoot, path.join(ROOT, 'dist')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['--expose-gc', '--input-type=module', '-e', DETECTOR_CHILD, procRoot, path.join(ROOT, 'dist')],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     children.add(child);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
     const [code] = (await once(child, 'exit')) as [number | null];
     children.delete(child);
     if (code !== 0) throw new Error(`the detector child failed (exit ${code})`);
-    const result = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Omit<DetectorMemory, 'sources' | 'fileBytes'> & { rows: number };
+    const result = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Omit<
+      DetectorMemory,
+      'sources' | 'fileBytes'
+    > & { rows: number };
     if (result.rows < TABLE_ROWS - 10) throw new Error(`the detector child parsed ${result.rows} rows`);
     out.push({ ...result, sources, fileBytes: statSync(file).size });
     rmSync(procRoot, { recursive: true, force: true });
-    log(`  peak RSS ${mib(result.maxRss)} MiB (${mib(result.readPeak)} MiB after the read); read+parse ${ms(result.parseMs)} ms, detect ${ms(result.detectMs)} ms, ${result.verdicts} verdicts`);
+    log(
+      `  peak RSS ${mib(result.maxRss)} MiB (${mib(result.readPeak)} MiB after the read); read+parse ${ms(result.parseMs)} ms, detect ${ms(result.detectMs)} ms, ${result.verdicts} verdicts`,
+    );
   }
   return out;
 }
@@ -924,7 +1181,8 @@ async function partDetectorMemory(): Promise<DetectorMemory[]> {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('run as root: the lab needs network namespaces (sudo npx tsx scripts/bench-bans.ts)');
+  if (process.getuid?.() !== 0)
+    throw new Error('run as root: the lab needs network namespaces (sudo npx tsx scripts/bench-bans.ts)');
   if (!existsSync(CLI)) throw new Error(`no build at ${CLI}: run npx tsc -p . first`);
   const started = performance.now();
   const machine = machineLine();
@@ -938,11 +1196,25 @@ async function main(): Promise<void> {
   try {
     if (parts.has('1')) {
       const { rows, classic, startup } = await partThroughput();
-      say(`## 1. Ban throughput: ${BANS} bans, \`floodgate ban --from-file\` into a running \`floodgate run --enforce\`\n`);
-      say(`Wall time from the command's start until all ${BANS} are in the kernel (checked with iptables -S / ipset list / nft list after the command returned; the command returns once the daemon's queue has drained). Policy: ban.rate 100000/s (one batch), max_active 20000, kill_connections false. Median of ${RUNS.throughput} runs, interleaved by backend.\n`);
+      say(
+        `## 1. Ban throughput: ${BANS} bans, \`floodgate ban --from-file\` into a running \`floodgate run --enforce\`\n`,
+      );
+      say(
+        `Wall time from the command's start until all ${BANS} are in the kernel (checked with iptables -S / ipset list / nft list after the command returned; the command returns once the daemon's queue has drained). Policy: ban.rate 100000/s (one batch), max_active 20000, kill_connections false. Median of ${RUNS.throughput} runs, interleaved by backend.\n`,
+      );
       say(
         markdownTable(
-          ['backend', 'ban → all in kernel (s)', 'min–max', 'goal', 'met', 'firewall commands in the daemon (median run)', 'daemon: 1st ban → last command (s)', `raw restore of the same ${BANS} (s)`, 'vs raw'],
+          [
+            'backend',
+            'ban → all in kernel (s)',
+            'min–max',
+            'goal',
+            'met',
+            'firewall commands in the daemon (median run)',
+            'daemon: 1st ban → last command (s)',
+            `raw restore of the same ${BANS} (s)`,
+            'vs raw',
+          ],
           rows.map((r) => [
             r.backend,
             seconds(r.inKernel.median),
@@ -956,49 +1228,142 @@ async function main(): Promise<void> {
           ]),
         ),
       );
-      say(`\nWhere the time goes (median ms per phase, from the daemon's debug log; phases can straddle a millisecond boundary). For reference, \`floodgate --version\` (node + CLI start-up alone) takes ${ms(startup.median)} ms in the namespace (median of ${startup.runs}).\n`);
-      say(markdownTable(['phase', ...rows.map((r) => r.backend)], PHASES.map((phase, i) => [phase, ...rows.map((r) => ms(r.phases[i]!))])));
+      say(
+        `\nWhere the time goes (median ms per phase, from the daemon's debug log; phases can straddle a millisecond boundary). For reference, \`floodgate --version\` (node + CLI start-up alone) takes ${ms(startup.median)} ms in the namespace (median of ${startup.runs}).\n`,
+      );
+      say(
+        markdownTable(
+          ['phase', ...rows.map((r) => r.backend)],
+          PHASES.map((phase, i) => [phase, ...rows.map((r) => ms(r.phases[i]!))]),
+        ),
+      );
       say('');
-      say(`The classic way (DDoS Deflate style): one \`iptables -w -A INPUT -s X -j DROP\` per address from a shell loop (\`${(await srv(['iptables', '-V'])).stdout.trim()}\`). ${RUNS.classic} run(s).\n`);
+      say(
+        `The classic way (DDoS Deflate style): one \`iptables -w -A INPUT -s X -j DROP\` per address from a shell loop (\`${(await srv(['iptables', '-V'])).stdout.trim()}\`). ${RUNS.classic} run(s).\n`,
+      );
       say(
         markdownTable(
           ['case', 'addresses', 'measured (s)', 'per address (ms)', 'min–max per address (ms)'],
           [
-            [`into an empty chain`, String(CLASSIC_FIRST), seconds(classic.firstTotal.median), ms(classic.firstPerAdd.median), range(classic.firstPerAdd, ms)],
-            [`into a chain of ${BANS - CLASSIC_TAIL} rules`, String(CLASSIC_TAIL), seconds(classic.tailPerAdd.median * CLASSIC_TAIL), ms(classic.tailPerAdd.median), range(classic.tailPerAdd, ms)],
-            [`**${BANS}, extrapolated** (not measured)`, String(BANS), `~${seconds(classic.extrapolated10k)}`, ms(classic.extrapolated10k / BANS), '–'],
+            [
+              `into an empty chain`,
+              String(CLASSIC_FIRST),
+              seconds(classic.firstTotal.median),
+              ms(classic.firstPerAdd.median),
+              range(classic.firstPerAdd, ms),
+            ],
+            [
+              `into a chain of ${BANS - CLASSIC_TAIL} rules`,
+              String(CLASSIC_TAIL),
+              seconds(classic.tailPerAdd.median * CLASSIC_TAIL),
+              ms(classic.tailPerAdd.median),
+              range(classic.tailPerAdd, ms),
+            ],
+            [
+              `**${BANS}, extrapolated** (not measured)`,
+              String(BANS),
+              `~${seconds(classic.extrapolated10k)}`,
+              ms(classic.extrapolated10k / BANS),
+              '–',
+            ],
           ],
         ),
       );
-      say(`\nThe 10k figure is extrapolated, not measured: each \`iptables -A\` rereads and rewrites the ruleset, so its cost grows with the chain; it assumes that growth is linear between the two measured points (mean cost over 0–${CLASSIC_FIRST} rules and over ${BANS - CLASSIC_TAIL}–${BANS} rules). floodgate's iptables backend is ${ratio(classic.extrapolated10k, rows[0]!.inKernel.median)} faster for 10k.\n`);
-      results.throughput = Object.fromEntries(rows.map((r) => [r.backend, { medianMs: Math.round(r.inKernel.median), minMs: Math.round(r.inKernel.min), maxMs: Math.round(r.inKernel.max), floorMs: Math.round(r.floor.median), goalMs: GOALS.throughput[r.backend], met: r.inKernel.median <= GOALS.throughput[r.backend] }]));
+      say(
+        `\nThe 10k figure is extrapolated, not measured: each \`iptables -A\` rereads and rewrites the ruleset, so its cost grows with the chain; it assumes that growth is linear between the two measured points (mean cost over 0–${CLASSIC_FIRST} rules and over ${BANS - CLASSIC_TAIL}–${BANS} rules). floodgate's iptables backend is ${ratio(classic.extrapolated10k, rows[0]!.inKernel.median)} faster for 10k.\n`,
+      );
+      results.throughput = Object.fromEntries(
+        rows.map((r) => [
+          r.backend,
+          {
+            medianMs: Math.round(r.inKernel.median),
+            minMs: Math.round(r.inKernel.min),
+            maxMs: Math.round(r.inKernel.max),
+            floorMs: Math.round(r.floor.median),
+            goalMs: GOALS.throughput[r.backend],
+            met: r.inKernel.median <= GOALS.throughput[r.backend],
+          },
+        ]),
+      );
       if (PROFILE_DIR !== undefined) {
         say(`### Profiles (--profile ${PROFILE_DIR}; the profiler slows the runs above)\n`);
-        for (const name of readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile') && /-0\.cpuprofile$/.test(f)).sort()) say(profileSummary(path.join(PROFILE_DIR, name)));
+        for (const name of readdirSync(PROFILE_DIR)
+          .filter((f) => f.endsWith('.cpuprofile') && /-0\.cpuprofile$/.test(f))
+          .sort())
+          say(profileSummary(path.join(PROFILE_DIR, name)));
       }
-      results.classic = { perAddMsEmpty: +classic.firstPerAdd.median.toFixed(2), perAddMsAt9900: +classic.tailPerAdd.median.toFixed(2), extrapolated10kMs: Math.round(classic.extrapolated10k), first1kMs: Math.round(classic.firstTotal.median) };
+      results.classic = {
+        perAddMsEmpty: +classic.firstPerAdd.median.toFixed(2),
+        perAddMsAt9900: +classic.tailPerAdd.median.toFixed(2),
+        extrapolated10kMs: Math.round(classic.extrapolated10k),
+        first1kMs: Math.round(classic.firstTotal.median),
+      };
     }
     if (parts.has('2')) {
       const rows = await partTimeToBan();
-      say(`## 2. Time to ban: from the first SYN of a 30-connection half-open flood (one source) to the rule in the kernel\n`);
-      say(`\`floodgate run --enforce\`, default policy with interval 1s (syn-flood: > 20 SYN_RECV per ip). The flood starts at spread offsets in the daemon's 1 s scan cycle, timed from just before the lab's synFlood call (which lists the server's sockets once, ~10 ms, before the SYNs go: the times read slightly high); the rule is polled every ~20 ms plus the check's own time (median check ${ms(rows[0]!.poll.median)} ms), and the end of the check that saw it counts. "Decided" is the daemon's ban log line. Median of ${RUNS.timeToBan} runs.\n`);
+      say(
+        `## 2. Time to ban: from the first SYN of a 30-connection half-open flood (one source) to the rule in the kernel\n`,
+      );
+      say(
+        `\`floodgate run --enforce\`, default policy with interval 1s (syn-flood: > 20 SYN_RECV per ip). The flood starts at spread offsets in the daemon's 1 s scan cycle, timed from just before the lab's synFlood call (which lists the server's sockets once, ~10 ms, before the SYNs go: the times read slightly high); the rule is polled every ~20 ms plus the check's own time (median check ${ms(rows[0]!.poll.median)} ms), and the end of the check that saw it counts. "Decided" is the daemon's ban log line. Median of ${RUNS.timeToBan} runs.\n`,
+      );
       say(
         markdownTable(
-          ['backend', 'first SYN → rule (s)', 'min–max', 'first SYN → decided (s)', 'decided → rule seen (s)', 'goal', 'met'],
-          rows.map((r) => [r.backend, seconds(r.total.median), range(r.total), seconds(r.detect.median), seconds(r.enforce.median), `≤ ${seconds(GOALS.timeToBan)}`, met(r.total.median <= GOALS.timeToBan)]),
+          [
+            'backend',
+            'first SYN → rule (s)',
+            'min–max',
+            'first SYN → decided (s)',
+            'decided → rule seen (s)',
+            'goal',
+            'met',
+          ],
+          rows.map((r) => [
+            r.backend,
+            seconds(r.total.median),
+            range(r.total),
+            seconds(r.detect.median),
+            seconds(r.enforce.median),
+            `≤ ${seconds(GOALS.timeToBan)}`,
+            met(r.total.median <= GOALS.timeToBan),
+          ]),
         ),
       );
       say('');
-      results.timeToBan = Object.fromEntries(rows.map((r) => [r.backend, { medianMs: Math.round(r.total.median), minMs: Math.round(r.total.min), maxMs: Math.round(r.total.max), decidedMs: Math.round(r.detect.median), met: r.total.median <= GOALS.timeToBan }]));
+      results.timeToBan = Object.fromEntries(
+        rows.map((r) => [
+          r.backend,
+          {
+            medianMs: Math.round(r.total.median),
+            minMs: Math.round(r.total.min),
+            maxMs: Math.round(r.total.max),
+            decidedMs: Math.round(r.detect.median),
+            met: r.total.median <= GOALS.timeToBan,
+          },
+        ]),
+      );
     }
     if (parts.has('3')) {
       const rows = await partFlood();
       const base = rows[0]!;
       say(`## 3. Per-packet cost: SYN flood with ${BANS} bans in place (none matching)\n`);
-      say(`hping3 -S --flood to ${theLab().serverAddr4}:80 from ${FLOOD_SOURCE} (not banned) for ${FLOOD_SECONDS} s, server with SYN cookies always on. The flood is CPU-bound on the sending core and a veth pair delivers each packet in the sender's softirq, so the firewall's per-packet cost shows as fewer packets per second. "Flood CPU" is hping3's user+system time per packet received (the receive path's softirq is charged to it); softirq share is of all cores (/proc/stat, a busy shared machine). Median of ${RUNS.flood} runs.\n`);
+      say(
+        `hping3 -S --flood to ${theLab().serverAddr4}:80 from ${FLOOD_SOURCE} (not banned) for ${FLOOD_SECONDS} s, server with SYN cookies always on. The flood is CPU-bound on the sending core and a veth pair delivers each packet in the sender's softirq, so the firewall's per-packet cost shows as fewer packets per second. "Flood CPU" is hping3's user+system time per packet received (the receive path's softirq is charged to it); softirq share is of all cores (/proc/stat, a busy shared machine). Median of ${RUNS.flood} runs.\n`,
+      );
       say(
         markdownTable(
-          ['case', 'rules', 'server rx (pkt/s)', 'min–max', 'hping3 sent/s', 'vs no bans', 'TCP InSegs/s', 'flood CPU (µs/pkt)', 'over baseline (µs/pkt)', 'softirq share'],
+          [
+            'case',
+            'rules',
+            'server rx (pkt/s)',
+            'min–max',
+            'hping3 sent/s',
+            'vs no bans',
+            'TCP InSegs/s',
+            'flood CPU (µs/pkt)',
+            'over baseline (µs/pkt)',
+            'softirq share',
+          ],
           rows.map((r) => [
             r.config,
             r.rules,
@@ -1014,27 +1379,64 @@ async function main(): Promise<void> {
         ),
       );
       say('');
-      results.flood = Object.fromEntries(rows.map((r) => [r.config.startsWith('no bans') ? 'none' : r.config, { rxPps: Math.round(r.rxPps.median), cpuUsPerPacket: +r.cpuUsPerPacket.median.toFixed(3), vsBaseline: +(r.rxPps.median / base.rxPps.median).toFixed(3) }]));
+      results.flood = Object.fromEntries(
+        rows.map((r) => [
+          r.config.startsWith('no bans') ? 'none' : r.config,
+          {
+            rxPps: Math.round(r.rxPps.median),
+            cpuUsPerPacket: +r.cpuUsPerPacket.median.toFixed(3),
+            vsBaseline: +(r.rxPps.median / base.rxPps.median).toFixed(3),
+          },
+        ]),
+      );
     }
     if (parts.has('4')) {
       const daemon = await partDaemonMemory();
       const detector = await partDetectorMemory();
       say(`## 4. Memory\n`);
-      say(`\`floodgate run --enforce\` (ipset, interval 1s, max_active 200000, ban.rate 1000000/s) in the lab's server namespace. ${MEMORY_BANS} bans loaded with \`ban --from-file\` (${seconds(daemon.banMs)} s to all in the kernel; firewall commands: ${daemon.commands}), then the daemon's table (read through FLOODGATE_PROC_ROOT) replaced by a generated ${TABLE_ROWS}-row /proc/net/tcp (realistic sources in 198.18.0.0/15, above the banned addresses), scanned every second for ${daemon.windowSeconds} s: a reconcile of the whole set falls in that window. The detector bans the table's flooders as well: ${daemon.active} active bans at the end. Last scan: ${daemon.lastScan.sockets} sockets in ${daemon.lastScan.durationMs} ms. VmRSS sampled every 200 ms from /proc/<pid>/status; VmHWM is the peak of the whole run.\n`);
+      say(
+        `\`floodgate run --enforce\` (ipset, interval 1s, max_active 200000, ban.rate 1000000/s) in the lab's server namespace. ${MEMORY_BANS} bans loaded with \`ban --from-file\` (${seconds(daemon.banMs)} s to all in the kernel; firewall commands: ${daemon.commands}), then the daemon's table (read through FLOODGATE_PROC_ROOT) replaced by a generated ${TABLE_ROWS}-row /proc/net/tcp (realistic sources in 198.18.0.0/15, above the banned addresses), scanned every second for ${daemon.windowSeconds} s: a reconcile of the whole set falls in that window. The detector bans the table's flooders as well: ${daemon.active} active bans at the end. Last scan: ${daemon.lastScan.sockets} sockets in ${daemon.lastScan.durationMs} ms. VmRSS sampled every 200 ms from /proc/<pid>/status; VmHWM is the peak of the whole run.\n`,
+      );
       say(
         markdownTable(
-          ['daemon', 'VmRSS median (MiB)', 'highest (MiB)', 'CPU per 1 s tick (ms)', 'goal < ' + GOALS.rssMiB + ' MiB met (median / highest)'],
+          [
+            'daemon',
+            'VmRSS median (MiB)',
+            'highest (MiB)',
+            'CPU per 1 s tick (ms)',
+            'goal < ' + GOALS.rssMiB + ' MiB met (median / highest)',
+          ],
           [
             ['idle, no bans', mib(daemon.idle.rss), '', '', ''],
-            [`${MEMORY_BANS} active bans (5 s)`, mib(daemon.withBans.median), mib(daemon.withBans.max), daemon.withBans.cpuMsPerSecond.toFixed(0), ''],
-            [`**${MEMORY_BANS} active bans and a ${TABLE_ROWS}-row table** (${daemon.windowSeconds} s)`, `**${mib(daemon.withTable.median)}**`, mib(daemon.withTable.max), daemon.withTable.cpuMsPerSecond.toFixed(0), `${met(daemon.withTable.median < GOALS.rssMiB * 2 ** 20)} / ${met(daemon.withTable.max < GOALS.rssMiB * 2 ** 20)}`],
-            ['peak of the whole run (VmHWM): the bulk load of the bans', '', mib(daemon.hwm), '', met(daemon.hwm < GOALS.rssMiB * 2 ** 20)],
+            [
+              `${MEMORY_BANS} active bans (5 s)`,
+              mib(daemon.withBans.median),
+              mib(daemon.withBans.max),
+              daemon.withBans.cpuMsPerSecond.toFixed(0),
+              '',
+            ],
+            [
+              `**${MEMORY_BANS} active bans and a ${TABLE_ROWS}-row table** (${daemon.windowSeconds} s)`,
+              `**${mib(daemon.withTable.median)}**`,
+              mib(daemon.withTable.max),
+              daemon.withTable.cpuMsPerSecond.toFixed(0),
+              `${met(daemon.withTable.median < GOALS.rssMiB * 2 ** 20)} / ${met(daemon.withTable.max < GOALS.rssMiB * 2 ** 20)}`,
+            ],
+            [
+              'peak of the whole run (VmHWM): the bulk load of the bans',
+              '',
+              mib(daemon.hwm),
+              '',
+              met(daemon.hwm < GOALS.rssMiB * 2 ** 20),
+            ],
           ],
         ),
       );
       say('');
       for (const d of detector) {
-        say(`Detector in process (fresh node, the build's parseProcNet + detect with the default policy), ${TABLE_ROWS} rows of /proc/net/tcp text (${mib(d.fileBytes)} MiB), ${d.sources} sources (${d.distinct} distinct addresses): readLiveTable (read + parse) ${ms(d.parseMs)} ms, detect ${ms(d.detectMs)} ms, ${d.verdicts} verdicts.\n`);
+        say(
+          `Detector in process (fresh node, the build's parseProcNet + detect with the default policy), ${TABLE_ROWS} rows of /proc/net/tcp text (${mib(d.fileBytes)} MiB), ${d.sources} sources (${d.distinct} distinct addresses): readLiveTable (read + parse) ${ms(d.parseMs)} ms, detect ${ms(d.detectMs)} ms, ${d.verdicts} verdicts.\n`,
+        );
         say(
           markdownTable(
             ['stage', 'RSS (MiB)', 'heapUsed (MiB)'],
@@ -1051,23 +1453,38 @@ async function main(): Promise<void> {
         say(`### Profiles of the 100k-ban daemon (--profile ${PROFILE_DIR})\n`);
         for (const name of ['daemon-100k.cpuprofile', 'daemon-100k.heapprofile']) {
           const file = path.join(PROFILE_DIR, name);
-          if (existsSync(file)) say(name.endsWith('.cpuprofile') ? profileSummary(file, 20) : heapProfileSummary(file, 15));
+          if (existsSync(file))
+            say(name.endsWith('.cpuprofile') ? profileSummary(file, 20) : heapProfileSummary(file, 15));
         }
       }
       results.memory = {
         daemonIdleRssMiB: +mib(daemon.idle.rss),
         daemon100kRssMiB: +mib(daemon.withBans.median),
-        daemon100k1MRowsRssMiB: { median: +mib(daemon.withTable.median), max: +mib(daemon.withTable.max), last: +mib(daemon.withTable.last) },
+        daemon100k1MRowsRssMiB: {
+          median: +mib(daemon.withTable.median),
+          max: +mib(daemon.withTable.max),
+          last: +mib(daemon.withTable.last),
+        },
         daemonPeakMiB: +mib(daemon.hwm),
-        daemonCpuMsPerTick: { bans: Math.round(daemon.withBans.cpuMsPerSecond), table: Math.round(daemon.withTable.cpuMsPerSecond) },
-        detector1M: Object.fromEntries(detector.map((d) => [d.sources, { peakRssMiB: +mib(d.maxRss), parseMs: Math.round(d.parseMs), detectMs: Math.round(d.detectMs) }])),
+        daemonCpuMsPerTick: {
+          bans: Math.round(daemon.withBans.cpuMsPerSecond),
+          table: Math.round(daemon.withTable.cpuMsPerSecond),
+        },
+        detector1M: Object.fromEntries(
+          detector.map((d) => [
+            d.sources,
+            { peakRssMiB: +mib(d.maxRss), parseMs: Math.round(d.parseMs), detectMs: Math.round(d.detectMs) },
+          ]),
+        ),
       };
     }
   } finally {
     await lab?.destroy();
   }
   say(`${machineLine()} (at the end)\n`);
-  say(`machine-readable: ${JSON.stringify({ quick: QUICK, totalSeconds: Math.round((performance.now() - started) / 1000), ...results })}`);
+  say(
+    `machine-readable: ${JSON.stringify({ quick: QUICK, totalSeconds: Math.round((performance.now() - started) / 1000), ...results })}`,
+  );
 }
 
 main().catch(async (error) => {

@@ -30,7 +30,10 @@ export function machineLine(): string {
   } catch {
     /* not Linux: os.cpus() is the best we have */
   }
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   const memGiB = (os.totalmem() / 2 ** 30).toFixed(0);
   const locale = process.env.LC_ALL || process.env.LC_COLLATE || process.env.LANG || 'C';
   return `machine: ${cpu}, ${os.availableParallelism()} cores, ${memGiB} GiB, Linux ${os.release()}, node ${process.version}, locale ${locale}, load ${load}`;
@@ -67,7 +70,9 @@ export function runOnce(argv: readonly string[]): { ms: number; stdout: string }
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (result.error) throw result.error;
   if (result.status !== 0) {
-    throw new Error(`${argv.join(' ')} exited ${result.status ?? result.signal}: ${result.stderr.toString().slice(0, 500)}`);
+    throw new Error(
+      `${argv.join(' ')} exited ${result.status ?? result.signal}: ${result.stderr.toString().slice(0, 500)}`,
+    );
   }
   return { ms, stdout: result.stdout.toString('latin1') };
 }
@@ -86,7 +91,11 @@ export async function timeCommands(cases: readonly CommandCase[], runs: number, 
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   runners.delete(child);
   if (code !== 0) throw new Error(`the benchmark runner failed (exit ${code ?? signal}); see above`);
-  const raw = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { samples: number[]; cpu: number[]; stdout: string }[];
+  const raw = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+    samples: number[];
+    cpu: number[];
+    stdout: string;
+  }[];
   return cases.map((c, i) => ({
     name: c.name,
     wall: stats(raw[i]!.samples),
@@ -101,7 +110,11 @@ process.on('exit', () => {
 const RUNNER = fileURLToPath(new URL('./bench-runner.mjs', import.meta.url));
 
 /** Times an in-process function: `runs` samples after `warmup` calls. */
-export async function timeFunction(fn: () => unknown, runs: number, warmup = 1): Promise<{ wall: Stats; first: number }> {
+export async function timeFunction(
+  fn: () => unknown,
+  runs: number,
+  warmup = 1,
+): Promise<{ wall: Stats; first: number }> {
   let first = 0;
   const samples: number[] = [];
   for (let i = 0; i < runs + warmup; i++) {
@@ -133,7 +146,11 @@ export function count(n: number): string {
 }
 
 /** A markdown table: header row, alignment row (numbers right-aligned), rows. */
-export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], rightAlignFrom = 1): string {
+export function markdownTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  rightAlignFrom = 1,
+): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length), 3));
   const pad = (cell: string, i: number) => (i >= rightAlignFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!));
   const line = (cells: readonly string[]) => `| ${cells.map((c, i) => pad(c, i)).join(' | ')} |`;
@@ -158,5 +175,8 @@ export function usage(scriptUrl: string): string {
   const lines = readFileSync(fileURLToPath(scriptUrl), 'utf8').split('\n');
   const from = lines.findIndex((l) => l.startsWith('// usage'));
   const to = lines.findIndex((l, i) => i > from && !l.startsWith('//'));
-  return `${lines.slice(from, to).map((l) => l.replace(/^\/\/ ?/, '')).join('\n')}\n`;
+  return `${lines
+    .slice(from, to)
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n')}\n`;
 }

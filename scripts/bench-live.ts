@@ -27,14 +27,25 @@ import { countSockets, topGroups } from '../src/table/count-sockets.js';
 import { readLiveTable } from '../src/table/live-table.js';
 import { parseProcNet } from '../src/table/proc-net-parser.js';
 import { parseSs } from '../src/table/ss-parser.js';
-import { type Stats, childCpuMs, count, log, machineLine, markdownTable, ms, ratio, stats, timeCommands, usage } from './bench-harness.js';
+import {
+  type Stats,
+  childCpuMs,
+  count,
+  log,
+  machineLine,
+  markdownTable,
+  ms,
+  ratio,
+  stats,
+  timeCommands,
+  usage,
+} from './bench-harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const NS = `fgb-${process.pid}`;
 /** Bounds on the setup, so that a stuck run stops by itself. */
 const CONNECT_DEADLINE_MS = 300_000;
-
 
 const { values: args } = parseArgs({
   options: {
@@ -52,7 +63,8 @@ if (args.help) {
 }
 function wholeNumber(name: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`expected --${name} to be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`expected --${name} to be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
   return n;
 }
 const conns = wholeNumber('conns', args.conns, 1, 500_000);
@@ -60,7 +72,10 @@ const sources = wholeNumber('sources', args.sources, 1, 200);
 const runs = wholeNumber('runs', args.runs, 1, 1000);
 const synRecv = wholeNumber('syn-recv', args['syn-recv'], 0, 60_000);
 const holdSeconds = wholeNumber('hold', args.hold, 0, 3600);
-if (conns / sources > 60_000) throw new Error(`--conns ${conns} over --sources ${sources} is more than 60000 ports per source address: add sources`);
+if (conns / sources > 60_000)
+  throw new Error(
+    `--conns ${conns} over --sources ${sources} is more than 60000 ports per source address: add sources`,
+  );
 // Each process holds at most its fd limit of sockets; the connections are spread over several.
 
 // ---------------------------------------------------------------------------------------------
@@ -177,7 +192,12 @@ setInterval(() => {}, 1 << 30);
 const FLOOD_PORT = 7100;
 
 /** Starts node code in the namespace; resolves with its first stdout line. */
-function startInNs(name: string, code: string, codeArgs: string[], timeoutMs: number): Promise<{ child: ChildProcess; line: string }> {
+function startInNs(
+  name: string,
+  code: string,
+  codeArgs: string[],
+  timeoutMs: number,
+): Promise<{ child: ChildProcess; line: string }> {
   // ip netns exec execs, so the child's pid is node's pid. Node raises its soft fd limit to the hard one.
   const child = spawn('ip', ['netns', 'exec', NS, process.execPath, '--input-type=module', '-e', code, ...codeArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -208,7 +228,16 @@ async function fillNamespace(): Promise<{ serverPid: number; rows: number; proce
   execFileSync('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
   // Per-namespace settings: a wide port range per source address and room in the accept queues.
   // Without SYN cookies and with 10 SYN-ACK retries a half-open socket stays for ~17 minutes.
-  nsRun(['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535', 'net.core.somaxconn=65535', 'net.ipv4.tcp_max_syn_backlog=65535', 'net.ipv4.tcp_syncookies=0', 'net.ipv4.tcp_synack_retries=10']);
+  nsRun([
+    'sysctl',
+    '-q',
+    '-w',
+    'net.ipv4.ip_local_port_range=1024 65535',
+    'net.core.somaxconn=65535',
+    'net.ipv4.tcp_max_syn_backlog=65535',
+    'net.ipv4.tcp_syncookies=0',
+    'net.ipv4.tcp_synack_retries=10',
+  ]);
   // One server and one client process per share of the connections that fits under the fd limit.
   const perProcess = Math.max(1000, hardFdLimit() - 512);
   const processes = Math.ceil(conns / perProcess);
@@ -235,8 +264,26 @@ async function fillNamespace(): Promise<{ serverPid: number; rows: number; proce
     await new Promise((r) => setTimeout(r, 200));
   }
   if (synRecv > 0) {
-    log(`namespace ${NS}: SYN flood of ${synRecv} to :${FLOOD_PORT} from 127.1.0.2-41, SYN-ACKs dropped inside the namespace`);
-    nsRun(['iptables', '-w', '-A', 'INPUT', '-i', 'lo', '-p', 'tcp', '--sport', String(FLOOD_PORT), '--tcp-flags', 'SYN,ACK', 'SYN,ACK', '-j', 'DROP']);
+    log(
+      `namespace ${NS}: SYN flood of ${synRecv} to :${FLOOD_PORT} from 127.1.0.2-41, SYN-ACKs dropped inside the namespace`,
+    );
+    nsRun([
+      'iptables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-i',
+      'lo',
+      '-p',
+      'tcp',
+      '--sport',
+      String(FLOOD_PORT),
+      '--tcp-flags',
+      'SYN,ACK',
+      'SYN,ACK',
+      '-j',
+      'DROP',
+    ]);
     await startInNs(`server :${FLOOD_PORT}`, SERVER, [String(FLOOD_PORT)], 30_000);
     await startInNs('flood', FLOOD, [String(synRecv), String(FLOOD_PORT)], CONNECT_DEADLINE_MS);
     let halfOpen = 0;
@@ -278,7 +325,12 @@ async function timeInProcess(fn: () => unknown, n: number): Promise<Timed> {
     user.push(cpu.user / 1000);
     system.push(cpu.system / 1000);
   }
-  return { wall: stats(wall), user: stats(user).median, system: stats(system).median, children: (childCpuMs() - child0) / n };
+  return {
+    wall: stats(wall),
+    user: stats(user).median,
+    system: stats(system).median,
+    children: (childCpuMs() - child0) / n,
+  };
 }
 
 async function main(): Promise<void> {
@@ -293,27 +345,40 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, holdSeconds * 1000));
   }
   const ssRows = Number(nsRun(['sh', '-c', 'ss -tanH | wc -l']).trim());
-  console.log(`\n${count(conns)} loopback connections + ${synRecv} half-open in namespace ${NS}: ${rows} rows in /proc/net/tcp, ${ssRows} in ss -tan (both ends of each connection, plus the listeners), held by ${processes} server and ${processes} client processes.\n`);
+  console.log(
+    `\n${count(conns)} loopback connections + ${synRecv} half-open in namespace ${NS}: ${rows} rows in /proc/net/tcp, ${ssRows} in ss -tan (both ends of each connection, plus the listeners), held by ${processes} server and ${processes} client processes.\n`,
+  );
 
   // ---- whole process, in the namespace
   const inNs = (text: string) => ['ip', 'netns', 'exec', NS, 'sh', '-c', text];
   const node = `'${process.execPath}'`;
   const cases = [
     { name: 'ip netns exec + sh -c : (entry cost, in every row)', argv: inNs(':') },
-    { name: 'cat /proc/net/tcp /proc/net/tcp6 > /dev/null', argv: inNs('cat /proc/net/tcp /proc/net/tcp6 > /dev/null') },
+    {
+      name: 'cat /proc/net/tcp /proc/net/tcp6 > /dev/null',
+      argv: inNs('cat /proc/net/tcp /proc/net/tcp6 > /dev/null'),
+    },
     { name: 'ss -tan > /dev/null', argv: inNs('ss -tan > /dev/null') },
     { name: 'ss -tan \\| wc -l', argv: inNs('ss -tan | wc -l') },
     { name: 'netstat -ant > /dev/null', argv: inNs('netstat -ant > /dev/null') },
     { name: 'node -e 0 (node start)', argv: inNs(`${node} -e 0`) },
     { name: 'floodgate scan (live)', argv: inNs(`${node} '${CLI}' scan`) },
-    { name: 'floodgate scan --state SYN_RECV --top 10 (live)', argv: inNs(`${node} '${CLI}' scan --state SYN_RECV --top 10`) },
-    { name: 'ss -tanH state syn-recv \\| wc -l (filtered in the kernel)', argv: inNs('ss -tanH state syn-recv | wc -l') },
+    {
+      name: 'floodgate scan --state SYN_RECV --top 10 (live)',
+      argv: inNs(`${node} '${CLI}' scan --state SYN_RECV --top 10`),
+    },
+    {
+      name: 'ss -tanH state syn-recv \\| wc -l (filtered in the kernel)',
+      argv: inNs('ss -tanH state syn-recv | wc -l'),
+    },
   ];
   log(`whole process: ${runs} rounds of ${cases.length} commands`);
   const results = await timeCommands(cases, runs);
   const [entry, cat, ss] = results.map((r) => r.wall.median) as [number, number, number];
   console.log(`### Whole process, in the namespace (${rows} sockets)\n`);
-  console.log(`Interleaved rounds, median of ${runs} after one warm-up; CPU = user+sys of the command and its children (mean, 10 ms tick resolution). "− entry" subtracts the cost of ip netns exec + sh.\n`);
+  console.log(
+    `Interleaved rounds, median of ${runs} after one warm-up; CPU = user+sys of the command and its children (mean, 10 ms tick resolution). "− entry" subtracts the cost of ip netns exec + sh.\n`,
+  );
   console.log(
     markdownTable(
       ['command', 'median ms', 'min', 'max', 'CPU ms', '− entry', 'vs cat', 'vs ss -tan'],
@@ -334,9 +399,16 @@ async function main(): Promise<void> {
   const ssSyn = results[8]!.wall.median - entry;
   const kernel = Math.min(cat, ss) - entry;
   const matched = /^(\d+) sockets matched/.exec(results[7]!.stdout)?.[1];
-  if (synRecv > 0 && (matched === undefined || Number(matched) < synRecv * 0.95)) throw new Error(`floodgate scan --state SYN_RECV saw ${matched ?? 'no'} sockets, expected about ${synRecv}: ${results[7]!.stdout.slice(0, 300)}`);
-  console.log(`\nGoal (live scan <= 1.3x the kernel producing the table): scan ${ms(scanLive)} ms vs ${ms(kernel)} ms (${cat <= ss ? 'cat' : 'ss'}): ${ratio(scanLive, kernel)}, ${scanLive <= 1.3 * kernel ? 'met' : 'not met'}; without node's start (${ms(results[5]!.wall.median - entry)} ms): ${ratio(scanLive - (results[5]!.wall.median - entry), kernel)}.`);
-  console.log(`floodgate scan --state SYN_RECV (${matched} matched) ${ms(scanSyn)} ms vs ss -tanH state syn-recv | wc -l ${ms(ssSyn)} ms: ${ratio(scanSyn, ssSyn)}.`);
+  if (synRecv > 0 && (matched === undefined || Number(matched) < synRecv * 0.95))
+    throw new Error(
+      `floodgate scan --state SYN_RECV saw ${matched ?? 'no'} sockets, expected about ${synRecv}: ${results[7]!.stdout.slice(0, 300)}`,
+    );
+  console.log(
+    `\nGoal (live scan <= 1.3x the kernel producing the table): scan ${ms(scanLive)} ms vs ${ms(kernel)} ms (${cat <= ss ? 'cat' : 'ss'}): ${ratio(scanLive, kernel)}, ${scanLive <= 1.3 * kernel ? 'met' : 'not met'}; without node's start (${ms(results[5]!.wall.median - entry)} ms): ${ratio(scanLive - (results[5]!.wall.median - entry), kernel)}.`,
+  );
+  console.log(
+    `floodgate scan --state SYN_RECV (${matched} matched) ${ms(scanSyn)} ms vs ss -tanH state syn-recv | wc -l ${ms(ssSyn)} ms: ${ratio(scanSyn, ssSyn)}.`,
+  );
 
   // ---- in process: the same table read from this process through /proc/<pid>/net (the namespace's view)
   log(`in process: ${runs} runs of each`);
@@ -349,41 +421,84 @@ async function main(): Promise<void> {
     return out.stdout.toString('latin1');
   };
   const inProc: [string, Timed, string][] = [];
-  const add = async (name: string, fn: () => unknown, note = '') => inProc.push([name, await timeInProcess(fn, runs), note]);
-  await add('readFileSync /proc/net/{tcp,tcp6,udp,udp6}', () => {
-    procText = files.map((f) => readFileSync(f, 'latin1')).join('');
-  }, 'the kernel producing the text, read in big chunks');
-  await add('fs.promises.readFile, the same four files', () => Promise.all(files.map((f) => readFile(f, 'latin1'))), 'what readLiveTable reads with');
+  const add = async (name: string, fn: () => unknown, note = '') =>
+    inProc.push([name, await timeInProcess(fn, runs), note]);
+  await add(
+    'readFileSync /proc/net/{tcp,tcp6,udp,udp6}',
+    () => {
+      procText = files.map((f) => readFileSync(f, 'latin1')).join('');
+    },
+    'the kernel producing the text, read in big chunks',
+  );
+  await add(
+    'fs.promises.readFile, the same four files',
+    () => Promise.all(files.map((f) => readFile(f, 'latin1'))),
+    'what readLiveTable reads with',
+  );
   await add('readLiveTable() (read + parseProcNet)', () => readLiveTable('all', procRoot));
-  await add('readLiveTable() + countSockets by ip + topGroups', async () => {
-    const table = await readLiveTable('all', procRoot);
-    topGroups(countSockets(table.rows, {}, { by: 'ip' }).groups, 20);
-  }, 'what scan does after startup');
+  await add(
+    'readLiveTable() + countSockets by ip + topGroups',
+    async () => {
+      const table = await readLiveTable('all', procRoot);
+      topGroups(countSockets(table.rows, {}, { by: 'ip' }).groups, 20);
+    },
+    'what scan does after startup',
+  );
   await add('parseProcNet alone (text in memory)', () => parseProcNet(procText));
-  await add('spawnSync ss -N NS -tan (stdout captured)', () => {
-    ssText = ssSpawn();
-  }, 'netlink dump + formatting + pipe');
+  await add(
+    'spawnSync ss -N NS -tan (stdout captured)',
+    () => {
+      ssText = ssSpawn();
+    },
+    'netlink dump + formatting + pipe',
+  );
   await add('spawnSync ss -tan + parseSs', () => parseSs(ssSpawn()));
   await add('parseSs alone (text in memory)', () => parseSs(ssText));
-  await add('spawnSync ss -tan state syn-recv + parseSs', () => {
-    const out = spawnSync('ss', ['-N', NS, '-tan', 'state', 'syn-recv'], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
-    if (out.status !== 0) throw new Error(`ss -N ${NS} -tan state syn-recv exited ${out.status}: ${out.stderr.toString()}`);
-    return parseSs(out.stdout.toString('latin1'));
-  }, 'the kernel skips the other states');
+  await add(
+    'spawnSync ss -tan state syn-recv + parseSs',
+    () => {
+      const out = spawnSync('ss', ['-N', NS, '-tan', 'state', 'syn-recv'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        maxBuffer: 1 << 30,
+      });
+      if (out.status !== 0)
+        throw new Error(`ss -N ${NS} -tan state syn-recv exited ${out.status}: ${out.stderr.toString()}`);
+      return parseSs(out.stdout.toString('latin1'));
+    },
+    'the kernel skips the other states',
+  );
   const base = inProc[0]![1].wall.median;
-  console.log(`\n### In process (this process reads the namespace's table via ${'/proc/<server pid>/net'}; ss via ss -N)\n`);
-  console.log(`Median of ${runs} after one warm-up. user/sys: this process's CPU (median); ss CPU: the spawned ss's user+sys (mean, 10 ms ticks). sys is the kernel producing the table.\n`);
+  console.log(
+    `\n### In process (this process reads the namespace's table via ${'/proc/<server pid>/net'}; ss via ss -N)\n`,
+  );
+  console.log(
+    `Median of ${runs} after one warm-up. user/sys: this process's CPU (median); ss CPU: the spawned ss's user+sys (mean, 10 ms ticks). sys is the kernel producing the table.\n`,
+  );
   console.log(
     markdownTable(
       ['what', 'median ms', 'min', 'max', 'user ms', 'sys ms', 'ss CPU ms', 'vs readFileSync', 'note'],
-      inProc.map(([name, t, note]) => [name, ms(t.wall.median), ms(t.wall.min), ms(t.wall.max), ms(t.user), ms(t.system), t.children > 0 ? ms(t.children) : '–', ratio(t.wall.median, base), note]),
+      inProc.map(([name, t, note]) => [
+        name,
+        ms(t.wall.median),
+        ms(t.wall.min),
+        ms(t.wall.max),
+        ms(t.user),
+        ms(t.system),
+        t.children > 0 ? ms(t.children) : '–',
+        ratio(t.wall.median, base),
+        note,
+      ]),
       1,
     ),
   );
   const live = inProc[2]![1].wall.median;
   const ssParsed = inProc[6]![1].wall.median;
-  console.log(`\nproc vs ss, read + parse in process: readLiveTable ${ms(live)} ms, ss -tan + parseSs ${ms(ssParsed)} ms: ${live <= ssParsed ? `/proc is cheaper (ss costs ${ratio(ssParsed, live)})` : `ss is cheaper (/proc costs ${ratio(live, ssParsed)})`}.`);
-  console.log(`Raw text only: cat ${ms(cat - entry)} ms vs ss ${ms(ss - entry)} ms whole process; readFileSync ${ms(base)} ms vs spawn ss ${ms(inProc[5]![1].wall.median)} ms in process.`);
+  console.log(
+    `\nproc vs ss, read + parse in process: readLiveTable ${ms(live)} ms, ss -tan + parseSs ${ms(ssParsed)} ms: ${live <= ssParsed ? `/proc is cheaper (ss costs ${ratio(ssParsed, live)})` : `ss is cheaper (/proc costs ${ratio(live, ssParsed)})`}.`,
+  );
+  console.log(
+    `Raw text only: cat ${ms(cat - entry)} ms vs ss ${ms(ss - entry)} ms whole process; readFileSync ${ms(base)} ms vs spawn ss ${ms(inProc[5]![1].wall.median)} ms in process.`,
+  );
 }
 
 main()

@@ -20,7 +20,11 @@ function runOnce(argv) {
   const result = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = childCpuMs() - cpu0;
-  const failed = result.error ? String(result.error) : result.status !== 0 ? `exited ${result.status ?? result.signal}: ${result.stderr.toString().slice(0, 500)}` : null;
+  const failed = result.error
+    ? String(result.error)
+    : result.status !== 0
+      ? `exited ${result.status ?? result.signal}: ${result.stderr.toString().slice(0, 500)}`
+      : null;
   return { ms, cpu, stdout: result.stdout?.toString('latin1') ?? '', failed };
 }
 

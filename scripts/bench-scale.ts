@@ -13,12 +13,34 @@
 // usage: npx tsx scripts/bench-scale.ts [--only tick|scan|startup] [--rows 1M] [--runs 7] [--cli dist/src/cli/main.js]
 // Needs the build (npm run build); no root: the daemon runs in dry-run and reads generated files.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { count, log, machineLine, markdownTable, ms, parseCount, ratio, runOnce, stats, timeCommands, usage } from './bench-harness.js';
+import {
+  count,
+  log,
+  machineLine,
+  markdownTable,
+  ms,
+  parseCount,
+  ratio,
+  runOnce,
+  stats,
+  timeCommands,
+  usage,
+} from './bench-harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SEA = path.join(ROOT, 'dist/floodgate-linux-x64');
@@ -40,8 +62,10 @@ if (args.help) {
 const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.js'));
 const ROWS = parseCount(args.rows);
 const RUNS = Number(args.runs);
-if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`expected --runs to be a whole number >= 1, got ${JSON.stringify(args.runs)}`);
-if (args.only !== undefined && !['tick', 'scan', 'startup'].includes(args.only)) throw new Error(`expected --only tick, scan or startup, got ${JSON.stringify(args.only)}`);
+if (!Number.isInteger(RUNS) || RUNS < 1)
+  throw new Error(`expected --runs to be a whole number >= 1, got ${JSON.stringify(args.runs)}`);
+if (args.only !== undefined && !['tick', 'scan', 'startup'].includes(args.only))
+  throw new Error(`expected --only tick, scan or startup, got ${JSON.stringify(args.only)}`);
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first with npm run build`);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'fgb-scale-'));
@@ -72,7 +96,8 @@ const mix32 = (x: number): number => {
 };
 const hex = (v: number, w: number) => (v >>> 0).toString(16).toUpperCase().padStart(w, '0');
 /** A 32-bit word as the kernel prints it: host (little-endian) byte order. */
-const word = (be: number) => hex((((be & 255) << 24) | (((be >>> 8) & 255) << 16) | (((be >>> 16) & 255) << 8) | (be >>> 24)) >>> 0, 8);
+const word = (be: number) =>
+  hex((((be & 255) << 24) | (((be >>> 8) & 255) << 16) | (((be >>> 16) & 255) << 8) | (be >>> 24)) >>> 0, 8);
 const HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
 const TAIL = ' 00000000:00000000 00:00000000 00000000    33        0 1234567 1 0000000000000000 20 4 30 10 -1';
 
@@ -80,7 +105,8 @@ const TAIL = ' 00000000:00000000 00:00000000 00000000    33        0 1234567 1 0
 function ipv4Of(s: number): number {
   let a = mix32(s + 0x1234567);
   const first = a >>> 24;
-  if (first === 0 || first === 10 || first === 127 || first >= 224) a = ((a & 0x00ffffff) | (((first % 200) + 11) << 24)) >>> 0;
+  if (first === 0 || first === 10 || first === 127 || first >= 224)
+    a = ((a & 0x00ffffff) | (((first % 200) + 11) << 24)) >>> 0;
   return a;
 }
 
@@ -93,7 +119,12 @@ class TableWriter {
     this.chunk.push(HEADER.padEnd(149), '\n');
   }
   line(localHex: string, remoteHex: string, remotePort: number, state: number, localPort: number): void {
-    this.chunk.push(`${String(this.n++).padStart(4)}: ${localHex}:${hex(localPort, 4)} ${remoteHex}:${hex(remotePort, 4)} ${hex(state, 2)}${TAIL}`.padEnd(149), '\n');
+    this.chunk.push(
+      `${String(this.n++).padStart(4)}: ${localHex}:${hex(localPort, 4)} ${remoteHex}:${hex(remotePort, 4)} ${hex(state, 2)}${TAIL}`.padEnd(
+        149,
+      ),
+      '\n',
+    );
     if (this.chunk.length >= 16384) this.flush();
   }
   flush(): void {
@@ -139,8 +170,16 @@ function writeTickTables(procRoot: string, rows: number): { tcp: number; tcp6: n
     const localPort = mix32(i + 99) % 10 < 7 ? 443 : 80;
     const remotePort = 1024 + (mix32(i + 7) % 64000);
     if (kind < 54) tcp.line(local4, word(ipv4Of(s)), remotePort, state, localPort);
-    else if (kind < 60) tcp6.line(local6, `${word(0)}${word(0)}${word(0xffff)}${word(ipv4Of(s))}`, remotePort, state, localPort);
-    else tcp6.line(local6, `${word(0x20010db8)}${word(mix32(s + 1))}${word(mix32(s + 2))}${word(mix32(s + 3))}`, remotePort, state, localPort);
+    else if (kind < 60)
+      tcp6.line(local6, `${word(0)}${word(0)}${word(0xffff)}${word(ipv4Of(s))}`, remotePort, state, localPort);
+    else
+      tcp6.line(
+        local6,
+        `${word(0x20010db8)}${word(mix32(s + 1))}${word(mix32(s + 2))}${word(mix32(s + 3))}`,
+        remotePort,
+        state,
+        localPort,
+      );
   }
   return { tcp: tcp.close(), tcp6: tcp6.close(), distinct: distinct.size };
 }
@@ -182,13 +221,19 @@ async function tick(): Promise<string[][]> {
   const tcp = path.join(procRoot, 'net/tcp');
   const tcp6 = path.join(procRoot, 'net/tcp6');
   const awk = `awk 'FNR>1{split($3,a,":"); c[a[1]]++} END{n=0; for(k in c) n++; print n}' ${q(tcp)} ${q(tcp6)}`;
-  log(`tick: ${t.tcp} tcp + ${t.tcp6} tcp6 rows, ${t.distinct} distinct sources (awk: ${runOnce(sh(awk)).stdout.trim()} distinct address texts)`);
+  log(
+    `tick: ${t.tcp} tcp + ${t.tcp6} tcp6 rows, ${t.distinct} distinct sources (awk: ${runOnce(sh(awk)).stdout.trim()} distinct address texts)`,
+  );
 
   const stateDir = path.join(dir, 'state');
   const policyFile = path.join(dir, 'policy.yaml');
   // The default policy as shipped, its interval shortened so the run takes less time.
-  const policyText = readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8').replace(/^interval:.*$/m, 'interval: 3s');
-  if (!/^mode: dry-run/m.test(policyText)) throw new Error('policies/default.yaml is no longer dry-run: this benchmark must not enforce');
+  const policyText = readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8').replace(
+    /^interval:.*$/m,
+    'interval: 3s',
+  );
+  if (!/^mode: dry-run/m.test(policyText))
+    throw new Error('policies/default.yaml is no longer dry-run: this benchmark must not enforce');
   writeFileSync(policyFile, policyText);
   const daemonLog = openSync(path.join(dir, 'daemon.log'), 'w');
   const daemon = spawn(process.execPath, [CLI, 'run', '--policy', policyFile, '--state-dir', stateDir], {
@@ -211,17 +256,21 @@ async function tick(): Promise<string[][]> {
   // One awk pass right after each tick the daemon reports, while it waits for the next: interleaved.
   while (ticks.length < RUNS + 1 && Date.now() < deadline) {
     await sleep(250);
-    if (daemon.exitCode !== null) throw new Error(`the daemon exited ${daemon.exitCode}; see ${path.join(dir, 'daemon.log')}`);
+    if (daemon.exitCode !== null)
+      throw new Error(`the daemon exited ${daemon.exitCode}; see ${path.join(dir, 'daemon.log')}`);
     let status: { lastScan?: { at: number; durationMs: number; sockets: number } | null };
     try {
-      status = JSON.parse(runOnce([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile]).stdout);
+      status = JSON.parse(
+        runOnce([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile]).stdout,
+      );
     } catch {
       continue;
     }
     const scan = status.lastScan;
     if (!scan || scan.at === lastAt) continue;
     lastAt = scan.at;
-    if (scan.sockets !== t.tcp + t.tcp6) throw new Error(`the daemon scanned ${scan.sockets} sockets, expected ${t.tcp + t.tcp6}`);
+    if (scan.sockets !== t.tcp + t.tcp6)
+      throw new Error(`the daemon scanned ${scan.sockets} sockets, expected ${t.tcp + t.tcp6}`);
     ticks.push(scan.durationMs);
     log(`tick: scan ${scan.durationMs} ms`);
     awkMs.push(runOnce(sh(awk)).ms);
@@ -237,9 +286,19 @@ async function tick(): Promise<string[][]> {
   const awkMedian = stats(awkMs).median;
   const mib = (kib: number) => (kib / 1024).toFixed(0);
   return [
-    ['daemon tick (status --json → lastScan.durationMs), warm', ms(tickMs), ratio(tickMs, awkMedian), `first (cold) ${ms(cold!)} ms`],
+    [
+      'daemon tick (status --json → lastScan.durationMs), warm',
+      ms(tickMs),
+      ratio(tickMs, awkMedian),
+      `first (cold) ${ms(cold!)} ms`,
+    ],
     ['awk: sockets per remote address, one pass over tcp and tcp6', ms(awkMedian), '1.00x', ''],
-    ['daemon VmRSS, median / highest sample / VmHWM (MiB)', `${mib(stats(rss).median)} / ${mib(stats(rss).max)} / ${mib(hwm)}`, '', 'goal < 150 MiB'],
+    [
+      'daemon VmRSS, median / highest sample / VmHWM (MiB)',
+      `${mib(stats(rss).median)} / ${mib(stats(rss).max)} / ${mib(hwm)}`,
+      '',
+      'goal < 150 MiB',
+    ],
   ];
 }
 
@@ -252,17 +311,48 @@ async function scan(): Promise<string[][]> {
     const file = path.join(dir, `tcp-${perSource}.txt`);
     log(`scan: writing ${count(ROWS)} rows, ${perSource} per source`);
     const synRecv = writeScanTable(file, ROWS, perSource);
-    const check = JSON.parse(runOnce([process.execPath, CLI, 'scan', '--input', file, '--state', 'SYN_RECV', '--by', 'net', '--top', '1', '--json']).stdout) as { total: number };
+    const check = JSON.parse(
+      runOnce([
+        process.execPath,
+        CLI,
+        'scan',
+        '--input',
+        file,
+        '--state',
+        'SYN_RECV',
+        '--by',
+        'net',
+        '--top',
+        '1',
+        '--json',
+      ]).stdout,
+    ) as { total: number };
     if (check.total !== synRecv) throw new Error(`floodgate counted ${check.total} SYN_RECV, generated ${synRecv}`);
     const cases = [
-      { name: 'floodgate scan --input FILE --state SYN_RECV --by net --top 10', argv: sh(`${q(process.execPath)} ${q(CLI)} scan --input ${q(file)} --state SYN_RECV --by net --top 10`) },
-      { name: `awk '$4=="03"{print substr($3,3,6)}' FILE \\| sort \\| uniq -c \\| sort -rn \\| head`, argv: sh(`awk '$4=="03"{print substr($3,3,6)}' ${q(file)} | sort | uniq -c | sort -rn | head`) },
+      {
+        name: 'floodgate scan --input FILE --state SYN_RECV --by net --top 10',
+        argv: sh(`${q(process.execPath)} ${q(CLI)} scan --input ${q(file)} --state SYN_RECV --by net --top 10`),
+      },
+      {
+        name: `awk '$4=="03"{print substr($3,3,6)}' FILE \\| sort \\| uniq -c \\| sort -rn \\| head`,
+        argv: sh(`awk '$4=="03"{print substr($3,3,6)}' ${q(file)} | sort | uniq -c | sort -rn | head`),
+      },
     ];
     log(`scan: timing ${RUNS} rounds`);
     const [fg, awk] = await timeCommands(cases, RUNS);
     const label = perSource === 1 ? 'every source distinct' : `${perSource} sockets per source`;
-    out.push([`${count(ROWS)} rows, ${label}: floodgate scan`, ms(fg!.wall.median), ratio(fg!.wall.median, awk!.wall.median), `CPU ${ms(fg!.cpuMs)} ms`]);
-    out.push([`${count(ROWS)} rows, ${label}: awk \\| sort \\| uniq -c`, ms(awk!.wall.median), '1.00x', `CPU ${ms(awk!.cpuMs)} ms`]);
+    out.push([
+      `${count(ROWS)} rows, ${label}: floodgate scan`,
+      ms(fg!.wall.median),
+      ratio(fg!.wall.median, awk!.wall.median),
+      `CPU ${ms(fg!.cpuMs)} ms`,
+    ]);
+    out.push([
+      `${count(ROWS)} rows, ${label}: awk \\| sort \\| uniq -c`,
+      ms(awk!.wall.median),
+      '1.00x',
+      `CPU ${ms(awk!.cpuMs)} ms`,
+    ]);
     rmSync(file);
   }
   return out;

@@ -39,7 +39,6 @@ const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const FIXTURE = path.join(ROOT, 'test/fixtures/tables/mixed/proc-tcp.txt');
 const SYN_RECV = new Set(['SYN_RECV'] as const);
 
-
 const { values: args } = parseArgs({
   options: {
     sizes: { type: 'string', default: '10k,126k,1M' },
@@ -58,10 +57,12 @@ if (args.help) {
 const sizes = args.sizes.split(',').filter(Boolean).map(parseCount);
 const worstSizes = args.worst.split(',').filter(Boolean).map(parseCount);
 const baseRuns = Number(args.runs);
-if (!Number.isInteger(baseRuns) || baseRuns < 1) throw new Error(`expected --runs to be a whole number >= 1, got ${JSON.stringify(args.runs)}`);
-if (args.only !== undefined && args.only !== 'inproc' && args.only !== 'process') throw new Error(`expected --only inproc or process, got ${JSON.stringify(args.only)}`);
+if (!Number.isInteger(baseRuns) || baseRuns < 1)
+  throw new Error(`expected --runs to be a whole number >= 1, got ${JSON.stringify(args.runs)}`);
+if (args.only !== undefined && args.only !== 'inproc' && args.only !== 'process')
+  throw new Error(`expected --only inproc or process, got ${JSON.stringify(args.only)}`);
 const runsFor = (rows: number) => (rows > 200_000 ? Math.max(3, Math.ceil(baseRuns / 2)) : baseRuns);
-const rate = (rows: number, msValue: number) => `${((rows / msValue) * 1000 / 1e6).toFixed(2)}M`;
+const rate = (rows: number, msValue: number) => `${(((rows / msValue) * 1000) / 1e6).toFixed(2)}M`;
 
 // ---------------------------------------------------------------------------------------------
 // (a) in-process: parseProcNet + countTop (as scan does) on the table text
@@ -87,7 +88,8 @@ async function inProcess(): Promise<void> {
         const t2 = process.hrtime.bigint();
         countTop(table.rows, {}, { by: 'ip' }, 10);
         const t3 = process.hrtime.bigint();
-        if (table.rows.length !== size || table.malformed.length !== 0) throw new Error(`parsed ${table.rows.length} rows (${table.malformed.length} malformed), expected ${size}`);
+        if (table.rows.length !== size || table.malformed.length !== 0)
+          throw new Error(`parsed ${table.rows.length} rows (${table.malformed.length} malformed), expected ${size}`);
         // The first call of a table size in this process includes JIT warm-up, like a CLI run.
         if (i === 0) cold = Number(t2 - t0) / 1e6;
         if (i < warmup) continue;
@@ -111,10 +113,22 @@ async function inProcess(): Promise<void> {
     }
   }
   console.log(`\n### (a) In-process parse + count, /proc/net/tcp text already in memory\n`);
-  console.log(`parseProcNet, then countTop by ip, top 10 (as scan does); median of ${Math.max(baseRuns, 40)} runs after 5 warm-ups up to 20k rows, ${baseRuns} runs (${runsFor(1e6)} above 200k rows) after one warm-up above, rows/s as median (worst–best).\n`);
+  console.log(
+    `parseProcNet, then countTop by ip, top 10 (as scan does); median of ${Math.max(baseRuns, 40)} runs after 5 warm-ups up to 20k rows, ${baseRuns} runs (${runsFor(1e6)} above 200k rows) after one warm-up above, rows/s as median (worst–best).\n`,
+  );
   console.log(
     markdownTable(
-      ['rows', 'sources', 'parse ms', 'count SYN_RECV ms', 'count all ms', 'rows/s parse+SYN_RECV', 'rows/s parse+all', 'rows/s 1st run (cold)', '>= 1M rows/s'],
+      [
+        'rows',
+        'sources',
+        'parse ms',
+        'count SYN_RECV ms',
+        'count all ms',
+        'rows/s parse+SYN_RECV',
+        'rows/s parse+all',
+        'rows/s 1st run (cold)',
+        '>= 1M rows/s',
+      ],
       rows,
       2,
     ),
@@ -147,11 +161,26 @@ function makeFiles(dir: string, size: number, sources: SourceMix): Files {
 function scanCases(f: Files): CommandCase[] {
   const node = q(process.execPath);
   return [
-    { name: 'floodgate scan --input (proc)', argv: sh(`${node} ${q(CLI)} scan --input ${q(f.proc)} --state SYN_RECV --top 10`) },
-    { name: 'floodgate scan --input (netstat -ant)', argv: sh(`${node} ${q(CLI)} scan --input ${q(f.netstat)} --state SYN_RECV --top 10`) },
-    { name: `awk '$4=="03"{print $3}' (proc) \\| sort \\| uniq -c \\| sort -rn \\| head`, argv: sh(`awk '$4=="03"{print $3}' ${q(f.proc)} | sort | uniq -c | sort -rn | head`) },
-    { name: 'same, by address only: awk …print substr($3,1,8)…', argv: sh(`awk '$4=="03"{print substr($3,1,8)}' ${q(f.proc)} | sort | uniq -c | sort -rn | head`) },
-    { name: `awk '$6=="SYN_RECV"{print $5}' (netstat) \\| cut -d: -f1 \\| sort \\| uniq -c \\| sort -rn \\| head`, argv: sh(`awk '$6=="SYN_RECV"{print $5}' ${q(f.netstat)} | cut -d: -f1 | sort | uniq -c | sort -rn | head`) },
+    {
+      name: 'floodgate scan --input (proc)',
+      argv: sh(`${node} ${q(CLI)} scan --input ${q(f.proc)} --state SYN_RECV --top 10`),
+    },
+    {
+      name: 'floodgate scan --input (netstat -ant)',
+      argv: sh(`${node} ${q(CLI)} scan --input ${q(f.netstat)} --state SYN_RECV --top 10`),
+    },
+    {
+      name: `awk '$4=="03"{print $3}' (proc) \\| sort \\| uniq -c \\| sort -rn \\| head`,
+      argv: sh(`awk '$4=="03"{print $3}' ${q(f.proc)} | sort | uniq -c | sort -rn | head`),
+    },
+    {
+      name: 'same, by address only: awk …print substr($3,1,8)…',
+      argv: sh(`awk '$4=="03"{print substr($3,1,8)}' ${q(f.proc)} | sort | uniq -c | sort -rn | head`),
+    },
+    {
+      name: `awk '$6=="SYN_RECV"{print $5}' (netstat) \\| cut -d: -f1 \\| sort \\| uniq -c \\| sort -rn \\| head`,
+      argv: sh(`awk '$6=="SYN_RECV"{print $5}' ${q(f.netstat)} | cut -d: -f1 | sort | uniq -c | sort -rn | head`),
+    },
     { name: 'cat (proc) > /dev/null (floor)', argv: sh(`cat ${q(f.proc)} > /dev/null`) },
   ];
 }
@@ -160,11 +189,17 @@ function scanCases(f: Files): CommandCase[] {
 function checkCounts(f: Files): void {
   const node = process.execPath;
   for (const file of [f.proc, f.netstat]) {
-    const out = JSON.parse(runOnce([node, CLI, 'scan', '--input', file, '--state', 'SYN_RECV', '--top', '1', '--json']).stdout) as { total: number; malformed: number };
-    if (out.total !== f.table.synRecv || out.malformed !== 0) throw new Error(`${file}: floodgate counted ${out.total} SYN_RECV (${out.malformed} malformed), generated ${f.table.synRecv}`);
+    const out = JSON.parse(
+      runOnce([node, CLI, 'scan', '--input', file, '--state', 'SYN_RECV', '--top', '1', '--json']).stdout,
+    ) as { total: number; malformed: number };
+    if (out.total !== f.table.synRecv || out.malformed !== 0)
+      throw new Error(
+        `${file}: floodgate counted ${out.total} SYN_RECV (${out.malformed} malformed), generated ${f.table.synRecv}`,
+      );
   }
   const awk = Number(runOnce(sh(`awk '$6=="SYN_RECV"' ${q(f.netstat)} | wc -l`)).stdout.trim());
-  if (awk !== f.table.synRecv) throw new Error(`${f.netstat}: awk counted ${awk} SYN_RECV, generated ${f.table.synRecv}`);
+  if (awk !== f.table.synRecv)
+    throw new Error(`${f.netstat}: awk counted ${awk} SYN_RECV, generated ${f.table.synRecv}`);
 }
 
 function resultTable(results: readonly CommandResult[], awkIndex: number, catIndex: number): string {
@@ -191,7 +226,10 @@ async function wholeProcess(dir: string): Promise<void> {
     [
       { name: 'sh -c : (shell start)', argv: sh(':') },
       { name: 'node -e 0 (node start)', argv: sh(`${node} -e 0`) },
-      { name: 'floodgate scan --input fixture (337 rows)', argv: sh(`${node} ${q(CLI)} scan --input ${q(FIXTURE)} --state SYN_RECV --top 10`) },
+      {
+        name: 'floodgate scan --input fixture (337 rows)',
+        argv: sh(`${node} ${q(CLI)} scan --input ${q(FIXTURE)} --state SYN_RECV --top 10`),
+      },
     ],
     Math.max(baseRuns, 9),
   );
@@ -199,11 +237,21 @@ async function wholeProcess(dir: string): Promise<void> {
   const fixedCost = fixed[2]!.wall.median;
 
   console.log(`\n### (b) Whole process, same files side by side\n`);
-  console.log(`Each command runs under sh -c, interleaved round by round; median of N runs after one warm-up; CPU = user+sys of the command and its children (mean per run, 10 ms tick resolution). Files are in the page cache. The proc awk command is the issue's: it groups by address:port ($3), not by address, so the "by address only" row is the like-for-like one.\n`);
-  console.log(markdownTable(['fixed cost', 'median ms', 'min', 'max', 'CPU ms'], fixed.map((r) => [r.name, ms(r.wall.median), ms(r.wall.min), ms(r.wall.max), ms(r.cpuMs)])));
+  console.log(
+    `Each command runs under sh -c, interleaved round by round; median of N runs after one warm-up; CPU = user+sys of the command and its children (mean per run, 10 ms tick resolution). Files are in the page cache. The proc awk command is the issue's: it groups by address:port ($3), not by address, so the "by address only" row is the like-for-like one.\n`,
+  );
+  console.log(
+    markdownTable(
+      ['fixed cost', 'median ms', 'min', 'max', 'CPU ms'],
+      fixed.map((r) => [r.name, ms(r.wall.median), ms(r.wall.min), ms(r.wall.max), ms(r.cpuMs)]),
+    ),
+  );
 
   const summary: string[][] = [];
-  const jobs: [number, SourceMix][] = [...sizes.map((s): [number, SourceMix] => [s, 'realistic']), ...worstSizes.map((s): [number, SourceMix] => [s, 'distinct'])];
+  const jobs: [number, SourceMix][] = [
+    ...sizes.map((s): [number, SourceMix] => [s, 'realistic']),
+    ...worstSizes.map((s): [number, SourceMix] => [s, 'distinct']),
+  ];
   let phaseFiles: Files | undefined;
   for (const [size, sources] of jobs) {
     const f = makeFiles(dir, size, sources);
@@ -211,8 +259,17 @@ async function wholeProcess(dir: string): Promise<void> {
     const runs = runsFor(size);
     log(`(b) ${count(size)} ${sources}: timing ${runs} rounds`);
     const results = await timeCommands(scanCases(f), runs);
-    const [scanProc, scanNetstat, awkProc, awkProcByIp, awkNetstat, cat] = results.map((r) => r.wall.median) as [number, number, number, number, number, number];
-    console.log(`\n#### ${count(size)} rows, ${sources} sources (${f.table.synRecv} SYN_RECV; proc file ${(f.table.rows * 150 / 2 ** 20).toFixed(1)} MiB), ${runs} runs\n`);
+    const [scanProc, scanNetstat, awkProc, awkProcByIp, awkNetstat, cat] = results.map((r) => r.wall.median) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    console.log(
+      `\n#### ${count(size)} rows, ${sources} sources (${f.table.synRecv} SYN_RECV; proc file ${((f.table.rows * 150) / 2 ** 20).toFixed(1)} MiB), ${runs} runs\n`,
+    );
     console.log(resultTable(results, 2, 5));
     summary.push([
       `${count(size)} ${sources}`,
@@ -235,10 +292,24 @@ async function wholeProcess(dir: string): Promise<void> {
   }
 
   console.log(`\n### Summary: floodgate scan vs the awk pipelines (median ms)\n`);
-  console.log(`node start (node -e 0): ${ms(nodeStart)} ms; floodgate fixed cost (scan of a 337-row fixture): ${ms(fixedCost)} ms. Goal: scan <= 0.5x the awk pipeline on the 126k file.\n`);
+  console.log(
+    `node start (node -e 0): ${ms(nodeStart)} ms; floodgate fixed cost (scan of a 337-row fixture): ${ms(fixedCost)} ms. Goal: scan <= 0.5x the awk pipeline on the 126k file.\n`,
+  );
   console.log(
     markdownTable(
-      ['table', 'scan (proc)', 'scan (netstat)', 'awk proc', 'awk proc by addr', 'awk netstat', 'cat', 'scan / awk proc', 'scan / awk netstat', 'scan − fixed cost', 'goal <= 0.5x'],
+      [
+        'table',
+        'scan (proc)',
+        'scan (netstat)',
+        'awk proc',
+        'awk proc by addr',
+        'awk netstat',
+        'cat',
+        'scan / awk proc',
+        'scan / awk netstat',
+        'scan − fixed cost',
+        'goal <= 0.5x',
+      ],
       summary,
     ),
   );
@@ -283,7 +354,9 @@ async function phases(f: Files, nodeStart: number, fixedCost: number, scanMedian
   const runs = baseRuns;
   const samples: Record<string, number[]> = { import: [], read: [], detect: [], parse: [], count: [] };
   for (let i = 0; i < runs; i++) {
-    const out = JSON.parse(runOnce([process.execPath, '--input-type=module', '-e', PHASE_PROBE, path.join(ROOT, 'dist'), f.proc]).stdout) as Record<string, number>;
+    const out = JSON.parse(
+      runOnce([process.execPath, '--input-type=module', '-e', PHASE_PROBE, path.join(ROOT, 'dist'), f.proc]).stdout,
+    ) as Record<string, number>;
     for (const key of Object.keys(samples)) samples[key]!.push(out[key]!);
   }
   const median = (key: string) => stats(samples[key]!).median;
@@ -297,8 +370,15 @@ async function phases(f: Files, nodeStart: number, fixedCost: number, scanMedian
   ];
   const sum = rows.reduce((a, [, v]) => a + v, 0);
   console.log(`\n### (c) Where a scan of the 126k-row file goes (measured whole: ${scanMedian} ms)\n`);
-  console.log(`Phases after startup timed inside a fresh node process per run (cold JIT, like the CLI), median of ${runs}.\n`);
-  console.log(markdownTable(['phase', 'median ms', 'share of sum'], [...rows.map(([name, v]) => [name, ms(v), `${((v / sum) * 100).toFixed(0)}%`]), ['sum', ms(sum), '100%']]));
+  console.log(
+    `Phases after startup timed inside a fresh node process per run (cold JIT, like the CLI), median of ${runs}.\n`,
+  );
+  console.log(
+    markdownTable(
+      ['phase', 'median ms', 'share of sum'],
+      [...rows.map(([name, v]) => [name, ms(v), `${((v / sum) * 100).toFixed(0)}%`]), ['sum', ms(sum), '100%']],
+    ),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ function publicAddress(next: () => number, range?: AddressRange): number {
  * row has its own remote address, the worst case for any per-address table.
  */
 export function generateTable(rows: number, sources: SourceMix, seed = 20240611, range?: AddressRange): GeneratedTable {
-  if (range !== undefined && sources === 'distinct') throw new Error('generateTable: a range holds too few addresses for distinct sources');
+  if (range !== undefined && sources === 'distinct')
+    throw new Error('generateTable: a range holds too few addresses for distinct sources');
   const next = random(seed);
   const t: GeneratedTable = {
     rows,
@@ -152,7 +153,10 @@ export function generateTable(rows: number, sources: SourceMix, seed = 20240611,
       // An odd multiplier is a bijection on 32 bits: every row gets a different address.
       t.remote[i] = (Math.imul(i + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0 || 1;
     } else if (flood) {
-      t.remote[i] = next() < 0.6 ? hitters[Math.floor(HEAVY_HITTERS * next() ** 2)]! : (botnet | (1 + Math.floor(next() * 254))) >>> 0;
+      t.remote[i] =
+        next() < 0.6
+          ? hitters[Math.floor(HEAVY_HITTERS * next() ** 2)]!
+          : (botnet | (1 + Math.floor(next() * 254))) >>> 0;
     } else {
       t.remote[i] = legit[Math.floor(LEGIT_SOURCES * next() ** 2)]!;
     }
@@ -164,17 +168,19 @@ export function generateTable(rows: number, sources: SourceMix, seed = 20240611,
 
 const hex = (value: number, width: number): string => value.toString(16).toUpperCase().padStart(width, '0');
 /** The kernel prints an IPv4 address as one 32-bit word in host (little-endian) byte order. */
-const procAddress = (be: number): string => hex(((be & 255) << 24 | ((be >>> 8) & 255) << 16 | ((be >>> 16) & 255) << 8 | (be >>> 24)) >>> 0, 8);
+const procAddress = (be: number): string =>
+  hex((((be & 255) << 24) | (((be >>> 8) & 255) << 16) | (((be >>> 16) & 255) << 8) | (be >>> 24)) >>> 0, 8);
 const dotted = (be: number): string => `${be >>> 24}.${(be >>> 16) & 255}.${(be >>> 8) & 255}.${be & 255}`;
 
 const PROC_HEADER = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
-const NETSTAT_HEADER = 'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address           Foreign Address         State      \n';
+const NETSTAT_HEADER =
+  'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address           Foreign Address         State      \n';
 
 /** Row i as the kernel prints it (net/ipv4/tcp_ipv4.c: get_tcp4_sock, get_openreq4, get_timewait4_sock). */
 function procLine(t: GeneratedTable, i: number, next: () => number): string {
   const state = t.state[i]!;
   const head = `${String(i).padStart(4)}: ${procAddress(t.local[i]!)}:${hex(t.localPort[i]!, 4)} ${procAddress(t.remote[i]!)}:${hex(t.remotePort[i]!, 4)} ${hex(state, 2)}`;
-  const pointer = `00000000${(next() * 4294967296 >>> 0).toString(16).padStart(8, '0')}`;
+  const pointer = `00000000${((next() * 4294967296) >>> 0).toString(16).padStart(8, '0')}`;
   let tail: string;
   if (state === SYN_RECV) {
     const retries = Math.floor(next() * 4);
@@ -184,7 +190,12 @@ function procLine(t: GeneratedTable, i: number, next: () => number): string {
   } else if (state === LISTEN) {
     tail = ` 00000000:00000000 00:00000000 00000000     0        0 ${40000 + i} 1 ${pointer} 100 0 0 10 0`;
   } else {
-    const timer = t.txQueue[i]! > 0 ? `01:${hex(20 + Math.floor(next() * 40), 8)}` : next() < 0.3 ? `02:${hex(Math.floor(next() * 700000), 8)}` : '00:00000000';
+    const timer =
+      t.txQueue[i]! > 0
+        ? `01:${hex(20 + Math.floor(next() * 40), 8)}`
+        : next() < 0.3
+          ? `02:${hex(Math.floor(next() * 700000), 8)}`
+          : '00:00000000';
     const inode = 1_000_000 + i * 3;
     tail = ` ${hex(t.txQueue[i]!, 8)}:${hex(t.rxQueue[i]!, 8)} ${timer} 00000000    33        0 ${inode} 1 ${pointer} 20 4 ${next() < 0.5 ? 30 : 0} 10 ${next() < 0.7 ? -1 : 7 + Math.floor(next() * 30)}`;
   }

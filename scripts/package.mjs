@@ -23,7 +23,9 @@ const blob = join(work, 'floodgate.blob');
 const executable = join(out, 'floodgate-linux-x64');
 
 if (process.platform !== 'linux' || process.arch !== 'x64') {
-  console.error(`npm run package: builds a linux-x64 executable from this node; this is ${process.platform}-${process.arch}`);
+  console.error(
+    `npm run package: builds a linux-x64 executable from this node; this is ${process.platform}-${process.arch}`,
+  );
   process.exit(2);
 }
 
@@ -58,7 +60,10 @@ const seaConfig = join(work, 'sea-config.json');
 // every start, as soon as NODE_OPTIONS sets a V8 flag, and the daemon wants
 // NODE_OPTIONS=--max-semi-space-size=2 (the npm command's #! line gives node that flag; a
 // single executable has no #! line).
-writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }, null, 2));
+writeFileSync(
+  seaConfig,
+  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }, null, 2),
+);
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 rmSync(executable, { force: true });
@@ -73,7 +78,18 @@ try {
 }
 try {
   // Its ELF library warns about each of NodeSource's .note sections: shown only if it fails.
-  execFileSync(process.execPath, [require.resolve('postject/dist/cli.js'), executable, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'], { stdio: 'pipe' });
+  execFileSync(
+    process.execPath,
+    [
+      require.resolve('postject/dist/cli.js'),
+      executable,
+      'NODE_SEA_BLOB',
+      blob,
+      '--sentinel-fuse',
+      'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+    ],
+    { stdio: 'pipe' },
+  );
 } catch (error) {
   process.stderr.write(String(error.stderr ?? error.message));
   rmSync(executable, { force: true });

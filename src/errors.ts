@@ -48,5 +48,7 @@ export class ConflictError extends FloodgateError {
  * characters, so that a 1 MB line is not a 1 MB message.
  */
 export function quoteInput(text: string, max = 80): string {
-  return text.length <= max ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
+  return text.length <= max
+    ? JSON.stringify(text)
+    : `${JSON.stringify(text.slice(0, max))}… (${text.length} characters)`;
 }

@@ -34,7 +34,8 @@ export class LogDestination {
     options: LogDestinationOptions = {},
   ) {
     const { bufferSize = 256 * 1024, write = writeSync } = options;
-    if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new Error(`Expected \`bufferSize\` to be a whole number >= 1, got \`${bufferSize}\``);
+    if (!Number.isInteger(bufferSize) || bufferSize < 1)
+      throw new Error(`Expected \`bufferSize\` to be a whole number >= 1, got \`${bufferSize}\``);
     this.buffer = Buffer.allocUnsafe(bufferSize);
     this.writeTo = write;
     live.add(this);

@@ -11,7 +11,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** A value from a flag or the environment, checked: `what` names where it came from. */
 export function checkChoice<const T extends string>(what: string, choices: readonly T[], value: string): T {
-  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`${what}: expected one of ${choices.join(' | ')}, got ${JSON.stringify(value)}`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new UsageError(`${what}: expected one of ${choices.join(' | ')}, got ${JSON.stringify(value)}`);
   return value as T;
 }
 
@@ -19,7 +20,11 @@ export function checkChoice<const T extends string>(what: string, choices: reado
  * True when `fd` is the stream systemd connected to the journal. JOURNAL_STREAM alone is not
  * enough: a shell in a terminal started by systemd inherits it, so its device:inode must be fd's.
  */
-export function isJournalStream(env: NodeJS.ProcessEnv, fd: number, stat: (fd: number) => { dev: bigint; ino: bigint } = (n) => fstatSync(n, { bigint: true })): boolean {
+export function isJournalStream(
+  env: NodeJS.ProcessEnv,
+  fd: number,
+  stat: (fd: number) => { dev: bigint; ino: bigint } = (n) => fstatSync(n, { bigint: true }),
+): boolean {
   const value = env.JOURNAL_STREAM;
   if (value === undefined || value === '') return false;
   try {
@@ -51,7 +56,8 @@ export function chooseFormat(choice: FormatChoice): LogFormat {
 }
 
 /** https://no-color.org: present and not empty means no colour. */
-export const wantsColor = (env: NodeJS.ProcessEnv, isTTY: boolean): boolean => isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === '');
+export const wantsColor = (env: NodeJS.ProcessEnv, isTTY: boolean): boolean =>
+  isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === '');
 
 // pino level -> syslog priority (RFC 5424): error 3, warning 4, info 6, debug 7; fatal is critical.
 function priority(level: number): number {
@@ -68,26 +74,45 @@ const COLORS: Record<number, string> = { 2: '\x1b[35m', 3: '\x1b[31m', 4: '\x1b[
 /** Control characters (a newline in a reason, a terminal escape) shown as text: one line, no tricks. */
 function escapeControls(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n'
+      ? '\\n'
+      : c === '\t'
+        ? '\\t'
+        : c === '\r'
+          ? '\\r'
+          : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 const two = (n: number) => String(n).padStart(2, '0');
 
 /** One event's line without its newline: `record` is pino's parsed JSON. */
-export function formatRecord(record: Record<string, unknown>, format: Exclude<LogFormat, 'json'>, options: { color?: boolean } = {}): string {
+export function formatRecord(
+  record: Record<string, unknown>,
+  format: Exclude<LogFormat, 'json'>,
+  options: { color?: boolean } = {},
+): string {
   const msg = typeof record.msg === 'string' ? record.msg : '';
   let text = msg;
   const err = record.err as { message?: unknown } | undefined;
   if (err && typeof err.message === 'string' && !msg.includes(err.message)) text += `: ${err.message}`;
   if (typeof record.message === 'string' && !msg.includes(record.message)) text += `: ${record.message}`;
-  if (record.exitCode !== undefined) text += ` (exit ${String(record.exitCode)}${typeof record.stderr === 'string' && record.stderr !== '' ? `: ${record.stderr}` : ''})`;
+  if (record.exitCode !== undefined)
+    text += ` (exit ${String(record.exitCode)}${typeof record.stderr === 'string' && record.stderr !== '' ? `: ${record.stderr}` : ''})`;
   // The exact command last, so that it can be copied to the end of the line.
   if (typeof record.command === 'string' && !msg.includes(record.command)) text += `; command: ${record.command}`;
   text = escapeControls(text);
   const prio = priority(typeof record.level === 'number' ? record.level : 30);
   // journald stamps the time itself.
   if (format === 'journal') return `<${prio}>${text}`;
-  const at = new Date(typeof record.time === 'string' ? Date.parse(record.time) : typeof record.time === 'number' ? record.time : Date.now());
+  const at = new Date(
+    typeof record.time === 'string'
+      ? Date.parse(record.time)
+      : typeof record.time === 'number'
+        ? record.time
+        : Date.now(),
+  );
   const time = `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}.${String(at.getMilliseconds()).padStart(3, '0')}`;
   const label = LABELS[prio]!;
   return options.color ? `\x1b[2m${time}\x1b[0m ${COLORS[prio]}${label}\x1b[0m ${text}` : `${time} ${label} ${text}`;

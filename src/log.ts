@@ -2,7 +2,15 @@
 // JSON lines, journal lines with a syslog priority, or one readable line per event on a terminal.
 import { type Logger, pino } from 'pino';
 import { LogDestination } from './log-destination.js';
-import { FormattingDestination, LOG_LEVELS, type LogFormat, type LogLevel, checkChoice, chooseFormat, wantsColor } from './log-format.js';
+import {
+  FormattingDestination,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+  checkChoice,
+  chooseFormat,
+  wantsColor,
+} from './log-format.js';
 import { instantFormatter } from './policy/duration.js';
 
 export type { Logger, LogFormat, LogLevel };
@@ -32,11 +40,21 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const env = options.env ?? process.env;
   const fromEnv = env.FLOODGATE_LOG_LEVEL;
-  const level = options.level ?? (fromEnv !== undefined && fromEnv !== '' ? checkChoice('FLOODGATE_LOG_LEVEL', LOG_LEVELS, fromEnv) : (options.defaultLevel ?? 'info'));
+  const level =
+    options.level ??
+    (fromEnv !== undefined && fromEnv !== ''
+      ? checkChoice('FLOODGATE_LOG_LEVEL', LOG_LEVELS, fromEnv)
+      : (options.defaultLevel ?? 'info'));
   const fd = options.destination === process.stderr ? 2 : 1;
   const out = options.destination ?? process.stdout;
   const isTTY = Boolean((out as { isTTY?: boolean }).isTTY);
-  const format = chooseFormat({ flag: options.format ?? (options.pretty === true ? 'pretty' : options.pretty === false ? 'json' : undefined), env, fd, isTTY, fallback: options.fallbackFormat });
+  const format = chooseFormat({
+    flag: options.format ?? (options.pretty === true ? 'pretty' : options.pretty === false ? 'json' : undefined),
+    env,
+    fd,
+    isTTY,
+    fallback: options.fallbackFormat,
+  });
   const base = { level, base: { pid: process.pid }, timestamp: isoTime };
   // Batched: a burst of bans costs a few write(2) calls, not one per line (see log-destination.ts).
   const sink = options.destination ?? new LogDestination(1);

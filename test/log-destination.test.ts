@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { LogDestination } from '../src/log-destination.js';
 
 /** A write(2) stand-in: keeps every call's bytes; `accept` can make it write less or fail. */
-function recorder(accept: (call: number, length: number) => number | NodeJS.ErrnoException = (_call, length) => length) {
+function recorder(
+  accept: (call: number, length: number) => number | NodeJS.ErrnoException = (_call, length) => length,
+) {
   const calls: Buffer[] = [];
   let attempts = 0;
   const write = (_fd: number, data: Uint8Array, offset: number, length: number): number => {
@@ -22,7 +24,8 @@ function recorder(accept: (call: number, length: number) => number | NodeJS.Errn
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(code), { code });
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
-const lines = (n: number, from = 0) => Array.from({ length: n }, (_, i) => `{"n":${from + i},"text":"ü line ${from + i}"}\n`);
+const lines = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => `{"n":${from + i},"text":"ü line ${from + i}"}\n`);
 
 describe('LogDestination', () => {
   it('writes the lines of one synchronous burst in one call, once that code is done', async () => {
@@ -76,7 +79,12 @@ describe('LogDestination', () => {
     log.info({ event: 'ban', target: '198.51.100.7' }, 'ban 198.51.100.7');
     expect(out.calls).toEqual([]);
     log.flush();
-    expect(JSON.parse(out.text())).toEqual({ level: 30, event: 'ban', target: '198.51.100.7', msg: 'ban 198.51.100.7' });
+    expect(JSON.parse(out.text())).toEqual({
+      level: 30,
+      event: 'ban',
+      target: '198.51.100.7',
+      msg: 'ban 198.51.100.7',
+    });
   });
 
   it.each([
@@ -85,7 +93,10 @@ describe('LogDestination', () => {
   ])('writes what waits when the process ends by %s', (_how, ending) => {
     const module = fileURLToPath(new URL('../src/log-destination.ts', import.meta.url));
     const code = `const { LogDestination } = await import(${JSON.stringify(module)}); const d = new LogDestination(1); d.write('audit line 1\\n'); d.write('audit line 2\\n'); ${ending};`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 20_000 });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(child.status).not.toBe(0);
     expect(child.stdout).toBe('audit line 1\naudit line 2\n');
   });

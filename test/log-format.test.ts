@@ -24,10 +24,20 @@ describe('journal format', () => {
   it('gives every event one line that starts with its syslog priority', () => {
     const { log, text } = capture({ format: 'journal', level: 'debug', env: {} });
     log.debug({ event: 'command', argv: ['iptables', '-S'] }, 'iptables -S');
-    log.info({ event: 'ban', target: '198.51.100.7', command: "iptables -w -A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP" }, 'ban 198.51.100.7 (syn-flood, 30 sockets) for 10m');
+    log.info(
+      {
+        event: 'ban',
+        target: '198.51.100.7',
+        command: 'iptables -w -A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP',
+      },
+      'ban 198.51.100.7 (syn-flood, 30 sockets) for 10m',
+    );
     log.warn({ event: 'refused', target: '127.0.0.1' }, 'refused to ban 127.0.0.1: it is allowlisted');
     log.error({ event: 'error', err: new Error('iptables: line 2 failed\nsecond line') }, 'firewall commit failed');
-    log.error({ event: 'reload', errors: ['p.yaml:3 a: x', 'p.yaml:4 b: y'] }, 'policy reload refused:\np.yaml:3 a: x\np.yaml:4 b: y');
+    log.error(
+      { event: 'reload', errors: ['p.yaml:3 a: x', 'p.yaml:4 b: y'] },
+      'policy reload refused:\np.yaml:3 a: x\np.yaml:4 b: y',
+    );
     const lines = text().split('\n');
     expect(lines.pop()).toBe('');
     expect(lines).toEqual([
@@ -40,7 +50,9 @@ describe('journal format', () => {
   });
 
   it('writes a terminal escape in a reason as text', () => {
-    expect(formatRecord({ level: 30, msg: 'banned: \x1b]0;owned\x07 x' }, 'journal')).toBe('<6>banned: \\x1b]0;owned\\x07 x');
+    expect(formatRecord({ level: 30, msg: 'banned: \x1b]0;owned\x07 x' }, 'journal')).toBe(
+      '<6>banned: \\x1b]0;owned\\x07 x',
+    );
   });
 });
 
@@ -51,7 +63,9 @@ describe('pretty format', () => {
     log.warn({ event: 'refused' }, 'refused to ban 127.0.0.1');
     const lines = text().trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  ban 198\.51\.100\.7; command: iptables -w -A INPUT -s 198\.51\.100\.7\/32 -j DROP$/);
+    expect(lines[0]).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} INFO  ban 198\.51\.100\.7; command: iptables -w -A INPUT -s 198\.51\.100\.7\/32 -j DROP$/,
+    );
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  refused to ban 127\.0\.0\.1$/);
   });
 
@@ -80,7 +94,9 @@ describe('choosing the format', () => {
     expect(chooseFormat({ env: { FLOODGATE_LOG_FORMAT: 'journal' }, fd: 1, isTTY: true })).toBe('journal');
     expect(chooseFormat({ env: {}, fd: 1, isTTY: true })).toBe('pretty');
     expect(chooseFormat({ env: {}, fd: 1, isTTY: false })).toBe('json');
-    expect(() => chooseFormat({ env: { FLOODGATE_LOG_FORMAT: 'xml' }, fd: 1, isTTY: false })).toThrow('FLOODGATE_LOG_FORMAT: expected one of pretty | journal | json, got "xml"');
+    expect(() => chooseFormat({ env: { FLOODGATE_LOG_FORMAT: 'xml' }, fd: 1, isTTY: false })).toThrow(
+      'FLOODGATE_LOG_FORMAT: expected one of pretty | journal | json, got "xml"',
+    );
   });
 
   it('FLOODGATE_LOG_LEVEL sets the level, and a wrong one is named', () => {
@@ -88,6 +104,8 @@ describe('choosing the format', () => {
     quiet.log.info('not shown');
     quiet.log.warn('shown');
     expect(quiet.text()).toBe('<4>shown\n');
-    expect(() => createLogger({ env: { FLOODGATE_LOG_LEVEL: 'verbose' } })).toThrow('FLOODGATE_LOG_LEVEL: expected one of debug | info | warn | error, got "verbose"');
+    expect(() => createLogger({ env: { FLOODGATE_LOG_LEVEL: 'verbose' } })).toThrow(
+      'FLOODGATE_LOG_LEVEL: expected one of debug | info | warn | error, got "verbose"',
+    );
   });
 });

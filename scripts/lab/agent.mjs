@@ -43,7 +43,12 @@ function connect(o) {
       else resolve({ opened: want, connected });
     };
     const timer = setTimeout(
-      () => finish(new Error(`only ${connected}/${want} connected after ${o.timeoutMs ?? 20000} ms; errors: ${errors.slice(0, 5).join('; ')}`)),
+      () =>
+        finish(
+          new Error(
+            `only ${connected}/${want} connected after ${o.timeoutMs ?? 20000} ms; errors: ${errors.slice(0, 5).join('; ')}`,
+          ),
+        ),
       o.timeoutMs ?? 20000,
     );
     for (const src of o.sources) {

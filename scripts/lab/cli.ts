@@ -9,7 +9,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { cleanupStaleLabs, createLab, listLabNamespaces, type Lab } from './lab.js';
-import { captureTables, expectedFor, findScenario, observedSynRecvByIp, runScenario, SCENARIOS, type Scenario } from './scenarios.js';
+import {
+  captureTables,
+  expectedFor,
+  findScenario,
+  observedSynRecvByIp,
+  runScenario,
+  SCENARIOS,
+  type Scenario,
+} from './scenarios.js';
 import { FORMAT_NOTES } from './notes.js';
 
 const USAGE = `floodgate lab: throw-away network namespaces for connection-flood tests (root only)
@@ -24,8 +32,8 @@ commands:
                                stay up until Ctrl-C (half-open sockets are kept alive ~30 min:
                                tcp_synack_retries=20 in the server ns)
   capture <dir> [name ...]     run the capture scenarios (default: ${SCENARIOS.filter((s) => s.capture)
-  .map((s) => s.name)
-  .join(', ')}) each in a fresh lab and
+    .map((s) => s.name)
+    .join(', ')}) each in a fresh lab and
                                write <dir>/<name>/{proc-*,netstat-*,ss-*}.txt + expected.json
   cleanup                      remove namespaces of dead labs (fgl-<pid>-<rand>-srv/atk)
   list                         list lab namespaces present now
@@ -86,7 +94,9 @@ async function cmdScenario(args: string[]): Promise<void> {
     const rows = await lab.serverSockets();
     const byState = new Map<string, number>();
     for (const r of rows) byState.set(r.state, (byState.get(r.state) ?? 0) + 1);
-    console.log(`\nserver now shows (ss): ${[...byState].map(([k, v]) => `${k}=${v}`).join(' ')}  [${Date.now() - t0} ms]`);
+    console.log(
+      `\nserver now shows (ss): ${[...byState].map(([k, v]) => `${k}=${v}`).join(' ')}  [${Date.now() - t0} ms]`,
+    );
     const top = [...(await lab.countServer())].sort((a, b) => b[1] - a[1]).slice(0, 8);
     console.log(`top peers: ${top.map(([ip, n]) => `${ip}=${n}`).join(' ')}`);
   } catch (e) {

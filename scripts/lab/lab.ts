@@ -415,7 +415,8 @@ async function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> 
 
 async function must(what: string, p: Promise<ExecResult>): Promise<ExecResult> {
   const r = await p;
-  if (r.exitCode !== 0) throw new Error(`lab: ${what} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.exitCode !== 0)
+    throw new Error(`lab: ${what} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
   return r;
 }
 
@@ -474,7 +475,16 @@ class LabImpl implements Lab {
     // raise the fd limit (root may raise the hard limit) then exec node
     const child = spawn(
       'ip',
-      ['netns', 'exec', ns, 'sh', '-c', 'ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$0" "$@"', process.execPath, script],
+      [
+        'netns',
+        'exec',
+        ns,
+        'sh',
+        '-c',
+        'ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$0" "$@"',
+        process.execPath,
+        script,
+      ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
     this.children.add(child);
@@ -551,14 +561,31 @@ class LabImpl implements Lab {
       await this.listen({ port: 443, host: '::', ipv6Only: true });
       await this.listener.call('udp', { type: 'udp4', bindAddr: '0.0.0.0', port: 53 });
       await this.listener.call('udp', { type: 'udp6', bindAddr: '::', port: 53 });
-      await this.listener.call('udp', { type: 'udp4', bindAddr: SERVER_ADDR4, port: 0, connectAddr: ATTACKER_ADDR4, connectPort: 53 });
-      await this.listener.call('udp', { type: 'udp6', bindAddr: SERVER_ADDR6, port: 0, connectAddr: ATTACKER_ADDR6, connectPort: 53 });
+      await this.listener.call('udp', {
+        type: 'udp4',
+        bindAddr: SERVER_ADDR4,
+        port: 0,
+        connectAddr: ATTACKER_ADDR4,
+        connectPort: 53,
+      });
+      await this.listener.call('udp', {
+        type: 'udp6',
+        bindAddr: SERVER_ADDR6,
+        port: 0,
+        connectAddr: ATTACKER_ADDR6,
+        connectPort: 53,
+      });
     }
     this.log(`up in ${Date.now() - t0} ms: ${S} <-> ${A}`);
   }
 
   async listen(o: ListenOptions): Promise<void> {
-    await this.listener!.call('listen', { port: o.port, host: o.host, ipv6Only: o.ipv6Only ?? false, backlog: o.backlog ?? 65535 });
+    await this.listener!.call('listen', {
+      port: o.port,
+      host: o.host,
+      ipv6Only: o.ipv6Only ?? false,
+      backlog: o.backlog ?? 65535,
+    });
   }
 
   sources(): string[] {
@@ -571,10 +598,13 @@ class LabImpl implements Lab {
       const fam = checkSource(s);
       const c = canonicalIp(s);
       if (this.addedSources.has(c)) continue;
-      lines.push(fam === 4 ? `addr add ${c}/32 dev ${this.attackerIf}` : `addr add ${c}/128 dev ${this.attackerIf} nodad`);
+      lines.push(
+        fam === 4 ? `addr add ${c}/32 dev ${this.attackerIf}` : `addr add ${c}/128 dev ${this.attackerIf} nodad`,
+      );
       this.addedSources.add(c);
     }
-    if (lines.length) await must('add sources', this.execAttacker(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' }));
+    if (lines.length)
+      await must('add sources', this.execAttacker(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' }));
   }
 
   private async addDropRules(sources: string[], port: number): Promise<void> {
@@ -587,13 +617,24 @@ class LabImpl implements Lab {
       this.dropRules.add(key);
       if (net.isIPv4(c))
         v4.push(`-A FGLAB -s ${SERVER_ADDR4} -d ${c}/32 -p tcp --sport ${port} --tcp-flags SYN,ACK SYN,ACK -j DROP`);
-      else v6.push(`-A FGLAB -s ${SERVER_ADDR6} -d ${c}/128 -p tcp --sport ${port} --tcp-flags SYN,ACK SYN,ACK -j DROP`);
+      else
+        v6.push(`-A FGLAB -s ${SERVER_ADDR6} -d ${c}/128 -p tcp --sport ${port} --tcp-flags SYN,ACK SYN,ACK -j DROP`);
     }
     const jobs: Promise<ExecResult>[] = [];
     if (v4.length)
-      jobs.push(must('iptables drop SYN-ACK', this.execAttacker(['iptables-restore', '-w', '--noflush'], { input: `*filter\n${v4.join('\n')}\nCOMMIT\n` })));
+      jobs.push(
+        must(
+          'iptables drop SYN-ACK',
+          this.execAttacker(['iptables-restore', '-w', '--noflush'], { input: `*filter\n${v4.join('\n')}\nCOMMIT\n` }),
+        ),
+      );
     if (v6.length)
-      jobs.push(must('ip6tables drop SYN-ACK', this.execAttacker(['ip6tables-restore', '-w', '--noflush'], { input: `*filter\n${v6.join('\n')}\nCOMMIT\n` })));
+      jobs.push(
+        must(
+          'ip6tables drop SYN-ACK',
+          this.execAttacker(['ip6tables-restore', '-w', '--noflush'], { input: `*filter\n${v6.join('\n')}\nCOMMIT\n` }),
+        ),
+      );
     await Promise.all(jobs);
   }
 
@@ -615,7 +656,13 @@ class LabImpl implements Lab {
     return new Map(sources.map((s) => [s, m.get(s) ?? 0]));
   }
 
-  private async waitCounts(what: string, state: string, port: number, want: Map<string, number>, timeoutMs: number): Promise<void> {
+  private async waitCounts(
+    what: string,
+    state: string,
+    port: number,
+    want: Map<string, number>,
+    timeoutMs: number,
+  ): Promise<void> {
     const sources = [...want.keys()];
     const deadline = Date.now() + timeoutMs;
     let seen = new Map<string, number>();
@@ -631,7 +678,9 @@ class LabImpl implements Lab {
       .map((s) => `${s}: saw ${seen.get(s)}, want ${want.get(s)}`);
     const total = [...seen.values()].reduce((a, b) => a + b, 0);
     const wantTotal = [...want.values()].reduce((a, b) => a + b, 0);
-    throw new Error(`lab: ${what}: server shows ${total}/${wantTotal} ${state} on port ${port} after ${timeoutMs} ms; ${diff.join('; ')}`);
+    throw new Error(
+      `lab: ${what}: server shows ${total}/${wantTotal} ${state} on port ${port} after ${timeoutMs} ms; ${diff.join('; ')}`,
+    );
   }
 
   private target(sources: string[]): string {
@@ -653,7 +702,14 @@ class LabImpl implements Lab {
     const base = await this.countFor('SYN-RECV', o.port, sources);
     await this.addDropRules(sources, o.port);
     for (const g of this.byFamily(sources))
-      await this.agent!.call('connect', { host: this.target(g), port: o.port, sources: g, perSource: o.perSource, group: 'flood', wait: 'issued' });
+      await this.agent!.call('connect', {
+        host: this.target(g),
+        port: o.port,
+        sources: g,
+        perSource: o.perSource,
+        group: 'flood',
+        wait: 'issued',
+      });
     const timeoutMs = o.timeoutMs ?? 20000;
     if (o.exact === false) {
       // wait until the count stops changing for 500 ms
@@ -684,7 +740,15 @@ class LabImpl implements Lab {
     const base = await this.countFor('ESTAB', o.port, sources);
     const timeoutMs = o.timeoutMs ?? 20000;
     for (const g of this.byFamily(sources))
-      await this.agent!.call('connect', { host: this.target(g), port: o.port, sources: g, perSource: o.perSource, group, wait: 'connect', timeoutMs });
+      await this.agent!.call('connect', {
+        host: this.target(g),
+        port: o.port,
+        sources: g,
+        perSource: o.perSource,
+        group,
+        wait: 'connect',
+        timeoutMs,
+      });
     const want = new Map(sources.map((s) => [s, (base.get(s) ?? 0) + o.perSource]));
     await this.waitCounts(group, 'ESTAB', o.port, want, timeoutMs);
     this.log(`${group} ${sources.length}x${o.perSource} -> :${o.port} in ${Date.now() - t0} ms`);
@@ -704,7 +768,13 @@ class LabImpl implements Lab {
     await this.established({ sources: [src], perSource: o.count, port: o.port, timeoutMs: o.timeoutMs }, 'tw');
     const closed = await this.listener!.call<number>('closeFrom', { addr: src, port: o.port });
     if (closed < o.count) throw new Error(`lab: timeWait: listener closed only ${closed} connections from ${src}`);
-    await this.waitCounts('timeWait', 'TIME-WAIT', o.port, new Map([[src, (base.get(src) ?? 0) + o.count]]), o.timeoutMs ?? 20000);
+    await this.waitCounts(
+      'timeWait',
+      'TIME-WAIT',
+      o.port,
+      new Map([[src, (base.get(src) ?? 0) + o.count]]),
+      o.timeoutMs ?? 20000,
+    );
   }
 
   async stopTraffic(opts: StopOptions = {}): Promise<void> {
@@ -721,9 +791,14 @@ class LabImpl implements Lab {
     const srcs = this.addedSources;
     for (;;) {
       const rows = await this.serverSockets();
-      const left = rows.filter((r) => srcs.has(r.peerAddr) && (r.state === 'ESTAB' || (opts.killServerHalfOpen !== false && r.state === 'SYN-RECV')));
+      const left = rows.filter(
+        (r) =>
+          srcs.has(r.peerAddr) &&
+          (r.state === 'ESTAB' || (opts.killServerHalfOpen !== false && r.state === 'SYN-RECV')),
+      );
       if (left.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`lab: stopTraffic: server still has ${left.length} sockets from lab sources`);
+      if (Date.now() > deadline)
+        throw new Error(`lab: stopTraffic: server still has ${left.length} sockets from lab sources`);
       await sleep(50);
     }
   }

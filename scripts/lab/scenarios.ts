@@ -63,28 +63,42 @@ export const SCENARIOS: Scenario[] = [
     description: 'single-source IPv4 half-open SYN flood (200 from 198.51.100.66 to :80) plus normal clients',
     lab: { syncookies: false },
     capture: false,
-    steps: [{ kind: 'syn', label: 'single-source SYN flood', sources: ['198.51.100.66'], perSource: 200, port: 80 }, ...NORMAL_CLIENTS],
+    steps: [
+      { kind: 'syn', label: 'single-source SYN flood', sources: ['198.51.100.66'], perSource: 200, port: 80 },
+      ...NORMAL_CLIENTS,
+    ],
   },
   {
     name: 'spread-flood',
-    description: 'spread IPv4 half-open flood: 100 sources 203.0.113.1..100, 5 SYN_RECV each, to :443, plus normal clients',
+    description:
+      'spread IPv4 half-open flood: 100 sources 203.0.113.1..100, 5 SYN_RECV each, to :443, plus normal clients',
     lab: { syncookies: false },
     capture: false,
-    steps: [{ kind: 'syn', label: 'spread SYN flood', sources: range4('203.0.113', 1, 100), perSource: 5, port: 443 }, ...NORMAL_CLIENTS],
+    steps: [
+      { kind: 'syn', label: 'spread SYN flood', sources: range4('203.0.113', 1, 100), perSource: 5, port: 443 },
+      ...NORMAL_CLIENTS,
+    ],
   },
   {
     name: 'spread-flood6',
-    description: 'spread IPv6 half-open flood: 100 sources 2001:db8:1::1..::64, 5 SYN_RECV each, to :80, plus normal clients',
+    description:
+      'spread IPv6 half-open flood: 100 sources 2001:db8:1::1..::64, 5 SYN_RECV each, to :80, plus normal clients',
     lab: { syncookies: false },
     capture: false,
-    steps: [{ kind: 'syn', label: 'spread IPv6 SYN flood', sources: range6('2001:db8:1::', 1, 100), perSource: 5, port: 80 }, ...NORMAL_CLIENTS],
+    steps: [
+      { kind: 'syn', label: 'spread IPv6 SYN flood', sources: range6('2001:db8:1::', 1, 100), perSource: 5, port: 80 },
+      ...NORMAL_CLIENTS,
+    ],
   },
   {
     name: 'established-flood',
     description: 'established-connection flood: 120 ESTABLISHED from 198.51.100.77 to :443, plus normal clients',
     lab: { syncookies: false },
     capture: false,
-    steps: [{ kind: 'established', label: 'established flood', sources: ['198.51.100.77'], perSource: 120, port: 443 }, ...NORMAL_CLIENTS],
+    steps: [
+      { kind: 'established', label: 'established flood', sources: ['198.51.100.77'], perSource: 120, port: 443 },
+      ...NORMAL_CLIENTS,
+    ],
   },
   {
     name: 'mixed',
@@ -96,19 +110,32 @@ export const SCENARIOS: Scenario[] = [
     lab: { syncookies: false },
     capture: true,
     steps: [
-      { kind: 'syn', label: 'single-source SYN flood (v4 -> dual-stack :80)', sources: ['198.51.100.66'], perSource: 30, port: 80 },
+      {
+        kind: 'syn',
+        label: 'single-source SYN flood (v4 -> dual-stack :80)',
+        sources: ['198.51.100.66'],
+        perSource: 30,
+        port: 80,
+      },
       { kind: 'syn', label: 'spread SYN flood', sources: range4('203.0.113', 1, 40), perSource: 5, port: 443 },
       { kind: 'syn', label: 'spread IPv6 SYN flood', sources: range6('2001:db8:1::', 1, 40), perSource: 3, port: 80 },
       { kind: 'syn', label: 'single-source IPv6 SYN flood', sources: ['2001:db8:2::66'], perSource: 25, port: 443 },
       { kind: 'established', label: 'established flood', sources: ['198.51.100.77'], perSource: 120, port: 443 },
       { kind: 'established', label: 'allowlisted heavy client', sources: ['198.51.100.200'], perSource: 60, port: 80 },
       ...NORMAL_CLIENTS,
-      { kind: 'timewait', label: 'server-closed connections (server TIME_WAIT)', source: '198.51.100.15', count: 4, port: 80 },
+      {
+        kind: 'timewait',
+        label: 'server-closed connections (server TIME_WAIT)',
+        source: '198.51.100.15',
+        count: 4,
+        port: 80,
+      },
     ],
   },
   {
     name: 'quiet',
-    description: 'calm server: only normal clients (198.51.100.10..14 x3 ESTABLISHED to :443, 2001:db8:3::10 x2 to :80); nothing should be flagged',
+    description:
+      'calm server: only normal clients (198.51.100.10..14 x3 ESTABLISHED to :443, 2001:db8:3::10 x2 to :80); nothing should be flagged',
     lab: { syncookies: false },
     capture: true,
     steps: [...NORMAL_CLIENTS],
@@ -124,9 +151,26 @@ export const SCENARIOS: Scenario[] = [
     steps: [
       { kind: 'listen', label: 'small-backlog listener', host: '0.0.0.0', port: 8080, backlog: 64 },
       ...NORMAL_CLIENTS,
-      { kind: 'snapshot', label: 'counters before', file: 'netstat-counters-before.txt', argv: ['cat', '/proc/net/netstat'] },
-      { kind: 'synSettle', label: 'one SYN per source (syncookies)', sources: range4('203.0.113', 1, 200), perSource: 1, port: 8080, expectSynRecv: 65 },
-      { kind: 'snapshot', label: 'counters after', file: 'netstat-counters-after.txt', argv: ['cat', '/proc/net/netstat'] },
+      {
+        kind: 'snapshot',
+        label: 'counters before',
+        file: 'netstat-counters-before.txt',
+        argv: ['cat', '/proc/net/netstat'],
+      },
+      {
+        kind: 'synSettle',
+        label: 'one SYN per source (syncookies)',
+        sources: range4('203.0.113', 1, 200),
+        perSource: 1,
+        port: 8080,
+        expectSynRecv: 65,
+      },
+      {
+        kind: 'snapshot',
+        label: 'counters after',
+        file: 'netstat-counters-after.txt',
+        argv: ['cat', '/proc/net/netstat'],
+      },
     ],
     notes: [
       'Which 65 of the 200 sources hold a SYN_RECV is decided by the kernel (normally the first 65 to arrive); synRecvByIp/byIpAllStatesButListen therefore list only the normal clients by design, and observedSynRecvByIp records what ss showed at capture time.',
@@ -157,19 +201,27 @@ export async function runScenario(lab: Lab, sc: Scenario, hooks: RunHooks = {}):
     switch (st.kind) {
       case 'syn':
         await lab.synFlood({ sources: st.sources, perSource: st.perSource, port: st.port });
-        log(`${st.label}: ${st.sources.length} source(s) x ${st.perSource} SYN_RECV -> :${st.port} (${describeSources(st.sources)})`);
+        log(
+          `${st.label}: ${st.sources.length} source(s) x ${st.perSource} SYN_RECV -> :${st.port} (${describeSources(st.sources)})`,
+        );
         break;
       case 'synSettle':
         await lab.synFlood({ sources: st.sources, perSource: st.perSource, port: st.port, exact: false });
-        log(`${st.label}: ${st.sources.length} source(s) x ${st.perSource} SYN -> :${st.port} (${describeSources(st.sources)})`);
+        log(
+          `${st.label}: ${st.sources.length} source(s) x ${st.perSource} SYN -> :${st.port} (${describeSources(st.sources)})`,
+        );
         break;
       case 'established':
         await lab.establishedFlood({ sources: st.sources, perSource: st.perSource, port: st.port });
-        log(`${st.label}: ${st.sources.length} source(s) x ${st.perSource} ESTABLISHED -> :${st.port} (${describeSources(st.sources)})`);
+        log(
+          `${st.label}: ${st.sources.length} source(s) x ${st.perSource} ESTABLISHED -> :${st.port} (${describeSources(st.sources)})`,
+        );
         break;
       case 'clients':
         await lab.normalClients({ sources: st.sources, perSource: st.perSource, port: st.port });
-        log(`${st.label}: ${st.sources.length} source(s) x ${st.perSource} ESTABLISHED -> :${st.port} (${describeSources(st.sources)})`);
+        log(
+          `${st.label}: ${st.sources.length} source(s) x ${st.perSource} ESTABLISHED -> :${st.port} (${describeSources(st.sources)})`,
+        );
         break;
       case 'timewait':
         await lab.timeWait({ source: st.source, count: st.count, port: st.port });
@@ -208,7 +260,8 @@ function netOf(ip: string): string {
 const add = (o: Record<string, number>, k: string, n: number) => {
   o[k] = (o[k] ?? 0) + n;
 };
-const sortObj = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })));
+const sortObj = (o: Record<string, number>) =>
+  Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true })));
 
 export interface Expected {
   description: string;

@@ -63,7 +63,11 @@ export function appendHistory(stateDir: string, entries: readonly HistoryEntry[]
   let fd: number;
   try {
     try {
-      fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      fd = openSync(
+        path,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -76,7 +80,9 @@ export function appendHistory(stateDir: string, entries: readonly HistoryEntry[]
     const stats = fstatSync(fd);
     checkStateStats(path, stats, 'file');
     // A burst of 10k bans keeps only its last `keep`: one trim, not one per line.
-    const lines = (entries.length > keep ? entries.slice(-keep) : entries).map((entry) => `${JSON.stringify(entry)}\n`).join('');
+    const lines = (entries.length > keep ? entries.slice(-keep) : entries)
+      .map((entry) => `${JSON.stringify(entry)}\n`)
+      .join('');
     writeSync(fd, lines);
     size = stats.size + Buffer.byteLength(lines);
   } catch (error) {
@@ -104,7 +110,13 @@ export function readHistory(stateDir: string): HistoryEntry[] {
     if (line === '') continue;
     try {
       const entry = JSON.parse(line) as HistoryEntry;
-      if (typeof entry === 'object' && entry !== null && typeof entry.target === 'string' && typeof entry.event === 'string') out.push(entry);
+      if (
+        typeof entry === 'object' &&
+        entry !== null &&
+        typeof entry.target === 'string' &&
+        typeof entry.event === 'string'
+      )
+        out.push(entry);
     } catch {
       // a torn last line
     }

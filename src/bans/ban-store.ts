@@ -125,7 +125,11 @@ export class BanStore {
    * an unusable file is an error and bad entries are skipped in memory only. A store written by a
    * newer floodgate is refused either way: it is not ours to rewrite.
    */
-  static load(file: string, limits: BanLimits, options: { readonly repair?: boolean; readonly now?: number } = {}): BanStore {
+  static load(
+    file: string,
+    limits: BanLimits,
+    options: { readonly repair?: boolean; readonly now?: number } = {},
+  ): BanStore {
     const store = new BanStore(file, limits);
     const text = readStateFile(file);
     if (text === null) return store;
@@ -139,9 +143,14 @@ export class BanStore {
     }
     const aside = `${file}.corrupt-${new Date(options.now ?? Date.now()).toISOString().replace(/[:.]/g, '-')}`;
     if (!verdict.ok) {
-      if (verdict.newer) throw new ConflictError(`the ban store ${file} cannot be read: ${verdict.why}; run that floodgate, or move the file away to start with no bans`);
+      if (verdict.newer)
+        throw new ConflictError(
+          `the ban store ${file} cannot be read: ${verdict.why}; run that floodgate, or move the file away to start with no bans`,
+        );
       if (!options.repair) {
-        throw new UsageError(`the ban store ${file} cannot be used: ${verdict.why}; the next \`floodgate run\` or ban, unban or flush sets it aside and starts with no bans`);
+        throw new UsageError(
+          `the ban store ${file} cannot be used: ${verdict.why}; the next \`floodgate run\` or ban, unban or flush sets it aside and starts with no bans`,
+        );
       }
       try {
         renameSync(file, aside);
@@ -195,8 +204,13 @@ export class BanStore {
       this.saveFailure = undefined;
       return true;
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
-      this.saveFailure = { since: this.saveFailure?.since ?? now, message: (error as Error).message, ...(code !== undefined && { code }) };
+      const code =
+        (error as NodeJS.ErrnoException).code ?? ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+      this.saveFailure = {
+        since: this.saveFailure?.since ?? now,
+        message: (error as Error).message,
+        ...(code !== undefined && { code }),
+      };
       return false;
     }
   }
@@ -239,7 +253,8 @@ export class BanStore {
    * writing it on every scan cost a third of the daemon's CPU.
    */
   saveIfChanged(countersEveryMs = 60_000): void {
-    if (this.version !== this.savedVersion || (this.countersChanged && Date.now() - this.lastSaveAt >= countersEveryMs)) this.save();
+    if (this.version !== this.savedVersion || (this.countersChanged && Date.now() - this.lastSaveAt >= countersEveryMs))
+      this.save();
   }
 
   /** Marks a counter change (a refusal, a scan): saved with the next ban change, or within a minute. */
@@ -284,7 +299,10 @@ export class BanStore {
     // and a spread object keeps its fields out of line, for as long as the ban is active.
     const { target, rule, reason, count, createdAt } = ban;
     const expiresAt = createdAt + ttl;
-    const full: Ban = reason === undefined ? { target, rule, count, createdAt, ttl, expiresAt } : { target, rule, reason, count, createdAt, ttl, expiresAt };
+    const full: Ban =
+      reason === undefined
+        ? { target, rule, count, createdAt, ttl, expiresAt }
+        : { target, rule, reason, count, createdAt, ttl, expiresAt };
     this.bans.set(full.target, full);
     this.offenders.set(full.target, { lastTtl: ttl, lastBanAt: full.createdAt });
     this.grace.delete(full.target);
@@ -397,14 +415,28 @@ export class BanStore {
   setFleet(target: string, fleet: FleetPart, rule: string, now: number): FleetApply {
     const existing = this.bans.get(target);
     if (existing === undefined) {
-      this.bans.set(target, { target, rule, count: 0, createdAt: now, ttl: Math.max(1, fleet.expiresAt - now), expiresAt: fleet.expiresAt, fleet });
+      this.bans.set(target, {
+        target,
+        rule,
+        count: 0,
+        createdAt: now,
+        ttl: Math.max(1, fleet.expiresAt - now),
+        expiresAt: fleet.expiresAt,
+        fleet,
+      });
       this.grace.delete(target);
       this.suppress(target);
       this.version++;
       return 'added';
     }
     const f = existing.fleet;
-    if (f !== undefined && f.decisionId === fleet.decisionId && f.origin === fleet.origin && Math.abs(f.expiresAt - fleet.expiresAt) < 2000) return 'unchanged';
+    if (
+      f !== undefined &&
+      f.decisionId === fleet.decisionId &&
+      f.origin === fleet.origin &&
+      Math.abs(f.expiresAt - fleet.expiresAt) < 2000
+    )
+      return 'unchanged';
     const local = existing.fleet === undefined ? existing.expiresAt : existing.localExpiresAt;
     const expiresAt = local === undefined ? fleet.expiresAt : Math.max(local, fleet.expiresAt);
     const ban: Ban = { ...existing, expiresAt, fleet, ...(local !== undefined && { localExpiresAt: local }) };

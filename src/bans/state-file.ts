@@ -2,7 +2,19 @@
 // directory, so that a crash or kill -9 at any instant leaves either the old state or the new one),
 // and the messages for a state directory we may not use.
 import { randomBytes } from 'node:crypto';
-import { type Stats, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  type Stats,
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { BackendUnavailableError, UsageError } from '../errors.js';
@@ -39,7 +51,10 @@ export function checkStateStats(path: string, stats: Stats, kind: 'directory' | 
   const me = process.geteuid?.();
   if (me === undefined) return;
   const wanted = kind === 'directory' ? stats.isDirectory() : stats.isFile();
-  if (!wanted) throw new UsageError(`the state ${kind} ${path} is not a ${kind === 'directory' ? 'directory' : 'regular file'}: remove it, or choose another --state-dir`);
+  if (!wanted)
+    throw new UsageError(
+      `the state ${kind} ${path} is not a ${kind === 'directory' ? 'directory' : 'regular file'}: remove it, or choose another --state-dir`,
+    );
   if (stats.uid !== me) {
     throw new UsageError(
       `the state ${kind} ${path} is owned by ${userName(stats.uid)}, not by ${runningUser()}, the user floodgate runs as; another user must not control what floodgate bans and runs: run floodgate as its owner, or \`chown ${me} ${path}\`, or choose another --state-dir`,
@@ -73,10 +88,14 @@ export function checkStatePath(path: string, kind: 'directory'): void {
       throw stateDirError(error, parent, 'use the state directory under');
     }
     if (above.uid !== 0 && above.uid !== me) {
-      throw new UsageError(`${parent}, above the state directory ${path}, is owned by ${userName(above.uid)}, who could replace the state directory: choose a --state-dir whose parent directories belong to root or to ${runningUser()}`);
+      throw new UsageError(
+        `${parent}, above the state directory ${path}, is owned by ${userName(above.uid)}, who could replace the state directory: choose a --state-dir whose parent directories belong to root or to ${runningUser()}`,
+      );
     }
     if ((above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0) {
-      throw new UsageError(`${parent}, above the state directory ${path}, is writable by its group or by others without the sticky bit (mode ${(above.mode & 0o7777).toString(8).padStart(4, '0')}), so they could replace the state directory: \`chmod go-w ${parent}\`, or choose another --state-dir`);
+      throw new UsageError(
+        `${parent}, above the state directory ${path}, is writable by its group or by others without the sticky bit (mode ${(above.mode & 0o7777).toString(8).padStart(4, '0')}), so they could replace the state directory: \`chmod go-w ${parent}\`, or choose another --state-dir`,
+      );
     }
     if (parent === dirname(parent)) break;
   }
@@ -117,11 +136,21 @@ export function stateDirError(error: unknown, path: string, doing: string): unkn
       { cause: error },
     );
   }
-  if (code === 'ELOOP') return new UsageError(`cannot ${doing} ${path}: it is a symbolic link, which floodgate never follows in its state directory; remove it`, { cause: error });
+  if (code === 'ELOOP')
+    return new UsageError(
+      `cannot ${doing} ${path}: it is a symbolic link, which floodgate never follows in its state directory; remove it`,
+      { cause: error },
+    );
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new BackendUnavailableError(`cannot ${doing} ${path}: its file system is full (${code}); free some space there`, { cause: error });
+    return new BackendUnavailableError(
+      `cannot ${doing} ${path}: its file system is full (${code}); free some space there`,
+      { cause: error },
+    );
   }
-  if (code === 'EROFS') return new UsageError(`cannot ${doing} ${path}: the file system is read-only; choose another --state-dir`, { cause: error });
+  if (code === 'EROFS')
+    return new UsageError(`cannot ${doing} ${path}: the file system is read-only; choose another --state-dir`, {
+      cause: error,
+    });
   return error;
 }
 

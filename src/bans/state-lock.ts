@@ -46,13 +46,20 @@ export function tryLock(path: string): StateLock | null {
   let locked = false;
   try {
     checkStateStats(path, fstatSync(fd), 'file');
-    const result = spawnSync(FLOCK, ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    const result = spawnSync(FLOCK, ['--exclusive', '--nonblock', '--conflict-exit-code', String(BUSY), '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+    });
     if (result.error !== undefined) {
-      throw new BackendUnavailableError(`cannot lock the state directory: running flock failed (${(result.error as NodeJS.ErrnoException).code ?? result.error.message}); install util-linux`, { cause: result.error });
+      throw new BackendUnavailableError(
+        `cannot lock the state directory: running flock failed (${(result.error as NodeJS.ErrnoException).code ?? result.error.message}); install util-linux`,
+        { cause: result.error },
+      );
     }
     if (result.status === BUSY) return null;
     if (result.status !== 0) {
-      throw new BackendUnavailableError(`cannot lock ${path}: flock exited with ${result.status ?? result.signal}: ${result.stderr.toString().trim()}`);
+      throw new BackendUnavailableError(
+        `cannot lock ${path}: flock exited with ${result.status ?? result.signal}: ${result.stderr.toString().trim()}`,
+      );
     }
     locked = true;
     ftruncateSync(fd, 0);
@@ -80,7 +87,9 @@ export async function acquireLock(path: string, waitMs: number, onWait?: () => P
     if (lock !== null) return lock;
     if (onWait !== undefined && (await onWait())) throw new ConflictError('retry through the daemon');
     if (Date.now() >= deadline) {
-      throw new ConflictError(`the state directory is locked by process ${lockOwner(path) ?? '(unknown)'} (${path}); try again, or stop that process`);
+      throw new ConflictError(
+        `the state directory is locked by process ${lockOwner(path) ?? '(unknown)'} (${path}); try again, or stop that process`,
+      );
     }
     await sleep(50);
   }

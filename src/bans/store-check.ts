@@ -64,11 +64,16 @@ export interface CheckedState {
 }
 
 /** The file cannot be used at all: not a store, or a newer one. */
-export type StoreVerdict = { readonly ok: true; readonly state: CheckedState } | { readonly ok: false; readonly why: string; readonly newer: boolean };
+export type StoreVerdict =
+  | { readonly ok: true; readonly state: CheckedState }
+  | { readonly ok: false; readonly why: string; readonly newer: boolean };
 
-const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= LAST_TIME;
-const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isTime = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= LAST_TIME;
+const isCount = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 const shown = (value: unknown): string => {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
@@ -101,26 +106,50 @@ function checkBan(value: unknown, cidrs: Map<string, Cidr>): CheckedBan | string
   if (typeof rule !== 'string' || rule === '') return `rule ${shown(rule)} is not a name`;
   let fleetPart: FleetPart | undefined;
   if (fleet !== undefined) {
-    if (!isObject(fleet) || typeof fleet.host !== 'string' || typeof fleet.origin !== 'string' || fleet.origin === '' || typeof fleet.decisionId !== 'string' || !isTime(fleet.expiresAt)) {
+    if (
+      !isObject(fleet) ||
+      typeof fleet.host !== 'string' ||
+      typeof fleet.origin !== 'string' ||
+      fleet.origin === '' ||
+      typeof fleet.decisionId !== 'string' ||
+      !isTime(fleet.expiresAt)
+    ) {
       return `fleet ${shown(fleet)} is not {host, origin, decisionId, expiresAt}`;
     }
     fleetPart = { host: fleet.host, origin: fleet.origin, decisionId: fleet.decisionId, expiresAt: fleet.expiresAt };
   }
-  if (localExpiresAt !== undefined && (fleetPart === undefined || !isTime(localExpiresAt))) return `localExpiresAt ${shown(localExpiresAt)} is not a time with a fleet part`;
+  if (localExpiresAt !== undefined && (fleetPart === undefined || !isTime(localExpiresAt)))
+    return `localExpiresAt ${shown(localExpiresAt)} is not a time with a fleet part`;
   // A fleet ban's width is the fleet's (a cscli decision may be a /8); the gate checked it when pulled.
   const bad = targetProblem(target, cidrs, fleetPart !== undefined && localExpiresAt === undefined ? undefined : rule);
   if (bad !== null) return bad;
-  if (reason !== undefined && reason !== null && typeof reason !== 'string') return `reason ${shown(reason)} is not text`;
+  if (reason !== undefined && reason !== null && typeof reason !== 'string')
+    return `reason ${shown(reason)} is not text`;
   if (!isCount(count)) return `count ${shown(count)} is not a whole number >= 0`;
   if (!isTime(createdAt)) return `createdAt ${shown(createdAt)} is not a time`;
   if (!isTime(expiresAt)) return `expiresAt ${shown(expiresAt)} is not a time`;
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) return `ttl ${shown(ttl)} is not a duration`;
-  const ban = { target: target as string, rule, count, createdAt, expiresAt, ttl, ...(typeof reason === 'string' && { reason }), ...(fleetPart && { fleet: fleetPart }), ...(typeof localExpiresAt === 'number' && { localExpiresAt }) };
+  const ban = {
+    target: target as string,
+    rule,
+    count,
+    createdAt,
+    expiresAt,
+    ttl,
+    ...(typeof reason === 'string' && { reason }),
+    ...(fleetPart && { fleet: fleetPart }),
+    ...(typeof localExpiresAt === 'number' && { localExpiresAt }),
+  };
   return ban;
 }
 
 /** Entries of a list field, each kept or reported. */
-function entries<T>(state: Record<string, unknown>, field: string, check: (value: unknown) => T | string, problems: string[]): T[] {
+function entries<T>(
+  state: Record<string, unknown>,
+  field: string,
+  check: (value: unknown) => T | string,
+  problems: string[],
+): T[] {
   const value = state[field];
   if (value === undefined) return [];
   if (!Array.isArray(value)) {
@@ -140,10 +169,15 @@ export function checkStore(raw: unknown): StoreVerdict {
   if (!isObject(raw)) return { ok: false, why: `it holds ${shown(raw)}, not a ban store`, newer: false };
   const { version } = raw;
   if (typeof version === 'number' && Number.isSafeInteger(version) && version > STORE_VERSION) {
-    return { ok: false, why: `it is version ${version}, written by a newer floodgate (this one reads version ${STORE_VERSION})`, newer: true };
+    return {
+      ok: false,
+      why: `it is version ${version}, written by a newer floodgate (this one reads version ${STORE_VERSION})`,
+      newer: true,
+    };
   }
   // Version 1 (before the fleet): the same fields, every ban local, no outbox.
-  if (version !== STORE_VERSION && version !== 1) return { ok: false, why: `its version is ${shown(version)}, not ${STORE_VERSION} (or 1)`, newer: false };
+  if (version !== STORE_VERSION && version !== 1)
+    return { ok: false, why: `its version is ${shown(version)}, not ${STORE_VERSION} (or 1)`, newer: false };
   const problems: string[] = [];
   const cidrs = new Map<string, Cidr>();
   const bans = entries(raw, 'bans', (item) => checkBan(item, cidrs), problems);
@@ -151,11 +185,13 @@ export function checkStore(raw: unknown): StoreVerdict {
     raw,
     'offenders',
     (item): [string, { lastTtl: number; lastBanAt: number }] | string => {
-      if (!Array.isArray(item) || item.length !== 2 || !isObject(item[1])) return `${shown(item)} is not [target, {lastTtl, lastBanAt}]`;
+      if (!Array.isArray(item) || item.length !== 2 || !isObject(item[1]))
+        return `${shown(item)} is not [target, {lastTtl, lastBanAt}]`;
       const bad = targetProblem(item[0], cidrs);
       if (bad !== null) return bad;
       const { lastTtl, lastBanAt } = item[1];
-      if (typeof lastTtl !== 'number' || !Number.isFinite(lastTtl) || lastTtl <= 0 || !isTime(lastBanAt)) return `${shown(item)} has no valid lastTtl and lastBanAt`;
+      if (typeof lastTtl !== 'number' || !Number.isFinite(lastTtl) || lastTtl <= 0 || !isTime(lastBanAt))
+        return `${shown(item)} has no valid lastTtl and lastBanAt`;
       return [item[0] as string, { lastTtl, lastBanAt }];
     },
     problems,
@@ -180,7 +216,8 @@ export function checkStore(raw: unknown): StoreVerdict {
   let lastScan: CheckedState['lastScan'];
   if (raw.lastScan !== undefined) {
     const scan = raw.lastScan;
-    if (isObject(scan) && isTime(scan.at) && isCount(scan.durationMs) && isCount(scan.sockets)) lastScan = { at: scan.at, durationMs: scan.durationMs, sockets: scan.sockets };
+    if (isObject(scan) && isTime(scan.at) && isCount(scan.durationMs) && isCount(scan.sockets))
+      lastScan = { at: scan.at, durationMs: scan.durationMs, sockets: scan.sockets };
     else problems.push(`lastScan: ${shown(scan)} is not {at, durationMs, sockets}`);
   }
   const outbox = version === 1 ? [] : entries(raw, 'outbox', (item) => checkOutboxEntry(item, cidrs), problems);
@@ -189,7 +226,20 @@ export function checkStore(raw: unknown): StoreVerdict {
     if (typeof raw.fleetCursor === 'string' && raw.fleetCursor.length <= 200) fleetCursor = raw.fleetCursor;
     else problems.push(`fleetCursor: ${shown(raw.fleetCursor)} is not a short text`);
   }
-  return { ok: true, state: { bans, offenders, grace, refused, ...(lastScan && { lastScan }), outbox, ...(fleetCursor !== undefined && { fleetCursor }), cidrs, problems } };
+  return {
+    ok: true,
+    state: {
+      bans,
+      offenders,
+      grace,
+      refused,
+      ...(lastScan && { lastScan }),
+      outbox,
+      ...(fleetCursor !== undefined && { fleetCursor }),
+      cidrs,
+      problems,
+    },
+  };
 }
 
 function checkOutboxEntry(value: unknown, cidrs: Map<string, Cidr>): OutboxEntry | string {

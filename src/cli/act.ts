@@ -25,7 +25,8 @@ export interface CommonOptions {
 
 /** The mode the flags ask for, if any. */
 export function toldMode(options: CommonOptions): Mode | undefined {
-  if (options.enforce && options.dryRun) throw new UsageError('--enforce and --dry-run contradict each other: give one');
+  if (options.enforce && options.dryRun)
+    throw new UsageError('--enforce and --dry-run contradict each other: give one');
   return options.enforce ? 'enforce' : options.dryRun ? 'dry-run' : undefined;
 }
 
@@ -53,7 +54,10 @@ export interface Acted {
  * $FLOODGATE_POLICY, the file `floodgate run` was given in this state directory (so a manual ban
  * uses the daemon's backend), /etc/floodgate/policy.yaml, the embedded default.
  */
-export async function loadCommandPolicy(options: CommonOptions, stateDir: string): Promise<LoadedPolicy & { source: string }> {
+export async function loadCommandPolicy(
+  options: CommonOptions,
+  stateDir: string,
+): Promise<LoadedPolicy & { source: string }> {
   const { lookUpPolicy } = await import('./policy-lookup.js');
   return lookUpPolicy({ policy: options.policy, stateDir });
 }
@@ -109,19 +113,31 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     parseRequest(request);
     const mode = resolveMode(policy.mode, options);
     // Refusals and errors only, readable: the command prints its own results on stdout.
-    const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel, defaultLevel: 'warn', fallbackFormat: 'pretty', destination: process.stderr });
+    const log = createLogger({
+      format: options.logFormat,
+      pretty: options.pretty,
+      level: options.logLevel,
+      defaultLevel: 'warn',
+      fallbackFormat: 'pretty',
+      destination: process.stderr,
+    });
     // The ban history is the operator's record: bans made without a daemon go in it too (they are
     // not notified: a notification belongs to the daemon, which retries without holding up a command).
     const { HistoryWriter } = await import('../bans/ban-history.js');
     const { tapEvents } = await import('../log-events.js');
-    const history = new HistoryWriter(stateDir, (error) => process.stderr.write(`floodgate: could not write the ban history: ${error.message}\n`));
+    const history = new HistoryWriter(stateDir, (error) =>
+      process.stderr.write(`floodgate: could not write the ban history: ${error.message}\n`),
+    );
     const untap = tapEvents(log, (event) => history.take(event));
     const { enforcer } = await openEnforcement(policy, mode, stateDir, log);
     // No daemon to push to the fleet now: the outbox keeps the change for the daemon's next start.
-    if (policy.fleet && mode === 'enforce') (await import('../fleet/open-fleet.js')).queueManualChanges(log, enforcer.store);
+    if (policy.fleet && mode === 'enforce')
+      (await import('../fleet/open-fleet.js')).queueManualChanges(log, enforcer.store);
     if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
       // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.
-      process.stderr.write('floodgate: note: no `floodgate run` is running here: these bans expire only while it runs (or at the next floodgate command); start it, or use the ipset/nftables backend, whose kernel timeouts lift them anyway\n');
+      process.stderr.write(
+        'floodgate: note: no `floodgate run` is running here: these bans expire only while it runs (or at the next floodgate command); start it, or use the ipset/nftables backend, whose kernel timeouts lift them anyway\n',
+      );
     }
     // No daemon keeps the firewall in line: do its start-up work (expiry and reconcile) first.
     enforcer.expire();
@@ -146,15 +162,23 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
 }
 
 /** Entries of the store that a reader without the lock skipped: said, not hidden. */
-export function warnInvalidEntries(store: { readonly file: string | undefined; readonly loadReport: { readonly problems: readonly string[] } | undefined }): void {
+export function warnInvalidEntries(store: {
+  readonly file: string | undefined;
+  readonly loadReport: { readonly problems: readonly string[] } | undefined;
+}): void {
   const problems = store.loadReport?.problems;
   if (problems === undefined || problems.length === 0) return;
-  process.stderr.write(`floodgate: the ban store ${store.file} has ${problems.length} invalid entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); the next \`floodgate run\` or ban, unban or flush sets them aside\n`);
+  process.stderr.write(
+    `floodgate: the ban store ${store.file} has ${problems.length} invalid entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); the next \`floodgate run\` or ban, unban or flush sets them aside\n`,
+  );
 }
 
 /** Reads both stores without the lock or the firewall (the files are replaced atomically). */
 export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): Promise<ListedBan[]> {
-  const [{ BanStore }, { listedBan }] = await Promise.all([import('../bans/ban-store.js'), import('../daemon/operations.js')]);
+  const [{ BanStore }, { listedBan }] = await Promise.all([
+    import('../bans/ban-store.js'),
+    import('../daemon/operations.js'),
+  ]);
   const out: ListedBan[] = [];
   const now = Date.now();
   for (const mode of ['enforce', 'dry-run'] as const) {

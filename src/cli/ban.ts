@@ -25,11 +25,18 @@ export function readTargetFile(path: string, maxBytes = MAX_TARGET_FILE_BYTES): 
     return readBounded(path, maxBytes, 'a list of targets');
   } catch (error) {
     if (!(error instanceof ReadBoundedError)) throw error;
-    throw new UsageError(`cannot read --from-file ${path}: ${error.message}${/allowed for/.test(error.message) ? ': split it' : ''}`, { cause: error });
+    throw new UsageError(
+      `cannot read --from-file ${path}: ${error.message}${/allowed for/.test(error.message) ? ': split it' : ''}`,
+      { cause: error },
+    );
   }
 }
 
-export async function banCommand(targetTexts: string[], options: BanOptions, lookup: SessionLookup = {}): Promise<void> {
+export async function banCommand(
+  targetTexts: string[],
+  options: BanOptions,
+  lookup: SessionLookup = {},
+): Promise<void> {
   const reasonTooLong = options.reason === undefined ? null : reasonProblem(options.reason);
   if (reasonTooLong !== null) throw new UsageError(reasonTooLong);
   const targets = targetTexts.map((text) => parseTarget(text, options.force));
@@ -43,13 +50,24 @@ export async function banCommand(targetTexts: string[], options: BanOptions, loo
     const session = findSshSession(lookup);
     if (session.kind === 'found') {
       const covering = targets.find((target) => cidrContains(target, session.address));
-      if (covering) throw new UsageError(`refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(session.address)}, the address of your SSH session (${session.source}; --force to ban it anyway)`);
+      if (covering)
+        throw new UsageError(
+          `refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(session.address)}, the address of your SSH session (${session.source}; --force to ban it anyway)`,
+        );
     } else if (session.kind === 'unknown') {
-      process.stderr.write(`floodgate: warning: the guard against banning your own SSH session could not run: ${session.why}. Check that no target covers your address.\n`);
+      process.stderr.write(
+        `floodgate: warning: the guard against banning your own SSH session could not run: ${session.why}. Check that no target covers your address.\n`,
+      );
     }
   }
   const { result, via, mode } = await act(
-    { cmd: 'ban', targets: targets.map(formatCidr), ...(options.ttl !== undefined && { ttl: options.ttl }), ...(options.reason !== undefined && { reason: options.reason }), ...(options.force && { force: true }) },
+    {
+      cmd: 'ban',
+      targets: targets.map(formatCidr),
+      ...(options.ttl !== undefined && { ttl: options.ttl }),
+      ...(options.reason !== undefined && { reason: options.reason }),
+      ...(options.force && { force: true }),
+    },
     options,
   );
   const results = result as BanResult[];
@@ -57,10 +75,15 @@ export async function banCommand(targetTexts: string[], options: BanOptions, loo
   for (const r of results) {
     counts[r.status]++;
     if (results.length <= 50 || r.status === 'refused') {
-      const line = r.status === 'refused' ? `refused ${r.target}: ${r.reason}` : `${r.status === 'banned' ? 'banned' : 'already banned'} ${r.target} until ${r.expiresAt}`;
+      const line =
+        r.status === 'refused'
+          ? `refused ${r.target}: ${r.reason}`
+          : `${r.status === 'banned' ? 'banned' : 'already banned'} ${r.target} until ${r.expiresAt}`;
       process.stdout.write(`${line}\n`);
     }
   }
-  process.stdout.write(`${counts.banned} banned, ${counts.already} already banned, ${counts.refused} refused${via === 'daemon' ? ' (through the running daemon)' : ''}${mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`);
+  process.stdout.write(
+    `${counts.banned} banned, ${counts.already} already banned, ${counts.refused} refused${via === 'daemon' ? ' (through the running daemon)' : ''}${mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`,
+  );
   if (counts.refused > 0) process.exitCode = 1;
 }

@@ -50,7 +50,11 @@ export interface Explanation {
   readonly ban: ListedBan | null;
   /** The firewall rule of that ban, as the command that adds it; `applied` false for a dry-run ban. */
   readonly firewall: { readonly applied: boolean; readonly command: string } | null;
-  readonly allowlisted: { readonly entry: string; readonly source: 'policy' | 'loopback' | 'host'; readonly covers: boolean } | null;
+  readonly allowlisted: {
+    readonly entry: string;
+    readonly source: 'policy' | 'loopback' | 'host';
+    readonly covers: boolean;
+  } | null;
   readonly grace: { readonly until: string } | null;
   /** Past bans, unbans and expiries of the target (and of networks overlapping it), oldest first. */
   readonly history: readonly HistoryEntry[];
@@ -64,15 +68,26 @@ const NO_RUNNER: CommandRunner = {
 
 function parseExplainTarget(text: string): Cidr {
   const cidr = parseCidr(text.trim());
-  if (cidr === null) throw new UsageError(`expected an IPv4 or IPv6 address or a network like 192.0.2.7 or 198.51.100.0/24, got ${quoteInput(text)}`);
+  if (cidr === null)
+    throw new UsageError(
+      `expected an IPv4 or IPv6 address or a network like 192.0.2.7 or 198.51.100.0/24, got ${quoteInput(text)}`,
+    );
   return cidr;
 }
 
 const LOOPBACK = ['127.0.0.0/8', '::1', 'fe80::/10'];
 
 /** The allowlist entry that spares the target: the policy's first, then loopback and the host's own. */
-export function allowlistEntry(target: Cidr, policy: Policy, ownAddresses: readonly string[]): Explanation['allowlisted'] {
-  const sources: [readonly string[], 'policy' | 'loopback' | 'host'][] = [[policy.allowlist, 'policy'], [LOOPBACK, 'loopback'], [ownAddresses, 'host']];
+export function allowlistEntry(
+  target: Cidr,
+  policy: Policy,
+  ownAddresses: readonly string[],
+): Explanation['allowlisted'] {
+  const sources: [readonly string[], 'policy' | 'loopback' | 'host'][] = [
+    [policy.allowlist, 'policy'],
+    [LOOPBACK, 'loopback'],
+    [ownAddresses, 'host'],
+  ];
   let overlapping: Explanation['allowlisted'] = null;
   for (const [entries, source] of sources) {
     for (const entry of entries) {
@@ -89,7 +104,8 @@ export function allowlistEntry(target: Cidr, policy: Policy, ownAddresses: reado
 /** Each rule's count for the target in `table`: what the detector compares with the threshold. */
 export function ruleCounts(target: Cidr, policy: Policy, table: Parameters<typeof countSockets>[0]): RuleCount[] {
   return policy.rules.map((rule) => {
-    const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
+    const grouping =
+      rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
     let key: string | null = null;
     let count = 0;
     for (const [group, n] of countSockets(table, ruleFilter(rule), grouping).groups) {
@@ -148,7 +164,12 @@ export async function explain(targetText: string, options: CommonOptions): Promi
   let firewall: Explanation['firewall'] = null;
   if (ban !== null) {
     const backend = createBackend(policy, NO_RUNNER, peekStateDirInstance(stateDir) ?? DEFAULT_INSTANCE);
-    firewall = { applied: !ban.dryRun, command: shellCommand(backend.command({ op: 'add', target: parseCidr(ban.target)!, expiresAt: Date.parse(ban.expiresAt) })) };
+    firewall = {
+      applied: !ban.dryRun,
+      command: shellCommand(
+        backend.command({ op: 'add', target: parseCidr(ban.target)!, expiresAt: Date.parse(ban.expiresAt) }),
+      ),
+    };
   }
 
   const graceUntil = existsSync(stateDir) ? readGrace(stateDir, key, policy, now) : undefined;
@@ -178,12 +199,20 @@ export async function explain(targetText: string, options: CommonOptions): Promi
 
 /** The text `explain` prints, one string per line. */
 export function explanationLines(x: Explanation): string[] {
-  const lines = [`${x.target}  (state directory ${x.stateDir}; ${x.daemon ? `daemon running, pid ${x.daemon.pid}` : 'no daemon running'})`];
+  const lines = [
+    `${x.target}  (state directory ${x.stateDir}; ${x.daemon ? `daemon running, pid ${x.daemon.pid}` : 'no daemon running'})`,
+  ];
   if (x.ban) {
     const b = x.ban;
     const whose = b.target === x.target ? '' : ` (the ban of ${b.target}, which holds it)`;
-    lines.push(`banned:       yes${whose}: rule ${printable(b.rule)}${b.count ? `, ${b.count} sockets at the time` : ''}, since ${b.createdAt}, until ${b.expiresAt}${b.reason ? `, reason: ${printable(b.reason)}` : ''}`);
-    lines.push(x.firewall!.applied ? `firewall:     ${x.firewall!.command}` : `firewall:     none: a dry-run ban (it would be: ${x.firewall!.command})`);
+    lines.push(
+      `banned:       yes${whose}: rule ${printable(b.rule)}${b.count ? `, ${b.count} sockets at the time` : ''}, since ${b.createdAt}, until ${b.expiresAt}${b.reason ? `, reason: ${printable(b.reason)}` : ''}`,
+    );
+    lines.push(
+      x.firewall!.applied
+        ? `firewall:     ${x.firewall!.command}`
+        : `firewall:     none: a dry-run ban (it would be: ${x.firewall!.command})`,
+    );
   } else {
     lines.push('banned:       no');
   }
@@ -192,19 +221,34 @@ export function explanationLines(x: Explanation): string[] {
       ? 'allowlisted:  no'
       : `allowlisted:  ${x.allowlisted.covers ? 'yes' : 'partly'}, by ${x.allowlisted.entry} (${{ policy: 'the policy’s allowlist', loopback: 'loopback, always', host: 'an address of this host, always' }[x.allowlisted.source]})${x.allowlisted.covers ? '' : ': the network is never banned whole; its other sources are judged one by one'}`,
   );
-  lines.push(x.grace === null ? 'grace:        no' : `grace:        until ${x.grace.until} (unbanned by hand: the detector leaves it alone until then)`);
+  lines.push(
+    x.grace === null
+      ? 'grace:        no'
+      : `grace:        until ${x.grace.until} (unbanned by hand: the detector leaves it alone until then)`,
+  );
   if (x.history.length === 0) {
     lines.push('history:      no ban or unban recorded');
   } else {
     lines.push(`history:      ${x.history.length} recorded (oldest first):`);
     for (const e of x.history) {
-      const details = [e.rule && `rule ${printable(e.rule)}`, e.count ? `${e.count} sockets` : null, e.ttl && `for ${e.ttl}`, e.reason && `reason: ${printable(e.reason)}`, e.graceUntil && `grace until ${e.graceUntil}`, e.dryRun ? 'dry-run' : null].filter(Boolean);
-      lines.push(`  ${e.at}  ${e.event.padEnd(6)}  ${printable(e.target)}${details.length > 0 ? `  ${details.join(', ')}` : ''}`);
+      const details = [
+        e.rule && `rule ${printable(e.rule)}`,
+        e.count ? `${e.count} sockets` : null,
+        e.ttl && `for ${e.ttl}`,
+        e.reason && `reason: ${printable(e.reason)}`,
+        e.graceUntil && `grace until ${e.graceUntil}`,
+        e.dryRun ? 'dry-run' : null,
+      ].filter(Boolean);
+      lines.push(
+        `  ${e.at}  ${e.event.padEnd(6)}  ${printable(e.target)}${details.length > 0 ? `  ${details.join(', ')}` : ''}`,
+      );
     }
   }
   lines.push('live table (now, against each rule):');
   for (const c of x.counts) {
-    lines.push(`  ${printable(c.rule)} (per ${c.per}): ${c.count} socket(s)${c.key && c.key !== x.target ? ` from ${c.key}` : ''}, threshold ${c.threshold}: ${c.over ? 'OVER, the detector flags it' : 'under'}`);
+    lines.push(
+      `  ${printable(c.rule)} (per ${c.per}): ${c.count} socket(s)${c.key && c.key !== x.target ? ` from ${c.key}` : ''}, threshold ${c.threshold}: ${c.over ? 'OVER, the detector flags it' : 'under'}`,
+    );
   }
   lines.push(`policy:       ${describePolicy(x.policy.file ?? undefined, x.policy.source)}`);
   return lines;

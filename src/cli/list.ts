@@ -21,16 +21,35 @@ export function printable(text: string): string {
 
 /** The table `list` prints, one string per line (the header first). */
 export function banTable(bans: readonly ListedBan[]): string[] {
-  const rows = bans.map((b) => [b.target, b.rule, String(b.count), b.createdAt, b.expiresAt, b.dryRun ? 'dry-run (not in firewall)' : 'enforced', b.source ?? 'local', b.reason ?? ''].map((cell) => printable(String(cell))));
+  const rows = bans.map((b) =>
+    [
+      b.target,
+      b.rule,
+      String(b.count),
+      b.createdAt,
+      b.expiresAt,
+      b.dryRun ? 'dry-run (not in firewall)' : 'enforced',
+      b.source ?? 'local',
+      b.reason ?? '',
+    ].map((cell) => printable(String(cell))),
+  );
   const header = ['TARGET', 'RULE', 'COUNT', 'CREATED', 'EXPIRES', 'MODE', 'SOURCE', 'REASON'];
   // A loop, not Math.max(...column): 125k+ arguments overflow V8's stack.
   const widths = header.map((h) => h.length);
   for (const row of rows) for (let i = 0; i < row.length; i++) widths[i] = Math.max(widths[i]!, row[i]!.length);
-  const lines = [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  const lines = [header, ...rows].map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
   return lines;
 }
 
-export async function listCommand(options: CommonOptions & { json?: boolean }, reader: Reader = PROCESS_READER): Promise<void> {
+export async function listCommand(
+  options: CommonOptions & { json?: boolean },
+  reader: Reader = PROCESS_READER,
+): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'list' });
   let bans: ListedBan[];

@@ -18,7 +18,9 @@ export function durationOption(flag: string, bounds: Bounds) {
   return (text: string): number => {
     const ms = parseBoundedDuration(text, bounds);
     if (ms === null) {
-      throw new UsageError(`${flag}: expected a duration ${describeDurationBounds(bounds)}, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${quoteInput(text)}`);
+      throw new UsageError(
+        `${flag}: expected a duration ${describeDurationBounds(bounds)}, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${quoteInput(text)}`,
+      );
     }
     return ms;
   };
@@ -38,7 +40,8 @@ export function collectStates(text: string, previous: SocketState[] = []): Socke
   const out = [...previous];
   for (const part of text.split(',')) {
     const state = normalizeState(part.trim());
-    if (state === null) throw new UsageError(`--state: expected a TCP state (${STATES.join(', ')}), got ${JSON.stringify(part)}`);
+    if (state === null)
+      throw new UsageError(`--state: expected a TCP state (${STATES.join(', ')}), got ${JSON.stringify(part)}`);
     out.push(state);
   }
   return out;

@@ -14,7 +14,10 @@ export function printablePolicy(policy: Policy): Policy {
   const webhook = policy.notify?.webhook;
   if (webhook === undefined) return policy;
   const headers = webhook.headers && Object.fromEntries(Object.keys(webhook.headers).map((name) => [name, '(hidden)']));
-  return { ...policy, notify: { ...policy.notify!, webhook: { ...webhook, url: redactUrl(webhook.url), ...(headers && { headers }) } } };
+  return {
+    ...policy,
+    notify: { ...policy.notify!, webhook: { ...webhook, url: redactUrl(webhook.url), ...(headers && { headers }) } },
+  };
 }
 
 export async function policyCheckCommand(file: string | undefined): Promise<void> {

@@ -30,14 +30,25 @@ export function policyInitCommand(file: string | undefined): void {
     if (created !== undefined) chmodSync(dir, 0o755);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot create the directory ${dir} for the policy (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`, { cause: error });
+    throw new UsageError(
+      `cannot create the directory ${dir} for the policy (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
+      { cause: error },
+    );
   }
   try {
     writeFileSync(target, header(target, target === resolve(etc)) + body, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new UsageError(`${target} already exists: not overwritten (remove it first, or give another FILE)`, { cause: error });
-    throw new UsageError(`cannot write the policy ${target} (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`, { cause: error });
+    if (code === 'EEXIST')
+      throw new UsageError(`${target} already exists: not overwritten (remove it first, or give another FILE)`, {
+        cause: error,
+      });
+    throw new UsageError(
+      `cannot write the policy ${target} (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
+      { cause: error },
+    );
   }
-  process.stdout.write(`wrote ${target}\nedit it, then check it with: floodgate policy check${target === resolve(etc) ? '' : ` ${target}`}\n`);
+  process.stdout.write(
+    `wrote ${target}\nedit it, then check it with: floodgate policy check${target === resolve(etc) ? '' : ` ${target}`}\n`,
+  );
 }

@@ -69,12 +69,12 @@ export function daemonPolicy(stateDir: string): PolicyChoice {
   try {
     const recorded = readFileSync(policyRecord(stateDir), 'utf8').trim();
     // The daemon records resolve(file): for the single executable's default, "/(embedded default policy)".
-    if (recorded.endsWith(EMBEDDED_POLICY_NAME)) return { file: EMBEDDED_POLICY_NAME, source: 'the running daemon\'s' };
-    if (recorded !== '') return { file: recorded, source: 'the running daemon\'s' };
+    if (recorded.endsWith(EMBEDDED_POLICY_NAME)) return { file: EMBEDDED_POLICY_NAME, source: "the running daemon's" };
+    if (recorded !== '') return { file: recorded, source: "the running daemon's" };
   } catch {
     // an older daemon, or the record was removed
   }
-  return { file: undefined, source: 'the running daemon\'s (not recorded)' };
+  return { file: undefined, source: "the running daemon's (not recorded)" };
 }
 
 /** "FILE (why)", one line for `status` and `list`. */

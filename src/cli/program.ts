@@ -9,60 +9,124 @@ import { version } from './version.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
 const program = new Command('floodgate')
-  .description('Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall')
+  .description(
+    'Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall',
+  )
   .version(version())
   .showHelpAfterError('(run floodgate --help for usage)')
   .exitOverride();
 
 program
   .command('scan')
-  .description("report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)")
-  .option('-i, --input <file>', 'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin', collect)
-  .addOption(new Option('--format <format>', 'force the input format instead of detecting it').argParser(choiceOption('--format', FORMATS)))
+  .description(
+    'report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)',
+  )
+  .option(
+    '-i, --input <file>',
+    'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin',
+    collect,
+  )
+  .addOption(
+    new Option('--format <format>', 'force the input format instead of detecting it').argParser(
+      choiceOption('--format', FORMATS),
+    ),
+  )
   .option('--strict', 'a malformed line is an error naming the file and line, instead of being skipped and counted')
-  .addOption(new Option('--by <key>', 'group by remote ip, remote network, or local port').argParser(choiceOption('--by', ['ip', 'net', 'port'] as const)).default('ip'))
+  .addOption(
+    new Option('--by <key>', 'group by remote ip, remote network, or local port')
+      .argParser(choiceOption('--by', ['ip', 'net', 'port'] as const))
+      .default('ip'),
+  )
   .option('--prefix4 <bits>', 'IPv4 network size for --by net', wholeNumberOption('--prefix4', 1, 32), 24)
   .option('--prefix6 <bits>', 'IPv6 network size for --by net', wholeNumberOption('--prefix6', 1, 128), 64)
-  .option('-s, --state <states>', 'only sockets in these states (repeatable or comma list; SYN_RECV, ESTABLISHED, …)', collectStates)
+  .option(
+    '-s, --state <states>',
+    'only sockets in these states (repeatable or comma list; SYN_RECV, ESTABLISHED, …)',
+    collectStates,
+  )
   .option('-p, --port <ports>', 'only sockets on these local ports (repeatable or comma list)', collectPorts)
-  .addOption(new Option('--proto <proto>', 'only tcp or udp sockets').argParser(choiceOption('--proto', ['tcp', 'udp', 'all'] as const)).default('all'))
+  .addOption(
+    new Option('--proto <proto>', 'only tcp or udp sockets')
+      .argParser(choiceOption('--proto', ['tcp', 'udp', 'all'] as const))
+      .default('all'),
+  )
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
   .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
-  .option('--interval <duration>', 'live only: sample the kernel flood counters twice, this far apart, and show rates per second', durationOption('--interval', BOUNDS.interval))
-  .option('--policy <file>', 'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why')
+  .option(
+    '--interval <duration>',
+    'live only: sample the kernel flood counters twice, this far apart, and show rates per second',
+    durationOption('--interval', BOUNDS.interval),
+  )
+  .option(
+    '--policy <file>',
+    'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why',
+  )
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
 /** Options every command that touches bans takes. */
 function common(command: Command): Command {
   return command
-    .option('--state-dir <dir>', 'where bans are kept (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
-    .option('--policy <file>', 'policy file (default: $FLOODGATE_POLICY, else the one `run` used with this state directory, else /etc/floodgate/policy.yaml if it exists, else the embedded default)')
+    .option(
+      '--state-dir <dir>',
+      'where bans are kept (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)',
+    )
+    .option(
+      '--policy <file>',
+      'policy file (default: $FLOODGATE_POLICY, else the one `run` used with this state directory, else /etc/floodgate/policy.yaml if it exists, else the embedded default)',
+    )
     .option('--enforce', 'change the firewall (needs root); overrides the policy mode')
     .option('--dry-run', 'only show what would change; overrides the policy mode')
     .option('--pretty', 'the same as --log-format pretty')
-    .addOption(new Option('--log-format <format>', 'pretty: one readable line per event (default on a terminal); journal: one line per event with a syslog priority (default when stdout is the systemd journal); json: pino JSON lines (default otherwise); also FLOODGATE_LOG_FORMAT').argParser(choiceOption('--log-format', LOG_FORMATS)))
-    .addOption(new Option('--log-level <level>', 'the least important events logged (default: info for run, warn for the other commands; also FLOODGATE_LOG_LEVEL)').argParser(choiceOption('--log-level', LOG_LEVELS)));
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'pretty: one readable line per event (default on a terminal); journal: one line per event with a syslog priority (default when stdout is the systemd journal); json: pino JSON lines (default otherwise); also FLOODGATE_LOG_FORMAT',
+      ).argParser(choiceOption('--log-format', LOG_FORMATS)),
+    )
+    .addOption(
+      new Option(
+        '--log-level <level>',
+        'the least important events logged (default: info for run, warn for the other commands; also FLOODGATE_LOG_LEVEL)',
+      ).argParser(choiceOption('--log-level', LOG_LEVELS)),
+    );
 }
 
 common(program.command('run'))
-  .description('the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file')
+  .description(
+    'the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file',
+  )
   .option('--flush-on-exit', 'remove every floodgate rule on SIGTERM/SIGINT instead of leaving the bans to expire')
-  .option('--interval <duration>', "override the policy's interval (100ms to 1h)", durationOption('--interval', BOUNDS.interval))
+  .option(
+    '--interval <duration>',
+    "override the policy's interval (100ms to 1h)",
+    durationOption('--interval', BOUNDS.interval),
+  )
   .action(async (options) => (await import('./run.js')).runCommand(options));
 
 common(program.command('ban'))
   .description('ban addresses or networks by hand')
   .argument('[targets...]', 'IPv4/IPv6 addresses or networks (CIDR)')
-  .option('--ttl <duration>', "how long, 1s to 3650d; a bare number is seconds (default: the policy's ban.ttl, doubled for repeat offenders)", durationOption('--ttl', BOUNDS.ttl))
+  .option(
+    '--ttl <duration>',
+    "how long, 1s to 3650d; a bare number is seconds (default: the policy's ban.ttl, doubled for repeat offenders)",
+    durationOption('--ttl', BOUNDS.ttl),
+  )
   .option('--reason <text>', 'a note kept with the ban')
   .option('--from-file <file>', 'read targets from a file: one per line, # comments')
-  .option('--force', 'allow networks wider than /16 (IPv4) or /32 (IPv6), allowlisted addresses and your own SSH client address')
+  .option(
+    '--force',
+    'allow networks wider than /16 (IPv4) or /32 (IPv6), allowlisted addresses and your own SSH client address',
+  )
   .action(async (targets: string[], options) => (await import('./ban.js')).banCommand(targets, options));
 
 common(program.command('unban'))
   .description('lift bans; the detector leaves the target alone for a grace period')
   .argument('[targets...]', 'addresses or networks to unban')
-  .option('--grace <duration>', "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none; at most 3650d)", durationOption('--grace', BOUNDS.grace))
+  .option(
+    '--grace <duration>',
+    "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none; at most 3650d)",
+    durationOption('--grace', BOUNDS.grace),
+  )
   .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
 
 common(program.command('list'))
@@ -75,21 +139,36 @@ common(program.command('flush'))
   .action(async (options) => (await import('./flush.js')).flushCommand(options));
 
 common(program.command('status'))
-  .description('mode, backend, active and refused bans, the last scan and the kernel flood counters; exits 1 when no daemon runs (the same information is printed), for monitoring checks')
+  .description(
+    'mode, backend, active and refused bans, the last scan and the kernel flood counters; exits 1 when no daemon runs (the same information is printed), for monitoring checks',
+  )
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
 
 common(program.command('explain'))
-  .description('why an address or network is (not) banned: its ban and firewall rule, past bans and unbans, allowlist entry, grace period, and its live counts against each rule')
+  .description(
+    'why an address or network is (not) banned: its ban and firewall rule, past bans and unbans, allowlist entry, grace period, and its live counts against each rule',
+  )
   .argument('<target>', 'an IPv4/IPv6 address or network (CIDR)')
-  .option('--json', 'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}')
+  .option(
+    '--json',
+    'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}',
+  )
   .action(async (target: string, options) => (await import('./explain.js')).explainCommand(target, options));
 
 program
   .command('top')
-  .description('a live full-terminal view, redrawn every second: sockets per state, the top sources against each rule, the kernel flood counters as rates, the bans with their time left and the daemon\'s latest events; changes nothing; q quits')
-  .option('--state-dir <dir>', 'the daemon or bans to show (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)')
-  .option('--policy <file>', 'the rules whose thresholds are shown (default: as for list and status: the running daemon\'s)')
+  .description(
+    "a live full-terminal view, redrawn every second: sockets per state, the top sources against each rule, the kernel flood counters as rates, the bans with their time left and the daemon's latest events; changes nothing; q quits",
+  )
+  .option(
+    '--state-dir <dir>',
+    'the daemon or bans to show (default: /var/lib/floodgate as root, ~/.local/state/floodgate otherwise)',
+  )
+  .option(
+    '--policy <file>',
+    "the rules whose thresholds are shown (default: as for list and status: the running daemon's)",
+  )
   .option('--interval <duration>', 'time between frames', durationOption('--interval', BOUNDS.interval), 1000)
   .option('-n, --top <n>', 'sources (or networks) shown per rule', wholeNumberOption('--top', 1, 1000), 5)
   .option('--once', 'print one frame and exit (needed when the output is not a terminal)')
@@ -99,7 +178,10 @@ const policy = program.command('policy').description('work with policy files');
 policy
   .command('check')
   .description('validate a policy file and print the effective policy with every default filled in')
-  .argument('[file]', 'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, /etc/floodgate/policy.yaml if it exists, the embedded default)')
+  .argument(
+    '[file]',
+    'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, /etc/floodgate/policy.yaml if it exists, the embedded default)',
+  )
   .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
 policy
   .command('init')
@@ -121,8 +203,9 @@ export async function main(): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    process.stderr.write(`floodgate: internal error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    process.stderr.write(
+      `floodgate: internal error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`,
+    );
     process.exitCode = 70;
   }
 }
-

@@ -23,5 +23,13 @@ export async function runCommand(options: RunOptions): Promise<void> {
   };
   const { policy, mode } = effective(loaded.policy);
   const log = createLogger({ format: options.logFormat, pretty: options.pretty, level: options.logLevel });
-  await runDaemon({ policy, policyFile: loaded.file, mode, stateDir: options.stateDir ?? defaultStateDir(), flushOnExit: options.flushOnExit ?? false, log, reload: () => effective(loadPolicy(loaded.file).policy) });
+  await runDaemon({
+    policy,
+    policyFile: loaded.file,
+    mode,
+    stateDir: options.stateDir ?? defaultStateDir(),
+    flushOnExit: options.flushOnExit ?? false,
+    log,
+    reload: () => effective(loadPolicy(loaded.file).policy),
+  });
 }

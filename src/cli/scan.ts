@@ -44,14 +44,19 @@ function capturedCounters(tables: readonly InputTable[]): Counters | undefined {
   if (captures.length === 0) return undefined;
   const first = captures[0]!.counters!;
   const last = captures.at(-1)!.counters!;
-  const change = captures.length > 1 ? (Object.fromEntries(FLOOD_COUNTERS.map((name) => [name, last[name] - first[name]])) as FloodCounters) : undefined;
+  const change =
+    captures.length > 1
+      ? (Object.fromEntries(FLOOD_COUNTERS.map((name) => [name, last[name] - first[name]])) as FloodCounters)
+      : undefined;
   return { total: last, ...(change && { change }), files: captures.map((t) => t.name) };
 }
 
 export async function scanCommand(options: ScanOptions): Promise<void> {
   const live = options.input === undefined || options.input.length === 0;
-  if (!live && options.interval !== undefined) throw new UsageError('--interval samples the live kernel counters; it cannot be used with --input');
-  if (live && options.policy !== undefined) throw new UsageError('--policy runs a what-if on captured tables; give them with --input');
+  if (!live && options.interval !== undefined)
+    throw new UsageError('--interval samples the live kernel counters; it cannot be used with --input');
+  if (live && options.policy !== undefined)
+    throw new UsageError('--policy runs a what-if on captured tables; give them with --input');
   // Read first: a policy file with a mistake is reported before any capture is read.
   const policy = options.policy === undefined ? undefined : loadPolicy(options.policy).policy;
 
@@ -68,20 +73,29 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     counters =
       before === undefined
         ? { total: after }
-        : { total: after, perSecond: counterRates(before, after, options.interval! / 1000), seconds: options.interval! / 1000 };
+        : {
+            total: after,
+            perSecond: counterRates(before, after, options.interval! / 1000),
+            seconds: options.interval! / 1000,
+          };
   } else {
     tables = await Promise.all(options.input!.map((name) => readInput(name, options.format)));
     counters = capturedCounters(tables);
   }
   const socketTables = tables.filter((t) => t.format !== 'counters');
 
-  const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) => t.malformed.map((m) => ({ ...m, file: t.name })));
+  const malformed: (MalformedLine & { file: string })[] = tables.flatMap((t) =>
+    t.malformed.map((m) => ({ ...m, file: t.name })),
+  );
   if (options.strict && malformed.length > 0) {
     const first = malformed[0]!;
-    throw new UsageError(`${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`);
+    throw new UsageError(
+      `${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`,
+    );
   }
 
-  const grouping: Grouping = options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
+  const grouping: Grouping =
+    options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
   const table = mergeRows(tables);
   const counts = countTop(
     table,
@@ -94,7 +108,9 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     options.top,
   );
   const groups = counts.top;
-  const states = Object.fromEntries(STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]));
+  const states = Object.fromEntries(
+    STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]),
+  );
   // The top sources shown are accounted for too: banned, or spared and why.
   const outcome = policy && whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
 
@@ -111,7 +127,11 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
         ...(counters.perSecond && { countersPerSecond: counters.perSecond }),
         ...(counters.change && { countersChange: counters.change }),
       }),
-      ...(outcome && { bans: outcome.bans, spared: outcome.spared, ...(outcome.attack && { attack: outcome.attack.reasons }) }),
+      ...(outcome && {
+        bans: outcome.bans,
+        spared: outcome.spared,
+        ...(outcome.attack && { attack: outcome.attack.reasons }),
+      }),
     };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return;
@@ -120,10 +140,14 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   const lines: string[] = [];
   // Only /proc/net/netstat captures given: the counters are all there is to show.
   const countersOnly = !live && socketTables.length === 0;
-  const source = live ? `live kernel table (${defaultProcRoot()}/net/tcp, tcp6, udp, udp6)` : socketTables.map((t) => `${t.name} (${t.format})`).join(', ');
+  const source = live
+    ? `live kernel table (${defaultProcRoot()}/net/tcp, tcp6, udp, udp6)`
+    : socketTables.map((t) => `${t.name} (${t.format})`).join(', ');
   if (!countersOnly) lines.push(`${counts.total} sockets matched in ${source}`);
   if (malformed.length > 0) {
-    lines.push(`${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`);
+    lines.push(
+      `${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`,
+    );
   }
   if (!countersOnly) {
     lines.push('', 'STATE         COUNT');
@@ -137,17 +161,28 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       options.port && `local port ${options.port.join(',')}`,
       options.proto !== 'all' && options.proto,
     ].filter(Boolean);
-    lines.push('', `top ${groups.length} of ${counts.distinct} by ${options.by}${filters.length ? ` (${filters.join('; ')})` : ''}`);
+    lines.push(
+      '',
+      `top ${groups.length} of ${counts.distinct} by ${options.by}${filters.length ? ` (${filters.join('; ')})` : ''}`,
+    );
     lines.push(` COUNT  ${what}`);
     for (const group of groups) lines.push(`${String(group.count).padStart(6)}  ${group.key}`);
   }
   if (counters) {
     if (!countersOnly) lines.push('');
     if (counters.files) lines.push(`kernel flood counters in ${counters.files.join(', ')} (/proc/net/netstat)`);
-    const column = counters.perSecond ? `   PER SECOND (over ${counters.seconds}s)` : counters.change ? '       CHANGE (first capture to last)' : '';
+    const column = counters.perSecond
+      ? `   PER SECOND (over ${counters.seconds}s)`
+      : counters.change
+        ? '       CHANGE (first capture to last)'
+        : '';
     lines.push(`KERNEL FLOOD COUNTER    SINCE BOOT${column}`);
     for (const name of FLOOD_COUNTERS) {
-      const extra = counters.perSecond ? `   ${counters.perSecond[name].toFixed(1).padStart(10)}` : counters.change ? `   ${String(counters.change[name]).padStart(10)}` : '';
+      const extra = counters.perSecond
+        ? `   ${counters.perSecond[name].toFixed(1).padStart(10)}`
+        : counters.change
+          ? `   ${String(counters.change[name]).padStart(10)}`
+          : '';
       lines.push(`${name.padEnd(22)} ${String(counters.total[name]).padStart(11)}${extra}`);
     }
   }
@@ -157,11 +192,19 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
 
 function whatIfLines(outcome: WhatIf, file: string): string[] {
   const lines = [`WHAT IF: ${file} at one tick, with nothing banned yet`];
-  const width = Math.max(16, ...outcome.bans.map((b) => b.target.length), ...outcome.spared.map((s) => s.target.length));
+  const width = Math.max(
+    16,
+    ...outcome.bans.map((b) => b.target.length),
+    ...outcome.spared.map((s) => s.target.length),
+  );
   if (outcome.bans.length === 0) lines.push('no bans');
   else {
-    lines.push(`${outcome.bans.length} ban${outcome.bans.length === 1 ? '' : 's'}`, `${'TARGET'.padEnd(width)}  ${'RULE'.padEnd(20)}   COUNT  TTL`);
-    for (const ban of outcome.bans) lines.push(`${ban.target.padEnd(width)}  ${ban.rule.padEnd(20)}  ${String(ban.count).padStart(6)}  ${ban.ttl}`);
+    lines.push(
+      `${outcome.bans.length} ban${outcome.bans.length === 1 ? '' : 's'}`,
+      `${'TARGET'.padEnd(width)}  ${'RULE'.padEnd(20)}   COUNT  TTL`,
+    );
+    for (const ban of outcome.bans)
+      lines.push(`${ban.target.padEnd(width)}  ${ban.rule.padEnd(20)}  ${String(ban.count).padStart(6)}  ${ban.ttl}`);
   }
   if (outcome.spared.length > 0) {
     lines.push('', `${outcome.spared.length} spared`, `${'TARGET'.padEnd(width)}  REASON`);

@@ -37,7 +37,8 @@ function readEnviron(procRoot: string, pid: number): Record<string, string> {
   const out: Record<string, string> = {};
   for (const entry of readFileSync(join(procRoot, String(pid), 'environ'), 'latin1').split('\0')) {
     const eq = entry.indexOf('=');
-    if (eq > 0 && (entry.startsWith('SSH_CLIENT=') || entry.startsWith('SSH_CONNECTION='))) out[entry.slice(0, eq)] = entry.slice(eq + 1);
+    if (eq > 0 && (entry.startsWith('SSH_CLIENT=') || entry.startsWith('SSH_CONNECTION=')))
+      out[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   return out;
 }
@@ -58,7 +59,11 @@ function readStatus(procRoot: string, pid: number): { name: string; ppid: number
 function procAddress(hex: string): string | null {
   if (!/^(?:[0-9A-F]{8}|[0-9A-F]{32})$/i.test(hex)) return null;
   const words = hex.match(/.{8}/g)!.map((word) => word.match(/../g)!.reverse().join(''));
-  if (words.length === 1) return words[0]!.match(/../g)!.map((byte) => parseInt(byte, 16)).join('.');
+  if (words.length === 1)
+    return words[0]!
+      .match(/../g)!
+      .map((byte) => parseInt(byte, 16))
+      .join('.');
   return words.join('').match(/.{4}/g)!.join(':');
 }
 
@@ -116,12 +121,17 @@ export function findSshSession(lookup: SessionLookup = {}): SshSession {
         // The session's own sshd, reached without finding the variables (env -i, or a shell that
         // unset them): its TCP connection has the client's address.
         const peer = sshdPeer(procRoot, pid);
-        if (peer !== null) return { kind: 'found', address: peer, source: `the connection of process ${pid} (${status.name})` };
-        return { kind: 'unknown', why: `process ${pid} (${status.name}) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read` };
+        if (peer !== null)
+          return { kind: 'found', address: peer, source: `the connection of process ${pid} (${status.name})` };
+        return {
+          kind: 'unknown',
+          why: `process ${pid} (${status.name}) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read`,
+        };
       }
       try {
         const address = clientAddress(readEnviron(procRoot, pid));
-        if (address !== null) return { kind: 'found', address, source: `SSH_CLIENT of process ${pid} (${status.name})` };
+        if (address !== null)
+          return { kind: 'found', address, source: `SSH_CLIENT of process ${pid} (${status.name})` };
       } catch (error) {
         unreadable ??= `cannot read the environment of process ${pid} (${status.name}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
       }

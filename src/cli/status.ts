@@ -35,7 +35,11 @@ export interface Status extends StatusResult {
  * With no daemon, both stores, as `list` reads them: a `ban --enforce` made without a daemon is in
  * the enforce store whatever mode the policy says.
  */
-function readStatus(stateDir: string, mode: Mode, policy: Awaited<ReturnType<typeof loadCommandPolicy>>['policy']): Status {
+function readStatus(
+  stateDir: string,
+  mode: Mode,
+  policy: Awaited<ReturnType<typeof loadCommandPolicy>>['policy'],
+): Status {
   const now = Date.now();
   const counts = { enforce: 0, 'dry-run': 0 };
   let refused = 0;
@@ -63,7 +67,10 @@ function readStatus(stateDir: string, mode: Mode, policy: Awaited<ReturnType<typ
   };
 }
 
-export async function statusCommand(options: CommonOptions & { json?: boolean }, reader: Reader = PROCESS_READER): Promise<void> {
+export async function statusCommand(
+  options: CommonOptions & { json?: boolean },
+  reader: Reader = PROCESS_READER,
+): Promise<void> {
   const stateDir = options.stateDir ?? defaultStateDir();
   const response = await sendControl(join(stateDir, CONTROL_SOCKET), { cmd: 'status' });
   let status: Status;
@@ -72,7 +79,14 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
     const answered = response.result as StatusResult;
     used = daemonPolicy(stateDir);
     // A daemon holds the bans of its own mode only.
-    status = { stateDir, ...answered, bans: { enforce: answered.mode === 'enforce' ? answered.active : 0, dryRun: answered.mode === 'dry-run' ? answered.active : 0 } };
+    status = {
+      stateDir,
+      ...answered,
+      bans: {
+        enforce: answered.mode === 'enforce' ? answered.active : 0,
+        dryRun: answered.mode === 'dry-run' ? answered.active : 0,
+      },
+    };
   } else {
     const { policy, file, source } = await loadCommandPolicy(options, stateDir);
     used = { file, source };
@@ -84,14 +98,20 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
   const counters = await readKernelCounters();
   if (status.daemon === null) process.exitCode = NO_DAEMON_EXIT_CODE;
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`,
+    );
     return;
   }
   const byMode = `${status.bans.enforce} enforced (in the firewall), ${status.bans.dryRun} dry-run (not in the firewall)`;
   const lines = [
     `state dir:  ${stateDir}`,
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
-    ...(status.daemon?.memory ? [`memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`] : []),
+    ...(status.daemon?.memory
+      ? [
+          `memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`,
+        ]
+      : []),
     `policy:     ${describePolicy(used.file, used.source)}`,
     // With no daemon, the mode is only what the next command would use; the bans say their own.
     `mode:       ${status.mode}${status.daemon ? '' : ` (what ${options.enforce || options.dryRun ? 'the flags say' : 'the policy says'}; no daemon runs)`}`,
@@ -104,7 +124,11 @@ export async function statusCommand(options: CommonOptions & { json?: boolean },
           `fleet:      ${status.fleet.engine} as ${status.fleet.host}, ${status.fleet.connected ? 'connected' : 'NOT CONNECTED'}; last pull ${status.fleet.lastPull ?? 'never'}; ${status.fleet.fleetBans} fleet ban(s); outbox ${status.fleet.outbox}${status.fleet.lastError ? `; last error ${status.fleet.lastError.at}: ${status.fleet.lastError.message}` : ''}`,
         ]
       : []),
-    ...(status.unsaved ? [`NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`] : []),
+    ...(status.unsaved
+      ? [
+          `NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`,
+        ]
+      : []),
     'kernel flood counters (since boot):',
     ...FLOOD_COUNTERS.map((name) => `  ${name.padEnd(22)} ${counters[name]}`),
   ];

@@ -111,7 +111,9 @@ function share(wants: readonly number[], room: number): number[] {
 }
 
 function header(frame: TopFrame, columns: number): Line[] {
-  const lines: Line[] = [{ text: `floodgate top  ${clock(frame.now)} UTC  every ${frame.interval / 1000}s  q quits`, style: 'title' }];
+  const lines: Line[] = [
+    { text: `floodgate top  ${clock(frame.now)} UTC  every ${frame.interval / 1000}s  q quits`, style: 'title' },
+  ];
   const d = frame.daemon;
   if (d?.daemon) {
     const parts = [
@@ -121,7 +123,13 @@ function header(frame: TopFrame, columns: number): Line[] {
     ];
     lines.push(...wrap(parts, columns).map((text) => ({ text })));
   } else {
-    if (frame.daemonProblem) lines.push(...wrap(`daemon: ${printable(frame.daemonProblem)}`.split(' '), columns, ' ').map((text) => ({ text, style: 'warn' as const })));
+    if (frame.daemonProblem)
+      lines.push(
+        ...wrap(`daemon: ${printable(frame.daemonProblem)}`.split(' '), columns, ' ').map((text) => ({
+          text,
+          style: 'warn' as const,
+        })),
+      );
     else lines.push({ text: 'daemon: not running (the table and the saved bans only)', style: 'dim' });
   }
   lines.push({ text: `policy: ${frame.policy}`, style: 'dim' });
@@ -134,7 +142,10 @@ function header(frame: TopFrame, columns: number): Line[] {
 function groupLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const banned = new Set(frame.bans.map((b) => b.target));
   const width = Math.max(18, ...frame.groups.map((g) => g.target.length));
-  const title = { text: `${'TOP SOURCES'.padEnd(width)}  ${'COUNT'.padStart(6)}  THRESHOLD  ${'RULE'.padEnd(20)}  `, style: 'title' as const };
+  const title = {
+    text: `${'TOP SOURCES'.padEnd(width)}  ${'COUNT'.padStart(6)}  THRESHOLD  ${'RULE'.padEnd(20)}  `,
+    style: 'title' as const,
+  };
   // Nearest to their rule's threshold first: the ones about to be banned.
   const sorted = [...frame.groups].sort((a, b) => b.count / b.threshold - a.count / a.threshold || b.count - a.count);
   const rows = sorted.map((g): Line => {
@@ -142,27 +153,48 @@ function groupLines(frame: TopFrame): { title: Line; rows: Line[] } {
     const over = g.count > g.threshold;
     const note = isBanned ? 'banned' : over ? 'OVER' : g.count * 2 > g.threshold ? 'near' : '';
     const text = `${printable(g.target).padEnd(width)}  ${String(g.count).padStart(6)}  ${`> ${g.threshold}`.padEnd(9)}  ${printable(g.rule).padEnd(20)}  ${note}`;
-    return { text, ...(isBanned ? { style: 'banned' as const } : over ? { style: 'over' as const } : note === 'near' ? { style: 'near' as const } : {}) };
+    return {
+      text,
+      ...(isBanned
+        ? { style: 'banned' as const }
+        : over
+          ? { style: 'over' as const }
+          : note === 'near'
+            ? { style: 'near' as const }
+            : {}),
+    };
   });
   if (rows.length === 0) rows.push({ text: '(no connected sockets any rule counts)', style: 'dim' });
   return { title, rows };
 }
 
 function counterLines(frame: TopFrame, columns: number): { title: Line; rows: Line[] } {
-  const title = { text: frame.rates ? 'KERNEL FLOOD COUNTERS  per second (since boot)' : 'KERNEL FLOOD COUNTERS  since boot (rates from the next refresh)', style: 'title' as const };
-  const words = FLOOD_COUNTERS.map((name) => (frame.rates ? `${name} ${rate(frame.rates[name])}/s (${frame.counters[name]})` : `${name} ${frame.counters[name]}`));
+  const title = {
+    text: frame.rates
+      ? 'KERNEL FLOOD COUNTERS  per second (since boot)'
+      : 'KERNEL FLOOD COUNTERS  since boot (rates from the next refresh)',
+    style: 'title' as const,
+  };
+  const words = FLOOD_COUNTERS.map((name) =>
+    frame.rates ? `${name} ${rate(frame.rates[name])}/s (${frame.counters[name]})` : `${name} ${frame.counters[name]}`,
+  );
   const hot = frame.rates !== undefined && FLOOD_COUNTERS.some((name) => frame.rates![name] > 0);
   return { title, rows: wrap(words, columns).map((text) => ({ text, ...(hot && { style: 'warn' as const }) })) };
 }
 
 function banLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const width = Math.max(18, ...frame.bans.map((b) => b.target.length));
-  const title = { text: `${`BANS (${frame.daemon?.active ?? frame.bans.length})`.padEnd(width)}  ${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`, style: 'title' as const };
+  const title = {
+    text: `${`BANS (${frame.daemon?.active ?? frame.bans.length})`.padEnd(width)}  ${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`,
+    style: 'title' as const,
+  };
   // Newest first: what was just banned is what one is watching for.
   const sorted = [...frame.bans].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
-  const rows = sorted.map((b): Line => ({
-    text: `${printable(b.target).padEnd(width)}  ${printable(b.rule).padEnd(20)}  ${String(b.count).padStart(6)}  ${timeLeft(Date.parse(b.expiresAt) - frame.now).padEnd(9)}  ${b.dryRun ? 'dry-run' : 'enforced'}`,
-  }));
+  const rows = sorted.map(
+    (b): Line => ({
+      text: `${printable(b.target).padEnd(width)}  ${printable(b.rule).padEnd(20)}  ${String(b.count).padStart(6)}  ${timeLeft(Date.parse(b.expiresAt) - frame.now).padEnd(9)}  ${b.dryRun ? 'dry-run' : 'enforced'}`,
+    }),
+  );
   if (rows.length === 0) rows.push({ text: '(none)', style: 'dim' });
   return { title, rows };
 }
@@ -170,14 +202,19 @@ function banLines(frame: TopFrame): { title: Line; rows: Line[] } {
 function eventLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const title = { text: 'LATEST EVENTS', style: 'title' as const };
   if (frame.events === null) {
-    const why = frame.daemon === null ? '(kept by a running floodgate run; none is running)' : '(this floodgate run does not answer the events request: an older version?)';
+    const why =
+      frame.daemon === null
+        ? '(kept by a running floodgate run; none is running)'
+        : '(this floodgate run does not answer the events request: an older version?)';
     return { title, rows: [{ text: why, style: 'dim' }] };
   }
   // Newest first.
-  const rows = [...frame.events].reverse().map((e): Line => ({
-    text: `${clock(Date.parse(e.at))}  ${e.level.padEnd(5)}  ${printable(e.msg || e.event)}`,
-    ...(e.level === 'error' || e.level === 'warn' ? { style: 'warn' as const } : {}),
-  }));
+  const rows = [...frame.events].reverse().map(
+    (e): Line => ({
+      text: `${clock(Date.parse(e.at))}  ${e.level.padEnd(5)}  ${printable(e.msg || e.event)}`,
+      ...(e.level === 'error' || e.level === 'warn' ? { style: 'warn' as const } : {}),
+    }),
+  );
   if (rows.length === 0) rows.push({ text: '(none yet)', style: 'dim' });
   return { title, rows };
 }
@@ -191,14 +228,25 @@ export function renderTop(frame: TopFrame, size: ScreenSize, color: boolean): st
   // Header, the counters, and each section's title with a blank line before it, always; the rows share the rest.
   const fixed = top.length + 2 + counters.rows.length + sections.length * 2;
   const room = size.rows === Infinity ? Infinity : size.rows - fixed;
-  const counts = room === Infinity ? sections.map((s) => s.rows.length) : share(sections.map((s) => s.rows.length), room);
+  const counts =
+    room === Infinity
+      ? sections.map((s) => s.rows.length)
+      : share(
+          sections.map((s) => s.rows.length),
+          room,
+        );
   const lines: Line[] = [...top];
-  const [sources, bans, events] = sections as [ReturnType<typeof groupLines>, ReturnType<typeof banLines>, ReturnType<typeof eventLines>];
+  const [sources, bans, events] = sections as [
+    ReturnType<typeof groupLines>,
+    ReturnType<typeof banLines>,
+    ReturnType<typeof eventLines>,
+  ];
   const add = (section: { title: Line; rows: Line[] }, count: number) => {
     lines.push({ text: '' }, section.title);
     const shown = section.rows.slice(0, count);
     // A cut list says so on its last line, rather than passing for the whole.
-    if (count < section.rows.length && count > 0) shown[count - 1] = { text: `… ${section.rows.length - count + 1} more`, style: 'dim' };
+    if (count < section.rows.length && count > 0)
+      shown[count - 1] = { text: `… ${section.rows.length - count + 1} more`, style: 'dim' };
     lines.push(...shown);
   };
   add(sources, counts[0]!);

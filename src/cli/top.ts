@@ -4,7 +4,13 @@
 // its control socket (status, list, events), or, with no daemon, the saved bans.
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
-import { CONTROL_SOCKET, type ListedBan, type RecentEvent, type Request, type StatusResult } from '../daemon/protocol.js';
+import {
+  CONTROL_SOCKET,
+  type ListedBan,
+  type RecentEvent,
+  type Request,
+  type StatusResult,
+} from '../daemon/protocol.js';
 import { defaultStateDir } from '../daemon/state-dir.js';
 import { ruleFilter } from '../detect/detector.js';
 import { UsageError } from '../errors.js';
@@ -34,9 +40,16 @@ const PIPE_COLUMNS = 120;
 /** Each rule's largest groups as that rule counts them (its states, ports, proto, per ip or net). */
 export function ruleGroups(table: SocketTable, policy: Policy, top: number): RuleGroup[] {
   return policy.rules.flatMap((rule) => {
-    const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
+    const grouping =
+      rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
     const { groups } = countSockets(table, ruleFilter(rule), grouping);
-    return topGroups(groups, top).map((g) => ({ target: g.key, rule: rule.name, per: rule.per, count: g.count, threshold: rule.threshold }));
+    return topGroups(groups, top).map((g) => ({
+      target: g.key,
+      rule: rule.name,
+      per: rule.per,
+      count: g.count,
+      threshold: rule.threshold,
+    }));
   });
 }
 
@@ -63,7 +76,10 @@ function daemonReader(socket: string): () => Promise<DaemonView> {
   return async () => {
     try {
       // A daemon older than the events request refuses it: its status and bans are still shown.
-      const [status, events] = (await Promise.all([ask({ cmd: 'status' }), ask({ cmd: 'events' }).catch(() => null)])) as [StatusResult | null, RecentEvent[] | null];
+      const [status, events] = (await Promise.all([
+        ask({ cmd: 'status' }),
+        ask({ cmd: 'events' }).catch(() => null),
+      ])) as [StatusResult | null, RecentEvent[] | null];
       if (status === null) {
         listed = undefined;
         return { status: null, bans: null, events: null };
@@ -89,7 +105,9 @@ export function useColor(isTTY: boolean, env: NodeJS.ProcessEnv = process.env): 
 export async function topCommand(options: TopOptions): Promise<void> {
   const out = process.stdout;
   if (!out.isTTY && !options.once) {
-    throw new UsageError('floodgate top draws a live screen and needs a terminal, but its output is not one; use --once to print a single frame (or floodgate status / scan for scripts)');
+    throw new UsageError(
+      'floodgate top draws a live screen and needs a terminal, but its output is not one; use --once to print a single frame (or floodgate status / scan for scripts)',
+    );
   }
   const stateDir = options.stateDir ?? defaultStateDir();
   const socket = join(stateDir, CONTROL_SOCKET);
@@ -100,7 +118,11 @@ export async function topCommand(options: TopOptions): Promise<void> {
   let previous: { at: number; counters: FloodCounters } | undefined;
 
   const sample = async (): Promise<TopFrame> => {
-    const [daemon, , counters] = await Promise.all([askDaemon(), readLiveTable('all', undefined, table), readKernelCounters()]);
+    const [daemon, , counters] = await Promise.all([
+      askDaemon(),
+      readLiveTable('all', undefined, table),
+      readKernelCounters(),
+    ]);
     const now = Date.now();
     const rates = previous && counterRates(previous.counters, counters, (now - previous.at) / 1000);
     previous = { at: now, counters };
@@ -134,7 +156,9 @@ export async function topCommand(options: TopOptions): Promise<void> {
   };
 
   if (options.once) {
-    const size: ScreenSize = out.isTTY ? { columns: out.columns, rows: out.rows } : { columns: PIPE_COLUMNS, rows: Infinity };
+    const size: ScreenSize = out.isTTY
+      ? { columns: out.columns, rows: out.rows }
+      : { columns: PIPE_COLUMNS, rows: Infinity };
     out.write(`${renderTop(await sample(), size, useColor(out.isTTY === true)).join('\n')}\n`);
     return;
   }

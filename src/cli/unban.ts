@@ -12,9 +12,16 @@ export interface UnbanOptions extends CommonOptions {
 export async function unbanCommand(targetTexts: string[], options: UnbanOptions): Promise<void> {
   if (targetTexts.length === 0) throw new UsageError('nothing to unban: give one or more targets');
   const targets = targetTexts.map((text) => formatCidr(parseTarget(text, true)));
-  const { result, mode } = await act({ cmd: 'unban', targets, ...(options.grace !== undefined && { grace: options.grace }) }, options);
+  const { result, mode } = await act(
+    { cmd: 'unban', targets, ...(options.grace !== undefined && { grace: options.grace }) },
+    options,
+  );
   for (const r of result as UnbanResult[]) {
-    process.stdout.write(r.status === 'lifted' ? `lifted ${r.target}\n` : `${r.target} was not banned${mode === 'dry-run' ? '' : ' (any rule left for it is removed)'}\n`);
+    process.stdout.write(
+      r.status === 'lifted'
+        ? `lifted ${r.target}\n`
+        : `${r.target} was not banned${mode === 'dry-run' ? '' : ' (any rule left for it is removed)'}\n`,
+    );
   }
   if (mode === 'dry-run') process.stdout.write('dry-run: the firewall was not changed (use --enforce)\n');
 }

@@ -32,14 +32,22 @@ export function controlHandler(context: ControlContext): (raw: unknown) => Promi
     const request = parseRequest(raw);
     // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
     if (request.mode !== undefined && request.mode !== mode) {
-      throw new UsageError(`the running floodgate (pid ${daemon.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`);
+      throw new UsageError(
+        `the running floodgate (pid ${daemon.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`,
+      );
     }
     switch (request.cmd) {
       case 'events':
         return context.events?.() ?? [];
       case 'status':
       case 'list':
-        return perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon, ...(context.fleet && { fleet: context.fleet() }) });
+        return perform(request, {
+          enforcer,
+          policy: context.policy(),
+          now: Date.now(),
+          daemon,
+          ...(context.fleet && { fleet: context.fleet() }),
+        });
       case 'flush': {
         await afterFlush();
         const job = perform(request, { enforcer, policy: context.policy(), now: Date.now(), daemon });

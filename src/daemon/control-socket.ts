@@ -85,7 +85,11 @@ export function serveControl(
   let buffered = 0; // request bytes held by every connection together
   const waiting = new Set<(response: Response) => void>(); // connections still to send their request: how to refuse each
   const taken = new Set<Promise<void>>(); // requests being handled and answered
-  const refusal = () => failure(`floodgate (pid ${process.pid}) is stopping: this request was not taken and changed nothing; run it again once floodgate has stopped or restarted`, 5);
+  const refusal = () =>
+    failure(
+      `floodgate (pid ${process.pid}) is stopping: this request was not taken and changed nothing; run it again once floodgate has stopped or restarted`,
+      5,
+    );
 
   const answer = async (socket: Socket, response: Response, items?: readonly unknown[]): Promise<void> => {
     if (socket.destroyed) return;
@@ -150,9 +154,14 @@ export function serveControl(
       if (reading) stopReading();
     });
     if (stopping) return refuse(refusal());
-    if (open > limits.maxConnections) return refuse(failure(`the running floodgate is busy (${limits.maxConnections} control connections open); try again`, 5));
+    if (open > limits.maxConnections)
+      return refuse(
+        failure(`the running floodgate is busy (${limits.maxConnections} control connections open); try again`, 5),
+      );
     waiting.add(refuse);
-    socket.setTimeout(limits.requestTimeoutMs, () => refuse(failure(`no request within ${limits.requestTimeoutMs / 1000} s: connection closed`, 2)));
+    socket.setTimeout(limits.requestTimeoutMs, () =>
+      refuse(failure(`no request within ${limits.requestTimeoutMs / 1000} s: connection closed`, 2)),
+    );
     socket.on('data', (chunk: Buffer) => {
       if (!reading) return; // after the request, or refused
       const lines = reader.push(chunk);
@@ -160,9 +169,19 @@ export function serveControl(
         held += chunk.length;
         buffered += chunk.length;
         if (reader.length > limits.maxRequestBytes) {
-          refuse(failure(`request too large: more than ${limits.maxRequestBytes / MiB} MiB (split a ban list into smaller ones)`, 2));
+          refuse(
+            failure(
+              `request too large: more than ${limits.maxRequestBytes / MiB} MiB (split a ban list into smaller ones)`,
+              2,
+            ),
+          );
         } else if (buffered > limits.maxBufferedBytes) {
-          refuse(failure(`the running floodgate is busy reading ${Math.round(buffered / MiB)} MiB of other requests; try again`, 5));
+          refuse(
+            failure(
+              `the running floodgate is busy reading ${Math.round(buffered / MiB)} MiB of other requests; try again`,
+              5,
+            ),
+          );
         }
         return;
       }
@@ -215,7 +234,10 @@ export async function sendControl(path: string, request: Request): Promise<Respo
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') return null;
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new UsageError(`cannot reach ${path}: permission denied for ${runningUser()}, the user this command runs as; run it as the state directory's owner (root for /var/lib/floodgate), or choose another --state-dir`, { cause: error });
+      throw new UsageError(
+        `cannot reach ${path}: permission denied for ${runningUser()}, the user this command runs as; run it as the state directory's owner (root for /var/lib/floodgate), or choose another --state-dir`,
+        { cause: error },
+      );
     }
     throw error;
   }
@@ -225,12 +247,19 @@ export async function sendControl(path: string, request: Request): Promise<Respo
       let header: Response | undefined;
       let expected = 0;
       const items: unknown[] = [];
-      const fail = (error: Error) => reject(new ConflictError(`the running floodgate closed the connection (${error.message}); see its log`, { cause: error }));
+      const fail = (error: Error) =>
+        reject(
+          new ConflictError(`the running floodgate closed the connection (${error.message}); see its log`, {
+            cause: error,
+          }),
+        );
       const parse = (line: string): unknown => {
         try {
           return JSON.parse(line);
         } catch (error) {
-          throw new ConflictError('the running floodgate sent an answer that is not JSON; see its log', { cause: error });
+          throw new ConflictError('the running floodgate sent an answer that is not JSON; see its log', {
+            cause: error,
+          });
         }
       };
       socket.on('data', (chunk: Buffer) => {
@@ -244,15 +273,26 @@ export async function sendControl(path: string, request: Request): Promise<Respo
             } else {
               for (const item of parse(line) as unknown[]) items.push(item);
             }
-            if (header !== undefined && items.length >= expected) return resolve({ ok: true, result: items, mode: header.ok ? header.mode : 'dry-run' });
+            if (header !== undefined && items.length >= expected)
+              return resolve({ ok: true, result: items, mode: header.ok ? header.mode : 'dry-run' });
           }
         } catch (error) {
           reject(error);
         }
       });
       socket.on('end', () => {
-        if (header === undefined) reject(new ConflictError('the running floodgate closed the connection without an answer (did it stop?); see its log'));
-        else reject(new ConflictError(`the running floodgate closed the connection after ${items.length} of ${expected} items; see its log`));
+        if (header === undefined)
+          reject(
+            new ConflictError(
+              'the running floodgate closed the connection without an answer (did it stop?); see its log',
+            ),
+          );
+        else
+          reject(
+            new ConflictError(
+              `the running floodgate closed the connection after ${items.length} of ${expected} items; see its log`,
+            ),
+          );
       });
       socket.on('error', fail);
       socket.write(`${JSON.stringify(request)}\n`);

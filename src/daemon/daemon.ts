@@ -51,8 +51,13 @@ const ATTACK_LOG_EVERY_MS = 30_000;
 
 /** Dry-run never changed the firewall: its last line must not say that rules stay or went. */
 export function stoppedMessage(mode: Mode, flushed: boolean, active: number): string {
-  if (mode === 'dry-run') return flushed ? 'stopped; the dry-run bans were cleared (--flush-on-exit); the firewall was never changed' : `stopped (dry-run: the firewall was never changed); ${active} dry-run ban(s) kept for the next dry-run`;
-  return flushed ? 'stopped; every floodgate rule removed (--flush-on-exit)' : `stopped; ${active} ban(s) stay in place and keep expiring after a restart`;
+  if (mode === 'dry-run')
+    return flushed
+      ? 'stopped; the dry-run bans were cleared (--flush-on-exit); the firewall was never changed'
+      : `stopped (dry-run: the firewall was never changed); ${active} dry-run ban(s) kept for the next dry-run`;
+  return flushed
+    ? 'stopped; every floodgate rule removed (--flush-on-exit)'
+    : `stopped; ${active} ban(s) stay in place and keep expiring after a restart`;
 }
 
 /** How long `run` waits for a manual command holding the state lock (a 200-target ban holds it ~5 s). */
@@ -83,9 +88,15 @@ async function lockStateDir(stateDir: string, socketPath: string, log: Logger): 
   const first = tryLock(path);
   if (first !== null) return first;
   const daemonAnswers = async () => (await sendControl(socketPath, { cmd: 'status' }).catch(() => null)) !== null;
-  const anotherDaemon = () => new ConflictError(`another floodgate run (pid ${lockOwner(path) ?? '?'}) is using the state directory ${stateDir}; stop it first`);
+  const anotherDaemon = () =>
+    new ConflictError(
+      `another floodgate run (pid ${lockOwner(path) ?? '?'}) is using the state directory ${stateDir}; stop it first`,
+    );
   if (await daemonAnswers()) throw anotherDaemon();
-  log.info({ event: 'lock-wait', pid: lockOwner(path), stateDir }, `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`);
+  log.info(
+    { event: 'lock-wait', pid: lockOwner(path), stateDir },
+    `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`,
+  );
   try {
     return await acquireLock(path, LOCK_WAIT_MS, daemonAnswers);
   } catch (error) {
@@ -126,12 +137,20 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
       untapMetrics = tapEvents(log, metrics.onEvent);
       metricsServer = await serveMetrics(metrics, policy.metrics.listen, options.policyFile);
-      log.info({ event: 'metrics', listen: metricsServer.address }, `serving Prometheus metrics at http://${metricsServer.address}/metrics`);
+      log.info(
+        { event: 'metrics', listen: metricsServer.address },
+        `serving Prometheus metrics at http://${metricsServer.address}/metrics`,
+      );
     }
     const { enforcer, backend } = await openEnforcement(policy, mode, stateDir, log, { migrate: mode === 'enforce' });
     // One tap on the log feeds the notifications and the ban history: every event is one log call.
     const notifier = new Notifier(policy.notify, { runner: enforcer.runner, log, dryRun: mode === 'dry-run' });
-    const history = new HistoryWriter(stateDir, (error) => log.error({ event: 'error', during: 'history', message: error.message }, `could not write the ban history: ${error.message}; bans go on`));
+    const history = new HistoryWriter(stateDir, (error) =>
+      log.error(
+        { event: 'error', during: 'history', message: error.message },
+        `could not write the ban history: ${error.message}; bans go on`,
+      ),
+    );
     const untap = tapEvents(log, (event) => {
       history.take(event);
       notifier.take(event);
@@ -146,13 +165,30 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       writeFileAtomic(policyRecord(stateDir), `${resolve(options.policyFile)}\n`);
     } catch (error) {
       // A full disk must not keep floodgate from protecting the host; manual commands then need --policy.
-      log.warn({ event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message }, `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`);
+      log.warn(
+        { event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message },
+        `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`,
+      );
     }
     const { store } = enforcer;
-    metrics?.attach({ backend: backend.kind, mode, activeBans: () => store.size, queueDepth: () => enforcer.queue.size, oldestQueuedAt: () => enforcer.queue.oldestSince });
+    metrics?.attach({
+      backend: backend.kind,
+      mode,
+      activeBans: () => store.size,
+      queueDepth: () => enforcer.queue.size,
+      oldestQueuedAt: () => enforcer.queue.oldestSince,
+    });
     const started = Date.now();
     log.info(
-      { event: 'start', mode, backend: backend.kind, policy: options.policyFile, interval: formatDuration(policy.interval), stateDir, activeBans: store.size },
+      {
+        event: 'start',
+        mode,
+        backend: backend.kind,
+        policy: options.policyFile,
+        interval: formatDuration(policy.interval),
+        stateDir,
+        activeBans: store.size,
+      },
       `floodgate ${mode === 'dry-run' ? 'dry-run (nothing will be changed; the exact commands are logged)' : 'enforcing'} with ${backend.kind}, scanning every ${formatDuration(policy.interval)}; ${store.size} active ban(s) restored`,
     );
 
@@ -164,9 +200,29 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     // Fleet bans: pushed after they are local, pulled through the same gate (allowlist, own addresses, max_active).
     let fleet: RunningFleet | undefined;
-    if (policy.fleet && fleetEngine) fleet = openFleet({ fleet: policy.fleet, engine: fleetEngine, enforcer, log, dryRun: mode === 'dry-run', protectedSet: () => allowlist, maxActive: () => policy.ban.max_active });
+    if (policy.fleet && fleetEngine)
+      fleet = openFleet({
+        fleet: policy.fleet,
+        engine: fleetEngine,
+        enforcer,
+        log,
+        dryRun: mode === 'dry-run',
+        protectedSet: () => allowlist,
+        maxActive: () => policy.ban.max_active,
+      });
 
-    control = await serveControl(socketPath, mode, controlHandler({ enforcer, policy: () => policy, mode, daemon: { pid: process.pid, since: new Date(started).toISOString() }, events: () => recent.all(), ...(fleet && { fleet: () => fleet!.sync.status() }) }));
+    control = await serveControl(
+      socketPath,
+      mode,
+      controlHandler({
+        enforcer,
+        policy: () => policy,
+        mode,
+        daemon: { pid: process.pid, since: new Date(started).toISOString() },
+        events: () => recent.all(),
+        ...(fleet && { fleet: () => fleet!.sync.status() }),
+      }),
+    );
 
     let stopping = false;
     let answered: Promise<void> = Promise.resolve();
@@ -176,7 +232,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       stopping = true;
       // Requests first: none is taken from now on, so none can change the bans after the last save.
       answered = control!.stop();
-      log.info({ event: 'stop', signal }, `${signal}: taking no more requests; finishing the ones taken and saving state`);
+      log.info(
+        { event: 'stop', signal },
+        `${signal}: taking no more requests; finishing the ones taken and saving state`,
+      );
       wake?.();
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
@@ -194,7 +253,17 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const before = process.memoryUsage();
       collectGarbage();
       const now = process.memoryUsage();
-      log.debug({ event: 'gc', after, heapUsedBefore: before.heapUsed, heapUsed: now.heapUsed, heapTotalBefore: before.heapTotal, heapTotal: now.heapTotal }, `memory compacted after a ${after}`);
+      log.debug(
+        {
+          event: 'gc',
+          after,
+          heapUsedBefore: before.heapUsed,
+          heapUsed: now.heapUsed,
+          heapTotalBefore: before.heapTotal,
+          heapTotal: now.heapTotal,
+        },
+        `memory compacted after a ${after}`,
+      );
     };
     // One table for every scan, emptied and filled again: no per-scan allocation of its columns.
     const sockets = new SocketTable();
@@ -204,22 +273,40 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       if (reloadWanted) {
         reloadWanted = false;
         try {
-          if (options.reload) policy = reloadPolicy({ current: policy, mode, file: options.policyFile, load: options.reload, enforcer, log, notifier });
+          if (options.reload)
+            policy = reloadPolicy({
+              current: policy,
+              mode,
+              file: options.policyFile,
+              load: options.reload,
+              enforcer,
+              log,
+              notifier,
+            });
           allowlist = buildAllowlist(policy.allowlist, hostAddresses());
         } catch (error) {
-          log.error({ event: 'error', during: 'reload', err: error }, `policy reload failed, the previous policy stays in force: ${(error as Error).message}`);
+          log.error(
+            { event: 'error', during: 'reload', err: error },
+            `policy reload failed, the previous policy stays in force: ${(error as Error).message}`,
+          );
         }
       }
       try {
         const [table, counters] = await Promise.all([readLiveTable('all', undefined, sockets), readKernelCounters()]);
         const now = Date.now();
-        const counterRatesNow = previousCounters && counterRates(previousCounters.counters, counters, (now - previousCounters.at) / 1000);
+        const counterRatesNow =
+          previousCounters && counterRates(previousCounters.counters, counters, (now - previousCounters.at) / 1000);
         previousCounters = { at: now, counters };
         // Bans waiting in the queue are suppressed too: they are in the store already.
-        const verdicts = detect({ rows: table.rows, ...(counterRatesNow && { counterRates: counterRatesNow }) }, policy, now, {
-          allowlist,
-          suppressed: store.suppressed(now),
-        });
+        const verdicts = detect(
+          { rows: table.rows, ...(counterRatesNow && { counterRates: counterRatesNow }) },
+          policy,
+          now,
+          {
+            allowlist,
+            suppressed: store.suppressed(now),
+          },
+        );
         for (const verdict of verdicts) {
           if (verdict.kind === 'ban') {
             enforcer.ban({ target: parseCidr(verdict.target)!, rule: verdict.rule, count: verdict.count }, now);
@@ -238,7 +325,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         }
         enforcer.expire(now);
         store.lastScan = { at: now, durationMs: Date.now() - tickStart, sockets: table.rows.length };
-        metrics?.scanned({ at: now, durationMs: store.lastScan.durationMs, table: table.rows, counters, attack: verdicts.some((verdict) => verdict.kind !== 'ban') });
+        metrics?.scanned({
+          at: now,
+          durationMs: store.lastScan.durationMs,
+          table: table.rows,
+          counters,
+          attack: verdicts.some((verdict) => verdict.kind !== 'ban'),
+        });
         store.touch();
         if (now - lastReconcile >= policy.reconcile_interval) {
           lastReconcile = now;
@@ -284,13 +377,19 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     try {
       await enforcer.stop();
     } catch (error) {
-      log.error({ event: 'stopped', activeBans: store.size, saved: false, message: (error as Error).message }, `stopped without saving: ${(error as Error).message}`);
+      log.error(
+        { event: 'stopped', activeBans: store.size, saved: false, message: (error as Error).message },
+        `stopped without saving: ${(error as Error).message}`,
+      );
       throw error;
     } finally {
       await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       control = undefined;
     }
-    log.info({ event: 'stopped', activeBans: store.size, flushed: options.flushOnExit }, stoppedMessage(mode, options.flushOnExit, store.size));
+    log.info(
+      { event: 'stopped', activeBans: store.size, flushed: options.flushOnExit },
+      stoppedMessage(mode, options.flushOnExit, store.size),
+    );
   } finally {
     process.off('SIGHUP', onHangup);
     untapMetrics?.();

@@ -8,7 +8,14 @@ import type { SocketTable } from '../table/socket-table.js';
 export const HEARTBEAT_EVERY_MS = 10 * 60_000;
 
 export interface Heartbeat {
-  readonly fields: { readonly event: 'scan'; readonly sockets: number; readonly topSource: string | null; readonly topCount: number; readonly overThreshold: number; readonly activeBans: number };
+  readonly fields: {
+    readonly event: 'scan';
+    readonly sockets: number;
+    readonly topSource: string | null;
+    readonly topCount: number;
+    readonly overThreshold: number;
+    readonly activeBans: number;
+  };
   readonly msg: string;
 }
 
@@ -17,5 +24,15 @@ export function heartbeat(table: SocketTable, verdicts: readonly Verdict[], acti
   const [top] = countTop(table, {}, { by: 'ip' }, 1).top;
   const over = verdicts.filter((v) => v.kind === 'ban').length;
   const msg = `scan: ${table.length} socket${table.length === 1 ? '' : 's'}, ${top ? `top source ${top.key} with ${top.count}` : 'no remote sources'}, ${over === 0 ? 'nothing' : `${over} source(s)`} over a threshold; ${activeBans} active ban${activeBans === 1 ? '' : 's'}`;
-  return { fields: { event: 'scan', sockets: table.length, topSource: top?.key ?? null, topCount: top?.count ?? 0, overThreshold: over, activeBans }, msg };
+  return {
+    fields: {
+      event: 'scan',
+      sockets: table.length,
+      topSource: top?.key ?? null,
+      topCount: top?.count ?? 0,
+      overThreshold: over,
+      activeBans,
+    },
+    msg,
+  };
 }

@@ -32,7 +32,10 @@ export function stateDirInstance(stateDir: string): FirewallInstance {
   try {
     fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (error) {
-    throw new UsageError(`cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): the state directory must be writable`, { cause: error });
+    throw new UsageError(
+      `cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): the state directory must be writable`,
+      { cause: error },
+    );
   }
   try {
     writeSync(fd, `${id}\n`);
@@ -43,7 +46,11 @@ export function stateDirInstance(stateDir: string): FirewallInstance {
     linkSync(temporary, file);
   } catch (error) {
     // Another floodgate made it first: its id is this directory's id.
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new UsageError(
+        `cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+        { cause: error },
+      );
   } finally {
     unlinkSync(temporary);
   }
@@ -74,17 +81,26 @@ function readInstanceId(file: string): string | null {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
-    if (code === 'ELOOP') throw new UsageError(`${file} is a symbolic link: floodgate keeps its instance id in a plain file and does not follow links there; remove the link`);
+    if (code === 'ELOOP')
+      throw new UsageError(
+        `${file} is a symbolic link: floodgate keeps its instance id in a plain file and does not follow links there; remove the link`,
+      );
     throw new UsageError(`cannot read ${file} (${code ?? (error as Error).message})`, { cause: error });
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new UsageError(`${file} is not a plain file: floodgate keeps its instance id there; remove it`);
+    if (!stat.isFile())
+      throw new UsageError(`${file} is not a plain file: floodgate keeps its instance id there; remove it`);
     const uid = process.getuid?.();
-    if (uid !== undefined && stat.uid !== uid) throw new UsageError(`${file} belongs to uid ${stat.uid}, not to this user (uid ${uid}): floodgate does not take its firewall identity from another user's file`);
+    if (uid !== undefined && stat.uid !== uid)
+      throw new UsageError(
+        `${file} belongs to uid ${stat.uid}, not to this user (uid ${uid}): floodgate does not take its firewall identity from another user's file`,
+      );
     const text = readFileSync(fd, 'utf8').trim();
     if (!INSTANCE_ID.test(text)) {
-      throw new UsageError(`${file}: expected an instance id of 8 lowercase hex digits, got ${JSON.stringify(text.slice(0, 40))}; floodgate writes this file once: put back the id this directory's rules carry (their comment, set or table name is floodgate-<id>)`);
+      throw new UsageError(
+        `${file}: expected an instance id of 8 lowercase hex digits, got ${JSON.stringify(text.slice(0, 40))}; floodgate writes this file once: put back the id this directory's rules carry (their comment, set or table name is floodgate-<id>)`,
+      );
     }
     return text;
   } finally {

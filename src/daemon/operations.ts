@@ -45,7 +45,9 @@ function unsaved(context: OperationContext): string | undefined {
 async function applied(enforcer: Enforcer, results: readonly { target: string }[]): Promise<void> {
   const unapplied = await enforcer.queue.whenApplied(results.map((r) => r.target));
   if (unapplied > 0) {
-    throw new ConflictError(`floodgate stopped before ${unapplied} of these ${results.length} change(s) reached the firewall: they are saved, and applied when floodgate starts again`);
+    throw new ConflictError(
+      `floodgate stopped before ${unapplied} of these ${results.length} change(s) reached the firewall: they are saved, and applied when floodgate starts again`,
+    );
   }
 }
 
@@ -58,7 +60,10 @@ export async function perform(request: Request, context: OperationContext): Prom
       const targets = request.targets.map((t) => parseTarget(t, request.force));
       const { reason, ttl, force } = request;
       const results: BanResult[] = targets.map((target) => {
-        const outcome = enforcer.ban({ target, rule: 'manual', count: 0, reason: reason || undefined, ttl, force }, now);
+        const outcome = enforcer.ban(
+          { target, rule: 'manual', count: 0, reason: reason || undefined, ttl, force },
+          now,
+        );
         return outcome.status === 'refused'
           ? { target: formatCidr(target), status: 'refused', reason: outcome.reason }
           : { target: outcome.ban.target, status: outcome.status, expiresAt: formatInstant(outcome.ban.expiresAt) };
@@ -95,16 +100,31 @@ export async function perform(request: Request, context: OperationContext): Prom
       const memory = process.memoryUsage();
       const status: StatusResult = {
         // The daemon answers with its own memory: is it holding what it should?
-        daemon: context.daemon && { ...context.daemon, memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external } },
+        daemon: context.daemon && {
+          ...context.daemon,
+          memory: {
+            rss: memory.rss,
+            heapUsed: memory.heapUsed,
+            heapTotal: memory.heapTotal,
+            external: memory.external,
+          },
+        },
         mode: dryRun ? 'dry-run' : 'enforce',
         backend: enforcer.backend.kind,
         interval: formatDuration(policy.interval),
         active: enforcer.store.size,
         refused: enforcer.store.refused,
         queued: enforcer.queue.size,
-        lastScan: last ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets } : null,
+        lastScan: last
+          ? { at: new Date(last.at).toISOString(), durationMs: last.durationMs, sockets: last.sockets }
+          : null,
         ...(context.fleet && { fleet: context.fleet }),
-        ...(enforcer.store.saveFailure && { unsaved: { since: new Date(enforcer.store.saveFailure.since).toISOString(), message: enforcer.store.saveFailure.message } }),
+        ...(enforcer.store.saveFailure && {
+          unsaved: {
+            since: new Date(enforcer.store.saveFailure.since).toISOString(),
+            message: enforcer.store.saveFailure.message,
+          },
+        }),
       };
       return status;
     }

@@ -11,7 +11,9 @@ export const MAX_REASON_LENGTH = 200;
 
 /** Why a --reason cannot be used, or null; the daemon checks the same bound. */
 export function reasonProblem(reason: string): string | null {
-  return reason.length > MAX_REASON_LENGTH ? `--reason is ${reason.length} characters long; at most ${MAX_REASON_LENGTH} are kept with a ban (a note, not a document)` : null;
+  return reason.length > MAX_REASON_LENGTH
+    ? `--reason is ${reason.length} characters long; at most ${MAX_REASON_LENGTH} are kept with a ban (a note, not a document)`
+    : null;
 }
 
 /** The mode a command was told with --enforce / --dry-run; the daemon refuses to act in another. */
@@ -19,7 +21,13 @@ type Told = { readonly mode?: 'dry-run' | 'enforce' };
 
 export type Request = Told &
   (
-    | { readonly cmd: 'ban'; readonly targets: string[]; readonly ttl?: number; readonly reason?: string; readonly force?: boolean }
+    | {
+        readonly cmd: 'ban';
+        readonly targets: string[];
+        readonly ttl?: number;
+        readonly reason?: string;
+        readonly force?: boolean;
+      }
     | { readonly cmd: 'unban'; readonly targets: string[]; readonly grace?: number }
     | { readonly cmd: 'list' }
     | { readonly cmd: 'flush' }
@@ -69,7 +77,16 @@ export interface ListedBan {
 
 export interface StatusResult {
   /** The running daemon, with its memory in bytes (process.memoryUsage()); null when none answered. */
-  readonly daemon: { readonly pid: number; readonly since: string; readonly memory?: { readonly rss: number; readonly heapUsed: number; readonly heapTotal: number; readonly external: number } } | null;
+  readonly daemon: {
+    readonly pid: number;
+    readonly since: string;
+    readonly memory?: {
+      readonly rss: number;
+      readonly heapUsed: number;
+      readonly heapTotal: number;
+      readonly external: number;
+    };
+  } | null;
   readonly mode: 'dry-run' | 'enforce';
   readonly backend: string;
   readonly interval: string;

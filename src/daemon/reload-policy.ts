@@ -34,8 +34,13 @@ export function reloadPolicy(context: ReloadContext): Policy {
     next = context.load();
   } catch (error) {
     // A ConfigError holds one "file:line key: …" line per mistake.
-    const errors = (error instanceof FloodgateError ? error.message : String((error as Error)?.message ?? error)).split('\n');
-    log.error({ event: 'reload', applied: false, policy: file, errors }, `policy reload refused, the previous policy stays in force: ${errors.join('; ')}`);
+    const errors = (error instanceof FloodgateError ? error.message : String((error as Error)?.message ?? error)).split(
+      '\n',
+    );
+    log.error(
+      { event: 'reload', applied: false, policy: file, errors },
+      `policy reload refused, the previous policy stays in force: ${errors.join('; ')}`,
+    );
     return current;
   }
   const diff = diffPolicy(current, next.policy);
@@ -43,9 +48,13 @@ export function reloadPolicy(context: ReloadContext): Policy {
   if (next.mode !== mode) refusals.unshift(`mode ${mode} -> ${next.mode}`);
   // ipset's and nftables' sets are made at start with room for ban.max_active elements.
   const maxActive = diff.settings.find((c) => c.key === 'ban.max_active');
-  if (maxActive && current.firewall.backend !== 'iptables') refusals.push(`ban.max_active ${maxActive.from} -> ${maxActive.to} (the ${current.firewall.backend} sets are sized by it)`);
+  if (maxActive && current.firewall.backend !== 'iptables')
+    refusals.push(
+      `ban.max_active ${maxActive.from} -> ${maxActive.to} (the ${current.firewall.backend} sets are sized by it)`,
+    );
   // The fleet's engine, secrets and timers are set up at start.
-  for (const c of diff.settings) if (c.key === 'fleet' || c.key.startsWith('fleet.')) refusals.push(`${c.key} ${c.from} -> ${c.to}`);
+  for (const c of diff.settings)
+    if (c.key === 'fleet' || c.key.startsWith('fleet.')) refusals.push(`${c.key} ${c.from} -> ${c.to}`);
   if (refusals.length > 0) {
     log.error(
       { event: 'reload', applied: false, policy: file, needsRestart: refusals },
@@ -57,8 +66,16 @@ export function reloadPolicy(context: ReloadContext): Policy {
   const policy = next.policy;
   const protectedSet = buildAllowlist(policy.allowlist, hostAddresses());
   const sameHook = JSON.stringify(policy.reload) === JSON.stringify(current.reload);
-  const reload = sameHook ? enforcer.reloadHook : policy.reload && new ReloadHook(policy.reload, enforcer.runner, log, mode === 'dry-run');
-  enforcer.update({ protectedSet, rate: policy.ban.rate, maxActive: policy.ban.max_active, killConnections: policy.ban.kill_connections, reload });
+  const reload = sameHook
+    ? enforcer.reloadHook
+    : policy.reload && new ReloadHook(policy.reload, enforcer.runner, log, mode === 'dry-run');
+  enforcer.update({
+    protectedSet,
+    rate: policy.ban.rate,
+    maxActive: policy.ban.max_active,
+    killConnections: policy.ban.kill_connections,
+    reload,
+  });
   enforcer.store.setLimits({ ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
   context.notifier?.configure(policy.notify);
 

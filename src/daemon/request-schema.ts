@@ -23,7 +23,12 @@ const schema = z.discriminatedUnion('cmd', [
     reason: z.string().max(MAX_REASON_LENGTH).optional(),
     force: z.boolean().optional(),
   }),
-  z.strictObject({ cmd: z.literal('unban'), mode, targets, grace: z.number().int().min(GRACE.min).max(GRACE.max).optional() }),
+  z.strictObject({
+    cmd: z.literal('unban'),
+    mode,
+    targets,
+    grace: z.number().int().min(GRACE.min).max(GRACE.max).optional(),
+  }),
   z.strictObject({ cmd: z.literal('list'), mode }),
   z.strictObject({ cmd: z.literal('flush'), mode }),
   z.strictObject({ cmd: z.literal('status'), mode }),
@@ -50,13 +55,20 @@ function shown(value: unknown): string {
     text = String(value);
   }
   if (text.length > 80) text = `${text.slice(0, 77)}...`;
-  const kind = Array.isArray(value) ? `an array of ${value.length}` : value === null ? 'null' : typeof value === 'string' ? `a string of ${value.length} characters` : typeof value;
+  const kind = Array.isArray(value)
+    ? `an array of ${value.length}`
+    : value === null
+      ? 'null'
+      : typeof value === 'string'
+        ? `a string of ${value.length} characters`
+        : typeof value;
   return `${text} (${kind})`;
 }
 
 /** The request, typed; a UsageError naming the field, what it must be and what came. */
 export function parseRequest(raw: unknown): Request {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`a control request must be a JSON object with a "cmd", got ${shown(raw)}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new UsageError(`a control request must be a JSON object with a "cmd", got ${shown(raw)}`);
   const result = schema.safeParse(raw);
   if (result.success) return result.data as Request;
   const issue = result.error.issues[0]!;
@@ -66,6 +78,9 @@ export function parseRequest(raw: unknown): Request {
   }
   const field = String(issue.path[0] ?? 'cmd');
   const value = record[field];
-  const where = issue.path.length > 1 ? ` (at ${issue.path.join('.')}: ${shown(issue.path.slice(1).reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k as PropertyKey], value))})` : '';
+  const where =
+    issue.path.length > 1
+      ? ` (at ${issue.path.join('.')}: ${shown(issue.path.slice(1).reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k as PropertyKey], value))})`
+      : '';
   throw new UsageError(`${field}: expected ${EXPECTED[field] ?? issue.message}, got ${shown(value)}${where}`);
 }

@@ -28,22 +28,44 @@ export interface OpenOptions {
   readonly migrate?: boolean;
 }
 
-export async function openEnforcement(policy: Policy, mode: Mode, stateDir: string, log: Logger, options: OpenOptions = {}): Promise<Enforcement> {
+export async function openEnforcement(
+  policy: Policy,
+  mode: Mode,
+  stateDir: string,
+  log: Logger,
+  options: OpenOptions = {},
+): Promise<Enforcement> {
   const runner = new ExecaRunner((event) => log.debug({ event: 'command', ...event }, shellCommand(event.argv)));
   // This state directory's own rules, sets and table: another floodgate's are never touched.
   const instance = stateDirInstance(stateDir);
   const real = createBackend(policy, runner, instance);
-  const store = BanStore.load(stateFile(stateDir, mode), { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl }, { repair: true });
+  const store = BanStore.load(
+    stateFile(stateDir, mode),
+    { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl },
+    { repair: true },
+  );
   reportLoad(store, log);
   const protectedSet = buildAllowlist(policy.allowlist, hostAddresses());
   dropProtected(store, protectedSet, log);
   let backend: FirewallBackend = real;
   if (mode === 'dry-run') {
-    backend = new DryRunBackend(real, (change, argv) => log.debug({ event: 'dry-run-command', op: change.op, command: shellCommand(argv) }, `dry-run: would run ${shellCommand(argv)}`), store.targets());
+    backend = new DryRunBackend(
+      real,
+      (change, argv) =>
+        log.debug(
+          { event: 'dry-run-command', op: change.op, command: shellCommand(argv) },
+          `dry-run: would run ${shellCommand(argv)}`,
+        ),
+      store.targets(),
+    );
   } else {
     await real.init();
     const removed = options.migrate ? await removeOtherBackends(policy, runner, instance) : [];
-    if (removed.length > 0) log.warn({ event: 'migrate', from: removed, to: real.kind }, `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`);
+    if (removed.length > 0)
+      log.warn(
+        { event: 'migrate', from: removed, to: real.kind },
+        `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`,
+      );
   }
   const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');
   const enforcer = new Enforcer({
@@ -64,12 +86,23 @@ export async function openEnforcement(policy: Policy, mode: Mode, stateDir: stri
 function reportLoad(store: BanStore, log: Logger): void {
   const report = store.loadReport;
   if (report === undefined) return;
-  const shown = report.problems.slice(0, 5).join('; ') + (report.problems.length > 5 ? `; and ${report.problems.length - 5} more` : '');
+  const shown =
+    report.problems.slice(0, 5).join('; ') +
+    (report.problems.length > 5 ? `; and ${report.problems.length - 5} more` : '');
   if (report.discarded) {
-    log.error({ event: 'store-discarded', file: store.file, aside: report.aside, why: report.problems[0] }, `the ban store ${store.file} could not be used (${shown}): set aside as ${report.aside}; starting with no bans`);
+    log.error(
+      { event: 'store-discarded', file: store.file, aside: report.aside, why: report.problems[0] },
+      `the ban store ${store.file} could not be used (${shown}): set aside as ${report.aside}; starting with no bans`,
+    );
   } else {
     log.error(
-      { event: 'store-entries-dropped', file: store.file, aside: report.aside, dropped: report.problems.length, problems: report.problems.slice(0, 100) },
+      {
+        event: 'store-entries-dropped',
+        file: store.file,
+        aside: report.aside,
+        dropped: report.problems.length,
+        problems: report.problems.slice(0, 100),
+      },
       `the ban store ${store.file} had ${report.problems.length} invalid entr${report.problems.length === 1 ? 'y' : 'ies'}, left out (${shown}); the original is kept as ${report.aside}`,
     );
   }
@@ -87,6 +120,9 @@ function dropProtected(store: BanStore, protectedSet: CidrSet, log: Logger): voi
   }
   for (const target of dropped) {
     store.remove(target);
-    log.warn({ event: 'store-entries-dropped', target, why: 'protected' }, `dropped the ban of ${target} from the store: it covers an allowlisted, loopback or own address, which the detector never bans`);
+    log.warn(
+      { event: 'store-entries-dropped', target, why: 'protected' },
+      `dropped the ban of ${target} from the store: it covers an allowlisted, loopback or own address, which the detector never bans`,
+    );
   }
 }

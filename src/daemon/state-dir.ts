@@ -33,7 +33,10 @@ export function ensureStateDir(stateDir: string): void {
     const mapped = stateDirError(error, stateDir, 'create the state directory');
     if (mapped !== error) throw mapped;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`, { cause: error });
+    throw new UsageError(
+      `cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`,
+      { cause: error },
+    );
   }
   checkStatePath(stateDir, 'directory');
 }
@@ -42,4 +45,3 @@ export function ensureStateDir(stateDir: string): void {
 export function policyRecord(stateDir: string): string {
   return join(stateDir, 'policy-path');
 }
-

@@ -81,13 +81,20 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
     const options =
       rule.per === 'net'
         ? { ...(judged && { skip: judged }), above: rule.threshold, minSources: rule.min_sources }
-        : { ...(skip && { skip }), above: rule.threshold, mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()) };
-    const grouping = rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
+        : {
+            ...(skip && { skip }),
+            above: rule.threshold,
+            mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()),
+          };
+    const grouping =
+      rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
     const { groups } = countSockets(table, ruleFilter(rule), grouping, options);
     const { spared } = context;
     if (spared !== undefined && rule.per === 'net' && rule.min_sources > 1) {
-      for (const [target, count] of countSockets(table, ruleFilter(rule), grouping, { ...options, minSources: 1 }).groups) {
-        if (!groups.has(target) && !allowlist.overlaps(parseCidr(target)!)) spared.push({ target, rule: rule.name, count, reason: 'min_sources' });
+      for (const [target, count] of countSockets(table, ruleFilter(rule), grouping, { ...options, minSources: 1 })
+        .groups) {
+        if (!groups.has(target) && !allowlist.overlaps(parseCidr(target)!))
+          spared.push({ target, rule: rule.name, count, reason: 'min_sources' });
       }
     }
     for (const [target, count] of groups) {
@@ -123,7 +130,8 @@ function suppressedSources(table: SocketTable, suppressed: CidrSet | undefined):
   const book = table.addresses;
   const mask = new Uint8Array(book.size);
   for (let id = 1; id < book.size; id++) {
-    const hit = book.family(id) === 4 ? suppressed.coversIpv4(book.ipv4(id)) : suppressed.coversAddress(6, book.ipv6(id));
+    const hit =
+      book.family(id) === 4 ? suppressed.coversIpv4(book.ipv4(id)) : suppressed.coversAddress(6, book.ipv6(id));
     if (hit) mask[id] = 1;
   }
   return mask;
@@ -131,16 +139,23 @@ function suppressedSources(table: SocketTable, suppressed: CidrSet | undefined):
 
 const SYN_RECV = stateIndex('SYN_RECV');
 
-function floodSignal(snapshot: Snapshot, policy: Policy, now: number, skip: Uint8Array | undefined): AttackVerdict | null {
+function floodSignal(
+  snapshot: Snapshot,
+  policy: Policy,
+  now: number,
+  skip: Uint8Array | undefined,
+): AttackVerdict | null {
   const signal = policy.flood_signal;
   const { states, remotes, length } = snapshot.rows;
   let synRecvTotal = 0;
   // Half-open connections left over from sources banned already are no sign of an unbannable flood.
-  for (let i = 0; i < length; i++) if (states[i] === SYN_RECV && (skip === undefined || skip[remotes[i]!] !== 1)) synRecvTotal++;
+  for (let i = 0; i < length; i++)
+    if (states[i] === SYN_RECV && (skip === undefined || skip[remotes[i]!] !== 1)) synRecvTotal++;
   const reasons: string[] = [];
   const rates = snapshot.counterRates;
   if (rates !== undefined) {
-    if (rates.SyncookiesSent >= signal.syncookies_per_second) reasons.push(`${Math.round(rates.SyncookiesSent)} SYN cookies/s sent`);
+    if (rates.SyncookiesSent >= signal.syncookies_per_second)
+      reasons.push(`${Math.round(rates.SyncookiesSent)} SYN cookies/s sent`);
     const drops = rates.ListenDrops + rates.TCPReqQFullDrop;
     if (drops >= signal.drops_per_second) reasons.push(`${Math.round(drops)} SYNs/s dropped by full listen queues`);
   }

@@ -2,7 +2,12 @@
 // store (which is authoritative), and has the decision queue make the firewall match. Used by the
 // daemon and, when no daemon runs, by the manual commands directly.
 import type { Ban, BanStore } from '../bans/ban-store.js';
-import { type CommitResult, type FirewallBackend, type FirewallChange, FirewallFullError } from '../firewall/backend.js';
+import {
+  type CommitResult,
+  type FirewallBackend,
+  type FirewallChange,
+  FirewallFullError,
+} from '../firewall/backend.js';
 import { killCommands } from '../hooks/kill-connections.js';
 import type { ReloadHook } from '../hooks/reload-hook.js';
 import type { Logger } from '../log.js';
@@ -61,13 +66,20 @@ export class Enforcer {
       },
       onCommit: (result) => this.afterCommit(result),
       onError: (error, changes) => {
-        options.log.error({ event: 'error', during: 'commit', backend: options.backend.kind, changes: changes.length, err: error }, `firewall commit failed: ${(error as Error).message}`);
+        options.log.error(
+          { event: 'error', during: 'commit', backend: options.backend.kind, changes: changes.length, err: error },
+          `firewall commit failed: ${(error as Error).message}`,
+        );
       },
     });
   }
 
   /** A policy reload: the protected set, rate, cap, kill_connections and reload hook from now on. */
-  update(settings: Required<Pick<EnforcerOptions, 'protectedSet' | 'rate' | 'maxActive' | 'killConnections'>> & { readonly reload: ReloadHook | undefined }): void {
+  update(
+    settings: Required<Pick<EnforcerOptions, 'protectedSet' | 'rate' | 'maxActive' | 'killConnections'>> & {
+      readonly reload: ReloadHook | undefined;
+    },
+  ): void {
     if (settings.reload !== this.options.reload) this.options.reload?.stop();
     if (settings.rate !== this.options.rate) this.queue.setRate(settings.rate);
     this.options = { ...this.options, ...settings };
@@ -99,7 +111,14 @@ export class Enforcer {
     if (!failing || now - this.lastSaveErrorLog >= 60_000) {
       this.lastSaveErrorLog = now;
       log.error(
-        { event: 'error', during: 'save', file: store.file, code: failure.code, since: new Date(failure.since).toISOString(), message: failure.message },
+        {
+          event: 'error',
+          during: 'save',
+          file: store.file,
+          code: failure.code,
+          since: new Date(failure.since).toISOString(),
+          message: failure.message,
+        },
         `could not save the ban store: ${failure.message}. Bans stay in force and saving is retried; changes since ${new Date(failure.since).toISOString()} are not on disk yet`,
       );
     }
@@ -136,17 +155,33 @@ export class Enforcer {
       store.refused++;
       store.touch();
       const why = `ban.max_active (${this.options.maxActive}) bans are active`;
-      log.warn({ event: 'refused', target, rule, count, reason, why: 'max_active', active: store.size }, `refused to ban ${target}: ${why}`);
+      log.warn(
+        { event: 'refused', target, rule, count, reason, why: 'max_active', active: store.size },
+        `refused to ban ${target}: ${why}`,
+      );
       return { status: 'refused', reason: why };
     }
     const ttl = store.ttlFor(target, now, request.ttl);
     // The queue saves the store before it touches the firewall: after a crash, reconcile re-applies
     // what the store holds.
-    const ban = store.add(reason === undefined ? { target, rule, count, createdAt: now } : { target, rule, count, reason, createdAt: now }, ttl);
+    const ban = store.add(
+      reason === undefined ? { target, rule, count, createdAt: now } : { target, rule, count, reason, createdAt: now },
+      ttl,
+    );
     this.queue.push('add', request.target, ban.expiresAt, target);
     const ttlText = formatDuration(ttl);
     log.info(
-      { event: 'ban', target, rule, count, reason, ttl: ttlText, expiresAt: formatInstant(ban.expiresAt), dryRun: backend.dryRun, command: this.command('add', request.target, ban.expiresAt) },
+      {
+        event: 'ban',
+        target,
+        rule,
+        count,
+        reason,
+        ttl: ttlText,
+        expiresAt: formatInstant(ban.expiresAt),
+        dryRun: backend.dryRun,
+        command: this.command('add', request.target, ban.expiresAt),
+      },
       `${backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} (${rule}${count ? `, ${count} sockets` : ''}) for ${ttlText}`,
     );
     return { status: 'banned', ban };
@@ -156,7 +191,13 @@ export class Enforcer {
    * Lifts a ban; the target is not banned again by the detector for `graceMs`. `why` says, in the
    * log line (and so in the metrics), that a reload's allowlist lifted it rather than an operator.
    */
-  unban(target: Cidr, graceMs: number, event: 'unban' | 'expire' = 'unban', now = this.clock(), why?: 'allowlist'): Ban | undefined {
+  unban(
+    target: Cidr,
+    graceMs: number,
+    event: 'unban' | 'expire' = 'unban',
+    now = this.clock(),
+    why?: 'allowlist',
+  ): Ban | undefined {
     const { store, log } = this.options;
     const key = formatCidr(target);
     const ban = store.remove(key);
@@ -172,7 +213,17 @@ export class Enforcer {
     }
     if (ban !== undefined || event === 'unban') {
       log.info(
-        { event, target: key, rule: ban?.rule, count: ban?.count, ttl: ban && formatDuration(ban.ttl), ...(why !== undefined && { why }), dryRun: this.options.backend.dryRun, command: this.command('delete', target), ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }) },
+        {
+          event,
+          target: key,
+          rule: ban?.rule,
+          count: ban?.count,
+          ttl: ban && formatDuration(ban.ttl),
+          ...(why !== undefined && { why }),
+          dryRun: this.options.backend.dryRun,
+          command: this.command('delete', target),
+          ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }),
+        },
         `${this.options.backend.dryRun ? `dry-run: would ${event === 'expire' ? 'expire' : 'lift'}` : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? (this.options.backend.dryRun ? ' (no active ban)' : ' (no active ban; any rule left is removed)') : ''}`,
       );
     }
@@ -197,7 +248,11 @@ export class Enforcer {
   private async reconcileNow(): Promise<{ missing: number; extra: number }> {
     const { store, backend, log } = this.options;
     const repaired = (await backend.repair?.()) ?? 0;
-    if (repaired > 0) log.warn({ event: 'reconcile', repaired, backend: backend.kind }, `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`);
+    if (repaired > 0)
+      log.warn(
+        { event: 'reconcile', repaired, backend: backend.kind },
+        `reconcile: restored ${repaired} piece(s) of floodgate's firewall setup that had been removed`,
+      );
     const actual = new Map<string, number>();
     // A ban inside a banned network is enforced by the network's rule (nftables cannot even hold
     // both in one interval set); it gets its own again when the network's ban ends. Only networks
@@ -228,7 +283,10 @@ export class Enforcer {
     // Surplus copies go straight to the backend: the queue keeps one change per target.
     if (extra > 0) await backend.commit();
     if (missing + extra > 0) {
-      log.warn({ event: 'reconcile', missing, extra, backend: backend.kind }, `reconcile: re-applying ${missing} missing rule(s), removing ${extra} rule(s) no active ban explains`);
+      log.warn(
+        { event: 'reconcile', missing, extra, backend: backend.kind },
+        `reconcile: re-applying ${missing} missing rule(s), removing ${extra} rule(s) no active ban explains`,
+      );
     }
     return { missing, extra };
   }
@@ -240,7 +298,12 @@ export class Enforcer {
     const cleared = store.clear();
     this.persist();
     await backend.flush();
-    log.info({ event: 'flush', bans: cleared.length, dryRun: backend.dryRun }, backend.dryRun ? `dry-run: cleared ${cleared.length} would-be ban(s); the firewall was not changed` : `flushed ${cleared.length} ban(s) and every rule floodgate owns`);
+    log.info(
+      { event: 'flush', bans: cleared.length, dryRun: backend.dryRun },
+      backend.dryRun
+        ? `dry-run: cleared ${cleared.length} would-be ban(s); the firewall was not changed`
+        : `flushed ${cleared.length} ban(s) and every rule floodgate owns`,
+    );
     return cleared.length;
   }
 
@@ -251,15 +314,32 @@ export class Enforcer {
         const target = formatCidr(change.target);
         this.options.store.remove(target);
         this.options.store.refused++;
-        log.error({ event: 'refused', target, why: 'firewall-full', backend: backend.kind, message: error.message }, `REFUSED ban of ${target}: the firewall set is full (${error.message}); raise ban.max_active`);
+        log.error(
+          { event: 'refused', target, why: 'firewall-full', backend: backend.kind, message: error.message },
+          `REFUSED ban of ${target}: the firewall set is full (${error.message}); raise ban.max_active`,
+        );
         continue;
       }
-      const failure = error instanceof CommandFailedError ? { command: shellCommand(error.argv), exitCode: error.commandExitCode, stderr: error.stderr.trim() } : { message: error.message };
-      log.error({ event: 'error', during: change.op === 'add' ? 'ban' : 'unban', target: formatCidr(change.target), backend: backend.kind, ...failure }, `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`);
+      const failure =
+        error instanceof CommandFailedError
+          ? { command: shellCommand(error.argv), exitCode: error.commandExitCode, stderr: error.stderr.trim() }
+          : { message: error.message };
+      log.error(
+        {
+          event: 'error',
+          during: change.op === 'add' ? 'ban' : 'unban',
+          target: formatCidr(change.target),
+          backend: backend.kind,
+          ...failure,
+        },
+        `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`,
+      );
     }
     // Nothing to do with the new bans (the bulk-ban setting): skip a pass over every change.
     if (!this.options.killConnections && this.options.reload === undefined) return;
-    const added = result.applied.filter((c) => c.op === 'add' && this.options.store.get(formatCidr(c.target)) !== undefined).map((c) => c.target);
+    const added = result.applied
+      .filter((c) => c.op === 'add' && this.options.store.get(formatCidr(c.target)) !== undefined)
+      .map((c) => c.target);
     if (added.length === 0) return;
     if (this.options.killConnections) await this.killConnections(added);
     this.options.reload?.trigger();
@@ -269,11 +349,26 @@ export class Enforcer {
     const { log, runner, backend } = this.options;
     for (const argv of killCommands(targets)) {
       if (backend.dryRun) {
-        log.info({ event: 'kill-connections', dryRun: true, command: shellCommand(argv) }, `dry-run: would close existing connections: ${shellCommand(argv)}`);
+        log.info(
+          { event: 'kill-connections', dryRun: true, command: shellCommand(argv) },
+          `dry-run: would close existing connections: ${shellCommand(argv)}`,
+        );
         continue;
       }
-      const result = await runner.run(argv, { reject: false, timeoutMs: 10_000 }).catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
-      if (result.exitCode !== 0) log.warn({ event: 'error', during: 'kill-connections', command: shellCommand(argv), exitCode: result.exitCode, stderr: result.stderr.trim() }, 'could not close existing connections');
+      const result = await runner
+        .run(argv, { reject: false, timeoutMs: 10_000 })
+        .catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
+      if (result.exitCode !== 0)
+        log.warn(
+          {
+            event: 'error',
+            during: 'kill-connections',
+            command: shellCommand(argv),
+            exitCode: result.exitCode,
+            stderr: result.stderr.trim(),
+          },
+          'could not close existing connections',
+        );
     }
   }
 
@@ -284,7 +379,10 @@ export class Enforcer {
   async close(): Promise<void> {
     await this.queue.drain();
     this.options.log.flush();
-    if (!this.persist(0)) throw this.unsavedError('the next floodgate command or start will undo what this one changed; free space there and run it again');
+    if (!this.persist(0))
+      throw this.unsavedError(
+        'the next floodgate command or start will undo what this one changed; free space there and run it again',
+      );
   }
 
   /**
@@ -296,13 +394,18 @@ export class Enforcer {
     await this.queue.stop();
     this.options.log.flush();
     for (let attempt = 0; !this.persist(0); attempt++) {
-      if (attempt >= retries) throw this.unsavedError('the rules stay in the firewall, but the next start does not know them and removes them; free space there before starting floodgate again');
+      if (attempt >= retries)
+        throw this.unsavedError(
+          'the rules stay in the firewall, but the next start does not know them and removes them; free space there before starting floodgate again',
+        );
       await new Promise((resolve) => setTimeout(resolve, retryMs));
     }
   }
 
   private unsavedError(consequence: string): BackendUnavailableError {
     const failure = this.options.store.saveFailure!;
-    return new BackendUnavailableError(`the firewall is changed, but the ban store ${this.options.store.file} could not be saved (${failure.message}): ${consequence}`);
+    return new BackendUnavailableError(
+      `the firewall is changed, but the ban store ${this.options.store.file} could not be saved (${failure.message}): ${consequence}`,
+    );
   }
 }

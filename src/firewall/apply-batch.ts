@@ -12,7 +12,11 @@ export interface BatchSteps {
   readonly explain?: (error: CommandFailedError, change: FirewallChange) => Error;
 }
 
-export async function applyBatch(changes: readonly FirewallChange[], steps: BatchSteps, result: CommitResult): Promise<void> {
+export async function applyBatch(
+  changes: readonly FirewallChange[],
+  steps: BatchSteps,
+  result: CommitResult,
+): Promise<void> {
   if (changes.length === 0) return;
   try {
     await steps.batch();

@@ -61,31 +61,72 @@ export class IpsetBackend implements FirewallBackend {
   /** The rule that sends the set's members to the target, for -C (check), -I (insert first) or -D. */
   private ruleArgv(family: Family, op: '-C' | '-I' | '-D'): string[] {
     return [
-      this.iptables(family), '-w', ...(this.options.table === 'raw' ? ['-t', 'raw'] : []),
-      op, this.chain(), ...(op === '-I' ? ['1'] : []),
-      '-m', 'set', '--match-set', this.setName(family), 'src', '-m', 'comment', '--comment', this.instance.tag, '-j', this.options.target,
+      this.iptables(family),
+      '-w',
+      ...(this.options.table === 'raw' ? ['-t', 'raw'] : []),
+      op,
+      this.chain(),
+      ...(op === '-I' ? ['1'] : []),
+      '-m',
+      'set',
+      '--match-set',
+      this.setName(family),
+      'src',
+      '-m',
+      'comment',
+      '--comment',
+      this.instance.tag,
+      '-j',
+      this.options.target,
     ];
   }
 
   private createArgv(family: Family): string[] {
-    return ['ipset', 'create', this.setName(family), 'hash:net', 'family', family === 4 ? 'inet' : 'inet6', 'timeout', '0', 'maxelem', String(this.options.maxElements), '-exist'];
+    return [
+      'ipset',
+      'create',
+      this.setName(family),
+      'hash:net',
+      'family',
+      family === 4 ? 'inet' : 'inet6',
+      'timeout',
+      '0',
+      'maxelem',
+      String(this.options.maxElements),
+      '-exist',
+    ];
   }
 
   command(change: FirewallChange): string[] {
     const set = this.setName(change.target.family);
     if (change.op === 'delete') return ['ipset', 'del', set, entry(change.target), '-exist'];
-    return ['ipset', 'add', set, entry(change.target), 'timeout', String(kernelTimeout(change.expiresAt, this.clock())), '-exist'];
+    return [
+      'ipset',
+      'add',
+      set,
+      entry(change.target),
+      'timeout',
+      String(kernelTimeout(change.expiresAt, this.clock())),
+      '-exist',
+    ];
   }
 
   async init(): Promise<void> {
     if (this.options.table === 'raw' && this.options.target === 'REJECT') {
-      throw new BackendUnavailableError('firewall.target REJECT is not possible in the raw table: use DROP, or firewall.table: filter');
+      throw new BackendUnavailableError(
+        'firewall.target REJECT is not possible in the raw table: use DROP, or firewall.table: filter',
+      );
     }
     if (process.getuid?.() !== 0) {
-      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+      throw new BackendUnavailableError(
+        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+      );
     }
     const probe = await this.runner.run(['ipset', 'version'], { reject: false });
-    if (probe.exitCode !== 0) throw new BackendUnavailableError(`ipset cannot be used: ${probe.stderr.trim() || 'it failed'} (is the ip_set kernel module available?)`);
+    if (probe.exitCode !== 0)
+      throw new BackendUnavailableError(
+        `ipset cannot be used: ${probe.stderr.trim() || 'it failed'} (is the ip_set kernel module available?)`,
+      );
     await this.repair();
   }
 
@@ -114,12 +155,18 @@ export class IpsetBackend implements FirewallBackend {
       if (header.exitCode !== 0) {
         await this.runner.run(this.createArgv(family), { retries: 2 });
         restored++;
-      } else if (!header.stdout.includes(`maxelem ${this.options.maxElements} `) || !header.stdout.includes('timeout')) {
+      } else if (
+        !header.stdout.includes(`maxelem ${this.options.maxElements} `) ||
+        !header.stdout.includes('timeout')
+      ) {
         await this.resize(family);
       }
       const check = await this.runner.run(this.ruleArgv(family, '-C'), { reject: false });
       if (check.exitCode !== 0) {
-        if (check.exitCode !== 1) throw new BackendUnavailableError(`${this.iptables(family)} cannot check floodgate's set rule: ${check.stderr.trim()}`);
+        if (check.exitCode !== 1)
+          throw new BackendUnavailableError(
+            `${this.iptables(family)} cannot check floodgate's set rule: ${check.stderr.trim()}`,
+          );
         // First in the chain: a set lookup is cheap, and a ban must win over an earlier ACCEPT.
         await this.runner.run(this.ruleArgv(family, '-I'), { retries: 3 });
         restored++;
@@ -137,7 +184,10 @@ export class IpsetBackend implements FirewallBackend {
     create[2] = next;
     await this.runner.run(create);
     const saved = await this.runner.run(['ipset', 'save', name]);
-    const adds = saved.stdout.split('\n').filter((line) => line.startsWith(`add ${name} `)).map((line) => line.replace(`add ${name} `, `add ${next} `));
+    const adds = saved.stdout
+      .split('\n')
+      .filter((line) => line.startsWith(`add ${name} `))
+      .map((line) => line.replace(`add ${name} `, `add ${next} `));
     if (adds.length > 0) await this.runner.run(['ipset', 'restore', '-exist'], { input: `${adds.join('\n')}\n` });
     await this.runner.run(['ipset', 'swap', name, next]);
     await this.runner.run(['ipset', 'destroy', next]);
@@ -156,12 +206,22 @@ export class IpsetBackend implements FirewallBackend {
     const result: CommitResult = { applied: [], failed: [] };
     const lines = changes.map((change) => this.command(change).slice(1).join(' '));
     // restore stops at its first bad line; the one-by-one pass then finds which it was.
-    await applyBatch(changes, {
-      batch: async () => void (await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 })),
-      single: async (change) => void (await this.runner.run(this.command(change), { retries: 2 })),
-      explain: (error, change) =>
-        /is full|cannot add more/i.test(error.stderr) ? new FirewallFullError(`${this.setName(change.target.family)} is full (maxelem ${this.options.maxElements})`, { cause: error }) : error,
-    }, result);
+    await applyBatch(
+      changes,
+      {
+        batch: async () =>
+          void (await this.runner.run(['ipset', 'restore', '-exist'], { input: `${lines.join('\n')}\n`, retries: 2 })),
+        single: async (change) => void (await this.runner.run(this.command(change), { retries: 2 })),
+        explain: (error, change) =>
+          /is full|cannot add more/i.test(error.stderr)
+            ? new FirewallFullError(
+                `${this.setName(change.target.family)} is full (maxelem ${this.options.maxElements})`,
+                { cause: error },
+              )
+            : error,
+      },
+      result,
+    );
     return result;
   }
 
@@ -207,4 +267,3 @@ export class IpsetBackend implements FirewallBackend {
     }
   }
 }
-

@@ -45,12 +45,20 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   command(change: FirewallChange): string[] {
-    return [this.tool(change.target.family), '-w', change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)];
+    return [
+      this.tool(change.target.family),
+      '-w',
+      change.op === 'add' ? '-A' : '-D',
+      this.options.chain,
+      ...this.ruleSpec(change.target),
+    ];
   }
 
   async init(): Promise<void> {
     if (process.getuid?.() !== 0) {
-      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+      throw new BackendUnavailableError(
+        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+      );
     }
     for (const family of [4, 6] as const) {
       const probe = await this.runner.run([this.tool(family), '-w', '-S', this.options.chain], { reject: false });
@@ -80,7 +88,8 @@ export class IptablesBackend implements FirewallBackend {
     const owned: Cidr[] = [];
     const prefix = `-A ${this.options.chain} `;
     // iptables -S prints REJECT with its default option, which floodgate's rule leaves implicit.
-    const implicit = this.options.target === 'REJECT' ? ` --reject-with icmp${family === 4 ? '' : '6'}-port-unreachable` : '';
+    const implicit =
+      this.options.target === 'REJECT' ? ` --reject-with icmp${family === 4 ? '' : '6'}-port-unreachable` : '';
     for (const printed of stdout.split('\n')) {
       const line = implicit !== '' && printed.endsWith(implicit) ? printed.slice(0, -implicit.length) : printed;
       if (!line.startsWith(prefix) || !line.endsWith(`-j ${this.options.target}`)) continue;
@@ -116,7 +125,12 @@ export class IptablesBackend implements FirewallBackend {
     return result;
   }
 
-  private async commitFamily(family: Family, changes: FirewallChange[], copies: ReadonlyMap<string, number>, result: CommitResult): Promise<void> {
+  private async commitFamily(
+    family: Family,
+    changes: FirewallChange[],
+    copies: ReadonlyMap<string, number>,
+    result: CommitResult,
+  ): Promise<void> {
     const present = new Map<string, number>();
     for (const cidr of await this.listFamily(family)) present.set(key(cidr), (present.get(key(cidr)) ?? 0) + 1);
     const lines: string[] = [];
@@ -130,16 +144,22 @@ export class IptablesBackend implements FirewallBackend {
       }
       const line = [change.op === 'add' ? '-A' : '-D', this.options.chain, ...this.ruleSpec(change.target)].join(' ');
       // -D removes one copy; a delete asked for n times removes up to n of the copies present.
-      const times = change.op === 'add' ? 1 : Math.min(copies.get(key(change.target)) ?? 1, present.get(key(change.target)) ?? 0);
+      const times =
+        change.op === 'add' ? 1 : Math.min(copies.get(key(change.target)) ?? 1, present.get(key(change.target)) ?? 0);
       for (let i = 0; i < times; i++) lines.push(line);
       effective.push(change);
     }
     const input = `*filter\n${lines.join('\n')}\nCOMMIT\n`;
     // iptables-restore is all or nothing; the one-by-one pass makes one bad rule cost only itself.
-    await applyBatch(effective, {
-      batch: async () => void (await this.runner.run([this.tool(family, true), '-w', '--noflush'], { input, retries: 3 })),
-      single: async (change) => void (await this.runner.run(this.command(change), { retries: 3 })),
-    }, result);
+    await applyBatch(
+      effective,
+      {
+        batch: async () =>
+          void (await this.runner.run([this.tool(family, true), '-w', '--noflush'], { input, retries: 3 })),
+        single: async (change) => void (await this.runner.run(this.command(change), { retries: 3 })),
+      },
+      result,
+    );
   }
 
   async flush(): Promise<void> {

@@ -48,7 +48,10 @@ export class NftablesBackend implements FirewallBackend {
     const size = this.options.maxElements;
     const table = this.table;
     const verdict = this.options.target === 'DROP' ? 'drop' : 'reject';
-    const hook = this.options.hook === 'input' ? 'type filter hook input priority -10' : 'type filter hook prerouting priority -300';
+    const hook =
+      this.options.hook === 'input'
+        ? 'type filter hook input priority -10'
+        : 'type filter hook prerouting priority -300';
     return [
       `add table inet ${table}`,
       `add set inet ${table} hosts4 { type ipv4_addr; flags timeout; size ${size}; }`,
@@ -85,10 +88,14 @@ export class NftablesBackend implements FirewallBackend {
 
   async init(): Promise<void> {
     if (this.options.hook === 'prerouting' && this.options.target === 'REJECT') {
-      throw new BackendUnavailableError('firewall.target REJECT is not possible at prerouting: use DROP, or firewall.table: filter');
+      throw new BackendUnavailableError(
+        'firewall.target REJECT is not possible at prerouting: use DROP, or firewall.table: filter',
+      );
     }
     if (process.getuid?.() !== 0) {
-      throw new BackendUnavailableError('enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules');
+      throw new BackendUnavailableError(
+        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+      );
     }
     await this.ensureTable();
   }
@@ -152,7 +159,12 @@ export class NftablesBackend implements FirewallBackend {
       }
       if (!isHost(change.target)) {
         // Inside a network already in the set: that element drops its traffic already.
-        if (nets.some((net) => present.has(formatCidr(net)) && net.prefix < change.target.prefix && cidrContains(net, change.target))) {
+        if (
+          nets.some(
+            (net) =>
+              present.has(formatCidr(net)) && net.prefix < change.target.prefix && cidrContains(net, change.target),
+          )
+        ) {
           result.applied.push(change);
           continue;
         }
@@ -175,12 +187,22 @@ export class NftablesBackend implements FirewallBackend {
       if (!isHost(change.target)) nets.push(change.target);
     }
     // The transaction is all or nothing; the one-by-one pass makes one bad element cost only itself.
-    await applyBatch(effective, {
-      batch: async () => void (await this.runner.run(['nft', '-f', '-'], { input: transaction.script(), retries: 2 })),
-      single: async (change) => void (await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 })),
-      explain: (error, change) =>
-        /set is full|No space left/i.test(error.stderr) ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, { cause: error }) : error,
-    }, result);
+    await applyBatch(
+      effective,
+      {
+        batch: async () =>
+          void (await this.runner.run(['nft', '-f', '-'], { input: transaction.script(), retries: 2 })),
+        single: async (change) =>
+          void (await this.runner.run(['nft', '-f', '-'], { input: `${this.elementLine(change)}\n`, retries: 2 })),
+        explain: (error, change) =>
+          /set is full|No space left/i.test(error.stderr)
+            ? new FirewallFullError(`${setName(change.target)} is full (size ${this.options.maxElements})`, {
+                cause: error,
+              })
+            : error,
+      },
+      result,
+    );
     return result;
   }
 
@@ -188,7 +210,11 @@ export class NftablesBackend implements FirewallBackend {
     const out: Cidr[] = [];
     const listed = await this.runner.run(['nft', '-j', 'list', 'table', 'inet', this.table], { reject: false });
     if (listed.exitCode !== 0) return out; // no table: repair() recreates it
-    type Elem = string | { prefix: { addr: string; len: number } } | { elem: { val: Elem } } | { range: [string, string] };
+    type Elem =
+      | string
+      | { prefix: { addr: string; len: number } }
+      | { elem: { val: Elem } }
+      | { range: [string, string] };
     const parsed = JSON.parse(listed.stdout) as { nftables: { set?: { name: string; elem?: Elem[] } }[] };
     const toCidr = (value: Elem): Cidr | null => {
       if (typeof value === 'string') return parseCidr(value);
@@ -212,7 +238,6 @@ export class NftablesBackend implements FirewallBackend {
   }
 }
 
-
 /**
  * A transaction's element changes, consecutive ones to the same set in one statement
  * (`add element inet floodgate hosts4 { a timeout 4200s, b timeout 4200s, … }`): nft takes 10k
@@ -231,6 +256,8 @@ class ElementStatements {
   }
 
   script(): string {
-    return this.statements.map(({ op, set, elements }) => `${op} element inet ${this.table} ${set} { ${elements.join(', ')} }\n`).join('');
+    return this.statements
+      .map(({ op, set, elements }) => `${op} element inet ${this.table} ${set} { ${elements.join(', ')} }\n`)
+      .join('');
   }
 }

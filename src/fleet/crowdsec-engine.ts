@@ -64,7 +64,12 @@ export class CrowdsecEngine implements FleetEngine {
     this.fetch = options.fetch ?? fetch;
   }
 
-  private async request(method: string, path: string, auth: 'machine' | 'bouncer' | 'none', body?: unknown): Promise<unknown> {
+  private async request(
+    method: string,
+    path: string,
+    auth: 'machine' | 'bouncer' | 'none',
+    body?: unknown,
+  ): Promise<unknown> {
     const headers: Record<string, string> = { 'User-Agent': USER_AGENT };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (auth === 'bouncer') headers['X-Api-Key'] = this.options.bouncerKey;
@@ -79,7 +84,9 @@ export class CrowdsecEngine implements FleetEngine {
       });
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new LapiError(`${method} ${path.split('?')[0]}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+      throw new LapiError(
+        `${method} ${path.split('?')[0]}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      );
     }
     const text = await response.text();
     if (!response.ok) {
@@ -95,7 +102,11 @@ export class CrowdsecEngine implements FleetEngine {
   }
 
   private async login(): Promise<void> {
-    const answer = (await this.request('POST', '/v1/watchers/login', 'none', { machine_id: this.options.machine, password: this.options.password, scenarios: [] })) as { token?: string } | null;
+    const answer = (await this.request('POST', '/v1/watchers/login', 'none', {
+      machine_id: this.options.machine,
+      password: this.options.password,
+      scenarios: [],
+    })) as { token?: string } | null;
     if (typeof answer?.token !== 'string') throw new LapiError('POST /v1/watchers/login: no token in the answer');
     this.token = answer.token;
   }
@@ -119,7 +130,9 @@ export class CrowdsecEngine implements FleetEngine {
       // A failed POST may have stored part of its decisions (SQLite's "database is locked" after
       // inserting some): a blind retry would store them twice. Send only what did not land.
       const landed = await this.landed(now);
-      toSend = toSend.filter((ban) => !(landed.get(ban.target) ?? []).some((until) => Math.abs(until - ban.expiresAt) <= LANDED_SLACK_MS));
+      toSend = toSend.filter(
+        (ban) => !(landed.get(ban.target) ?? []).some((until) => Math.abs(until - ban.expiresAt) <= LANDED_SLACK_MS),
+      );
       this.uncertain = false;
     }
     if (toSend.length > 0) {
@@ -213,18 +226,34 @@ export class CrowdsecEngine implements FleetEngine {
     const left = typeof d.duration === 'string' ? parseGoDuration(d.duration) : null;
     if (left === null) return null;
     const tag = typeof d.scenario === 'string' && d.origin === ORIGIN ? SCENARIO.exec(d.scenario) : null;
-    return { value: d.value, id: String(d.id), origin: d.origin, host: tag?.[2] ?? '', rule: tag?.[1] ?? (typeof d.scenario === 'string' && d.scenario !== '' ? d.scenario.slice(0, 60) : d.origin), expiresAt: Math.round(now + left) };
+    return {
+      value: d.value,
+      id: String(d.id),
+      origin: d.origin,
+      host: tag?.[2] ?? '',
+      rule: tag?.[1] ?? (typeof d.scenario === 'string' && d.scenario !== '' ? d.scenario.slice(0, 60) : d.origin),
+      expiresAt: Math.round(now + left),
+    };
   }
 
   async pull(now: number): Promise<FleetChanges> {
     const query = this.filters();
     if (!this.started) query.set('startup', 'true');
-    const answer = ((await this.request('GET', `/v1/decisions/stream?${query}`, 'bouncer')) ?? {}) as { new?: LapiDecision[] | null; deleted?: LapiDecision[] | null };
+    const answer = ((await this.request('GET', `/v1/decisions/stream?${query}`, 'bouncer')) ?? {}) as {
+      new?: LapiDecision[] | null;
+      deleted?: LapiDecision[] | null;
+    };
     const complete = !this.started;
     this.started = true;
-    const added = (answer.new ?? []).map((d) => this.decision(d, now)).filter((d): d is FleetDecision => d !== null && d.expiresAt > now);
+    const added = (answer.new ?? [])
+      .map((d) => this.decision(d, now))
+      .filter((d): d is FleetDecision => d !== null && d.expiresAt > now);
     // At start-up, `deleted` lists every expired decision still in the database: nothing to lift.
-    const deleted = complete ? [] : (answer.deleted ?? []).map((d) => this.decision({ ...d, duration: '0s' }, now)).filter((d): d is FleetDecision => d !== null);
+    const deleted = complete
+      ? []
+      : (answer.deleted ?? [])
+          .map((d) => this.decision({ ...d, duration: '0s' }, now))
+          .filter((d): d is FleetDecision => d !== null);
     return { added, deleted, complete };
   }
 

@@ -76,7 +76,8 @@ export class FleetSync {
       if (this.stopped) return;
       const started = this.clock();
       await this.pullOnce();
-      if (!this.stopped) this.timers[0] = setTimeout(pullLoop, Math.max(0, this.options.poll - (this.clock() - started)));
+      if (!this.stopped)
+        this.timers[0] = setTimeout(pullLoop, Math.max(0, this.options.poll - (this.clock() - started)));
     };
     const pushLoop = async () => {
       if (this.stopped) return;
@@ -106,7 +107,9 @@ export class FleetSync {
       lastResync: iso(this.lastResync),
       outbox: this.options.enforcer.store.outbox.length,
       fleetBans,
-      lastError: this.lastError ? { at: new Date(this.lastError.at).toISOString(), message: this.lastError.message } : null,
+      lastError: this.lastError
+        ? { at: new Date(this.lastError.at).toISOString(), message: this.lastError.message }
+        : null,
     };
   }
 
@@ -117,7 +120,12 @@ export class FleetSync {
     if (this.options.dryRun || this.applying) return;
     const ban = this.options.enforcer.store.get(target);
     if (ban === undefined || (ban.fleet !== undefined && ban.localExpiresAt === undefined)) return;
-    this.options.enforcer.store.enqueue({ op: 'ban', target, rule: ban.rule, expiresAt: ban.localExpiresAt ?? ban.expiresAt });
+    this.options.enforcer.store.enqueue({
+      op: 'ban',
+      target,
+      rule: ban.rule,
+      expiresAt: ban.localExpiresAt ?? ban.expiresAt,
+    });
     this.pushSoon();
   }
 
@@ -174,7 +182,10 @@ export class FleetSync {
         this.pushBackoff = 0;
         const tookMs = this.clock() - now;
         // A bulk push is worth a line at info: it is what the other hosts wait for.
-        this.options.log[taken >= 100 ? 'info' : 'debug']({ event: 'fleet-push', bans: bans.length, unbans: unbans.length, tookMs, engine: this.options.engine.name }, `fleet: pushed ${bans.length} ban(s) and ${unbans.length} unban(s) in ${tookMs} ms`);
+        this.options.log[taken >= 100 ? 'info' : 'debug'](
+          { event: 'fleet-push', bans: bans.length, unbans: unbans.length, tookMs, engine: this.options.engine.name },
+          `fleet: pushed ${bans.length} ban(s) and ${unbans.length} unban(s) in ${tookMs} ms`,
+        );
       } catch (error) {
         this.pushBackoff = Math.min(BACKOFF_MAX_MS, Math.max(500, this.pushBackoff * 2));
         this.nextPushAt = this.clock() + this.pushBackoff;
@@ -238,7 +249,10 @@ export class FleetSync {
     this.lastError = { at: now, message };
     if (first || now - this.lastErrorLog >= ERROR_LOG_EVERY_MS) {
       this.lastErrorLog = now;
-      this.options.log.warn({ event: 'error', during: `fleet-${during}`, engine: this.options.engine.name, message, ...fields }, `fleet ${during} failed (${message}); retrying, local enforcement goes on`);
+      this.options.log.warn(
+        { event: 'error', during: `fleet-${during}`, engine: this.options.engine.name, message, ...fields },
+        `fleet ${during} failed (${message}); retrying, local enforcement goes on`,
+      );
     }
   }
 
@@ -251,18 +265,31 @@ export class FleetSync {
       const id = `${decision.origin}/${decision.id}`;
       if (this.refusedIds.has(id)) return null;
       this.refusedIds.add(id);
-      this.options.log.warn({ event: 'refused', target: decision.value, source: 'fleet', origin: decision.origin, fleetHost: decision.host, decisionId: decision.id, why }, `refused the fleet's ban of ${decision.value} (${decision.origin}${decision.host ? ` from ${decision.host}` : ''}): ${why}`);
+      this.options.log.warn(
+        {
+          event: 'refused',
+          target: decision.value,
+          source: 'fleet',
+          origin: decision.origin,
+          fleetHost: decision.host,
+          decisionId: decision.id,
+          why,
+        },
+        `refused the fleet's ban of ${decision.value} (${decision.origin}${decision.host ? ` from ${decision.host}` : ''}): ${why}`,
+      );
       return null;
     };
     if (cidr === null) return refuse('not an address or network');
     if (cidr.prefix === 0) return refuse('it covers every address');
-    if (this.options.protectedSet().overlaps(cidr)) return refuse('it covers an allowlisted, loopback or one of this host’s own addresses');
+    if (this.options.protectedSet().overlaps(cidr))
+      return refuse('it covers an allowlisted, loopback or one of this host’s own addresses');
     return { key: formatCidr(cidr), cidr };
   }
 
   private longest(key: string): FleetDecision | undefined {
     let best: FleetDecision | undefined;
-    for (const d of this.known.get(key)?.values() ?? []) if (best === undefined || d.expiresAt > best.expiresAt) best = d;
+    for (const d of this.known.get(key)?.values() ?? [])
+      if (best === undefined || d.expiresAt > best.expiresAt) best = d;
     return best;
   }
 
@@ -300,14 +327,25 @@ export class FleetSync {
     let set = 0;
     const store = this.options.enforcer.store;
     const stale: string[] = [];
-    for (const ban of store.values()) if (ban.fleet !== undefined && !this.known.has(ban.target)) stale.push(ban.target);
+    for (const ban of store.values())
+      if (ban.fleet !== undefined && !this.known.has(ban.target)) stale.push(ban.target);
     for (const target of stale) {
       this.apply(target, parseCidr(target)!, now);
       lifted++;
     }
     for (const key of this.known.keys()) if (this.apply(key, parseCidr(key)!, now)) set++;
     if (lifted + set > 0 || why === 'start-up pull') {
-      this.options.log.info({ event: 'fleet-sync', during: why, decisions: decisions.length, applied: set, lifted, engine: this.options.engine.name }, `fleet ${why}: ${decisions.length} decision(s); ${set} applied, ${lifted} lifted`);
+      this.options.log.info(
+        {
+          event: 'fleet-sync',
+          during: why,
+          decisions: decisions.length,
+          applied: set,
+          lifted,
+          engine: this.options.engine.name,
+        },
+        `fleet ${why}: ${decisions.length} decision(s); ${set} applied, ${lifted} lifted`,
+      );
     }
   }
 
@@ -326,10 +364,23 @@ export class FleetSync {
         if (left === undefined) {
           enforcer.queue.push('delete', cidr);
           this.readdInner(cidr);
-          log.info({ event: 'unban', target: key, source: 'fleet', origin: existing.fleet.origin, fleetHost: existing.fleet.host, dryRun: dry }, `${dry ? 'dry-run: would lift' : 'lifted'} fleet ban of ${key} (the fleet's decision went)`);
+          log.info(
+            {
+              event: 'unban',
+              target: key,
+              source: 'fleet',
+              origin: existing.fleet.origin,
+              fleetHost: existing.fleet.host,
+              dryRun: dry,
+            },
+            `${dry ? 'dry-run: would lift' : 'lifted'} fleet ban of ${key} (the fleet's decision went)`,
+          );
         } else if (left !== null) {
           if (this.retimes) enforcer.queue.push('add', cidr, left.expiresAt, key);
-          log.info({ event: 'fleet-sync', target: key, expiresAt: formatInstant(left.expiresAt) }, `the fleet's decision for ${key} went; its local ban stays until ${formatInstant(left.expiresAt)}`);
+          log.info(
+            { event: 'fleet-sync', target: key, expiresAt: formatInstant(left.expiresAt) },
+            `the fleet's decision for ${key} went; its local ban stays until ${formatInstant(left.expiresAt)}`,
+          );
         }
         return true;
       }
@@ -338,16 +389,35 @@ export class FleetSync {
       if (existing === undefined && store.size >= this.options.maxActive()) {
         store.refused++;
         store.touch();
-        log.warn({ event: 'refused', target: key, source: 'fleet', why: 'max_active', active: store.size }, `refused the fleet's ban of ${key}: ban.max_active (${this.options.maxActive()}) bans are active`);
+        log.warn(
+          { event: 'refused', target: key, source: 'fleet', why: 'max_active', active: store.size },
+          `refused the fleet's ban of ${key}: ban.max_active (${this.options.maxActive()}) bans are active`,
+        );
         return false;
       }
-      const result = store.setFleet(key, { host: best.host, origin: best.origin, decisionId: best.id, expiresAt: best.expiresAt }, best.rule, now);
+      const result = store.setFleet(
+        key,
+        { host: best.host, origin: best.origin, decisionId: best.id, expiresAt: best.expiresAt },
+        best.rule,
+        now,
+      );
       if (result === 'unchanged' || result === 'recorded') return result === 'recorded';
       const ban = store.get(key)!;
       if (result === 'added' || this.retimes) enforcer.queue.push('add', cidr, ban.expiresAt, key);
       const from = best.host !== '' ? `from ${best.host}` : `origin ${best.origin}`;
       log.info(
-        { event: 'ban', target: key, rule: best.rule, source: 'fleet', origin: best.origin, fleetHost: best.host, decisionId: best.id, expiresAt: formatInstant(ban.expiresAt), extended: result === 'extended', dryRun: dry },
+        {
+          event: 'ban',
+          target: key,
+          rule: best.rule,
+          source: 'fleet',
+          origin: best.origin,
+          fleetHost: best.host,
+          decisionId: best.id,
+          expiresAt: formatInstant(ban.expiresAt),
+          extended: result === 'extended',
+          dryRun: dry,
+        },
         `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ${key} (fleet, ${from}) until ${formatInstant(ban.expiresAt)}`,
       );
       return true;

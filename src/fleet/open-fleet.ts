@@ -22,10 +22,16 @@ export function readSecret(file: string, what: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`fleet.${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    throw new ConfigError(
+      `fleet.${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      { cause: error },
+    );
   }
   const secret = text.trim();
-  if (secret === '' || secret.includes('\n')) throw new ConfigError(`fleet.${what}: ${file} must hold the secret on one line, got ${secret === '' ? 'an empty file' : 'several lines'}`);
+  if (secret === '' || secret.includes('\n'))
+    throw new ConfigError(
+      `fleet.${what}: ${file} must hold the secret on one line, got ${secret === '' ? 'an empty file' : 'several lines'}`,
+    );
   return secret;
 }
 
@@ -54,17 +60,47 @@ export interface RunningFleet {
 }
 
 /** `engine`: made before anything else starts (createEngine), so that a bad secret file changes nothing. */
-export function openFleet(options: { fleet: FleetPolicy; engine: FleetEngine; enforcer: Enforcer; log: Logger; dryRun: boolean; protectedSet: () => CidrSet; maxActive: () => number }): RunningFleet {
+export function openFleet(options: {
+  fleet: FleetPolicy;
+  engine: FleetEngine;
+  enforcer: Enforcer;
+  log: Logger;
+  dryRun: boolean;
+  protectedSet: () => CidrSet;
+  maxActive: () => number;
+}): RunningFleet {
   const { fleet, enforcer, log, dryRun } = options;
-  const sync = new FleetSync({ engine: options.engine, enforcer, log, host: fleetHost(fleet), dryRun, poll: fleet.poll, resync: fleet.resync, protectedSet: options.protectedSet, maxActive: options.maxActive });
+  const sync = new FleetSync({
+    engine: options.engine,
+    enforcer,
+    log,
+    host: fleetHost(fleet),
+    dryRun,
+    poll: fleet.poll,
+    resync: fleet.resync,
+    protectedSet: options.protectedSet,
+    maxActive: options.maxActive,
+  });
   // The enforcer logs every ban and unban it makes once it is in the store and queued: the moment
   // to push it. Expiries push nothing (the engine expires the decision at the same instant).
   const untap = tapEvents(log, ({ fields }) => {
-    if (fields.source === 'fleet' || sync.applyingPulled || fields.dryRun === true || typeof fields.target !== 'string') return;
+    if (fields.source === 'fleet' || sync.applyingPulled || fields.dryRun === true || typeof fields.target !== 'string')
+      return;
     if (fields.event === 'ban') sync.localBan(fields.target);
     else if (fields.event === 'unban') sync.localUnban(fields.target);
   });
-  log.info({ event: 'fleet-start', engine: fleet.engine, url: fleet.url, host: fleetHost(fleet), poll: fleet.poll, origins: fleet.origins, dryRun }, `fleet: ${fleet.engine} at ${fleet.url} as ${fleetHost(fleet)}${dryRun ? ' (dry-run: pulling only, nothing is pushed)' : ''}`);
+  log.info(
+    {
+      event: 'fleet-start',
+      engine: fleet.engine,
+      url: fleet.url,
+      host: fleetHost(fleet),
+      poll: fleet.poll,
+      origins: fleet.origins,
+      dryRun,
+    },
+    `fleet: ${fleet.engine} at ${fleet.url} as ${fleetHost(fleet)}${dryRun ? ' (dry-run: pulling only, nothing is pushed)' : ''}`,
+  );
   sync.start();
   return {
     sync,
@@ -84,7 +120,13 @@ export function queueManualChanges(log: Logger, store: BanStore): () => void {
     if (fields.source === 'fleet' || fields.dryRun === true || typeof fields.target !== 'string') return;
     if (fields.event === 'ban') {
       const ban = store.get(fields.target);
-      if (ban !== undefined && (ban.fleet === undefined || ban.localExpiresAt !== undefined)) store.enqueue({ op: 'ban', target: ban.target, rule: ban.rule, expiresAt: ban.localExpiresAt ?? ban.expiresAt });
+      if (ban !== undefined && (ban.fleet === undefined || ban.localExpiresAt !== undefined))
+        store.enqueue({
+          op: 'ban',
+          target: ban.target,
+          rule: ban.rule,
+          expiresAt: ban.localExpiresAt ?? ban.expiresAt,
+        });
     } else if (fields.event === 'unban') {
       store.enqueue({ op: 'unban', target: fields.target });
     }

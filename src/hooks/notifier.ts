@@ -80,12 +80,26 @@ const emptyBatch = (): Batch => ({ events: [], counts: {}, total: 0 });
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
 /** The human summary: one line for one event; a count per kind and the first events for a batch. */
-export function notificationText(batch: { readonly events: readonly NotifiedEvent[]; readonly counts: Partial<Record<NotifyEvent, number>>; readonly total: number }, host: string, dryRun: boolean): string {
+export function notificationText(
+  batch: {
+    readonly events: readonly NotifiedEvent[];
+    readonly counts: Partial<Record<NotifyEvent, number>>;
+    readonly total: number;
+  },
+  host: string,
+  dryRun: boolean,
+): string {
   const head = `floodgate on ${host}${dryRun ? ' (dry-run: the firewall was not changed)' : ''}`;
   if (batch.total === 1 && batch.events[0]) return `${head}: ${batch.events[0].message}`;
-  const counts = Object.entries(batch.counts).map(([event, n]) => `${n} ${NOUNS[event as NotifyEvent][n === 1 ? 0 : 1]}`);
+  const counts = Object.entries(batch.counts).map(
+    ([event, n]) => `${n} ${NOUNS[event as NotifyEvent][n === 1 ? 0 : 1]}`,
+  );
   const omitted = batch.total - batch.events.length;
-  return [`${head}: ${counts.join(', ')}`, ...batch.events.map((e) => `• ${e.message}`), ...(omitted > 0 ? [`… and ${omitted} more`] : [])].join('\n');
+  return [
+    `${head}: ${counts.join(', ')}`,
+    ...batch.events.map((e) => `• ${e.message}`),
+    ...(omitted > 0 ? [`… and ${omitted} more`] : []),
+  ].join('\n');
 }
 
 /** What a failed attempt says: never the headers, never the URL's path (it may be the secret). */
@@ -179,7 +193,14 @@ export class Notifier {
   /** The body a batch is sent as. */
   body(batch: Batch): NotificationBody {
     const dryRun = this.options.dryRun;
-    return { events: batch.events, total: batch.total, counts: batch.counts, dryRun, text: notificationText(batch, this.host, dryRun), host: this.host };
+    return {
+      events: batch.events,
+      total: batch.total,
+      counts: batch.counts,
+      dryRun,
+      text: notificationText(batch, this.host, dryRun),
+      host: this.host,
+    };
   }
 
   private async send(batch: Batch, settings: NotifySettings): Promise<void> {
@@ -202,23 +223,34 @@ export class Notifier {
     for (let n = 0; ; n++) {
       try {
         await attempt();
-        if (n > 0) log.info({ event: 'notify', to, attempts: n + 1 }, `notification sent to ${to} after ${n + 1} attempts`);
+        if (n > 0)
+          log.info({ event: 'notify', to, attempts: n + 1 }, `notification sent to ${to} after ${n + 1} attempts`);
         else log.debug({ event: 'notify', to }, `notification sent to ${to}`);
         return;
       } catch (error) {
         const why = failure(error);
         if (n >= settings.retries || this.aborter.signal.aborted) {
-          log.error({ event: 'error', during: 'notify', to, attempts: n + 1, message: why }, `notification to ${to} failed after ${n + 1} attempt(s), given up: ${why}`);
+          log.error(
+            { event: 'error', during: 'notify', to, attempts: n + 1, message: why },
+            `notification to ${to} failed after ${n + 1} attempt(s), given up: ${why}`,
+          );
           return;
         }
         const wait = (this.options.backoffMs ?? 1000) * 2 ** n;
-        log.warn({ event: 'notify-retry', to, attempt: n + 1, message: why }, `notification to ${to} failed (${why}); retrying in ${wait} ms`);
+        log.warn(
+          { event: 'notify-retry', to, attempt: n + 1, message: why },
+          `notification to ${to} failed (${why}); retrying in ${wait} ms`,
+        );
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
-          this.aborter.signal.addEventListener('abort', () => {
-            clearTimeout(timer);
-            resolve();
-          }, { once: true });
+          this.aborter.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     }
@@ -226,10 +258,17 @@ export class Notifier {
 
   private async post(webhook: NonNullable<NotifySettings['webhook']>, json: string): Promise<void> {
     const signal = AbortSignal.any([AbortSignal.timeout(webhook.timeout), this.aborter.signal]);
-    const response = await fetch(webhook.url, { method: 'POST', headers: { ...webhook.headers, 'content-type': 'application/json' }, body: json, signal, redirect: 'manual' });
+    const response = await fetch(webhook.url, {
+      method: 'POST',
+      headers: { ...webhook.headers, 'content-type': 'application/json' },
+      body: json,
+      signal,
+      redirect: 'manual',
+    });
     // The body is read (and dropped) so that the connection is freed.
     await response.arrayBuffer().catch(() => undefined);
-    if (response.status < 200 || response.status > 299) throw new Error(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+    if (response.status < 200 || response.status > 299)
+      throw new Error(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
   }
 
   private async runCommand(argv: readonly string[], json: string, body: NotificationBody): Promise<void> {

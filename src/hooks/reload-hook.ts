@@ -56,7 +56,11 @@ export class ReloadHook {
       try {
         const result = await this.runner.run(argv, { reject: false, timeoutMs: this.options.timeout });
         if (result.exitCode === 0) this.log.info({ event: 'reload-hook', command }, 'reload hook ran');
-        else this.log.error({ event: 'error', during: 'reload-hook', command, exitCode: result.exitCode, stderr: result.stderr.trim() }, 'reload hook failed');
+        else
+          this.log.error(
+            { event: 'error', during: 'reload-hook', command, exitCode: result.exitCode, stderr: result.stderr.trim() },
+            'reload hook failed',
+          );
       } catch (error) {
         this.log.error({ event: 'error', during: 'reload-hook', command, err: error }, 'reload hook failed');
       } finally {

@@ -83,11 +83,14 @@ export class FloodgateMetrics {
     collectDefaultMetrics({ register: this.registry });
     // prom-client names these gauges `_total`, which Prometheus reserves for counters (promtool
     // check metrics refuses them); the same figures stay, by type, in nodejs_active_handles etc.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
-    new Gauge({ name: 'floodgate_build_info', help: 'Always 1; the labels say which floodgate and Node.js run.', labelNames: ['version', 'nodejs'], registers }).set(
-      { version: version(), nodejs: process.versions.node },
-      1,
-    );
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      this.registry.removeSingleMetric(name);
+    new Gauge({
+      name: 'floodgate_build_info',
+      help: 'Always 1; the labels say which floodgate and Node.js run.',
+      labelNames: ['version', 'nodejs'],
+      registers,
+    }).set({ version: version(), nodejs: process.versions.node }, 1);
     new Gauge({
       name: 'floodgate_bans_active',
       help: 'Bans in force now (dry-run bans under mode="dry-run").',
@@ -127,25 +130,81 @@ export class FloodgateMetrics {
         },
       });
     }
-    this.bans = new Counter({ name: 'floodgate_bans_total', help: 'Bans made, by rule and by origin (detector, manual, fleet).', labelNames: ['rule', 'origin'], registers });
+    this.bans = new Counter({
+      name: 'floodgate_bans_total',
+      help: 'Bans made, by rule and by origin (detector, manual, fleet).',
+      labelNames: ['rule', 'origin'],
+      registers,
+    });
     for (const rule of options.rules ?? []) this.bans.inc({ rule, origin: 'detector' }, 0);
     this.bans.inc({ rule: 'manual', origin: 'manual' }, 0);
-    this.refused = new Counter({ name: 'floodgate_bans_refused_total', help: 'Bans refused: max_active (the cap), protected (allowlisted or own address), set_full (the firewall set).', labelNames: ['reason'], registers });
+    this.refused = new Counter({
+      name: 'floodgate_bans_refused_total',
+      help: 'Bans refused: max_active (the cap), protected (allowlisted or own address), set_full (the firewall set).',
+      labelNames: ['reason'],
+      registers,
+    });
     for (const reason of REFUSAL_REASONS) this.refused.inc({ reason }, 0);
-    this.unbans = new Counter({ name: 'floodgate_unbans_total', help: 'Bans lifted: expired, manual (floodgate unban), allowlist (a reload allowlisted it), flush.', labelNames: ['reason'], registers });
+    this.unbans = new Counter({
+      name: 'floodgate_unbans_total',
+      help: 'Bans lifted: expired, manual (floodgate unban), allowlist (a reload allowlisted it), flush.',
+      labelNames: ['reason'],
+      registers,
+    });
     for (const reason of UNBAN_REASONS) this.unbans.inc({ reason }, 0);
-    this.reconcile = new Counter({ name: 'floodgate_reconcile_repairs_total', help: 'Repairs by reconcile: missing rules re-applied, extra rules removed, setup pieces (chains, sets) restored.', labelNames: ['kind'], registers });
+    this.reconcile = new Counter({
+      name: 'floodgate_reconcile_repairs_total',
+      help: 'Repairs by reconcile: missing rules re-applied, extra rules removed, setup pieces (chains, sets) restored.',
+      labelNames: ['kind'],
+      registers,
+    });
     for (const kind of ['missing', 'extra', 'setup']) this.reconcile.inc({ kind }, 0);
-    this.firewallFailures = new Counter({ name: 'floodgate_firewall_failures_total', help: 'Firewall commands that failed, by backend and operation (ban, unban, commit).', labelNames: ['backend', 'operation'], registers });
-    this.hookRuns = new Counter({ name: 'floodgate_reload_hook_runs_total', help: 'Runs of the reload hook (reload.command), failed ones included.', registers });
-    this.hookFailures = new Counter({ name: 'floodgate_reload_hook_failures_total', help: 'Runs of the reload hook that failed or timed out.', registers });
-    this.reloads = new Counter({ name: 'floodgate_policy_reloads_total', help: 'Policy reloads (SIGHUP), applied or refused.', labelNames: ['result'], registers });
+    this.firewallFailures = new Counter({
+      name: 'floodgate_firewall_failures_total',
+      help: 'Firewall commands that failed, by backend and operation (ban, unban, commit).',
+      labelNames: ['backend', 'operation'],
+      registers,
+    });
+    this.hookRuns = new Counter({
+      name: 'floodgate_reload_hook_runs_total',
+      help: 'Runs of the reload hook (reload.command), failed ones included.',
+      registers,
+    });
+    this.hookFailures = new Counter({
+      name: 'floodgate_reload_hook_failures_total',
+      help: 'Runs of the reload hook that failed or timed out.',
+      registers,
+    });
+    this.reloads = new Counter({
+      name: 'floodgate_policy_reloads_total',
+      help: 'Policy reloads (SIGHUP), applied or refused.',
+      labelNames: ['result'],
+      registers,
+    });
     for (const result of ['applied', 'refused']) this.reloads.inc({ result }, 0);
-    this.scanDuration = new Histogram({ name: 'floodgate_scan_duration_seconds', help: 'How long one scan (read the table, detect, queue the bans) took.', buckets: SCAN_BUCKETS, registers });
-    this.sockets = new Gauge({ name: 'floodgate_sockets', help: 'Sockets seen by the last scan, by TCP state (UNCONN: unconnected UDP).', labelNames: ['state'], registers });
+    this.scanDuration = new Histogram({
+      name: 'floodgate_scan_duration_seconds',
+      help: 'How long one scan (read the table, detect, queue the bans) took.',
+      buckets: SCAN_BUCKETS,
+      registers,
+    });
+    this.sockets = new Gauge({
+      name: 'floodgate_sockets',
+      help: 'Sockets seen by the last scan, by TCP state (UNCONN: unconnected UDP).',
+      labelNames: ['state'],
+      registers,
+    });
     for (const state of STATES) this.sockets.set({ state }, 0);
-    this.lastScan = new Gauge({ name: 'floodgate_last_scan_timestamp_seconds', help: 'When the last scan ended (Unix time); a stale value means the loop is stuck.', registers });
-    this.attack = new Gauge({ name: 'floodgate_attack', help: '1 while a SYN flood is on that no source or network crosses a threshold for (nothing to ban), else 0.', registers });
+    this.lastScan = new Gauge({
+      name: 'floodgate_last_scan_timestamp_seconds',
+      help: 'When the last scan ended (Unix time); a stale value means the loop is stuck.',
+      registers,
+    });
+    this.attack = new Gauge({
+      name: 'floodgate_attack',
+      help: '1 while a SYN flood is on that no source or network crosses a threshold for (nothing to ban), else 0.',
+      registers,
+    });
     this.attack.set(0);
   }
 
@@ -155,7 +214,13 @@ export class FloodgateMetrics {
   }
 
   /** One scan's figures: its duration, its sockets by state, the kernel's counters, the attack signal. */
-  scanned(scan: { readonly durationMs: number; readonly table: SocketTable; readonly counters: FloodCounters; readonly attack: boolean; readonly at: number }): void {
+  scanned(scan: {
+    readonly durationMs: number;
+    readonly table: SocketTable;
+    readonly counters: FloodCounters;
+    readonly attack: boolean;
+    readonly at: number;
+  }): void {
     this.scanDuration.observe(scan.durationMs / 1000);
     const byState = new Array<number>(STATES.length).fill(0);
     const { states, length } = scan.table;
@@ -189,7 +254,11 @@ export class FloodgateMetrics {
         if (typeof fields.bans === 'number' && fields.bans > 0) this.unbans.inc({ reason: 'flush' }, fields.bans);
         break;
       case 'reconcile':
-        for (const [field, kind] of [['missing', 'missing'], ['extra', 'extra'], ['repaired', 'setup']] as const) {
+        for (const [field, kind] of [
+          ['missing', 'missing'],
+          ['extra', 'extra'],
+          ['repaired', 'setup'],
+        ] as const) {
           const n = fields[field];
           if (typeof n === 'number' && n > 0) this.reconcile.inc({ kind }, n);
         }
@@ -204,7 +273,10 @@ export class FloodgateMetrics {
         if (fields.during === 'reload-hook') {
           this.hookRuns.inc();
           this.hookFailures.inc();
-        } else if ((fields.during === 'commit' || fields.during === 'ban' || fields.during === 'unban') && typeof fields.backend === 'string') {
+        } else if (
+          (fields.during === 'commit' || fields.during === 'ban' || fields.during === 'unban') &&
+          typeof fields.backend === 'string'
+        ) {
           this.firewallFailures.inc({ backend: fields.backend, operation: fields.during });
         }
         break;

@@ -37,13 +37,17 @@ export class CidrSet {
   }
 
   add(cidr: Cidr): void {
-    const added = cidr.family === 4 ? addTo(this.v4, cidr.prefix, Number(cidr.value)) : addTo(this.v6, cidr.prefix, cidr.value);
+    const added =
+      cidr.family === 4 ? addTo(this.v4, cidr.prefix, Number(cidr.value)) : addTo(this.v6, cidr.prefix, cidr.value);
     if (added) this.count++;
   }
 
   /** Removes exactly this entry (not the addresses it covers); false when it was not there. */
   delete(cidr: Cidr): boolean {
-    const deleted = cidr.family === 4 ? deleteFrom(this.v4, cidr.prefix, Number(cidr.value)) : deleteFrom(this.v6, cidr.prefix, cidr.value);
+    const deleted =
+      cidr.family === 4
+        ? deleteFrom(this.v4, cidr.prefix, Number(cidr.value))
+        : deleteFrom(this.v6, cidr.prefix, cidr.value);
     if (deleted) this.count--;
     return deleted;
   }

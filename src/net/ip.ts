@@ -91,7 +91,15 @@ export function parseIp(text: string): { family: Family; value: bigint } | null 
 const OCTETS = Array.from({ length: 256 }, (_, i) => String(i));
 
 export function formatIpv4(value: number): string {
-  return OCTETS[value >>> 24]! + '.' + OCTETS[(value >>> 16) & 255]! + '.' + OCTETS[(value >>> 8) & 255]! + '.' + OCTETS[value & 255]!;
+  return (
+    OCTETS[value >>> 24]! +
+    '.' +
+    OCTETS[(value >>> 16) & 255]! +
+    '.' +
+    OCTETS[(value >>> 8) & 255]! +
+    '.' +
+    OCTETS[value & 255]!
+  );
 }
 
 /** RFC 5952 text: lower case, the longest run (leftmost on ties) of two or more zero groups as "::". */

@@ -24,13 +24,19 @@ export function parseTarget(text: string, force = false): Cidr {
   const trimmed = text.trim();
   const cidr = TARGET_CHARS.test(trimmed) ? parseCidr(trimmed) : null;
   if (cidr === null) {
-    throw new UsageError(`${quoteBadTarget(trimmed)} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`);
+    throw new UsageError(
+      `${quoteBadTarget(trimmed)} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`,
+    );
   }
   if (cidr.prefix === 0) {
-    throw new UsageError(`${text} covers every address: refused (a /0 ban would cut this host off; not even --force allows it)`);
+    throw new UsageError(
+      `${text} covers every address: refused (a /0 ban would cut this host off; not even --force allows it)`,
+    );
   }
   if (!force && cidr.prefix < WIDEST[cidr.family]) {
-    throw new UsageError(`${text} is wider than /${WIDEST[cidr.family]} (${formatCidr(cidr)}): refused without --force`);
+    throw new UsageError(
+      `${text} is wider than /${WIDEST[cidr.family]} (${formatCidr(cidr)}): refused without --force`,
+    );
   }
   return cidr;
 }
@@ -46,7 +52,9 @@ export function parseTargetList(text: string, file: string, force = false): Cidr
     const newline = text.indexOf('\n', start);
     const end = newline < 0 ? text.length : newline;
     if (end - start > MAX_TARGET_LINE) {
-      throw new UsageError(`${file}:${i}: a line of ${end - start} characters; expected one target and an optional # comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`);
+      throw new UsageError(
+        `${file}:${i}: a line of ${end - start} characters; expected one target and an optional # comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`,
+      );
     }
     const raw = text.slice(start, end);
     start = end + 1;

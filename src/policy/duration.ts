@@ -76,7 +76,11 @@ export function parseRate(text: string): number | null {
 
 /** Text that reads back to exactly `perSecond`: 20 -> "20/s", 0.5 -> "30/m", 1/3600 -> "1/h". */
 export function formatRate(perSecond: number): string {
-  for (const [unit, per] of [['s', 1], ['m', 60], ['h', 3600]] as const) {
+  for (const [unit, per] of [
+    ['s', 1],
+    ['m', 60],
+    ['h', 3600],
+  ] as const) {
     // "7/m" is stored as 7/60, and 7/60 * 60 is 7.000000000000001: round, then check it reads back.
     const count = Math.round(perSecond * per);
     if (count > 0 && count / per === perSecond) return `${count}/${unit}`;

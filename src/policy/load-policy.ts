@@ -28,7 +28,8 @@ type PathSegment = string | number;
 
 function formatPath(path: readonly PathSegment[]): string {
   let out = '';
-  for (const segment of path) out += typeof segment === 'number' ? `[${segment}]` : out === '' ? segment : `.${segment}`;
+  for (const segment of path)
+    out += typeof segment === 'number' ? `[${segment}]` : out === '' ? segment : `.${segment}`;
   return out === '' ? '(top level)' : out;
 }
 
@@ -66,8 +67,13 @@ export function parsePolicy(text: string, file: string): Policy {
     const error = doc.errors[0]!;
     if (error.code === 'DUPLICATE_KEY') {
       // The parser points at the second key but does not name it: read it from the text.
-      const key = /^[^:\n]*/.exec(text.slice(error.pos[0]))![0].trim().replace(/^(["'])(.*)\1$/, '$2');
-      throw new ConfigError(`${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: given twice in the same mapping (not valid YAML: keys must be unique)`);
+      const key = /^[^:\n]*/
+        .exec(text.slice(error.pos[0]))![0]
+        .trim()
+        .replace(/^(["'])(.*)\1$/, '$2');
+      throw new ConfigError(
+        `${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: given twice in the same mapping (not valid YAML: keys must be unique)`,
+      );
     }
     throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
   }
@@ -84,10 +90,15 @@ export function parsePolicy(text: string, file: string): Policy {
       },
     });
     const where = at === undefined ? 1 : lineAt(at.range?.[0]);
-    throw new ConfigError(`${file}:${where} not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`, { cause: error });
+    throw new ConfigError(
+      `${file}:${where} not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`,
+      { cause: error },
+    );
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError(`${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`);
+    throw new ConfigError(
+      `${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`,
+    );
   }
 
   // The line of the nearest node that exists along `path` (a missing key points at its parent).
@@ -109,7 +120,9 @@ export function parsePolicy(text: string, file: string): Policy {
     const names = new Set<string>();
     result.data.rules.forEach((rule, i) => {
       if (names.has(rule.name)) {
-        throw new ConfigError(`${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected a name no other rule has, got ${JSON.stringify(rule.name)} twice`);
+        throw new ConfigError(
+          `${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected a name no other rule has, got ${JSON.stringify(rule.name)} twice`,
+        );
       }
       names.add(rule.name);
     });
@@ -119,14 +132,19 @@ export function parsePolicy(text: string, file: string): Policy {
   const messages = result.error.issues.map((issue) => {
     const path = issue.path as PathSegment[];
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => {
-        const allowed = allowedKeys(path);
-        return `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`;
-      }).join('\n');
+      return issue.keys
+        .map((key) => {
+          const allowed = allowedKeys(path);
+          return `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`;
+        })
+        .join('\n');
     }
     let message = issue.message;
     if (issue.code === 'invalid_type' && !/^expected .*, got /.test(message)) {
-      message = issue.input === undefined ? 'required, but missing' : `expected ${issue.expected}, got ${JSON.stringify(issue.input)}`;
+      message =
+        issue.input === undefined
+          ? 'required, but missing'
+          : `expected ${issue.expected}, got ${JSON.stringify(issue.input)}`;
     }
     return `${file}:${lineOf(path)} ${formatPath(path)}: ${message}`;
   });
@@ -140,7 +158,10 @@ export function loadPolicy(file?: string): LoadedPolicy {
   const path = file ?? DEFAULT_POLICY_PATH;
   let text: string;
   try {
-    text = file === undefined || path === DEFAULT_POLICY_PATH ? defaultPolicyText() : readBounded(path, MAX_POLICY_BYTES, 'a policy');
+    text =
+      file === undefined || path === DEFAULT_POLICY_PATH
+        ? defaultPolicyText()
+        : readBounded(path, MAX_POLICY_BYTES, 'a policy');
   } catch (error) {
     if (!(error instanceof ReadBoundedError)) throw error;
     throw new ConfigError(`cannot read policy ${path}: ${error.message}`, { cause: error });
@@ -154,9 +175,22 @@ export function renderPolicy(policy: Policy): string {
     ...policy,
     interval: formatDuration(policy.interval),
     reconcile_interval: formatDuration(policy.reconcile_interval),
-    ban: { ...policy.ban, ttl: formatDuration(policy.ban.ttl), max_ttl: formatDuration(policy.ban.max_ttl), rate: formatRate(policy.ban.rate) },
-    ...(policy.reload && { reload: { ...policy.reload, debounce: formatDuration(policy.reload.debounce), timeout: formatDuration(policy.reload.timeout) } }),
-    ...(policy.fleet && { fleet: { ...policy.fleet, poll: formatDuration(policy.fleet.poll), resync: formatDuration(policy.fleet.resync) } }),
+    ban: {
+      ...policy.ban,
+      ttl: formatDuration(policy.ban.ttl),
+      max_ttl: formatDuration(policy.ban.max_ttl),
+      rate: formatRate(policy.ban.rate),
+    },
+    ...(policy.reload && {
+      reload: {
+        ...policy.reload,
+        debounce: formatDuration(policy.reload.debounce),
+        timeout: formatDuration(policy.reload.timeout),
+      },
+    }),
+    ...(policy.fleet && {
+      fleet: { ...policy.fleet, poll: formatDuration(policy.fleet.poll), resync: formatDuration(policy.fleet.resync) },
+    }),
   };
   return stringify(plain, { flowCollectionPadding: false });
 }

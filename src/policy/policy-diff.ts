@@ -24,7 +24,15 @@ export interface PolicyDiff {
   readonly restartOnly: readonly SettingChange[];
 }
 
-const DURATIONS = new Set(['interval', 'reconcile_interval', 'ban.ttl', 'ban.max_ttl', 'reload.debounce', 'reload.timeout', 'notify.webhook.timeout']);
+const DURATIONS = new Set([
+  'interval',
+  'reconcile_interval',
+  'ban.ttl',
+  'ban.max_ttl',
+  'reload.debounce',
+  'reload.timeout',
+  'notify.webhook.timeout',
+]);
 
 /** A webhook's URL without its path and query: an incoming-webhook URL is itself the secret. */
 export function redactUrl(url: string): string {
@@ -64,7 +72,8 @@ function compare(before: unknown, after: unknown, prefix: string, label = (key: 
   for (const key of new Set([...a.keys(), ...b.keys()])) {
     const from = a.get(key);
     const to = b.get(key);
-    if (JSON.stringify(from) !== JSON.stringify(to)) changes.push({ key: label(key), from: show(key, from), to: show(key, to) });
+    if (JSON.stringify(from) !== JSON.stringify(to))
+      changes.push({ key: label(key), from: show(key, from), to: show(key, to) });
   }
   return changes;
 }
@@ -91,12 +100,22 @@ export function diffPolicy(before: Policy, after: Policy): PolicyDiff {
     allowlistRemoved: before.allowlist.filter((entry) => !newAllow.has(entry)),
     settings: compare(oldRest, newRest, ''),
     // The metrics server is bound once, at start (before the firewall is touched), like the firewall.
-    restartOnly: [...compare(oldFirewall, newFirewall, 'firewall'), ...compare(oldMetrics ?? {}, newMetrics ?? {}, 'metrics')],
+    restartOnly: [
+      ...compare(oldFirewall, newFirewall, 'firewall'),
+      ...compare(oldMetrics ?? {}, newMetrics ?? {}, 'metrics'),
+    ],
   };
 }
 
 const isEmpty = (diff: PolicyDiff): boolean =>
-  diff.rulesAdded.length + diff.rulesRemoved.length + diff.rulesChanged.length + diff.allowlistAdded.length + diff.allowlistRemoved.length + diff.settings.length + diff.restartOnly.length === 0;
+  diff.rulesAdded.length +
+    diff.rulesRemoved.length +
+    diff.rulesChanged.length +
+    diff.allowlistAdded.length +
+    diff.allowlistRemoved.length +
+    diff.settings.length +
+    diff.restartOnly.length ===
+  0;
 
 /** "rules added: a; rules changed: syn-flood (threshold 20 -> 10); allowlist added: 198.51.100.7", or "nothing changed". */
 export function describeDiff(diff: PolicyDiff): string {
@@ -105,7 +124,10 @@ export function describeDiff(diff: PolicyDiff): string {
   const change = (c: SettingChange, key = c.key) => `${key} ${c.from} -> ${c.to}`;
   if (diff.rulesAdded.length > 0) parts.push(`rules added: ${diff.rulesAdded.join(', ')}`);
   if (diff.rulesRemoved.length > 0) parts.push(`rules removed: ${diff.rulesRemoved.join(', ')}`);
-  if (diff.rulesChanged.length > 0) parts.push(`rules changed: ${diff.rulesChanged.map((r) => `${r.name} (${r.changes.map((c) => change(c)).join(', ')})`).join(', ')}`);
+  if (diff.rulesChanged.length > 0)
+    parts.push(
+      `rules changed: ${diff.rulesChanged.map((r) => `${r.name} (${r.changes.map((c) => change(c)).join(', ')})`).join(', ')}`,
+    );
   if (diff.allowlistAdded.length > 0) parts.push(`allowlist added: ${diff.allowlistAdded.join(', ')}`);
   if (diff.allowlistRemoved.length > 0) parts.push(`allowlist removed: ${diff.allowlistRemoved.join(', ')}`);
   for (const c of [...diff.settings, ...diff.restartOnly]) parts.push(change(c));

@@ -4,7 +4,15 @@ import { z } from 'zod';
 import { quoteInput } from '../errors.js';
 import { formatCidr, parseCidr } from '../net/ip.js';
 import { type SocketState, normalizeState } from '../table/socket-row.js';
-import { BOUNDS, type Bounds, describeDurationBounds, formatDuration, formatRate, parseBoundedDuration, parseRate } from './duration.js';
+import {
+  BOUNDS,
+  type Bounds,
+  describeDurationBounds,
+  formatDuration,
+  formatRate,
+  parseBoundedDuration,
+  parseRate,
+} from './duration.js';
 
 /** How a found value is shown in a message: strings quoted, structures by kind. */
 export function describeValue(value: unknown): string {
@@ -29,23 +37,32 @@ function expect<T>(what: string, check: (value: unknown) => T | undefined) {
 
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   expect(
-    min === 1 ? `a whole number > 0${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}` : `a whole number from ${min} to ${max}`,
+    min === 1
+      ? `a whole number > 0${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}`
+      : `a whole number from ${min} to ${max}`,
     (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined),
   );
 
 // A duration is text like "5s", or a number of seconds (YAML reads `interval: 5` as a number).
 const duration = (bounds: Bounds, example: string) =>
   expect(`a duration ${describeDurationBounds(bounds)}, like ${example} (a bare number is seconds)`, (v) => {
-    const ms = typeof v === 'string' ? parseBoundedDuration(v, bounds) : typeof v === 'number' ? parseBoundedDuration(String(v), bounds) : null;
+    const ms =
+      typeof v === 'string'
+        ? parseBoundedDuration(v, bounds)
+        : typeof v === 'number'
+          ? parseBoundedDuration(String(v), bounds)
+          : null;
     return ms ?? undefined;
   });
 
-const rate = expect(`a rate from 1/h to ${formatRate(BOUNDS.rate.max)}, like 20/s`, (v) => (typeof v === 'string' ? (parseRate(v) ?? undefined) : undefined));
+const rate = expect(`a rate from 1/h to ${formatRate(BOUNDS.rate.max)}, like 20/s`, (v) =>
+  typeof v === 'string' ? (parseRate(v) ?? undefined) : undefined,
+);
 
 const bool = expect('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
 
 const oneOf = <const T extends string>(choices: readonly T[]) =>
-  expect(`one of ${choices.join(' | ')}`, (v) => (choices as readonly unknown[]).includes(v) ? (v as T) : undefined);
+  expect(`one of ${choices.join(' | ')}`, (v) => ((choices as readonly unknown[]).includes(v) ? (v as T) : undefined));
 
 const cidrText = expect('an IP address or a network like 198.51.100.0/24', (v) => {
   const cidr = typeof v === 'string' ? parseCidr(v) : null;
@@ -63,11 +80,16 @@ const listOf = <T extends z.ZodType>(item: T, what: string) =>
 // letter or digit: a chain "-F" or "--flush" would reach iptables' argv as an option.
 const name = (what: string, max: number, first: 'a letter' | 'a letter or digit') =>
   expect(`${what} (${first}, then letters, digits, '_', '-' or '.', at most ${max} characters)`, (v) =>
-    typeof v === 'string' && new RegExp(`^[A-Za-z${first === 'a letter' ? '' : '0-9'}][A-Za-z0-9_.-]{0,${max - 1}}$`).test(v) ? v : undefined,
+    typeof v === 'string' &&
+    new RegExp(`^[A-Za-z${first === 'a letter' ? '' : '0-9'}][A-Za-z0-9_.-]{0,${max - 1}}$`).test(v)
+      ? v
+      : undefined,
   );
 
 const commandArgv = expect('a command as a list of strings, like [systemctl, reload, nginx]', (v) =>
-  Array.isArray(v) && v.length > 0 && v.every((part) => typeof part === 'string' && part !== '') ? (v as string[]) : undefined,
+  Array.isArray(v) && v.length > 0 && v.every((part) => typeof part === 'string' && part !== '')
+    ? (v as string[])
+    : undefined,
 );
 
 export const PROTOS = ['tcp', 'udp', 'all'] as const;
@@ -77,9 +99,19 @@ export type BackendKind = (typeof BACKENDS)[number];
 const ruleSchema = z.strictObject({
   name: name('a rule name', 40, 'a letter or digit'),
   /** Every state but LISTEN when absent. */
-  states: listOf(state, 'TCP states').min(1, { error: 'expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match' }).optional(),
+  states: listOf(state, 'TCP states')
+    .min(1, {
+      error:
+        'expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match',
+    })
+    .optional(),
   /** Local ports; every port when absent. */
-  ports: listOf(wholeNumber(1, 65535), 'ports').min(1, { error: 'expected at least one port (leave ports out for every port), got an empty list: the rule could never match' }).optional(),
+  ports: listOf(wholeNumber(1, 65535), 'ports')
+    .min(1, {
+      error:
+        'expected at least one port (leave ports out for every port), got an empty list: the rule could never match',
+    })
+    .optional(),
   proto: oneOf(PROTOS).default('tcp'),
   per: oneOf(['ip', 'net'] as const).default('ip'),
   /** Flagged when the count is greater than this. */
@@ -94,33 +126,53 @@ const ruleSchema = z.strictObject({
   min_sources: wholeNumber(1).default(3),
 });
 
-const banSchema = z.strictObject({
-  ttl: duration(BOUNDS.ttl, '10m').default(600_000),
-  max_ttl: duration(BOUNDS.ttl, '24h').default(86_400_000),
-  max_active: wholeNumber(1, 10_000_000).default(5000),
-  rate: rate.default(20),
-  kill_connections: bool.default(true),
-}).superRefine((ban, ctx) => {
-  // Every ban would silently last max_ttl instead: say so, naming both.
-  if (ban.ttl > ban.max_ttl) {
-    ctx.addIssue({ code: 'custom', path: ['ttl'], input: ban.ttl, message: `expected at most ban.max_ttl (${formatDuration(ban.max_ttl)}), got ${formatDuration(ban.ttl)}: raise max_ttl or lower ttl` });
-  }
-});
+const banSchema = z
+  .strictObject({
+    ttl: duration(BOUNDS.ttl, '10m').default(600_000),
+    max_ttl: duration(BOUNDS.ttl, '24h').default(86_400_000),
+    max_active: wholeNumber(1, 10_000_000).default(5000),
+    rate: rate.default(20),
+    kill_connections: bool.default(true),
+  })
+  .superRefine((ban, ctx) => {
+    // Every ban would silently last max_ttl instead: say so, naming both.
+    if (ban.ttl > ban.max_ttl) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['ttl'],
+        input: ban.ttl,
+        message: `expected at most ban.max_ttl (${formatDuration(ban.max_ttl)}), got ${formatDuration(ban.ttl)}: raise max_ttl or lower ttl`,
+      });
+    }
+  });
 
-const firewallSchema = z.strictObject({
-  backend: oneOf(BACKENDS).default('iptables'),
-  chain: name('a chain name', 28, 'a letter').default('INPUT'),
-  target: oneOf(['DROP', 'REJECT'] as const).default('DROP'),
-  table: oneOf(['filter', 'raw'] as const).default('filter'),
-}).superRefine((firewall, ctx) => {
-  // What the backends would refuse at start: checked here, so that `policy check` refuses it too.
-  if (firewall.backend === 'iptables' && firewall.table === 'raw') {
-    ctx.addIssue({ code: 'custom', path: ['table'], input: firewall.table, message: 'expected filter with firewall.backend iptables (table: raw needs backend ipset or nftables; the iptables backend keeps one rule per target in the filter table), got "raw"' });
-  }
-  if (firewall.table === 'raw' && firewall.target === 'REJECT') {
-    ctx.addIssue({ code: 'custom', path: ['target'], input: firewall.target, message: 'expected DROP with firewall.table raw (REJECT is not possible in the raw table), got "REJECT"' });
-  }
-});
+const firewallSchema = z
+  .strictObject({
+    backend: oneOf(BACKENDS).default('iptables'),
+    chain: name('a chain name', 28, 'a letter').default('INPUT'),
+    target: oneOf(['DROP', 'REJECT'] as const).default('DROP'),
+    table: oneOf(['filter', 'raw'] as const).default('filter'),
+  })
+  .superRefine((firewall, ctx) => {
+    // What the backends would refuse at start: checked here, so that `policy check` refuses it too.
+    if (firewall.backend === 'iptables' && firewall.table === 'raw') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['table'],
+        input: firewall.table,
+        message:
+          'expected filter with firewall.backend iptables (table: raw needs backend ipset or nftables; the iptables backend keeps one rule per target in the filter table), got "raw"',
+      });
+    }
+    if (firewall.table === 'raw' && firewall.target === 'REJECT') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['target'],
+        input: firewall.target,
+        message: 'expected DROP with firewall.table raw (REJECT is not possible in the raw table), got "REJECT"',
+      });
+    }
+  });
 
 const reloadSchema = z.strictObject({
   command: commandArgv,
@@ -148,7 +200,9 @@ export function parseListen(text: string): { readonly host: string; readonly por
   return { host, port };
 }
 
-const listen = expect('an address and port like 127.0.0.1:9464 or [::1]:9464', (v) => (typeof v === 'string' && parseListen(v) !== null ? v : undefined));
+const listen = expect('an address and port like 127.0.0.1:9464 or [::1]:9464', (v) =>
+  typeof v === 'string' && parseListen(v) !== null ? v : undefined,
+);
 
 // Opt-in: without this key nothing listens.
 const metricsSchema = z.strictObject({
@@ -171,39 +225,61 @@ const webhookUrl = expect('an http:// or https:// URL, like https://hooks.exampl
 
 // Header names and values as HTTP allows them: a newline would let a value start a header of its own.
 const headers = expect('a mapping of HTTP header names to text, like {Authorization: "Bearer …"}', (v) =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.entries(v).every(([key, value]) => /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(key) && typeof value === 'string' && !/[\r\n\0]/.test(value))
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.entries(v).every(
+    ([key, value]) => /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(key) && typeof value === 'string' && !/[\r\n\0]/.test(value),
+  )
     ? (v as Record<string, string>)
     : undefined,
 );
 
-const notifySchema = z.strictObject({
-  /** Run for each batch of events, no shell: the events as JSON on stdin, the main fields in FLOODGATE_* variables. */
-  command: commandArgv.optional(),
-  /** An HTTP POST of the batch as JSON, with a `text` field for Slack/Mattermost-style incoming webhooks. */
-  webhook: z.strictObject({
-    url: webhookUrl,
-    headers: headers.optional(),
-    timeout: duration(BOUNDS.timeout, '10s').default(10_000),
-  }).optional(),
-  /** Which events are sent. */
-  on: listOf(oneOf(NOTIFY_EVENTS), 'events').min(1, { error: `expected at least one of ${NOTIFY_EVENTS.join(', ')} (leave notify out for none), got an empty list` }).default([...NOTIFY_EVENTS]),
-  /** A burst is one notification: a summary and this many of its targets. */
-  max_targets: wholeNumber(1, 1000).default(20),
-  /** Attempts after the first failed one, with a doubling wait between them. */
-  retries: wholeNumber(0, 10).default(3),
-}).superRefine((notify, ctx) => {
-  if (notify.command === undefined && notify.webhook === undefined) {
-    ctx.addIssue({ code: 'custom', input: notify, message: 'expected command: [argv…] or webhook: {url: …} (or both), got neither: nothing would be notified' });
-  }
-});
+const notifySchema = z
+  .strictObject({
+    /** Run for each batch of events, no shell: the events as JSON on stdin, the main fields in FLOODGATE_* variables. */
+    command: commandArgv.optional(),
+    /** An HTTP POST of the batch as JSON, with a `text` field for Slack/Mattermost-style incoming webhooks. */
+    webhook: z
+      .strictObject({
+        url: webhookUrl,
+        headers: headers.optional(),
+        timeout: duration(BOUNDS.timeout, '10s').default(10_000),
+      })
+      .optional(),
+    /** Which events are sent. */
+    on: listOf(oneOf(NOTIFY_EVENTS), 'events')
+      .min(1, {
+        error: `expected at least one of ${NOTIFY_EVENTS.join(', ')} (leave notify out for none), got an empty list`,
+      })
+      .default([...NOTIFY_EVENTS]),
+    /** A burst is one notification: a summary and this many of its targets. */
+    max_targets: wholeNumber(1, 1000).default(20),
+    /** Attempts after the first failed one, with a doubling wait between them. */
+    retries: wholeNumber(0, 10).default(3),
+  })
+  .superRefine((notify, ctx) => {
+    if (notify.command === undefined && notify.webhook === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        input: notify,
+        message: 'expected command: [argv…] or webhook: {url: …} (or both), got neither: nothing would be notified',
+      });
+    }
+  });
 
-const absolutePath = (what: string) => expect(`${what} as an absolute path (secrets are read from files, never written in the policy)`, (v) => (typeof v === 'string' && v.startsWith('/') && !v.includes('\0') ? v : undefined));
+const absolutePath = (what: string) =>
+  expect(`${what} as an absolute path (secrets are read from files, never written in the policy)`, (v) =>
+    typeof v === 'string' && v.startsWith('/') && !v.includes('\0') ? v : undefined,
+  );
 
 const lapiUrl = expect('an http:// or https:// URL like http://127.0.0.1:8080', (v) => {
   if (typeof v !== 'string') return undefined;
   try {
     const url = new URL(v);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === '' ? v.replace(/\/+$/, '') : undefined;
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''
+      ? v.replace(/\/+$/, '')
+      : undefined;
   } catch {
     return undefined;
   }
@@ -225,7 +301,9 @@ const fleetSchema = z.strictObject({
   bouncer_key_file: absolutePath('the bouncer key file'),
   poll: duration(BOUNDS.fleetPoll, '500ms').default(500),
   resync: duration(BOUNDS.fleetResync, '60s').default(60_000),
-  origins: listOf(name('an origin', 40, 'a letter or digit'), 'origins').min(1, { error: 'expected at least one origin (floodgate for the fleet’s own bans), got an empty list' }).default(['floodgate']),
+  origins: listOf(name('an origin', 40, 'a letter or digit'), 'origins')
+    .min(1, { error: 'expected at least one origin (floodgate for the fleet’s own bans), got an empty list' })
+    .default(['floodgate']),
 });
 
 export const policySchema = z.strictObject({

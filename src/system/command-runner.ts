@@ -89,7 +89,13 @@ export class ExecaRunner implements CommandRunner {
       throw new BackendUnavailableError(`${file} not found: ${installHint(file!)}`, { cause: result });
     }
     if (result.timedOut) {
-      throw new CommandFailedError(`${shellCommand(argv)} timed out after ${options.timeoutMs ?? 30_000} ms`, argv, undefined, String(result.stderr ?? ''), { cause: result });
+      throw new CommandFailedError(
+        `${shellCommand(argv)} timed out after ${options.timeoutMs ?? 30_000} ms`,
+        argv,
+        undefined,
+        String(result.stderr ?? ''),
+        { cause: result },
+      );
     }
     return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
   }

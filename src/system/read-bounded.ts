@@ -24,12 +24,21 @@ export function readBounded(path: string, maxBytes: number, what: string): strin
     fd = openSync(path, 'r');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new ReadBoundedError(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'expected a regular file (or a pipe), got a directory' : (error as Error).message, { cause: error });
+    throw new ReadBoundedError(
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'expected a regular file (or a pipe), got a directory'
+          : (error as Error).message,
+      { cause: error },
+    );
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile() && !stat.isFIFO()) throw new ReadBoundedError(`expected a regular file (or a pipe), got ${kindOf(stat)}`);
-    if (stat.isFile() && stat.size > maxBytes) throw new ReadBoundedError(`${stat.size} bytes, more than the ${size(maxBytes)} allowed for ${what}`);
+    if (!stat.isFile() && !stat.isFIFO())
+      throw new ReadBoundedError(`expected a regular file (or a pipe), got ${kindOf(stat)}`);
+    if (stat.isFile() && stat.size > maxBytes)
+      throw new ReadBoundedError(`${stat.size} bytes, more than the ${size(maxBytes)} allowed for ${what}`);
     // In chunks to the bound, also from a pipe, whose size is not known up front.
     const chunks: Buffer[] = [];
     let total = 0;

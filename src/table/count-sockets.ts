@@ -53,7 +53,12 @@ interface NumericCounts {
   nets: NetCounts | null;
 }
 
-function countNumeric(table: SocketTable, filter: SocketFilter, grouping: Grouping, skip: Uint8Array | undefined): NumericCounts {
+function countNumeric(
+  table: SocketTable,
+  filter: SocketFilter,
+  grouping: Grouping,
+  skip: Uint8Array | undefined,
+): NumericCounts {
   const { protos, states, localPorts, remotes, addresses } = table;
   const proto = filter.proto === undefined || filter.proto === 'all' ? -1 : protoIndex(filter.proto);
   const stateOk = new Uint8Array(STATES.length).fill(filter.states === undefined ? 1 : 0);
@@ -94,7 +99,12 @@ function stateTotals(stateCounts: Uint32Array): Partial<Record<SocketState, numb
  * text is made only for the groups returned, so a table of a million distinct sources makes no
  * strings when only the few above a threshold are wanted.
  */
-export function countSockets(table: SocketTable, filter: SocketFilter, grouping: Grouping, options: CountOptions = {}): SocketCounts {
+export function countSockets(
+  table: SocketTable,
+  filter: SocketFilter,
+  grouping: Grouping,
+  options: CountOptions = {},
+): SocketCounts {
   const { skip, above = 0, minSources = 1, mark } = options;
   const { total, stateCounts, counts, nets } = countNumeric(table, filter, grouping, skip);
   const groups = new Map<string, number>();
@@ -109,7 +119,8 @@ export function countSockets(table: SocketTable, filter: SocketFilter, grouping:
     }
   } else {
     for (let slot = 0; slot < nets.capacity; slot++) {
-      if (nets.counts[slot]! > above && nets.sources[slot]! >= minSources) groups.set(nets.name(slot), nets.counts[slot]!);
+      if (nets.counts[slot]! > above && nets.sources[slot]! >= minSources)
+        groups.set(nets.name(slot), nets.counts[slot]!);
     }
   }
   return { total, states: stateTotals(stateCounts), groups };
@@ -174,7 +185,12 @@ export function countTop(table: SocketTable, filter: SocketFilter, grouping: Gro
     best.splice(at, 0, i);
     if (best.length > limit) best.pop();
   }
-  return { total, states: stateTotals(stateCounts), distinct, top: best.map((i) => ({ key: name(i), count: countOf(i) })) };
+  return {
+    total,
+    states: stateTotals(stateCounts),
+    distinct,
+    top: best.map((i) => ({ key: name(i), count: countOf(i) })),
+  };
 }
 
 /** Address order, as keyOrder has it: IPv4 before IPv6, then by value. */
@@ -272,7 +288,8 @@ class NetCounts {
 
   name(slot: number): string {
     const k = slot * 4;
-    if (this.isV4(slot)) return this.prefix4 === 32 ? formatIpv4(this.keys[k + 3]!) : `${formatIpv4(this.keys[k + 3]!)}/${this.prefix4}`;
+    if (this.isV4(slot))
+      return this.prefix4 === 32 ? formatIpv4(this.keys[k + 3]!) : `${formatIpv4(this.keys[k + 3]!)}/${this.prefix4}`;
     const w = this.keys;
     const value = (BigInt(w[k]!) << 96n) | (BigInt(w[k + 1]!) << 64n) | (BigInt(w[k + 2]!) << 32n) | BigInt(w[k + 3]!);
     return formatCidr({ family: 6, value, prefix: this.prefix6 });

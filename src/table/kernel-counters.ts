@@ -22,7 +22,8 @@ export function parseKernelCounters(text: string): FloodCounters {
     const names = lines[i]!.trim().split(/\s+/).slice(1);
     const values = lines[i + 1]!.trim().split(/\s+/).slice(1);
     names.forEach((name, k) => {
-      if ((FLOOD_COUNTERS as readonly string[]).includes(name)) result[name as FloodCounter] = Number(values[k] ?? 0) || 0;
+      if ((FLOOD_COUNTERS as readonly string[]).includes(name))
+        result[name as FloodCounter] = Number(values[k] ?? 0) || 0;
     });
     break;
   }

@@ -1,6 +1,14 @@
 // Parses `netstat -an` / `-ant` / `-antu` output (net-tools; Windows' `netstat -an` too), skipping
 // the UNIX-socket section and the headers.
-import { AddressCache, type MalformedLine, type ParsedTable, type TableText, forEachLineOf, malformedLine, splitEndpoint } from './parse-result.js';
+import {
+  AddressCache,
+  type MalformedLine,
+  type ParsedTable,
+  type TableText,
+  forEachLineOf,
+  malformedLine,
+  splitEndpoint,
+} from './parse-result.js';
 import { type Proto, normalizeState } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 

@@ -25,7 +25,9 @@ export function malformedLine(line: number, text: string, length = text.length):
 /** A bad line as a message shows it: quoted, and marked when cut. */
 export function quoteLine(malformed: MalformedLine): string {
   const quoted = JSON.stringify(malformed.text);
-  return malformed.length === undefined ? quoted : `${quoted}… (the first ${QUOTE_MAX} of ${malformed.length} characters)`;
+  return malformed.length === undefined
+    ? quoted
+    : `${quoted}… (the first ${QUOTE_MAX} of ${malformed.length} characters)`;
 }
 
 export interface ParsedTable {

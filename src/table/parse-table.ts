@@ -9,7 +9,8 @@ export type TableFormat = (typeof FORMATS)[number];
 
 const PROC_ROW = /^\s*\d+: [0-9A-Fa-f]{8}(?:[0-9A-Fa-f]{24})?:[0-9A-Fa-f]{4} /;
 const NETSTAT_ROW = /^(?:tcp6?|udp6?)\s+\d+\s+\d+\s/;
-const SS_ROW = /^(?:(?:tcp|udp|mptcp)\s+)?(?:ESTAB|SYN-SENT|SYN-RECV|FIN-WAIT-[12]|TIME-WAIT|UNCONN|CLOSE-WAIT|LAST-ACK|LISTEN|CLOSING|CLOSED)\s+\d+\s+\d+\s/;
+const SS_ROW =
+  /^(?:(?:tcp|udp|mptcp)\s+)?(?:ESTAB|SYN-SENT|SYN-RECV|FIN-WAIT-[12]|TIME-WAIT|UNCONN|CLOSE-WAIT|LAST-ACK|LISTEN|CLOSING|CLOSED)\s+\d+\s+\d+\s/;
 
 /** Looks at the first lines; null when nothing there says which tool wrote the text. */
 export function detectFormat(text: string): TableFormat | null {
@@ -17,7 +18,8 @@ export function detectFormat(text: string): TableFormat | null {
   for (const line of text.slice(0, 64 * 1024).split('\n')) {
     if (line.trim() === '') continue;
     if (/^\s*sl\s+local_address/.test(line) || PROC_ROW.test(line)) return 'proc';
-    if (/^(?:Active Internet|Active Connections|Proto\s+Recv-Q|\s+Proto\s+Local)/.test(line) || NETSTAT_ROW.test(line)) return 'netstat';
+    if (/^(?:Active Internet|Active Connections|Proto\s+Recv-Q|\s+Proto\s+Local)/.test(line) || NETSTAT_ROW.test(line))
+      return 'netstat';
     if (/^(?:Netid\s+)?State\s+Recv-Q/.test(line) || SS_ROW.test(line)) return 'ss';
     if (++seen >= 20) break;
   }

@@ -131,7 +131,13 @@ export class ProcNetParser {
       const width = bytes[p + 8] === 58 ? 8 : bytes[p + 32] === 58 ? 32 : 0;
       const remoteAt = p + width + 6;
       const stateAt = remoteAt + width + 6;
-      ok = ok && width > 0 && stateAt + 2 <= lineEnd && bytes[p + width + 5] === 32 && bytes[remoteAt + width] === 58 && bytes[remoteAt + width + 5] === 32;
+      ok =
+        ok &&
+        width > 0 &&
+        stateAt + 2 <= lineEnd &&
+        bytes[p + width + 5] === 32 &&
+        bytes[remoteAt + width] === 58 &&
+        bytes[remoteAt + width + 5] === 32;
       const localPort = ok ? hexAt(bytes, p + width + 1, 4) : -1;
       const remotePort = ok ? hexAt(bytes, remoteAt + width + 1, 4) : -1;
       const stateNo = ok ? hexAt(bytes, stateAt, 2) : -1;
@@ -154,7 +160,9 @@ export class ProcNetParser {
       else state = stateNo >= 0 && stateNo < KERNEL_STATE_INDEX.length ? KERNEL_STATE_INDEX[stateNo]! : -1;
       if (remote < 0 || state < 0) {
         const stop = lineEnd > start && bytes[lineEnd - 1] === 13 ? lineEnd - 1 : lineEnd;
-        malformed.push(malformedLine(lineNo, bytes.toString('latin1', start, Math.min(stop, start + QUOTE_MAX + 1)), stop - start));
+        malformed.push(
+          malformedLine(lineNo, bytes.toString('latin1', start, Math.min(stop, start + QUOTE_MAX + 1)), stop - start),
+        );
         continue;
       }
       const connected = state !== LISTEN && state !== UNCONN;
@@ -176,7 +184,10 @@ export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(te
 }
 
 /** parseProcNet on the bytes of a file, without making them a string first. */
-export function parseProcNetBytes(bytes: Buffer, proto: Proto = procProtoFromHeader(bytes.toString('latin1', 0, Math.min(bytes.length, 4096)))): ParsedTable {
+export function parseProcNetBytes(
+  bytes: Buffer,
+  proto: Proto = procProtoFromHeader(bytes.toString('latin1', 0, Math.min(bytes.length, 4096))),
+): ParsedTable {
   const parser = new ProcNetParser(proto);
   parser.push(bytes);
   return parser.end();

@@ -55,7 +55,8 @@ function streamProcFile(name: string, forced: TableFormat | undefined): ParsedTa
     if ((forced ?? detectFormat(head)) !== 'proc') return null;
     const parser = new ProcNetParser(procProtoFromHeader(head));
     parser.push(buffer, n);
-    for (let m = readSync(fd, buffer, 0, buffer.length, null); m > 0; m = readSync(fd, buffer, 0, buffer.length, null)) parser.push(buffer, m);
+    for (let m = readSync(fd, buffer, 0, buffer.length, null); m > 0; m = readSync(fd, buffer, 0, buffer.length, null))
+      parser.push(buffer, m);
     return parser.end();
   } catch {
     return null;
@@ -72,7 +73,10 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     bytes = name === '-' ? await readStdin() : await readFile(name);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`, { cause: error });
+    throw new UsageError(
+      `cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      { cause: error },
+    );
   }
   const label = name === '-' ? 'standard input' : name;
   // A gzip capture (by its magic bytes, so stdin too), up to the size of the largest plain file
@@ -81,7 +85,10 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
     try {
       bytes = gunzipSync(bytes, { maxOutputLength: GUNZIP_MAX });
     } catch (error) {
-      const why = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'it decompresses to more than 2 GiB' : `it starts like gzip, but does not decompress: ${(error as Error).message}`;
+      const why =
+        (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+          ? 'it decompresses to more than 2 GiB'
+          : `it starts like gzip, but does not decompress: ${(error as Error).message}`;
       throw new UsageError(`cannot read ${label}: ${why}`, { cause: error });
     }
   }
@@ -99,7 +106,10 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
   }
   // /proc text is parsed as bytes: a 1M-row capture is 143 MB, and as a string it was copied twice.
   // The others are read as text a chunk at a time: V8 makes no string over 512 MiB.
-  return checked({ name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(textChunks(bytes), format)) }, label);
+  return checked(
+    { name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(textChunks(bytes), format)) },
+    label,
+  );
 }
 
 function checked(table: InputTable & { readonly format: TableFormat }, label: string): InputTable {
@@ -109,7 +119,9 @@ function checked(table: InputTable & { readonly format: TableFormat }, label: st
   if (table.rows.length === 0 && table.malformed.length > 0) {
     const first = table.malformed[0]!;
     const lines = table.malformed.length === 1 ? 'its only row is' : `all ${table.malformed.length} of its rows are`;
-    throw new UsageError(`cannot read ${label} as ${FORMAT_NAMES[format]}: ${lines} malformed (line ${first.line}: ${quoteLine(first)})`);
+    throw new UsageError(
+      `cannot read ${label} as ${FORMAT_NAMES[format]}: ${lines} malformed (line ${first.line}: ${quoteLine(first)})`,
+    );
   }
   return table;
 }
@@ -120,12 +132,18 @@ function readCounters(name: string, label: string, text: string): InputTable {
   const values = lines[at + 1] ?? '';
   // A name line alone (a capture cut short) would read as every counter 0: a quiet host it is not.
   if (!/^TcpExt:([ \t]+\d+)+[ \t]*$/.test(values.trimEnd())) {
-    throw new UsageError(`cannot read ${label} as a /proc/net/netstat capture: its TcpExt: name line (line ${at + 1}) is not followed by a line of numbers, got ${JSON.stringify(values.slice(0, 60))}`);
+    throw new UsageError(
+      `cannot read ${label} as a /proc/net/netstat capture: its TcpExt: name line (line ${at + 1}) is not followed by a line of numbers, got ${JSON.stringify(values.slice(0, 60))}`,
+    );
   }
   return { name, format: 'counters', rows: new SocketTable(), malformed: [], counters: parseKernelCounters(text) };
 }
 
-const FORMAT_NAMES: Readonly<Record<TableFormat, string>> = { proc: '/proc/net/tcp contents', netstat: '`netstat -an` output', ss: '`ss -tan` output' };
+const FORMAT_NAMES: Readonly<Record<TableFormat, string>> = {
+  proc: '/proc/net/tcp contents',
+  netstat: '`netstat -an` output',
+  ss: '`ss -tan` output',
+};
 
 /** The longest line of a text capture read whole; a longer one is cut (it is no table row anyway). */
 const LINE_MAX = 64 * 1024;

@@ -45,23 +45,25 @@ export const KERNEL_STATES: readonly (SocketState | undefined)[] = [
   'SYN_RECV',
 ];
 
-const ALIASES = new Map<string, SocketState>(Object.entries({
-  ESTAB: 'ESTABLISHED',
-  'SYN-SENT': 'SYN_SENT',
-  'SYN-RECV': 'SYN_RECV',
-  SYN_RECEIVED: 'SYN_RECV',
-  'SYN-RECEIVED': 'SYN_RECV',
-  'FIN-WAIT-1': 'FIN_WAIT1',
-  'FIN-WAIT-2': 'FIN_WAIT2',
-  FIN_WAIT_1: 'FIN_WAIT1',
-  FIN_WAIT_2: 'FIN_WAIT2',
-  'TIME-WAIT': 'TIME_WAIT',
-  'CLOSE-WAIT': 'CLOSE_WAIT',
-  'LAST-ACK': 'LAST_ACK',
-  UNCONNECTED: 'UNCONN',
-  LISTENING: 'LISTEN',
-  CLOSED: 'CLOSE',
-} satisfies Record<string, SocketState>));
+const ALIASES = new Map<string, SocketState>(
+  Object.entries({
+    ESTAB: 'ESTABLISHED',
+    'SYN-SENT': 'SYN_SENT',
+    'SYN-RECV': 'SYN_RECV',
+    SYN_RECEIVED: 'SYN_RECV',
+    'SYN-RECEIVED': 'SYN_RECV',
+    'FIN-WAIT-1': 'FIN_WAIT1',
+    'FIN-WAIT-2': 'FIN_WAIT2',
+    FIN_WAIT_1: 'FIN_WAIT1',
+    FIN_WAIT_2: 'FIN_WAIT2',
+    'TIME-WAIT': 'TIME_WAIT',
+    'CLOSE-WAIT': 'CLOSE_WAIT',
+    'LAST-ACK': 'LAST_ACK',
+    UNCONNECTED: 'UNCONN',
+    LISTENING: 'LISTEN',
+    CLOSED: 'CLOSE',
+  } satisfies Record<string, SocketState>),
+);
 
 const KNOWN = new Set<string>(STATES);
 

@@ -88,7 +88,16 @@ export class AddressBook {
       else {
         const k = this.values[id]! * 4;
         const w = this.v6Words;
-        name = formatIpv6Groups([w[k]! >>> 16, w[k]! & 0xffff, w[k + 1]! >>> 16, w[k + 1]! & 0xffff, w[k + 2]! >>> 16, w[k + 2]! & 0xffff, w[k + 3]! >>> 16, w[k + 3]! & 0xffff]);
+        name = formatIpv6Groups([
+          w[k]! >>> 16,
+          w[k]! & 0xffff,
+          w[k + 1]! >>> 16,
+          w[k + 1]! & 0xffff,
+          w[k + 2]! >>> 16,
+          w[k + 2]! & 0xffff,
+          w[k + 3]! >>> 16,
+          w[k + 3]! & 0xffff,
+        ]);
       }
       this.names.set(id, name);
     }
@@ -126,7 +135,8 @@ export class AddressBook {
       const index = slots[slot]! - 1;
       if (index < 0) break;
       const k = index * 4;
-      if (words[k] === a >>> 0 && words[k + 1] === b >>> 0 && words[k + 2] === c >>> 0 && words[k + 3] === d >>> 0) return this.v6Ids[index]!;
+      if (words[k] === a >>> 0 && words[k + 1] === b >>> 0 && words[k + 2] === c >>> 0 && words[k + 3] === d >>> 0)
+        return this.v6Ids[index]!;
       slot = (slot + 1) & mask;
     }
     const index = this.v6Count;
@@ -153,7 +163,12 @@ export class AddressBook {
     if (ip === null) throw new Error(`not an address: ${JSON.stringify(text)}`);
     if (ip.family === 4) return this.ipv4Id(Number(ip.value));
     const v = ip.value;
-    return this.ipv6Id(Number((v >> 96n) & 0xffffffffn), Number((v >> 64n) & 0xffffffffn), Number((v >> 32n) & 0xffffffffn), Number(v & 0xffffffffn));
+    return this.ipv6Id(
+      Number((v >> 96n) & 0xffffffffn),
+      Number((v >> 64n) & 0xffffffffn),
+      Number((v >> 32n) & 0xffffffffn),
+      Number(v & 0xffffffffn),
+    );
   }
 
   private newId(family: 4 | 6, value: number): number {
@@ -246,7 +261,13 @@ export class SocketTable implements Iterable<SocketRow> {
   }
 
   pushRow(row: SocketRow): void {
-    this.push(PROTO_INDEX[row.proto], stateIndex(row.state), row.localPort, this.addresses.idOf(row.remote), row.remotePort);
+    this.push(
+      PROTO_INDEX[row.proto],
+      stateIndex(row.state),
+      row.localPort,
+      this.addresses.idOf(row.remote),
+      row.remotePort,
+    );
   }
 
   /** Appends every socket of `other`, renumbering its addresses into this table's book. */

@@ -1,12 +1,22 @@
 // Parses `ss -tan` / `-tanu` output (iproute2), with or without the Netid column.
-import { AddressCache, type MalformedLine, type ParsedTable, type TableText, forEachLineOf, malformedLine, splitEndpoint } from './parse-result.js';
+import {
+  AddressCache,
+  type MalformedLine,
+  type ParsedTable,
+  type TableText,
+  forEachLineOf,
+  malformedLine,
+  splitEndpoint,
+} from './parse-result.js';
 import { type Proto, normalizeState } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 // A Map, not an object: a row starting with "constructor" or "__proto__" is no socket.
 const NETIDS = new Map<string, Proto | null>([
   ...(['tcp', 'udp', 'mptcp'] as const).map((netid) => [netid, netid === 'udp' ? 'udp' : 'tcp'] as const),
-  ...['raw', 'u_str', 'u_dgr', 'u_seq', 'p_raw', 'p_dgr', 'nl', 'sctp', 'icmp6', 'v_str', 'v_dgr', 'xdp', 'tipc'].map((netid) => [netid, null] as const),
+  ...['raw', 'u_str', 'u_dgr', 'u_seq', 'p_raw', 'p_dgr', 'nl', 'sctp', 'icmp6', 'v_str', 'v_dgr', 'xdp', 'tipc'].map(
+    (netid) => [netid, null] as const,
+  ),
 ]);
 
 export function parseSs(text: TableText, defaultProto: Proto = 'tcp'): ParsedTable {
@@ -36,7 +46,13 @@ export function parseSs(text: TableText, defaultProto: Proto = 'tcp'): ParsedTab
       return;
     }
     const connected = state !== 'LISTEN' && state !== 'UNCONN' && remote.address !== 0;
-    rows.push(protoIndex(proto), stateIndex(proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state), local.port, connected ? remote.address : 0, remote.port);
+    rows.push(
+      protoIndex(proto),
+      stateIndex(proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state),
+      local.port,
+      connected ? remote.address : 0,
+      remote.port,
+    );
   });
   return { rows, malformed };
 }

@@ -18,14 +18,48 @@ afterEach(() => {
 const ban = (target: string): LoggedEvent => ({
   level: 'info',
   msg: `ban ${target}`,
-  fields: { event: 'ban', target, rule: 'syn-flood', count: 42, reason: undefined, ttl: '10m', expiresAt: '2026-12-01T12:10:00.000Z', dryRun: false },
+  fields: {
+    event: 'ban',
+    target,
+    rule: 'syn-flood',
+    count: 42,
+    reason: undefined,
+    ttl: '10m',
+    expiresAt: '2026-12-01T12:10:00.000Z',
+    dryRun: false,
+  },
 });
 
 describe('ban history', () => {
   it('keeps bans, unbans and expiries with their reasons, and nothing else', () => {
     const now = Date.parse('2026-12-01T12:00:00Z');
-    expect(historyEntry(ban('192.0.2.7'), now)).toEqual({ at: '2026-12-01T12:00:00.000Z', event: 'ban', target: '192.0.2.7', rule: 'syn-flood', count: 42, reason: null, ttl: '10m', expiresAt: '2026-12-01T12:10:00.000Z', dryRun: false });
-    expect(historyEntry({ level: 'info', msg: '', fields: { event: 'unban', target: '192.0.2.7', rule: 'manual', graceUntil: '2026-12-01T13:00:00.000Z', dryRun: true } }, now)).toMatchObject({ event: 'unban', graceUntil: '2026-12-01T13:00:00.000Z', dryRun: true });
+    expect(historyEntry(ban('192.0.2.7'), now)).toEqual({
+      at: '2026-12-01T12:00:00.000Z',
+      event: 'ban',
+      target: '192.0.2.7',
+      rule: 'syn-flood',
+      count: 42,
+      reason: null,
+      ttl: '10m',
+      expiresAt: '2026-12-01T12:10:00.000Z',
+      dryRun: false,
+    });
+    expect(
+      historyEntry(
+        {
+          level: 'info',
+          msg: '',
+          fields: {
+            event: 'unban',
+            target: '192.0.2.7',
+            rule: 'manual',
+            graceUntil: '2026-12-01T13:00:00.000Z',
+            dryRun: true,
+          },
+        },
+        now,
+      ),
+    ).toMatchObject({ event: 'unban', graceUntil: '2026-12-01T13:00:00.000Z', dryRun: true });
     expect(historyEntry({ level: 'info', msg: '', fields: { event: 'scan', sockets: 3 } }, now)).toBeNull();
     expect(historyEntry({ level: 'warn', msg: '', fields: { event: 'refused', target: '192.0.2.7' } }, now)).toBeNull();
   });
@@ -57,11 +91,15 @@ describe('ban history', () => {
   it('refuses a history file others may write', () => {
     writeFileSync(historyFile(dir), '');
     chmodSync(historyFile(dir), 0o666);
-    expect(() => appendHistory(dir, [historyEntry(ban('192.0.2.1'), 1)!])).toThrow(/writable by its group or by others/);
+    expect(() => appendHistory(dir, [historyEntry(ban('192.0.2.1'), 1)!])).toThrow(
+      /writable by its group or by others/,
+    );
   });
 
   it('skips a torn line', () => {
-    writeFileSync(historyFile(dir), `${JSON.stringify(historyEntry(ban('192.0.2.1'), 1))}\n{"event":"ban","tar`, { mode: 0o600 });
+    writeFileSync(historyFile(dir), `${JSON.stringify(historyEntry(ban('192.0.2.1'), 1))}\n{"event":"ban","tar`, {
+      mode: 0o600,
+    });
     expect(readHistory(dir).map((e) => e.target)).toEqual(['192.0.2.1']);
   });
 

@@ -1,5 +1,14 @@
 // The ban store on disk and in memory: what survives a restart, atomic saves, grace and suppression.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -26,7 +35,10 @@ afterEach(() => {
 describe('BanStore persistence', () => {
   it('keeps bans, offenders, grace, refusals and the last scan across save and load', () => {
     const store = new BanStore(file, LIMITS);
-    store.add({ target: '198.51.100.7', rule: 'per_source', reason: 'SYN flood', count: 212, createdAt: T0 }, 20 * MINUTE);
+    store.add(
+      { target: '198.51.100.7', rule: 'per_source', reason: 'SYN flood', count: 212, createdAt: T0 },
+      20 * MINUTE,
+    );
     store.add({ target: '2001:db8::/64', rule: 'manual', count: 0, createdAt: T0 + 1 }, 10 * MINUTE);
     store.add({ target: '192.0.2.9', rule: 'manual', count: 0, createdAt: T0 - 5 * MINUTE }, 10 * MINUTE);
     store.remove('192.0.2.9'); // an offender without an active ban
@@ -37,7 +49,15 @@ describe('BanStore persistence', () => {
 
     const loaded = BanStore.load(file, LIMITS);
     expect(loaded.all()).toEqual(store.all());
-    expect(loaded.get('198.51.100.7')).toEqual({ target: '198.51.100.7', rule: 'per_source', reason: 'SYN flood', count: 212, createdAt: T0, ttl: 20 * MINUTE, expiresAt: T0 + 20 * MINUTE });
+    expect(loaded.get('198.51.100.7')).toEqual({
+      target: '198.51.100.7',
+      rule: 'per_source',
+      reason: 'SYN flood',
+      count: 212,
+      createdAt: T0,
+      ttl: 20 * MINUTE,
+      expiresAt: T0 + 20 * MINUTE,
+    });
     expect(loaded.inGrace('192.0.2.9', T0 + 3 * MINUTE - 1)).toBe(true);
     expect(loaded.refused).toBe(3);
     expect(loaded.lastScan).toEqual({ at: T0, durationMs: 12, sockets: 4000 });
@@ -48,15 +68,32 @@ describe('BanStore persistence', () => {
 
   it('writes thousands of bans in pieces as one JSON document, and loads them all back', () => {
     const store = new BanStore(file, LIMITS);
-    for (let i = 0; i < 2_500; i++) store.add({ target: `198.18.${i >> 8}.${i & 255}`, rule: 'manual', count: 0, createdAt: T0 + i }, 10 * MINUTE);
+    for (let i = 0; i < 2_500; i++)
+      store.add({ target: `198.18.${i >> 8}.${i & 255}`, rule: 'manual', count: 0, createdAt: T0 + i }, 10 * MINUTE);
     for (let i = 0; i < 1_001; i++) store.setGrace(`198.19.${i >> 8}.${i & 255}`, T0 + MINUTE);
     store.lastScan = { at: T0, durationMs: 3, sockets: 10 };
     store.save();
 
-    const json = JSON.parse(readFileSync(file, 'utf8')) as { version: number; bans: unknown[]; offenders: unknown[]; grace: unknown[]; refused: number; lastScan: unknown };
+    const json = JSON.parse(readFileSync(file, 'utf8')) as {
+      version: number;
+      bans: unknown[];
+      offenders: unknown[];
+      grace: unknown[];
+      refused: number;
+      lastScan: unknown;
+    };
     expect(json.version).toBe(2);
-    expect([json.bans.length, json.offenders.length, json.grace.length, json.refused]).toEqual([2_500, 2_500, 1_001, 0]);
-    expect(json.bans[2_499]).toEqual({ target: '198.18.9.195', rule: 'manual', count: 0, createdAt: T0 + 2_499, expiresAt: T0 + 2_499 + 10 * MINUTE, ttl: 10 * MINUTE });
+    expect([json.bans.length, json.offenders.length, json.grace.length, json.refused]).toEqual([
+      2_500, 2_500, 1_001, 0,
+    ]);
+    expect(json.bans[2_499]).toEqual({
+      target: '198.18.9.195',
+      rule: 'manual',
+      count: 0,
+      createdAt: T0 + 2_499,
+      expiresAt: T0 + 2_499 + 10 * MINUTE,
+      ttl: 10 * MINUTE,
+    });
     const loaded = BanStore.load(file, LIMITS);
     expect(loaded.all()).toEqual(store.all());
     expect(loaded.inGrace('198.19.3.232', T0)).toBe(true);
@@ -222,8 +259,17 @@ describe('BanStore listing', () => {
 });
 
 describe('BanStore.load checks the file before trusting it', () => {
-  const ban = (target: unknown, extra: Record<string, unknown> = {}) => ({ target, rule: 'manual', count: 0, createdAt: T0, ttl: 10 * MINUTE, expiresAt: T0 + 10 * MINUTE, ...extra });
-  const store = (bans: unknown, extra: Record<string, unknown> = {}) => JSON.stringify({ version: 1, bans, offenders: [], grace: [], refused: 0, ...extra });
+  const ban = (target: unknown, extra: Record<string, unknown> = {}) => ({
+    target,
+    rule: 'manual',
+    count: 0,
+    createdAt: T0,
+    ttl: 10 * MINUTE,
+    expiresAt: T0 + 10 * MINUTE,
+    ...extra,
+  });
+  const store = (bans: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ version: 1, bans, offenders: [], grace: [], refused: 0, ...extra });
   const NOW = Date.UTC(2026, 0, 15, 13, 0, 0);
   const aside = () => `${file}.corrupt-2026-01-15T13-00-00-000Z`;
 
@@ -238,7 +284,11 @@ describe('BanStore.load checks the file before trusting it', () => {
     writeFileSync(file, '');
     const loaded = BanStore.load(file, LIMITS, { repair: true, now: NOW });
     expect(loaded.size).toBe(0);
-    expect(loaded.loadReport).toEqual({ problems: [expect.stringMatching(/^it is not valid JSON/)], aside: aside(), discarded: true });
+    expect(loaded.loadReport).toEqual({
+      problems: [expect.stringMatching(/^it is not valid JSON/)],
+      aside: aside(),
+      discarded: true,
+    });
     expect(readdirSync(dir)).toEqual([aside().slice(dir.length + 1)]);
   });
 
@@ -258,7 +308,9 @@ describe('BanStore.load checks the file before trusting it', () => {
     writeFileSync(file, text);
     for (const repair of [false, true]) {
       expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(ConflictError);
-      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(`the ban store ${file} cannot be read: it is version 3, written by a newer floodgate (this one reads version 2)`);
+      expect(() => BanStore.load(file, LIMITS, { repair })).toThrow(
+        `the ban store ${file} cannot be read: it is version 3, written by a newer floodgate (this one reads version 2)`,
+      );
     }
     expect(readdirSync(dir)).toEqual(['bans.json']);
     expect(readFileSync(file, 'utf8')).toBe(text);
@@ -284,7 +336,14 @@ describe('BanStore.load checks the file before trusting it', () => {
         7,
         ban('10.0.0.0/8', { rule: 'manual' }),
       ],
-      { grace: { '198.51.100.20': T0 }, offenders: [['198.51.100.21', { lastTtl: MINUTE, lastBanAt: T0 }], ['::/0', { lastTtl: MINUTE, lastBanAt: T0 }]], refused: 'many' },
+      {
+        grace: { '198.51.100.20': T0 },
+        offenders: [
+          ['198.51.100.21', { lastTtl: MINUTE, lastBanAt: T0 }],
+          ['::/0', { lastTtl: MINUTE, lastBanAt: T0 }],
+        ],
+        refused: 'many',
+      },
     );
     writeFileSync(file, text);
     const loaded = BanStore.load(file, LIMITS, { repair: true, now: NOW });
@@ -356,10 +415,21 @@ describe('BanStore.load checks the file before trusting it', () => {
 });
 
 describe('BanStore fleet part and outbox (version 2)', () => {
-  const fleet = (expiresAt: number, decisionId = '7') => ({ host: 'web-2', origin: 'floodgate', decisionId, expiresAt });
+  const fleet = (expiresAt: number, decisionId = '7') => ({
+    host: 'web-2',
+    origin: 'floodgate',
+    decisionId,
+    expiresAt,
+  });
 
   it('reads a version 1 store as all-local bans with an empty outbox, and writes version 2', () => {
-    const v1 = { version: 1, bans: [{ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0, expiresAt: T0 + MINUTE, ttl: MINUTE }], offenders: [], grace: [], refused: 2 };
+    const v1 = {
+      version: 1,
+      bans: [{ target: '198.51.100.7', rule: 'manual', count: 0, createdAt: T0, expiresAt: T0 + MINUTE, ttl: MINUTE }],
+      offenders: [],
+      grace: [],
+      refused: 2,
+    };
     writeFileSync(file, JSON.stringify(v1));
     const store = BanStore.load(file, LIMITS, { repair: true });
     expect(store.loadReport).toBeUndefined();
@@ -382,21 +452,44 @@ describe('BanStore fleet part and outbox (version 2)', () => {
     store.save();
     const loaded = BanStore.load(file, LIMITS);
     expect(loaded.fleetCursor).toBe('1700000000000-3');
-    expect(loaded.get('203.0.113.0/24')).toEqual({ target: '203.0.113.0/24', rule: 'syn-flood', count: 0, createdAt: T0, ttl: 5 * MINUTE, expiresAt: T0 + 5 * MINUTE, fleet: fleet(T0 + 5 * MINUTE) });
+    expect(loaded.get('203.0.113.0/24')).toEqual({
+      target: '203.0.113.0/24',
+      rule: 'syn-flood',
+      count: 0,
+      createdAt: T0,
+      ttl: 5 * MINUTE,
+      expiresAt: T0 + 5 * MINUTE,
+      fleet: fleet(T0 + 5 * MINUTE),
+    });
     expect(banSource(loaded.get('203.0.113.0/24')!)).toBe('fleet:web-2');
     expect(loaded.outbox).toEqual([{ op: 'unban', target: '198.51.100.9' }]);
     const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    writeFileSync(file, JSON.stringify({ ...json, outbox: [{ op: 'ban', target: '198.51.100.7/32', rule: 'x', expiresAt: T0 }, { op: 'unban', target: '198.51.100.9' }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...json,
+        outbox: [
+          { op: 'ban', target: '198.51.100.7/32', rule: 'x', expiresAt: T0 },
+          { op: 'unban', target: '198.51.100.9' },
+        ],
+      }),
+    );
     const partly = BanStore.load(file, LIMITS);
     expect(partly.outbox).toEqual([{ op: 'unban', target: '198.51.100.9' }]);
-    expect(partly.loadReport?.problems).toEqual(['outbox[0]: target "198.51.100.7/32" is not in canonical form (198.51.100.7)']);
+    expect(partly.loadReport?.problems).toEqual([
+      'outbox[0]: target "198.51.100.7/32" is not in canonical form (198.51.100.7)',
+    ]);
   });
 
   it('a fleet decision extends a shorter local ban, and its deletion lifts only what the fleet added; no repeat-offender doubling', () => {
     const store = new BanStore(file, LIMITS);
     store.add({ target: '198.51.100.7', rule: 'per_source', count: 50, createdAt: T0 }, MINUTE);
     expect(store.setFleet('198.51.100.7', fleet(T0 + 10 * MINUTE), 'syn-flood', T0)).toBe('extended');
-    expect(store.get('198.51.100.7')).toMatchObject({ expiresAt: T0 + 10 * MINUTE, localExpiresAt: T0 + MINUTE, rule: 'per_source' });
+    expect(store.get('198.51.100.7')).toMatchObject({
+      expiresAt: T0 + 10 * MINUTE,
+      localExpiresAt: T0 + MINUTE,
+      rule: 'per_source',
+    });
     expect(banSource(store.get('198.51.100.7')!)).toBe('local');
     expect(store.liftFleet('198.51.100.7')).toMatchObject({ expiresAt: T0 + MINUTE });
     expect(store.get('198.51.100.7')!.fleet).toBeUndefined();
@@ -421,7 +514,12 @@ describe('BanStore fleet part and outbox (version 2)', () => {
 
   it('a fleet ban of the origin cscli shows as cscli', () => {
     const store = new BanStore(undefined, LIMITS);
-    store.setFleet('192.0.2.1', { host: '', origin: 'cscli', decisionId: '3', expiresAt: T0 + MINUTE }, "manual 'ban' from 'localhost'", T0);
+    store.setFleet(
+      '192.0.2.1',
+      { host: '', origin: 'cscli', decisionId: '3', expiresAt: T0 + MINUTE },
+      "manual 'ban' from 'localhost'",
+      T0,
+    );
     expect(banSource(store.get('192.0.2.1')!)).toBe('cscli');
   });
 });

@@ -82,7 +82,10 @@ describe('tryLock', () => {
     const script = `import { tryLock } from ${JSON.stringify(lockModule)};
       if (tryLock(${JSON.stringify(path)}) === null) process.exit(3);
       process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
-    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: process.cwd(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('locked') && resolve());
       holder.on('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
@@ -115,7 +118,9 @@ describe('acquireLock', () => {
       return false;
     });
     await expect(attempt).rejects.toThrow(ConflictError);
-    await expect(attempt).rejects.toThrow(`the state directory is locked by process ${process.pid} (${path}); try again, or stop that process`);
+    await expect(attempt).rejects.toThrow(
+      `the state directory is locked by process ${process.pid} (${path}); try again, or stop that process`,
+    );
     expect(waits).toBeGreaterThan(1);
     held.release();
   });
@@ -134,7 +139,9 @@ describe('acquireLock', () => {
 
   it('stops waiting when told the request can go through the daemon instead', async () => {
     const held = tryLock(path)!;
-    await expect(acquireLock(path, 10_000, async () => true)).rejects.toThrow(new ConflictError('retry through the daemon'));
+    await expect(acquireLock(path, 10_000, async () => true)).rejects.toThrow(
+      new ConflictError('retry through the daemon'),
+    );
     held.release();
   });
 
@@ -168,11 +175,16 @@ describe('state lock under contention', () => {
           lock.release();
         }`;
       const { spawn } = await import('node:child_process');
-      const runs = Array.from({ length: 6 }, () =>
-        new Promise<number>((resolve) => {
-          const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: 'inherit' });
-          child.on('exit', (code) => resolve(code ?? 1));
-        }),
+      const runs = Array.from(
+        { length: 6 },
+        () =>
+          new Promise<number>((resolve) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+              cwd: process.cwd(),
+              stdio: 'inherit',
+            });
+            child.on('exit', (code) => resolve(code ?? 1));
+          }),
       );
       expect(await Promise.all(runs)).toEqual([0, 0, 0, 0, 0, 0]);
       expect(readFileSync(counter, 'utf8')).toBe('30');

@@ -23,14 +23,18 @@ describe.runIf(process.getuid?.() === 0)('act in a state directory another user 
     let connections = 0;
     const server = createServer((socket) => {
       connections++;
-      socket.end(`${JSON.stringify({ ok: true, mode: 'enforce', result: [{ target: '198.51.100.9', status: 'banned', expiresAt: 'x' }] })}\n`);
+      socket.end(
+        `${JSON.stringify({ ok: true, mode: 'enforce', result: [{ target: '198.51.100.9', status: 'banned', expiresAt: 'x' }] })}\n`,
+      );
     });
     await new Promise<void>((resolve) => server.listen(join(stateDir, 'control.sock'), resolve));
     chownSync(stateDir, 65534, 65534);
     try {
       const attempt = act({ cmd: 'ban', targets: ['198.51.100.9'] }, { stateDir });
       await expect(attempt).rejects.toThrow(UsageError);
-      await expect(attempt).rejects.toThrow(`the state directory ${stateDir} is owned by nobody (uid 65534), not by root (uid 0)`);
+      await expect(attempt).rejects.toThrow(
+        `the state directory ${stateDir} is owned by nobody (uid 65534), not by root (uid 0)`,
+      );
       expect(connections).toBe(0);
     } finally {
       server.close();

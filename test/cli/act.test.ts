@@ -34,7 +34,11 @@ describe.skipIf(!hasScript)('ban on a terminal', () => {
     // script gives the command a terminal, where the log is written as a readable block.
     const code = `const { banCommand } = await import('./src/cli/ban.ts'); await banCommand(['127.0.0.1'], { stateDir: '${join(dir, 'state')}', policy: 'policies/default.yaml' });`;
     const command = `node --import tsx --input-type=module -e "${code}"`;
-    const run = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = spawnSync('script', ['-qec', command, '/dev/null'], {
+      cwd: REPO,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     expect(run.status, run.stderr).toBe(1);
     const output = run.stdout.replace(/\x1b\[[0-9;]*m/g, '');
     expect(output.match(/allowlisted, loopback/g)).toHaveLength(1);

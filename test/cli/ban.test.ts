@@ -43,21 +43,27 @@ describe('banCommand and the SSH session', () => {
     process.env.SSH_CLIENT = targets[0]!.startsWith('2001') ? '2001:db8::7 52044 22' : '198.51.100.7 52044 22';
     const refusal = banCommand(targets, { stateDir, dryRun: true });
     await expect(refusal).rejects.toThrow(UsageError);
-    await expect(refusal).rejects.toThrow(`refusing to ban ${named}: it covers ${process.env.SSH_CLIENT.split(' ')[0]}, the address of your SSH session`);
+    await expect(refusal).rejects.toThrow(
+      `refusing to ban ${named}: it covers ${process.env.SSH_CLIENT.split(' ')[0]}, the address of your SSH session`,
+    );
   });
 
   it('checks targets read from --from-file too', async () => {
     process.env.SSH_CLIENT = '198.51.100.7 52044 22';
     const file = join(dir, 'targets.txt');
     writeFileSync(file, '# incident 42\n203.0.113.9\n198.51.100.0/28\n');
-    await expect(banCommand([], { stateDir, dryRun: true, fromFile: file })).rejects.toThrow('refusing to ban 198.51.100.0/28');
+    await expect(banCommand([], { stateDir, dryRun: true, fromFile: file })).rejects.toThrow(
+      'refusing to ban 198.51.100.0/28',
+    );
   });
 
   it('does not take a neighbour, or the same bits in the other family, for the client', async () => {
     process.env.SSH_CLIENT = '198.51.100.7 52044 22';
     // Past the SSH check the command needs its state directory: that error shows the check let the targets through.
     for (const targets of [['198.51.100.8'], ['198.51.100.16/28'], ['::c633:6407']]) {
-      await expect(banCommand(targets, { stateDir, dryRun: true })).rejects.toThrow('cannot create the state directory');
+      await expect(banCommand(targets, { stateDir, dryRun: true })).rejects.toThrow(
+        'cannot create the state directory',
+      );
     }
   });
 
@@ -68,24 +74,32 @@ describe('banCommand and the SSH session', () => {
       new UsageError('--reason is 201 characters long; at most 200 are kept with a ban (a note, not a document)'),
     );
     // 200 passes the check (and fails later, on the state directory this test makes unusable).
-    await expect(banCommand(['198.51.100.8'], { stateDir, dryRun: true, reason: 'x'.repeat(200) })).rejects.toThrow('cannot create the state directory');
+    await expect(banCommand(['198.51.100.8'], { stateDir, dryRun: true, reason: 'x'.repeat(200) })).rejects.toThrow(
+      'cannot create the state directory',
+    );
   });
 });
 
 describe('readTargetFile: --from-file is bounded', () => {
   it('refuses /dev/zero at once instead of reading it for ever', () => {
-    expect(() => readTargetFile('/dev/zero')).toThrow('cannot read --from-file /dev/zero: expected a regular file (or a pipe), got a character device');
+    expect(() => readTargetFile('/dev/zero')).toThrow(
+      'cannot read --from-file /dev/zero: expected a regular file (or a pipe), got a character device',
+    );
   });
 
   it('refuses a directory', () => {
     expect(() => readTargetFile(dir)).toThrow(UsageError);
-    expect(() => readTargetFile(dir)).toThrow(`cannot read --from-file ${dir}: expected a regular file (or a pipe), got a directory`);
+    expect(() => readTargetFile(dir)).toThrow(
+      `cannot read --from-file ${dir}: expected a regular file (or a pipe), got a directory`,
+    );
   });
 
   it('refuses a regular file over the bound before reading it, naming the bound', () => {
     const file = join(dir, 'big.txt');
     writeFileSync(file, '198.51.100.7\n'.repeat(10));
-    expect(() => readTargetFile(file, 100)).toThrow(`cannot read --from-file ${file}: 130 bytes, more than the 100 bytes allowed for a list of targets: split it`);
+    expect(() => readTargetFile(file, 100)).toThrow(
+      `cannot read --from-file ${file}: 130 bytes, more than the 100 bytes allowed for a list of targets: split it`,
+    );
     expect(readTargetFile(file, 130)).toBe('198.51.100.7\n'.repeat(10));
     expect(MAX_TARGET_FILE_BYTES).toBe(16 * 1024 * 1024);
   });
@@ -96,13 +110,17 @@ describe('readTargetFile: --from-file is bounded', () => {
     // A writer that never stops, like `yes`: the read must end at the bound.
     const writer = spawn('sh', ['-c', `exec yes 198.51.100.7 > ${fifo}`], { stdio: 'ignore' });
     try {
-      expect(() => readTargetFile(fifo, 4096)).toThrow(`cannot read --from-file ${fifo}: more than the 4096 bytes allowed for a list of targets: split it`);
+      expect(() => readTargetFile(fifo, 4096)).toThrow(
+        `cannot read --from-file ${fifo}: more than the 4096 bytes allowed for a list of targets: split it`,
+      );
     } finally {
       writer.kill();
     }
   });
 
   it('says a missing file is missing', () => {
-    expect(() => readTargetFile(join(dir, 'nope.txt'))).toThrow(`cannot read --from-file ${join(dir, 'nope.txt')}: no such file`);
+    expect(() => readTargetFile(join(dir, 'nope.txt'))).toThrow(
+      `cannot read --from-file ${join(dir, 'nope.txt')}: no such file`,
+    );
   });
 });

@@ -46,7 +46,10 @@ afterEach(() => {
 const explainJson = async (target: string) => {
   stdout = '';
   await explainCommand(target, { stateDir, policy, json: true });
-  return JSON.parse(stdout) as Record<string, unknown> & { counts: { rule: string; count: number; threshold: number; over: boolean; key: string | null }[]; history: { event: string; target: string; reason: string | null }[] };
+  return JSON.parse(stdout) as Record<string, unknown> & {
+    counts: { rule: string; count: number; threshold: number; over: boolean; key: string | null }[];
+    history: { event: string; target: string; reason: string | null }[];
+  };
 };
 
 describe('explain with no daemon', () => {
@@ -55,14 +58,34 @@ describe('explain with no daemon', () => {
     const store = BanStore.load(stateFile(stateDir, 'enforce'), { ttl: 600_000, maxTtl: 86_400_000 });
     store.add({ target: '198.51.100.77', rule: 'conn-flood', count: 120, createdAt: now }, 600_000);
     store.save();
-    const event = (name: string, target: string, extra: Record<string, unknown> = {}) => historyEntry({ level: 'info', msg: '', fields: { event: name, target, rule: 'conn-flood', count: 120, ttl: '10m', dryRun: false, ...extra } }, now)!;
-    appendHistory(stateDir, [event('ban', '198.51.100.77'), event('expire', '198.51.100.77'), event('ban', '203.0.113.9'), event('ban', '198.51.100.77', { reason: 'again' })]);
+    const event = (name: string, target: string, extra: Record<string, unknown> = {}) =>
+      historyEntry(
+        {
+          level: 'info',
+          msg: '',
+          fields: { event: name, target, rule: 'conn-flood', count: 120, ttl: '10m', dryRun: false, ...extra },
+        },
+        now,
+      )!;
+    appendHistory(stateDir, [
+      event('ban', '198.51.100.77'),
+      event('expire', '198.51.100.77'),
+      event('ban', '203.0.113.9'),
+      event('ban', '198.51.100.77', { reason: 'again' }),
+    ]);
 
     const x = await explainJson('198.51.100.77');
     expect(x).toMatchObject({ target: '198.51.100.77', banned: true, daemon: null, allowlisted: null, grace: null });
     expect(x.ban).toMatchObject({ target: '198.51.100.77', rule: 'conn-flood', count: 120, dryRun: false });
-    expect(x.firewall).toEqual({ applied: true, command: expect.stringMatching(/^iptables .*198\.51\.100\.77.*floodgate/) });
-    expect(x.history.map((e) => [e.event, e.reason])).toEqual([['ban', null], ['expire', null], ['ban', 'again']]);
+    expect(x.firewall).toEqual({
+      applied: true,
+      command: expect.stringMatching(/^iptables .*198\.51\.100\.77.*floodgate/),
+    });
+    expect(x.history.map((e) => [e.event, e.reason])).toEqual([
+      ['ban', null],
+      ['expire', null],
+      ['ban', 'again'],
+    ]);
     expect(x.counts).toEqual([
       { rule: 'syn-flood', per: 'ip', key: null, count: 0, threshold: 20, over: false },
       { rule: 'conn-flood', per: 'ip', key: '198.51.100.77', count: 120, threshold: 100, over: true },
@@ -79,10 +102,23 @@ describe('explain with no daemon', () => {
 
   it('says an address is allowlisted, by which entry, and a network that holds one is partly', async () => {
     const x = await explainJson('198.51.100.200');
-    expect(x).toMatchObject({ banned: false, ban: null, allowlisted: { entry: '198.51.100.200', source: 'policy', covers: true }, history: [] });
+    expect(x).toMatchObject({
+      banned: false,
+      ban: null,
+      allowlisted: { entry: '198.51.100.200', source: 'policy', covers: true },
+      history: [],
+    });
     expect(x.counts.find((c) => c.rule === 'conn-flood')).toMatchObject({ count: 60, over: false });
-    expect((await explainJson('198.51.100.0/24')).allowlisted).toEqual({ entry: '198.51.100.200', source: 'policy', covers: false });
-    expect((await explainJson('127.0.0.1')).allowlisted).toEqual({ entry: '127.0.0.0/8', source: 'loopback', covers: true });
+    expect((await explainJson('198.51.100.0/24')).allowlisted).toEqual({
+      entry: '198.51.100.200',
+      source: 'policy',
+      covers: false,
+    });
+    expect((await explainJson('127.0.0.1')).allowlisted).toEqual({
+      entry: '127.0.0.0/8',
+      source: 'loopback',
+      covers: true,
+    });
   });
 
   it('shows a grace period left by an unban, and the network ban that holds an address', async () => {
@@ -93,7 +129,11 @@ describe('explain with no daemon', () => {
     store.save();
     expect((await explainJson('192.0.2.9')).grace).toEqual({ until: new Date(now + 3_600_000).toISOString() });
     const x = await explainJson('203.0.113.7');
-    expect(x).toMatchObject({ banned: true, ban: { target: '203.0.113.0/24', dryRun: true }, firewall: { applied: false } });
+    expect(x).toMatchObject({
+      banned: true,
+      ban: { target: '203.0.113.0/24', dryRun: true },
+      firewall: { applied: false },
+    });
     stdout = '';
     await explainCommand('203.0.113.7', { stateDir, policy });
     expect(stdout).toContain('banned:       yes (the ban of 203.0.113.0/24, which holds it): rule manual');
@@ -101,6 +141,10 @@ describe('explain with no daemon', () => {
   });
 
   it('refuses what is not an address or network, naming it', async () => {
-    await expect(explainCommand('not-an-ip', { stateDir, policy })).rejects.toThrow(new UsageError('expected an IPv4 or IPv6 address or a network like 192.0.2.7 or 198.51.100.0/24, got "not-an-ip"'));
+    await expect(explainCommand('not-an-ip', { stateDir, policy })).rejects.toThrow(
+      new UsageError(
+        'expected an IPv4 or IPv6 address or a network like 192.0.2.7 or 198.51.100.0/24, got "not-an-ip"',
+      ),
+    );
   });
 });

@@ -16,7 +16,8 @@ const ban = (target: string, reason: string | null): ListedBan => ({
 
 describe('list table', () => {
   it('keeps a reason with a newline and escape sequences on its own row, every control character shown escaped', () => {
-    const forged = 'ok\n203.0.113.66  manual  0  2026-12-01T10:00:00.000Z  2026-12-01T11:00:00.000Z  enforced\x1b[31m\x1b]0;x\x07\u009b2J\u202egnp.exe\\n';
+    const forged =
+      'ok\n203.0.113.66  manual  0  2026-12-01T10:00:00.000Z  2026-12-01T11:00:00.000Z  enforced\x1b[31m\x1b]0;x\x07\u009b2J\u202egnp.exe\\n';
     const lines = banTable([ban('198.51.100.30', forged), ban('198.51.100.31', null)]);
     expect(lines).toHaveLength(3);
     expect(lines.join('')).not.toMatch(/[\x00-\x1f\x7f-\x9f\u202e]/);
@@ -30,7 +31,9 @@ describe('list table', () => {
   });
 
   it('prints 200,000 bans (Math.max over a spread column overflowed the stack at about 125k)', () => {
-    const bans = Array.from({ length: 200_000 }, (_, i) => ban(`198.18.${i >> 8 & 255}.${i & 255}`, i === 199_999 ? 'the longest reason of all' : 'x'));
+    const bans = Array.from({ length: 200_000 }, (_, i) =>
+      ban(`198.18.${(i >> 8) & 255}.${i & 255}`, i === 199_999 ? 'the longest reason of all' : 'x'),
+    );
     const lines = banTable(bans);
     expect(lines).toHaveLength(200_001);
     expect(lines[0]).toMatch(/^TARGET +RULE +COUNT +CREATED +EXPIRES +MODE +SOURCE +REASON$/);

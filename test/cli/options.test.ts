@@ -9,12 +9,18 @@ describe('durationOption', () => {
   it.each(['0', '1ms', '30d', '2h', '-1s', 'soon'])('refuses run --interval %j, naming the bounds', (text) => {
     const parse = durationOption('--interval', BOUNDS.interval);
     expect(() => parse(text)).toThrow(UsageError);
-    expect(() => parse(text)).toThrow(`--interval: expected a duration from 100ms to 1h, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${JSON.stringify(text)}`);
+    expect(() => parse(text)).toThrow(
+      `--interval: expected a duration from 100ms to 1h, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${JSON.stringify(text)}`,
+    );
   });
 
   it('refuses a --ttl or --grace past 10 years, which would end past the last valid date', () => {
-    expect(() => durationOption('--ttl', BOUNDS.ttl)('104000000d')).toThrow('--ttl: expected a duration from 1s to 3650d');
-    expect(() => durationOption('--grace', BOUNDS.grace)('104000000d')).toThrow('--grace: expected a duration from 0s to 3650d');
+    expect(() => durationOption('--ttl', BOUNDS.ttl)('104000000d')).toThrow(
+      '--ttl: expected a duration from 1s to 3650d',
+    );
+    expect(() => durationOption('--grace', BOUNDS.grace)('104000000d')).toThrow(
+      '--grace: expected a duration from 0s to 3650d',
+    );
   });
 
   it('reads a bare number as seconds: --ttl 600 is ten minutes, as in fail2ban and DDoS Deflate', () => {

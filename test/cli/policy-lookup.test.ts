@@ -95,7 +95,9 @@ describe('choosePolicy', () => {
 
 describe('the commands use the lookup', () => {
   it('policy check without FILE checks /etc/floodgate/policy.yaml when it exists', async () => {
-    expect(await stdoutOf(() => policyCheckCommand(undefined))).toMatch(new RegExp(`^# ${DEFAULT_POLICY_PATH}: valid\n`));
+    expect(await stdoutOf(() => policyCheckCommand(undefined))).toMatch(
+      new RegExp(`^# ${DEFAULT_POLICY_PATH}: valid\n`),
+    );
     mkdirSync(etc, { recursive: true });
     const etcFile = file('etc/floodgate/policy.yaml', '7m');
     const out = await stdoutOf(() => policyCheckCommand(undefined));
@@ -106,12 +108,16 @@ describe('the commands use the lookup', () => {
   it('list and status say which policy file they used and why', async () => {
     mkdirSync(etc, { recursive: true });
     const etcFile = file('etc/floodgate/policy.yaml', '7m');
-    expect(await stdoutOf(() => listCommand({ stateDir }))).toBe(`no active bans (state directory ${stateDir})\npolicy: ${etcFile} (${etcFile} exists)\n`);
+    expect(await stdoutOf(() => listCommand({ stateDir }))).toBe(
+      `no active bans (state directory ${stateDir})\npolicy: ${etcFile} (${etcFile} exists)\n`,
+    );
     const status = await stdoutOf(() => statusCommand({ stateDir }));
     expect(status).toContain(`policy:     ${etcFile} (${etcFile} exists)\n`);
     expect(status).toContain(`state dir:  ${stateDir}\n`);
     const flag = file('flag.yaml', '4m');
-    const json = JSON.parse(await stdoutOf(() => statusCommand({ stateDir, policy: flag, json: true }))) as { policy: unknown };
+    const json = JSON.parse(await stdoutOf(() => statusCommand({ stateDir, policy: flag, json: true }))) as {
+      policy: unknown;
+    };
     expect(json.policy).toEqual({ file: flag, source: '--policy' });
   });
 });
@@ -133,13 +139,17 @@ describe('policy init', () => {
 
   it('refuses to overwrite an existing file and leaves it as it was', async () => {
     const mine = file('mine.yaml', '9m');
-    expect(() => policyInitCommand(mine)).toThrow(new UsageError(`${mine} already exists: not overwritten (remove it first, or give another FILE)`));
+    expect(() => policyInitCommand(mine)).toThrow(
+      new UsageError(`${mine} already exists: not overwritten (remove it first, or give another FILE)`),
+    );
     expect(readFileSync(mine, 'utf8')).toBe(policyText('9m'));
   });
 
   it('writes to a FILE given, and says how to use it', async () => {
     const target = join(dir, 'sub', 'p.yaml');
-    expect(await stdoutOf(() => policyInitCommand(target))).toBe(`wrote ${target}\nedit it, then check it with: floodgate policy check ${target}\n`);
+    expect(await stdoutOf(() => policyInitCommand(target))).toBe(
+      `wrote ${target}\nedit it, then check it with: floodgate policy check ${target}\n`,
+    );
     expect(readFileSync(target, 'utf8')).toContain(`--policy ${target}`);
   });
 });

@@ -21,16 +21,26 @@ describe('readBans', () => {
   it('shows the sound bans and says how many invalid entries it skipped', async () => {
     const now = Date.now();
     const ban = { target: '198.51.100.7', rule: 'manual', count: 0, createdAt: now, ttl: HOUR, expiresAt: now + HOUR };
-    writeFileSync(join(dir, 'bans.json'), JSON.stringify({ version: 1, bans: [ban, null, { ...ban, target: '0.0.0.0/0' }] }), { mode: 0o600 });
+    writeFileSync(
+      join(dir, 'bans.json'),
+      JSON.stringify({ version: 1, bans: [ban, null, { ...ban, target: '0.0.0.0/0' }] }),
+      { mode: 0o600 },
+    );
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const bans = await readBans(dir, HOUR, HOUR);
     expect(bans.map((b) => b.target)).toEqual(['198.51.100.7']);
-    expect(stderr).toHaveBeenCalledWith(expect.stringContaining(`the ban store ${join(dir, 'bans.json')} has 2 invalid entries, not shown (bans[1]: null is not a ban; …)`));
+    expect(stderr).toHaveBeenCalledWith(
+      expect.stringContaining(
+        `the ban store ${join(dir, 'bans.json')} has 2 invalid entries, not shown (bans[1]: null is not a ban; …)`,
+      ),
+    );
   });
 
   it('refuses an unusable store with a UsageError naming it', async () => {
     writeFileSync(join(dir, 'dry-run-bans.json'), '[', { mode: 0o600 });
     await expect(readBans(dir, HOUR, HOUR)).rejects.toThrow(UsageError);
-    await expect(readBans(dir, HOUR, HOUR)).rejects.toThrow(`the ban store ${join(dir, 'dry-run-bans.json')} cannot be used: it is not valid JSON`);
+    await expect(readBans(dir, HOUR, HOUR)).rejects.toThrow(
+      `the ban store ${join(dir, 'dry-run-bans.json')} cannot be used: it is not valid JSON`,
+    );
   });
 });

@@ -31,7 +31,10 @@ afterEach(() => {
 function stateWith(bans: { enforce?: string[]; dryRun?: string[] }): string {
   const stateDir = join(dir, 'state');
   mkdirSync(stateDir, { recursive: true });
-  for (const [mode, targets] of [['enforce', bans.enforce ?? []], ['dry-run', bans.dryRun ?? []]] as const) {
+  for (const [mode, targets] of [
+    ['enforce', bans.enforce ?? []],
+    ['dry-run', bans.dryRun ?? []],
+  ] as const) {
     const store = BanStore.load(stateFile(stateDir, mode), { ttl: 3_600_000, maxTtl: 86_400_000 });
     for (const target of targets) store.add({ target, rule: 'manual', count: 0, createdAt: Date.now() }, 3_600_000);
     store.save();
@@ -46,8 +49,20 @@ describe('status with no daemon', () => {
   it('counts the bans of a direct ban --enforce even though the policy says dry-run, and says which mode each is in', async () => {
     const stateDir = stateWith({ enforce: ['198.51.100.7', '203.0.113.0/24'], dryRun: ['192.0.2.9'] });
     await statusCommand({ stateDir, json: true }, ROOT);
-    const status = JSON.parse(stdout) as { stateDir: string; daemon: null; mode: string; active: number; bans: { enforce: number; dryRun: number } };
-    expect(status).toMatchObject({ stateDir, daemon: null, mode: 'dry-run', active: 3, bans: { enforce: 2, dryRun: 1 } });
+    const status = JSON.parse(stdout) as {
+      stateDir: string;
+      daemon: null;
+      mode: string;
+      active: number;
+      bans: { enforce: number; dryRun: number };
+    };
+    expect(status).toMatchObject({
+      stateDir,
+      daemon: null,
+      mode: 'dry-run',
+      active: 3,
+      bans: { enforce: 2, dryRun: 1 },
+    });
     // No daemon: a monitoring check sees it in the exit code.
     expect(process.exitCode).toBe(1);
 
@@ -55,14 +70,18 @@ describe('status with no daemon', () => {
     await statusCommand({ stateDir }, ROOT);
     expect(stdout).toContain(`state dir:  ${stateDir}\n`);
     expect(stdout).toContain('mode:       dry-run (what the policy says; no daemon runs)\n');
-    expect(stdout).toContain('bans:       3 active: 2 enforced (in the firewall), 1 dry-run (not in the firewall); 0 refused, 0 queued\n');
+    expect(stdout).toContain(
+      'bans:       3 active: 2 enforced (in the firewall), 1 dry-run (not in the firewall); 0 refused, 0 queued\n',
+    );
     // No enforce command has run here: no instance id yet, and status does not make one.
     expect(status).toMatchObject({ tag: null });
     expect(existsSync(join(stateDir, 'instance-id'))).toBe(false);
     writeFileSync(join(stateDir, 'instance-id'), '0e2e0e2e\n', { mode: 0o600 });
     stdout = '';
     await statusCommand({ stateDir }, ROOT);
-    expect(stdout).toContain("backend:    iptables (this state directory's rules, sets and table: floodgate-0e2e0e2e)\n");
+    expect(stdout).toContain(
+      "backend:    iptables (this state directory's rules, sets and table: floodgate-0e2e0e2e)\n",
+    );
     expect(stderr).toBe('');
   });
 });
@@ -82,7 +101,9 @@ describe('a plain user whose state directory is empty', () => {
     const stateDir = stateWith({});
     await listCommand({ stateDir }, USER);
     expect(stdout).toMatch(new RegExp(`^no active bans \\(state directory ${stateDir}\\)\\npolicy: `));
-    expect(stderr).toBe(`floodgate: note: ${stateDir} has no bans, but /var/lib/floodgate exists: a floodgate run as root keeps its bans there, which this user (uid 1000) cannot read; run this command as root (sudo), which reads /var/lib/floodgate\n`);
+    expect(stderr).toBe(
+      `floodgate: note: ${stateDir} has no bans, but /var/lib/floodgate exists: a floodgate run as root keeps its bans there, which this user (uid 1000) cannot read; run this command as root (sudo), which reads /var/lib/floodgate\n`,
+    );
 
     stdout = '';
     stderr = '';

@@ -17,8 +17,10 @@ const zero = Object.fromEntries(FLOOD_COUNTERS.map((n) => [n, 0])) as FloodCount
 
 function table(): SocketTable {
   const rows: SocketRow[] = [];
-  for (let i = 0; i < 30; i++) rows.push({ proto: 'tcp', state: 'SYN_RECV', localPort: 80, remote: ATTACKER, remotePort: 40000 + i });
-  for (let i = 0; i < 3; i++) rows.push({ proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: `203.0.113.${i + 1}`, remotePort: 50000 });
+  for (let i = 0; i < 30; i++)
+    rows.push({ proto: 'tcp', state: 'SYN_RECV', localPort: 80, remote: ATTACKER, remotePort: 40000 + i });
+  for (let i = 0; i < 3; i++)
+    rows.push({ proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: `203.0.113.${i + 1}`, remotePort: 50000 });
   rows.push({ proto: 'tcp', state: 'LISTEN', localPort: 80, remote: '', remotePort: 0 });
   return SocketTable.from(rows);
 }
@@ -67,7 +69,11 @@ describe('floodgate top: the screen', () => {
     const groups = ruleGroups(table(), policy, 5);
     expect(groups).toContainEqual({ target: ATTACKER, rule: 'syn-flood', per: 'ip', count: 30, threshold: 20 });
     // http-flood counts ESTABLISHED on 80 and 443 only; the LISTEN socket has no source.
-    expect(groups.filter((g) => g.rule === 'http-flood').map((g) => g.target)).toEqual(['203.0.113.1', '203.0.113.2', '203.0.113.3']);
+    expect(groups.filter((g) => g.rule === 'http-flood').map((g) => g.target)).toEqual([
+      '203.0.113.1',
+      '203.0.113.2',
+      '203.0.113.3',
+    ]);
     const lines = renderTop(frame(), { columns: 100, rows: 40 }, false);
     const first = lines.findIndex((l) => l.startsWith('TOP SOURCES'));
     expect(lines[first + 1]).toMatch(/^198\.51\.100\.66\s+30 {2}> 20\s+syn-flood\s+OVER$/);
@@ -77,13 +83,33 @@ describe('floodgate top: the screen', () => {
 
   it('marks a banned source and lists the ban with its time left, and the daemon’s events newest first', () => {
     const events: RecentEvent[] = [
-      { at: '2026-12-01T09:59:58.000Z', level: 'info', event: 'ban', target: ATTACKER, msg: `ban ${ATTACKER} (syn-flood, 30 sockets) for 10m` },
-      { at: '2026-12-01T09:59:59.000Z', level: 'warn', event: 'refused', target: '192.0.2.1', msg: 'refused to ban 192.0.2.1: \x1b]52;c;evil\x07' },
+      {
+        at: '2026-12-01T09:59:58.000Z',
+        level: 'info',
+        event: 'ban',
+        target: ATTACKER,
+        msg: `ban ${ATTACKER} (syn-flood, 30 sockets) for 10m`,
+      },
+      {
+        at: '2026-12-01T09:59:59.000Z',
+        level: 'warn',
+        event: 'refused',
+        target: '192.0.2.1',
+        msg: 'refused to ban 192.0.2.1: \x1b]52;c;evil\x07',
+      },
     ];
-    const lines = renderTop(frame({ daemon: status, bans: [ban(ATTACKER, 598_000)], events }), { columns: 120, rows: 40 }, false);
-    expect(lines.find((l) => l.startsWith(ATTACKER) && l.includes('syn-flood') && l.includes('> 20'))).toMatch(/banned$/);
+    const lines = renderTop(
+      frame({ daemon: status, bans: [ban(ATTACKER, 598_000)], events }),
+      { columns: 120, rows: 40 },
+      false,
+    );
+    expect(lines.find((l) => l.startsWith(ATTACKER) && l.includes('syn-flood') && l.includes('> 20'))).toMatch(
+      /banned$/,
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^198\.51\.100\.66\s+syn-flood\s+30 {2}9m 58s\s+enforced$/));
-    expect(lines[1]).toBe('daemon: pid 4242, enforce with iptables, every 1s;  bans: 1 active, 0 queued, 0 refused;  last scan: 34 sockets in 3 ms');
+    expect(lines[1]).toBe(
+      'daemon: pid 4242, enforce with iptables, every 1s;  bans: 1 active, 0 queued, 0 refused;  last scan: 34 sockets in 3 ms',
+    );
     const title = lines.indexOf('LATEST EVENTS');
     // A hostile message cannot reach the terminal as an escape sequence.
     expect(lines[title + 1]).toBe('09:59:59  warn   refused to ban 192.0.2.1: \\e]52;c;evil\\u0007');
@@ -91,15 +117,23 @@ describe('floodgate top: the screen', () => {
   });
 
   it('shows a daemon it cannot reach, and why, wrapped to the width', () => {
-    const problem = 'cannot reach /var/lib/floodgate/control.sock: permission denied for nobody (uid 65534), the user this command runs as';
+    const problem =
+      'cannot reach /var/lib/floodgate/control.sock: permission denied for nobody (uid 65534), the user this command runs as';
     const lines = renderTop(frame({ daemonProblem: problem }), { columns: 60, rows: 40 }, false);
-    expect(lines.slice(1, 3)).toEqual(['daemon: cannot reach /var/lib/floodgate/control.sock:', 'permission denied for nobody (uid 65534), the user this']);
+    expect(lines.slice(1, 3)).toEqual([
+      'daemon: cannot reach /var/lib/floodgate/control.sock:',
+      'permission denied for nobody (uid 65534), the user this',
+    ]);
   });
 
   it('says why there are no events: no daemon, or one too old to answer the request', () => {
     const title = (lines: string[]) => lines[lines.indexOf('LATEST EVENTS') + 1];
-    expect(title(renderTop(frame(), { columns: 100, rows: 40 }, false))).toBe('(kept by a running floodgate run; none is running)');
-    expect(title(renderTop(frame({ daemon: status }), { columns: 100, rows: 40 }, false))).toBe('(this floodgate run does not answer the events request: an older version?)');
+    expect(title(renderTop(frame(), { columns: 100, rows: 40 }, false))).toBe(
+      '(kept by a running floodgate run; none is running)',
+    );
+    expect(title(renderTop(frame({ daemon: status }), { columns: 100, rows: 40 }, false))).toBe(
+      '(this floodgate run does not answer the events request: an older version?)',
+    );
   });
 
   it.each([
@@ -148,7 +182,9 @@ describe('floodgate top: not a terminal', () => {
     const isTTY = process.stdout.isTTY;
     process.stdout.isTTY = false as true;
     try {
-      await expect(topCommand({ interval: 1000, top: 5, stateDir: '/nonexistent/floodgate-top' })).rejects.toMatchObject({
+      await expect(
+        topCommand({ interval: 1000, top: 5, stateDir: '/nonexistent/floodgate-top' }),
+      ).rejects.toMatchObject({
         exitCode: 2,
         message: expect.stringContaining('use --once to print a single frame'),
       });

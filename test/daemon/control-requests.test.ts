@@ -19,27 +19,82 @@ const policy = loadPolicy(fileURLToPath(new URL('../../policies/default.yaml', i
 function setup(rate = 1000) {
   const backend = new FakeBackend();
   const store = new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 });
-  const enforcer = new Enforcer({ backend, store, log: memoryLog().log, runner: new RecordingRunner(), protectedSet: buildAllowlist([], []), rate, maxActive: 1_000_000, killConnections: false });
-  const handle = controlHandler({ enforcer, policy: () => policy, mode: 'dry-run', daemon: { pid: 1, since: '2026-12-01T10:00:00.000Z' } });
+  const enforcer = new Enforcer({
+    backend,
+    store,
+    log: memoryLog().log,
+    runner: new RecordingRunner(),
+    protectedSet: buildAllowlist([], []),
+    rate,
+    maxActive: 1_000_000,
+    killConnections: false,
+  });
+  const handle = controlHandler({
+    enforcer,
+    policy: () => policy,
+    mode: 'dry-run',
+    daemon: { pid: 1, since: '2026-12-01T10:00:00.000Z' },
+  });
   return { backend, store, enforcer, handle };
 }
 
 describe('control requests: every field checked', () => {
   it.each([
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 'abc' }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got "abc" (a string of 3 characters)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: { ms: 5 } }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got {"ms":5} (object)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 0 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 0 (number)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: -5000 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got -5000 (number)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], reason: { a: 1 } }, 'reason: expected a string of at most 200 characters, got {"a":1} (object)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], reason: 'x'.repeat(201) }, expect.stringMatching(/^reason: expected a string of at most 200 characters, got "x+\.\.\. \(a string of 201 characters\)$/)],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], force: 'yes' }, 'force: expected true or false, got "yes" (a string of 3 characters)'],
-    [{ cmd: 'ban', targets: '198.51.100.20' }, 'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got "198.51.100.20" (a string of 13 characters)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20', 7] }, 'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got ["198.51.100.20",7] (an array of 2) (at targets.1: 7 (number))'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], mode: 'maybe' }, 'mode: expected "dry-run" or "enforce", got "maybe" (a string of 5 characters)'],
-    [{ cmd: 'ban', targets: ['198.51.100.20'], ttl: 315360000001 }, 'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 315360000001 (number)'],
-    [{ cmd: 'unban', targets: ['198.51.100.20'], grace: -1 }, 'grace: expected a whole number of milliseconds from 0 to 315360000000 (3650d), got -1 (number)'],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], ttl: 'abc' },
+      'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got "abc" (a string of 3 characters)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], ttl: { ms: 5 } },
+      'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got {"ms":5} (object)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], ttl: 0 },
+      'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 0 (number)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], ttl: -5000 },
+      'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got -5000 (number)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], reason: { a: 1 } },
+      'reason: expected a string of at most 200 characters, got {"a":1} (object)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], reason: 'x'.repeat(201) },
+      expect.stringMatching(
+        /^reason: expected a string of at most 200 characters, got "x+\.\.\. \(a string of 201 characters\)$/,
+      ),
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], force: 'yes' },
+      'force: expected true or false, got "yes" (a string of 3 characters)',
+    ],
+    [
+      { cmd: 'ban', targets: '198.51.100.20' },
+      'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got "198.51.100.20" (a string of 13 characters)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20', 7] },
+      'targets: expected a non-empty list of addresses or networks, each a string of at most 100 characters, got ["198.51.100.20",7] (an array of 2) (at targets.1: 7 (number))',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], mode: 'maybe' },
+      'mode: expected "dry-run" or "enforce", got "maybe" (a string of 5 characters)',
+    ],
+    [
+      { cmd: 'ban', targets: ['198.51.100.20'], ttl: 315360000001 },
+      'ttl: expected a whole number of milliseconds from 1000 (1s) to 315360000000 (3650d), got 315360000001 (number)',
+    ],
+    [
+      { cmd: 'unban', targets: ['198.51.100.20'], grace: -1 },
+      'grace: expected a whole number of milliseconds from 0 to 315360000000 (3650d), got -1 (number)',
+    ],
     [{ cmd: 'status', verbose: true }, 'unknown field(s) in a "status" request: verbose'],
-    [{ cmd: 'reboot' }, 'cmd: expected one of "ban", "unban", "list", "flush", "status", "events", got "reboot" (a string of 6 characters)'],
+    [
+      { cmd: 'reboot' },
+      'cmd: expected one of "ban", "unban", "list", "flush", "status", "events", got "reboot" (a string of 6 characters)',
+    ],
     [['ban'], 'a control request must be a JSON object with a "cmd", got ["ban"] (an array of 1)'],
   ])('refuses %j, changing nothing', async (request, message) => {
     const { handle, store, backend } = setup();
@@ -52,7 +107,14 @@ describe('control requests: every field checked', () => {
 
   it('takes a request whose every field is right', async () => {
     const { handle, store } = setup();
-    const results = (await handle({ cmd: 'ban', targets: ['198.51.100.20'], ttl: 5000, reason: 'ticket 7', force: false, mode: 'dry-run' })) as BanResult[];
+    const results = (await handle({
+      cmd: 'ban',
+      targets: ['198.51.100.20'],
+      ttl: 5000,
+      reason: 'ticket 7',
+      force: false,
+      mode: 'dry-run',
+    })) as BanResult[];
     expect(results).toMatchObject([{ target: '198.51.100.20', status: 'banned' }]);
     expect(store.get('198.51.100.20')).toMatchObject({ ttl: 5000, reason: 'ticket 7' });
   });

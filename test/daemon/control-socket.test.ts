@@ -5,7 +5,13 @@ import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ControlLimits, type ControlServer, DEFAULT_CONTROL_LIMITS, sendControl, serveControl } from '../../src/daemon/control-socket.js';
+import {
+  type ControlLimits,
+  type ControlServer,
+  DEFAULT_CONTROL_LIMITS,
+  sendControl,
+  serveControl,
+} from '../../src/daemon/control-socket.js';
 import type { Request } from '../../src/daemon/protocol.js';
 import { UsageError } from '../../src/errors.js';
 
@@ -16,10 +22,16 @@ afterEach(async () => {
 
 let control: ControlServer;
 
-async function serve(handle: (request: Request) => Promise<unknown>, limits: Partial<ControlLimits> = {}): Promise<string> {
+async function serve(
+  handle: (request: Request) => Promise<unknown>,
+  limits: Partial<ControlLimits> = {},
+): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'floodgate-socket-'));
   const path = join(dir, 'control.sock');
-  control = await serveControl(path, 'enforce', (raw) => handle(raw as Request), { ...DEFAULT_CONTROL_LIMITS, ...limits });
+  control = await serveControl(path, 'enforce', (raw) => handle(raw as Request), {
+    ...DEFAULT_CONTROL_LIMITS,
+    ...limits,
+  });
   const { server } = control;
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
@@ -50,7 +62,10 @@ describe('control socket', () => {
   it('carries a request and an answer of megabytes whole, characters split between chunks included', async () => {
     // 10k targets one way; 100k answers with a two-byte character in each the other way.
     const targets = Array.from({ length: 10_000 }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
-    const answer = Array.from({ length: 100_000 }, (_, i) => ({ target: `2001:db8::${i.toString(16)}`, reason: `flood ü ${i}` }));
+    const answer = Array.from({ length: 100_000 }, (_, i) => ({
+      target: `2001:db8::${i.toString(16)}`,
+      reason: `flood ü ${i}`,
+    }));
     let received: Request | undefined;
     const path = await serve(async (request) => {
       received = request;
@@ -65,7 +80,11 @@ describe('control socket', () => {
     const path = await serve(async () => {
       throw new UsageError('198.51.100.0/8 is wider than /16');
     });
-    expect(await sendControl(path, { cmd: 'status' })).toEqual({ ok: false, error: '198.51.100.0/8 is wider than /16', exitCode: 2 });
+    expect(await sendControl(path, { cmd: 'status' })).toEqual({
+      ok: false,
+      error: '198.51.100.0/8 is wider than /16',
+      exitCode: 2,
+    });
   });
 
   it('reports no daemon when nothing listens', async () => {
@@ -75,7 +94,13 @@ describe('control socket', () => {
   });
 
   it('streams an answer of 500,000 items, which as one line passed the 64 MiB cap and failed', async () => {
-    const answer = Array.from({ length: 500_000 }, (_, i) => ({ target: `198.18.${(i >> 8) & 255}.${i & 255}`, rule: 'manual', reason: 'a reason of some length to make the row realistic', createdAt: '2026-12-01T10:00:00.000Z', expiresAt: '2026-12-01T11:00:00.000Z' }));
+    const answer = Array.from({ length: 500_000 }, (_, i) => ({
+      target: `198.18.${(i >> 8) & 255}.${i & 255}`,
+      rule: 'manual',
+      reason: 'a reason of some length to make the row realistic',
+      createdAt: '2026-12-01T10:00:00.000Z',
+      expiresAt: '2026-12-01T11:00:00.000Z',
+    }));
     expect(JSON.stringify(answer).length).toBeGreaterThan(64 * 1024 * 1024);
     const path = await serve(async () => answer);
     const response = await sendControl(path, { cmd: 'list' });
@@ -103,7 +128,11 @@ describe('control socket', () => {
   it('answers a line that is not JSON with a clear error', async () => {
     const path = await serve(async () => 'never');
     const { answer } = await rawClient(path, 'ban 198.51.100.7\n');
-    expect(await parsed(answer)).toEqual({ ok: false, error: 'a control request must be one line of JSON', exitCode: 2 });
+    expect(await parsed(answer)).toEqual({
+      ok: false,
+      error: 'a control request must be one line of JSON',
+      exitCode: 2,
+    });
   });
 
   it('drops a client that sends no request in time, telling it why', async () => {
@@ -118,7 +147,11 @@ describe('control socket', () => {
     const path = await serve(async () => 'never', { maxRequestBytes: 1024 * 1024 });
     const targets = Array.from({ length: 100_000 }, (_, i) => `198.18.${(i >> 8) & 255}.${i & 255}`);
     const response = await sendControl(path, { cmd: 'ban', targets });
-    expect(response).toEqual({ ok: false, error: 'request too large: more than 1 MiB (split a ban list into smaller ones)', exitCode: 2 });
+    expect(response).toEqual({
+      ok: false,
+      error: 'request too large: more than 1 MiB (split a ban list into smaller ones)',
+      exitCode: 2,
+    });
   });
 
   it('caps the request bytes all connections hold together', async () => {
@@ -126,7 +159,11 @@ describe('control socket', () => {
     const first = await rawClient(path, `{"cmd":"ban","targets":["${'1'.repeat(1000 * 1024)}`);
     await new Promise((r) => setTimeout(r, 100));
     const second = await rawClient(path, `{"cmd":"ban","targets":["${'1'.repeat(1000 * 1024)}`);
-    expect(await parsed(second.answer)).toMatchObject({ ok: false, exitCode: 5, error: expect.stringMatching(/^the running floodgate is busy reading 2 MiB of other requests; try again$/) });
+    expect(await parsed(second.answer)).toMatchObject({
+      ok: false,
+      exitCode: 5,
+      error: expect.stringMatching(/^the running floodgate is busy reading 2 MiB of other requests; try again$/),
+    });
     first.socket.destroy();
   });
 
@@ -134,7 +171,11 @@ describe('control socket', () => {
     const path = await serve(async () => 'ok', { maxConnections: 2 });
     const idle = [await rawClient(path), await rawClient(path)];
     const third = await rawClient(path);
-    expect(await parsed(third.answer)).toMatchObject({ ok: false, exitCode: 5, error: 'the running floodgate is busy (2 control connections open); try again' });
+    expect(await parsed(third.answer)).toMatchObject({
+      ok: false,
+      exitCode: 5,
+      error: 'the running floodgate is busy (2 control connections open); try again',
+    });
     for (const client of idle) client.socket.destroy();
     await new Promise((r) => setTimeout(r, 100));
     expect(await sendControl(path, { cmd: 'status' })).toEqual({ ok: true, result: 'ok', mode: 'enforce' });
@@ -151,7 +192,11 @@ describe('control socket', () => {
     const idle = await rawClient(path);
     let stopped = false;
     const stopping = control.stop().then(() => (stopped = true));
-    expect(await parsed(idle.answer)).toMatchObject({ ok: false, exitCode: 5, error: expect.stringContaining('is stopping: this request was not taken and changed nothing') });
+    expect(await parsed(idle.answer)).toMatchObject({
+      ok: false,
+      exitCode: 5,
+      error: expect.stringContaining('is stopping: this request was not taken and changed nothing'),
+    });
     expect(await sendControl(path, { cmd: 'status' })).toBeNull(); // no longer listening
     await new Promise((r) => setTimeout(r, 50));
     expect(stopped).toBe(false);
@@ -161,7 +206,10 @@ describe('control socket', () => {
   });
 
   it('drops a client that stops reading a long answer, instead of holding the answer for ever', async () => {
-    const answer = Array.from({ length: 200_000 }, (_, i) => ({ target: `198.18.${(i >> 8) & 255}.${i & 255}`, reason: 'x'.repeat(100) }));
+    const answer = Array.from({ length: 200_000 }, (_, i) => ({
+      target: `198.18.${(i >> 8) & 255}.${i & 255}`,
+      reason: 'x'.repeat(100),
+    }));
     const path = await serve(async () => answer, { requestTimeoutMs: 300 });
     const { socket } = await rawClient(path, '{"cmd":"list"}\n');
     socket.pause();
@@ -171,4 +219,3 @@ describe('control socket', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 });
-

@@ -1,6 +1,15 @@
 // The state directory's instance id: made once, exclusively and privately, kept, and never taken
 // from a link or from something that is not an id; root's default directory keeps the plain names.
-import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+  readdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,7 +47,11 @@ describe('stateDirInstance', () => {
   it('keeps the plain names for /var/lib/floodgate without reading or writing a file there', () => {
     expect(isRootStateDir('/var/lib/floodgate/')).toBe(true);
     expect(isRootStateDir('/var/lib/floodgate2')).toBe(false);
-    expect(stateDirInstance('/var/lib/../lib/floodgate')).toMatchObject({ id: null, tag: 'floodgate', table: 'floodgate' });
+    expect(stateDirInstance('/var/lib/../lib/floodgate')).toMatchObject({
+      id: null,
+      tag: 'floodgate',
+      table: 'floodgate',
+    });
   });
 
   it('refuses a symbolic link in place of the file, and leaves its target alone', () => {
@@ -54,7 +67,9 @@ describe('stateDirInstance', () => {
   it('refuses a file that holds no id, naming what it expected and what it found, and does not replace it', () => {
     const dir = temp();
     writeFileSync(join(dir, INSTANCE_FILE), 'floodgate\n', { mode: 0o600 });
-    expect(() => stateDirInstance(dir)).toThrow(/instance-id: expected an instance id of 8 lowercase hex digits, got "floodgate"/);
+    expect(() => stateDirInstance(dir)).toThrow(
+      /instance-id: expected an instance id of 8 lowercase hex digits, got "floodgate"/,
+    );
     expect(readFileSync(join(dir, INSTANCE_FILE), 'utf8')).toBe('floodgate\n');
   });
 

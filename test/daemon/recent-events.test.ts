@@ -28,8 +28,19 @@ describe('RecentEvents', () => {
     log.warn({ event: 'attack', reasons: ['x'] }, 'SYN FLOOD IN PROGRESS');
     const all = recent.all();
     expect(all).toHaveLength(50);
-    expect(all[0]).toEqual({ at: '2026-12-01T10:00:00.000Z', level: 'info', event: 'ban', target: '198.51.100.11', msg: 'ban 198.51.100.11' });
-    expect(all.at(-1)).toEqual({ at: '2026-12-01T10:00:00.000Z', level: 'warn', event: 'attack', msg: 'SYN FLOOD IN PROGRESS' });
+    expect(all[0]).toEqual({
+      at: '2026-12-01T10:00:00.000Z',
+      level: 'info',
+      event: 'ban',
+      target: '198.51.100.11',
+      msg: 'ban 198.51.100.11',
+    });
+    expect(all.at(-1)).toEqual({
+      at: '2026-12-01T10:00:00.000Z',
+      level: 'warn',
+      event: 'attack',
+      msg: 'SYN FLOOD IN PROGRESS',
+    });
     expect(all.some((e) => e.event === 'scan' || e.event === 'gc')).toBe(false);
   });
 });
@@ -40,8 +51,23 @@ describe('the events control request', () => {
     const recent = new RecentEvents();
     tapEvents(log, (event) => recent.push(event));
     const store = new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 });
-    const enforcer = new Enforcer({ backend: new FakeBackend(), store, log, runner: new RecordingRunner(), protectedSet: buildAllowlist(['192.0.2.1'], []), rate: 1000, maxActive: 1_000_000, killConnections: false });
-    const handle = controlHandler({ enforcer, policy: () => policy, mode: 'dry-run', daemon: { pid: 1, since: '2026-12-01T10:00:00.000Z' }, events: () => recent.all() });
+    const enforcer = new Enforcer({
+      backend: new FakeBackend(),
+      store,
+      log,
+      runner: new RecordingRunner(),
+      protectedSet: buildAllowlist(['192.0.2.1'], []),
+      rate: 1000,
+      maxActive: 1_000_000,
+      killConnections: false,
+    });
+    const handle = controlHandler({
+      enforcer,
+      policy: () => policy,
+      mode: 'dry-run',
+      daemon: { pid: 1, since: '2026-12-01T10:00:00.000Z' },
+      events: () => recent.all(),
+    });
     return { enforcer, handle };
   }
 
@@ -60,6 +86,8 @@ describe('the events control request', () => {
 
   it('refuses a field it does not take', async () => {
     const { handle } = setup();
-    await expect(handle({ cmd: 'events', last: 5 })).rejects.toMatchObject({ message: 'unknown field(s) in a "events" request: last' });
+    await expect(handle({ cmd: 'events', last: 5 })).rejects.toMatchObject({
+      message: 'unknown field(s) in a "events" request: last',
+    });
   });
 });

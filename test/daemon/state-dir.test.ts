@@ -1,7 +1,18 @@
 // The state directory decides what floodgate bans, which policy a manual command loads and what its
 // reload hook runs: one another user could change is refused, as sshd's StrictModes does, with a
 // message saying what to do. Ownership cases need root (chown); they are skipped otherwise.
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -33,7 +44,9 @@ describe('ensureStateDir', () => {
     mkdirSync(stateDir);
     chmodSync(stateDir, 0o777);
     expect(() => ensureStateDir(stateDir)).toThrow(UsageError);
-    expect(() => ensureStateDir(stateDir)).toThrow(`the state directory ${stateDir} is writable by its group or by others (mode 0777); any of them could control what floodgate bans and runs: \`chmod go-w ${stateDir}\``);
+    expect(() => ensureStateDir(stateDir)).toThrow(
+      `the state directory ${stateDir} is writable by its group or by others (mode 0777); any of them could control what floodgate bans and runs: \`chmod go-w ${stateDir}\``,
+    );
     chmodSync(stateDir, 0o755);
     ensureStateDir(stateDir);
   });
@@ -53,7 +66,9 @@ describe('ensureStateDir', () => {
     chownSync(theirs, NOBODY, NOBODY);
     const stateDir = join(theirs, 'sd');
     mkdirSync(stateDir, { mode: 0o700 });
-    expect(() => ensureStateDir(stateDir)).toThrow(`${theirs}, above the state directory ${stateDir}, is owned by nobody (uid ${NOBODY})`);
+    expect(() => ensureStateDir(stateDir)).toThrow(
+      `${theirs}, above the state directory ${stateDir}, is owned by nobody (uid ${NOBODY})`,
+    );
   });
 
   it('accepts a state directory under a sticky world-writable directory such as /tmp', () => {
@@ -73,7 +88,9 @@ describe('files of the state directory', () => {
     const open = join(dir, 'open');
     writeFileSync(open, 'x');
     chmodSync(open, 0o666);
-    expect(() => readStateFile(open)).toThrow(`the state file ${open} is writable by its group or by others (mode 0666)`);
+    expect(() => readStateFile(open)).toThrow(
+      `the state file ${open} is writable by its group or by others (mode 0666)`,
+    );
     chmodSync(open, 0o600);
     expect(readStateFile(open)).toBe('x');
     expect(readStateFile(join(dir, 'absent'))).toBeNull();
@@ -83,17 +100,22 @@ describe('files of the state directory', () => {
     const planted = join(dir, 'policy-path');
     writeFileSync(planted, '/tmp/theirs.yaml\n', { mode: 0o600 });
     chownSync(planted, NOBODY, NOBODY);
-    expect(() => readStateFile(planted)).toThrow(`the state file ${planted} is owned by nobody (uid ${NOBODY}), not by root (uid 0)`);
+    expect(() => readStateFile(planted)).toThrow(
+      `the state file ${planted} is owned by nobody (uid ${NOBODY}), not by root (uid 0)`,
+    );
   });
 
   it('writeFileAtomic never writes through a planted symlink and leaves no temporary file behind', () => {
     const victim = join(dir, 'victim');
     writeFileSync(victim, 'ROOT ONLY\n', { mode: 0o600 });
     // The old temporary names: PATH.PID.tmp for this pid and its neighbours.
-    for (let pid = process.pid - 5; pid <= process.pid + 5; pid++) symlinkSync(victim, join(dir, `bans.json.${pid}.tmp`));
+    for (let pid = process.pid - 5; pid <= process.pid + 5; pid++)
+      symlinkSync(victim, join(dir, `bans.json.${pid}.tmp`));
     writeFileAtomic(join(dir, 'bans.json'), '{"version":1}');
     expect(readFileSync(victim, 'utf8')).toBe('ROOT ONLY\n');
     expect(readFileSync(join(dir, 'bans.json'), 'utf8')).toBe('{"version":1}');
-    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp') && !/^bans\.json\.\d+\.tmp$/.test(name))).toEqual([]);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp') && !/^bans\.json\.\d+\.tmp$/.test(name))).toEqual(
+      [],
+    );
   });
 });

@@ -15,7 +15,13 @@ const defaultPolicy = loadPolicy(POLICY_FILE).policy;
 const mixed = SocketTable.from(procAllRows('mixed'));
 
 const halfOpen = (remote: string, count: number): SocketRow[] =>
-  Array.from({ length: count }, (_, i) => ({ proto: 'tcp' as const, state: 'SYN_RECV' as const, localPort: 80, remote, remotePort: 20_000 + i }));
+  Array.from({ length: count }, (_, i) => ({
+    proto: 'tcp' as const,
+    state: 'SYN_RECV' as const,
+    localPort: 80,
+    remote,
+    remotePort: 20_000 + i,
+  }));
 
 describe('whatIf', () => {
   it('lists the bans the daemon would make, targets without /32 or /128, with the first ban’s ttl', () => {
@@ -32,7 +38,13 @@ describe('whatIf', () => {
 
   it('spares the candidates no ban covers: under threshold, or allowlisted', () => {
     const policy = { ...defaultPolicy, allowlist: ['198.51.100.10'] };
-    const { spared } = whatIf(mixed, policy, ['198.51.100.77', '198.51.100.200', '203.0.113.1', '198.51.100.10', '198.51.100.0/24']);
+    const { spared } = whatIf(mixed, policy, [
+      '198.51.100.77',
+      '198.51.100.200',
+      '203.0.113.1',
+      '198.51.100.10',
+      '198.51.100.0/24',
+    ]);
     expect(spared).toEqual([
       { target: '198.51.100.200', reason: 'under threshold' },
       { target: '198.51.100.10', reason: 'allowlist' },
@@ -49,7 +61,10 @@ describe('whatIf', () => {
 
   it('spares a network over its threshold from fewer than min_sources sources', () => {
     const rows = SocketTable.from([...halfOpen('203.0.113.1', 20), ...halfOpen('203.0.113.2', 20)]);
-    const lowNet = { ...defaultPolicy, rules: defaultPolicy.rules.map((rule) => (rule.per === 'net' ? { ...rule, threshold: 30 } : rule)) };
+    const lowNet = {
+      ...defaultPolicy,
+      rules: defaultPolicy.rules.map((rule) => (rule.per === 'net' ? { ...rule, threshold: 30 } : rule)),
+    };
     expect(whatIf(rows, lowNet)).toEqual({ bans: [], spared: [{ target: '203.0.113.0/24', reason: 'min_sources' }] });
   });
 
@@ -61,8 +76,13 @@ describe('whatIf', () => {
   });
 
   it('reports a flood with nobody to ban from the half-open total', () => {
-    const rows = SocketTable.from(Array.from({ length: 300 }, (_, i) => halfOpen(`198.18.${i >> 8}.${i & 255}`, 1)).flat());
-    const policy = parsePolicy('rules:\n  - name: syn\n    states: [SYN_RECV]\n    threshold: 20\nflood_signal: {syn_recv_total: 200}\n', 'p.yaml');
+    const rows = SocketTable.from(
+      Array.from({ length: 300 }, (_, i) => halfOpen(`198.18.${i >> 8}.${i & 255}`, 1)).flat(),
+    );
+    const policy = parsePolicy(
+      'rules:\n  - name: syn\n    states: [SYN_RECV]\n    threshold: 20\nflood_signal: {syn_recv_total: 200}\n',
+      'p.yaml',
+    );
     expect(whatIf(rows, policy).attack?.reasons).toEqual(['300 half-open connections']);
   });
 });

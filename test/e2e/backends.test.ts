@@ -72,9 +72,17 @@ function onPath(tool: string): boolean {
   });
 }
 
-const SKIP = SKIP_REASON ?? (['ipset', 'nft'].filter((tool) => !onPath(tool)).map((tool) => `${tool} is not on PATH`).join(', ') || null);
+const SKIP =
+  SKIP_REASON ??
+  (['ipset', 'nft']
+    .filter((tool) => !onPath(tool))
+    .map((tool) => `${tool} is not on PATH`)
+    .join(', ') ||
+    null);
 if (SKIP !== null) {
-  console.warn(`\n*** floodgate ipset/nftables backend e2e tests SKIPPED: ${SKIP} ***\n*** they did NOT run; run them as root with iproute2, iptables, ipset and nftables installed ***\n`);
+  console.warn(
+    `\n*** floodgate ipset/nftables backend e2e tests SKIPPED: ${SKIP} ***\n*** they did NOT run; run them as root with iproute2, iptables, ipset and nftables installed ***\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -82,14 +90,17 @@ if (SKIP !== null) {
 
 async function run(lab: Lab, argv: string[]): Promise<ExecResult> {
   const r = await lab.execServer(argv, { timeoutMs: 15_000 });
-  if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} failed in the lab (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.exitCode !== 0)
+    throw new Error(`${argv.join(' ')} failed in the lab (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
   return r;
 }
 
 const iptables = (family: Family) => (family === 4 ? 'iptables' : 'ip6tables');
 
 async function inputRules(lab: Lab, family: Family): Promise<string[]> {
-  return (await run(lab, [iptables(family), '-w', '-S', 'INPUT'])).stdout.split('\n').filter((line) => line.trim() !== '');
+  return (await run(lab, [iptables(family), '-w', '-S', 'INPUT'])).stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '');
 }
 
 /** An instance's per-target iptables rules (the iptables backend), both families. */
@@ -107,7 +118,8 @@ async function iptablesTargets(lab: Lab, names: FirewallInstance = N): Promise<s
 }
 
 /** The rule the ipset backend puts in INPUT for each family, as `iptables -S` prints it. */
-const setRule = (family: Family, names: FirewallInstance = N) => `-A INPUT -m set --match-set ${names.sets[family]} src -m comment --comment ${names.tag} -j DROP`;
+const setRule = (family: Family, names: FirewallInstance = N) =>
+  `-A INPUT -m set --match-set ${names.sets[family]} src -m comment --comment ${names.tag} -j DROP`;
 
 interface Element {
   /** As `floodgate list --json` writes targets: hosts without a prefix. */
@@ -133,7 +145,10 @@ async function ipsetElements(lab: Lab, names: FirewallInstance = N): Promise<Ele
 }
 
 type NftValue = string | { prefix: { addr: string; len: number } } | { elem: { val: NftValue; timeout?: number } };
-type NftExpr = { match?: { right?: unknown; left?: { payload?: { protocol: string; field: string } } }; counter?: { packets: number; bytes: number } };
+type NftExpr = {
+  match?: { right?: unknown; left?: { payload?: { protocol: string; field: string } } };
+  counter?: { packets: number; bytes: number };
+};
 interface NftItem {
   table?: { family: string; name: string };
   set?: { name: string; elem?: NftValue[]; size?: number };
@@ -250,13 +265,15 @@ const nftablesKit: Kit = {
     const sets = items.flatMap((item) => (item.set ? [item.set.name] : []));
     for (const name of NFT_SETS) if (!sets.includes(name)) problems.push(`set ${name} is missing`);
     const chain = items.find((item) => item.chain?.name === 'filter')?.chain;
-    if (chain?.hook !== 'input') problems.push(`chain filter is ${chain ? `hooked at ${chain.hook}` : 'missing'}, want hook input`);
+    if (chain?.hook !== 'input')
+      problems.push(`chain filter is ${chain ? `hooked at ${chain.hook}` : 'missing'}, want hook input`);
     const rules = nftRules(items).map((r) => r.set);
     for (const name of NFT_SETS) {
       const copies = rules.filter((set) => set === `@${name}`).length;
       if (copies !== 1) problems.push(`chain filter has ${copies} rules for @${name}, want 1`);
     }
-    if (rules.length !== NFT_SETS.length) problems.push(`chain filter has ${rules.length} rules, want ${NFT_SETS.length}`);
+    if (rules.length !== NFT_SETS.length)
+      problems.push(`chain filter has ${rules.length} rules, want ${NFT_SETS.length}`);
     return problems;
   },
   async dropped(lab, target) {
@@ -284,8 +301,11 @@ async function leftovers(lab: Lab, kind: AnyKind, names: FirewallInstance = N): 
     case 'iptables':
       return (await iptablesTargets(lab, names)).map((target) => `iptables rule for ${target}`);
     case 'ipset': {
-      const out = (await ipsetNames(lab)).filter((name) => name.startsWith(names.sets[4]) || name.startsWith(names.sets[6])).map((name) => `ipset ${name}`);
-      for (const family of [4, 6] as const) if ((await inputRules(lab, family)).includes(setRule(family, names))) out.push(`${iptables(family)} set rule`);
+      const out = (await ipsetNames(lab))
+        .filter((name) => name.startsWith(names.sets[4]) || name.startsWith(names.sets[6]))
+        .map((name) => `ipset ${name}`);
+      for (const family of [4, 6] as const)
+        if ((await inputRules(lab, family)).includes(setRule(family, names))) out.push(`${iptables(family)} set rule`);
       return out;
     }
     case 'nftables':
@@ -306,7 +326,10 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     // The kernel must support the backend too; say so plainly rather than fail every test.
     const probe = kind === 'ipset' ? ['ipset', 'list', '-n'] : ['nft', 'list', 'tables'];
     const r = await it_.lab.execServer(probe);
-    if (r.exitCode !== 0) throw new Error(`${probe.join(' ')} fails in the lab namespace (no kernel support for ${kind}?): ${r.stderr.trim()}`);
+    if (r.exitCode !== 0)
+      throw new Error(
+        `${probe.join(' ')} fails in the lab namespace (no kernel support for ${kind}?): ${r.stderr.trim()}`,
+      );
   });
 
   // The daemons go first (they would repair what is removed), then every rule, set and table, so
@@ -330,7 +353,12 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   });
 
   /** A copy of the default policy with this backend, a short reconcile interval and `adjust`. */
-  const policyFor = (dir: string, adjust: (p: PolicyObject) => void = () => {}, backend: AnyKind = kind, name?: string) =>
+  const policyFor = (
+    dir: string,
+    adjust: (p: PolicyObject) => void = () => {},
+    backend: AnyKind = kind,
+    name?: string,
+  ) =>
     writePolicy(
       dir,
       (p) => {
@@ -348,7 +376,12 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
   };
 
   /** Polls until the sets hold exactly `targets`, each once; the failure shows the whole firewall. */
-  const expectElements = (what: string, targets: readonly string[], timeoutMs = 3 * INTERVAL_MS + 2000, backend: Kit = kit) => {
+  const expectElements = (
+    what: string,
+    targets: readonly string[],
+    timeoutMs = 3 * INTERVAL_MS + 2000,
+    backend: Kit = kit,
+  ) => {
     const want = JSON.stringify(sorted(targets));
     let seen = '(nothing read)';
     return waitFor(
@@ -365,7 +398,8 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     expect(await kit.setupProblems(it_.lab), await firewallText(it_.lab)).toEqual([]);
   };
 
-  const ban = (stateDir: string, args: readonly string[]) => floodgate(it_.lab, ['ban', '--state-dir', stateDir, ...args]);
+  const ban = (stateDir: string, args: readonly string[]) =>
+    floodgate(it_.lab, ['ban', '--state-dir', stateDir, ...args]);
 
   it('bans a SYN flood, a flood spread over a /24 and one over an IPv6 /64 into the sets and drops their new SYNs', async () => {
     const { lab } = it_;
@@ -379,7 +413,11 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const started = Date.now();
     await start(policyFor(dir), stateDir);
 
-    await expectElements('the three floods in the sets', [ATTACKER, '203.0.113.0/24', '2001:db8:1::/64'], 2 * INTERVAL_MS + 3000);
+    await expectElements(
+      'the three floods in the sets',
+      [ATTACKER, '203.0.113.0/24', '2001:db8:1::/64'],
+      2 * INTERVAL_MS + 3000,
+    );
     expect(Date.now() - started).toBeLessThan(2 * INTERVAL_MS + 3000);
     await expectSetupIntact();
     if (kind === 'nftables') {
@@ -441,7 +479,16 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     expect(r.stdout).toContain('6 banned, 2 already banned, 0 refused (through the running daemon)');
     expect(r.stdout).toContain('banned 2001:db8:7::7 until');
 
-    const all = ['198.51.100.0/24', '2001:db8:5::/64', '203.0.113.7', '2001:db8:7::7', '203.0.113.64/26', '2001:db8:8::/48', '198.51.100.23', '2001:db8:5::23'];
+    const all = [
+      '198.51.100.0/24',
+      '2001:db8:5::/64',
+      '203.0.113.7',
+      '2001:db8:7::7',
+      '203.0.113.64/26',
+      '2001:db8:8::/48',
+      '198.51.100.23',
+      '2001:db8:5::23',
+    ];
     await expectElements('every entry of the list', all);
     await expectSetupIntact();
     expect(sorted((await listBans(lab, stateDir)).map((b) => b.target))).toEqual(sorted(all));
@@ -453,7 +500,11 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const stateDir = stateDirIn(dir);
     const daemon = await start(policyFor(dir), stateDir);
     expect((await ban(stateDir, ['198.51.100.0/24', '2001:db8:5:1::/64'])).exitCode).toBe(0);
-    const file = writeText(dir, 'nested.txt', '198.51.100.128/25   # inside the banned /24\n2001:db8:5::/48      # around the banned /64\n');
+    const file = writeText(
+      dir,
+      'nested.txt',
+      '198.51.100.128/25   # inside the banned /24\n2001:db8:5::/48      # around the banned /64\n',
+    );
     const r = await ban(stateDir, ['--from-file', file]);
     expect(r.stdout).toContain('2 banned, 0 already banned, 0 refused');
     const all = ['198.51.100.0/24', '198.51.100.128/25', '2001:db8:5:1::/64', '2001:db8:5::/48'];
@@ -469,7 +520,10 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
         uncovered = all.filter((target) => !elements.some((element) => cidrContains(element, parseCidr(target)!)));
         return uncovered.length === 0;
       },
-      { timeoutMs: 3 * INTERVAL_MS + 2000, explain: async () => `not covered: ${uncovered.join(', ')}\n${await firewallText(lab)}` },
+      {
+        timeoutMs: 3 * INTERVAL_MS + 2000,
+        explain: async () => `not covered: ${uncovered.join(', ')}\n${await firewallText(lab)}`,
+      },
     );
     // The part of the /48 outside the /64 is dropped too.
     const outside = '2001:db8:5:2::1';
@@ -477,10 +531,21 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     expect((await lab.countServer('SYN-RECV')).get(outside) ?? 0, await firewallText(lab)).toBe(0);
 
     // The outer bans end: the inner ones still hold, each as its own element.
-    const lifted = await floodgateOk(lab, ['unban', '--grace', '0', '--state-dir', stateDir, '198.51.100.0/24', '2001:db8:5::/48']);
+    const lifted = await floodgateOk(lab, [
+      'unban',
+      '--grace',
+      '0',
+      '--state-dir',
+      stateDir,
+      '198.51.100.0/24',
+      '2001:db8:5::/48',
+    ]);
     expect(lifted.stdout).toContain('lifted 198.51.100.0/24');
     await expectElements('the inner bans on their own', ['198.51.100.128/25', '2001:db8:5:1::/64']);
-    expect(sorted((await listBans(lab, stateDir)).map((b) => b.target))).toEqual(['198.51.100.128/25', '2001:db8:5:1::/64']);
+    expect(sorted((await listBans(lab, stateDir)).map((b) => b.target))).toEqual([
+      '198.51.100.128/25',
+      '2001:db8:5:1::/64',
+    ]);
     expect(daemon.events.filter((e) => e.event === 'error')).toEqual([]);
   });
 
@@ -499,7 +564,12 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     // The kernel keeps the elements while no floodgate runs; one is lost as if the crash came
     // between saving the ban and committing it.
     await expectElements('the bans while no daemon runs', targets, 1000);
-    await run(lab, kind === 'ipset' ? ['ipset', 'del', N.sets[6], '2001:db8:3::3'] : ['nft', 'delete', 'element', 'inet', N.table, 'hosts6', '{ 2001:db8:3::3 }']);
+    await run(
+      lab,
+      kind === 'ipset'
+        ? ['ipset', 'del', N.sets[6], '2001:db8:3::3']
+        : ['nft', 'delete', 'element', 'inet', N.table, 'hosts6', '{ 2001:db8:3::3 }'],
+    );
 
     const second = await start(policy, stateDir);
     expect(second.events[0]).toMatchObject({ event: 'start', backend: kind, activeBans: 4 });
@@ -523,8 +593,15 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
       const reconciles = daemon.events.filter((e) => e.event === 'reconcile').length;
       for (const argv of step) await run(lab, [...argv]);
       const broken = Date.now();
-      await expectElements(`every element back after ${step.map((argv) => argv.join(' ')).join('; ')}`, targets, budget);
-      await waitFor('the whole setup back', async () => (await kit.setupProblems(lab)).length === 0, { timeoutMs: budget, explain: () => firewallText(lab) });
+      await expectElements(
+        `every element back after ${step.map((argv) => argv.join(' ')).join('; ')}`,
+        targets,
+        budget,
+      );
+      await waitFor('the whole setup back', async () => (await kit.setupProblems(lab)).length === 0, {
+        timeoutMs: budget,
+        explain: () => firewallText(lab),
+      });
       expect(Date.now() - broken).toBeLessThan(budget);
       // The daemon saw the damage (reconcile logs only what it had to put back).
       expect(daemon.events.filter((e) => e.event === 'reconcile').length).toBeGreaterThan(reconciles);
@@ -536,7 +613,10 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const { lab } = it_;
     const dir = tempDir(`${kind}-ttl`);
     const stateDir = stateDirIn(dir);
-    const daemon = await start(policyFor(dir, (p) => void (p.ban = { ...p.ban, ttl: '3s' })), stateDir);
+    const daemon = await start(
+      policyFor(dir, (p) => void (p.ban = { ...p.ban, ttl: '3s' })),
+      stateDir,
+    );
     const targets = ['203.0.113.50', '2001:db8:9::/64'];
     const asked = Date.now();
     const r = await ban(stateDir, targets);
@@ -559,7 +639,9 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     // shell-quoted as every logged command is: nft's braces are words of their own.
     const kernelTimeout = 3 + SAFETY_MARGIN_S;
     expect(daemon.events.find((e) => e.event === 'ban' && e.target === targets[0])?.command).toBe(
-      kind === 'ipset' ? `ipset add ${N.sets[4]} ${targets[0]} timeout ${kernelTimeout} -exist` : `nft add element inet ${N.table} hosts4 '{' ${targets[0]} timeout ${kernelTimeout}s '}'`,
+      kind === 'ipset'
+        ? `ipset add ${N.sets[4]} ${targets[0]} timeout ${kernelTimeout} -exist`
+        : `nft add element inet ${N.table} hosts4 '{' ${targets[0]} timeout ${kernelTimeout}s '}'`,
     );
 
     await waitFor('the expired elements to be removed', async () => (await kit.elements(lab)).length === 0, {
@@ -568,7 +650,9 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     });
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt);
     expect(await listBans(lab, stateDir)).toEqual([]);
-    expect(sorted(daemon.events.filter((e) => e.event === 'expire').map((e) => String(e.target)))).toEqual(sorted(targets));
+    expect(sorted(daemon.events.filter((e) => e.event === 'expire').map((e) => String(e.target)))).toEqual(
+      sorted(targets),
+    );
   });
 
   it('with ban.max_active 3, bans 3 of 5, refuses 2 loudly and counts them; raising the limit resizes the sets', async () => {
@@ -588,12 +672,19 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
 
     await expectElements('the three accepted bans', accepted);
     expect(sorted((await listBans(lab, stateDir)).map((b) => b.target))).toEqual(sorted(accepted));
-    const status = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', stateDir])).stdout) as { active: number; refused: number; backend: string; daemon: { pid: number; memory: { rss: number; heapUsed: number } } };
+    const status = JSON.parse((await floodgateOk(lab, ['status', '--json', '--state-dir', stateDir])).stdout) as {
+      active: number;
+      refused: number;
+      backend: string;
+      daemon: { pid: number; memory: { rss: number; heapUsed: number } };
+    };
     expect(status).toMatchObject({ active: 3, refused: 2, backend: kind });
     // The daemon answers with its own memory, as /proc sees it.
     expect(status.daemon.memory.heapUsed).toBeGreaterThan(1 << 20);
     expect(status.daemon.memory.rss).toBeGreaterThan(status.daemon.memory.heapUsed);
-    expect(daemon.events.filter((e) => e.event === 'refused').map((e) => [e.target, e.why])).toEqual(refused.map((t) => [t, 'max_active']));
+    expect(daemon.events.filter((e) => e.event === 'refused').map((e) => [e.target, e.why])).toEqual(
+      refused.map((t) => [t, 'max_active']),
+    );
 
     // What the message suggests: raise ban.max_active. The sets grow; nothing already banned is lost.
     await daemon.stop('SIGTERM');
@@ -612,14 +703,25 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const { lab } = it_;
     const dir = tempDir(`${kind}-switch`);
     const stateDir = stateDirIn(dir);
-    const targets = ['198.51.100.9', '198.51.100.0/24', '198.51.100.23', '203.0.113.128/25', '2001:db8:3::3', '2001:db8:4::/64'];
+    const targets = [
+      '198.51.100.9',
+      '198.51.100.0/24',
+      '198.51.100.23',
+      '203.0.113.128/25',
+      '2001:db8:3::3',
+      '2001:db8:4::/64',
+    ];
 
     let daemon = await start(policyFor(dir, undefined, 'iptables'), stateDir);
     expect((await ban(stateDir, targets)).exitCode).toBe(0);
-    await waitFor('the iptables rules', async () => JSON.stringify(await iptablesTargets(lab)) === JSON.stringify(sorted(targets)), {
-      timeoutMs: 3000,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'the iptables rules',
+      async () => JSON.stringify(await iptablesTargets(lab)) === JSON.stringify(sorted(targets)),
+      {
+        timeoutMs: 3000,
+        explain: () => firewallText(lab),
+      },
+    );
     const before = await listBans(lab, stateDir);
 
     let from: AnyKind = 'iptables';
@@ -629,10 +731,14 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
       await daemon.waitForEvent(`the migration from ${from}`, (e) => e.event === 'migrate');
       expect(daemon.events.find((e) => e.event === 'migrate')).toMatchObject({ from: [from], to });
       if (to === 'iptables') {
-        await waitFor('every ban back as iptables rules', async () => JSON.stringify(await iptablesTargets(lab)) === JSON.stringify(sorted(targets)), {
-          timeoutMs: 3000,
-          explain: () => firewallText(lab),
-        });
+        await waitFor(
+          'every ban back as iptables rules',
+          async () => JSON.stringify(await iptablesTargets(lab)) === JSON.stringify(sorted(targets)),
+          {
+            timeoutMs: 3000,
+            explain: () => firewallText(lab),
+          },
+        );
       } else {
         await expectElements(`every ban in ${to}`, targets, undefined, KITS[to]);
         expect(await KITS[to].setupProblems(lab), await firewallText(lab)).toEqual([]);
@@ -666,7 +772,11 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     await expectSetupIntact();
     await sleep(RECONCILE_MS + 2 * INTERVAL_MS);
     expect(await kit.elements(lab)).toEqual([]);
-    expect(daemon.events.filter((e) => e.event === 'reconcile' && daemon.events.indexOf(e) >= mark && Number(e.missing ?? 0) > 0)).toEqual([]);
+    expect(
+      daemon.events.filter(
+        (e) => e.event === 'reconcile' && daemon.events.indexOf(e) >= mark && Number(e.missing ?? 0) > 0,
+      ),
+    ).toEqual([]);
 
     // With no daemon: everything floodgate made goes.
     expect((await ban(stateDir, targets)).exitCode).toBe(0);
@@ -694,14 +804,22 @@ describe.skipIf(SKIP !== null)('two floodgates with different state directories 
     } catch {
       return;
     }
-    for (const argv of [['iptables', '-w', '-F', 'INPUT'], ['ip6tables', '-w', '-F', 'INPUT'], ['ipset', 'destroy'], ['nft', 'flush', 'ruleset']]) await lab.execServer(argv);
+    for (const argv of [
+      ['iptables', '-w', '-F', 'INPUT'],
+      ['ip6tables', '-w', '-F', 'INPUT'],
+      ['ipset', 'destroy'],
+      ['nft', 'flush', 'ruleset'],
+    ])
+      await lab.execServer(argv);
   });
 
   /** The targets an instance's rules or elements cover, sorted. */
   const owned = async (kind: AnyKind, names: FirewallInstance): Promise<string[]> => {
     const { lab } = it_;
     if (kind === 'iptables') return iptablesTargets(lab, names);
-    return sorted((kind === 'ipset' ? await ipsetElements(lab, names) : await nftElements(lab, names)).map((e) => e.target));
+    return sorted(
+      (kind === 'ipset' ? await ipsetElements(lab, names) : await nftElements(lab, names)).map((e) => e.target),
+    );
   };
 
   /** What is missing of an instance's setup besides its elements (the set rules, the table). */
@@ -719,78 +837,112 @@ describe.skipIf(SKIP !== null)('two floodgates with different state directories 
     return problems;
   };
 
-  it.each(['iptables', 'ipset', 'nftables'] as const)('%s: each keeps its own bans through several reconciles, and flush of one leaves the others’ rules', async (kind) => {
-    const { lab } = it_;
-    const dir = tempDir(`${kind}-instances`);
-    const policy = writePolicy(dir, (p) => {
-      p.firewall = { ...(p.firewall as object), backend: kind };
-      p.reconcile_interval = `${RECONCILE_MS / 1000}s`;
-    });
-    // No instance id up front: each floodgate makes its own.
-    const [dirA, dirB, dirC] = ['a', 'b', 'c'].map((name) => stateDirIn(join(dir, name), null)) as [string, string, string];
-    const bans: Record<string, string[]> = {
-      [dirA]: ['198.51.100.10', '203.0.113.0/25', '2001:db8:a::1'],
-      [dirB]: ['198.51.100.20', '203.0.113.128/25', '2001:db8:b::/64'],
-      // A manual ban with no daemon on its state directory, next to the two daemons.
-      [dirC]: ['198.51.100.30', '2001:db8:c::3'],
-    };
-    const a = await Daemon.start(lab, { policy, stateDir: dirA });
-    const b = await Daemon.start(lab, { policy, stateDir: dirB });
-    daemons.push(a, b);
-    for (const stateDir of [dirA, dirB, dirC]) await floodgateOk(lab, ['ban', '--enforce', '--policy', policy, '--state-dir', stateDir, ...bans[stateDir]!]);
-    const names = Object.fromEntries([dirA, dirB, dirC].map((stateDir) => [stateDir, firewallInstance(readFileSync(join(stateDir, 'instance-id'), 'utf8').trim())]));
-    expect(new Set(Object.values(names).map((n) => n.tag)).size).toBe(3);
-
-    const expectOwned = async (what: string, want: Record<string, string[]>) => {
-      let seen = '';
-      await waitFor(
-        what,
-        async () => {
-          const now: Record<string, string[]> = {};
-          for (const stateDir of Object.keys(want)) now[names[stateDir]!.tag] = await owned(kind, names[stateDir]!);
-          seen = JSON.stringify(now);
-          return Object.keys(want).every((stateDir) => JSON.stringify(now[names[stateDir]!.tag]) === JSON.stringify(sorted(want[stateDir]!)));
-        },
-        { timeoutMs: 3 * INTERVAL_MS + 2000, explain: async () => `want ${JSON.stringify(Object.fromEntries(Object.entries(want).map(([d, t]) => [names[d]!.tag, sorted(t)])))}\nsaw  ${seen}\n${await firewallText(lab)}` },
+  it.each(['iptables', 'ipset', 'nftables'] as const)(
+    '%s: each keeps its own bans through several reconciles, and flush of one leaves the others’ rules',
+    async (kind) => {
+      const { lab } = it_;
+      const dir = tempDir(`${kind}-instances`);
+      const policy = writePolicy(dir, (p) => {
+        p.firewall = { ...(p.firewall as object), backend: kind };
+        p.reconcile_interval = `${RECONCILE_MS / 1000}s`;
+      });
+      // No instance id up front: each floodgate makes its own.
+      const [dirA, dirB, dirC] = ['a', 'b', 'c'].map((name) => stateDirIn(join(dir, name), null)) as [
+        string,
+        string,
+        string,
+      ];
+      const bans: Record<string, string[]> = {
+        [dirA]: ['198.51.100.10', '203.0.113.0/25', '2001:db8:a::1'],
+        [dirB]: ['198.51.100.20', '203.0.113.128/25', '2001:db8:b::/64'],
+        // A manual ban with no daemon on its state directory, next to the two daemons.
+        [dirC]: ['198.51.100.30', '2001:db8:c::3'],
+      };
+      const a = await Daemon.start(lab, { policy, stateDir: dirA });
+      const b = await Daemon.start(lab, { policy, stateDir: dirB });
+      daemons.push(a, b);
+      for (const stateDir of [dirA, dirB, dirC])
+        await floodgateOk(lab, ['ban', '--enforce', '--policy', policy, '--state-dir', stateDir, ...bans[stateDir]!]);
+      const names = Object.fromEntries(
+        [dirA, dirB, dirC].map((stateDir) => [
+          stateDir,
+          firewallInstance(readFileSync(join(stateDir, 'instance-id'), 'utf8').trim()),
+        ]),
       );
-    };
-    await expectOwned('each instance’s bans under its own name', bans);
+      expect(new Set(Object.values(names).map((n) => n.tag)).size).toBe(3);
 
-    // Several reconciles of both daemons: nothing of the other instances is taken for unexplained.
-    const reconciled = (daemon: Daemon) => daemon.events.filter((e) => e.event === 'reconcile-done' || e.event === 'reconcile').length;
-    await sleep(3 * RECONCILE_MS + INTERVAL_MS);
-    await expectOwned('every ban still there after several reconciles', bans);
-    for (const daemon of [a, b]) {
-      expect(daemon.events.filter((e) => e.event === 'reconcile' && Number(e.extra ?? 0) > 0), daemon.logTail()).toEqual([]);
-      expect(daemon.events.filter((e) => e.event === 'error')).toEqual([]);
-      expect(reconciled(daemon)).toBe(0);
-    }
-    for (const stateDir of [dirA, dirB, dirC]) {
-      const listed = await listBans(lab, stateDir);
-      expect(sorted(listed.map((ban) => ban.target))).toEqual(sorted(bans[stateDir]!));
-      expect(listed.every((ban) => !ban.dryRun)).toBe(true);
-    }
-    for (const stateDir of [dirA, dirB]) expect(await setupMissing(kind, names[stateDir]!)).toEqual([]);
-    // status of the directory with no daemon counts the direct ban --enforce as enforced (the
-    // policy's mode is dry-run) and names the tag its rules carry.
-    // No daemon there: status says so with exit code 1, and prints the same information.
-    const directRun = await floodgate(lab, ['status', '--json', '--state-dir', dirC]);
-    expect(directRun.exitCode).toBe(1);
-    const direct = JSON.parse(directRun.stdout) as Record<string, unknown>;
-    expect(direct).toMatchObject({ stateDir: dirC, daemon: null, mode: 'dry-run', active: 2, bans: { enforce: 2, dryRun: 0 }, tag: names[dirC]!.tag });
+      const expectOwned = async (what: string, want: Record<string, string[]>) => {
+        let seen = '';
+        await waitFor(
+          what,
+          async () => {
+            const now: Record<string, string[]> = {};
+            for (const stateDir of Object.keys(want)) now[names[stateDir]!.tag] = await owned(kind, names[stateDir]!);
+            seen = JSON.stringify(now);
+            return Object.keys(want).every(
+              (stateDir) => JSON.stringify(now[names[stateDir]!.tag]) === JSON.stringify(sorted(want[stateDir]!)),
+            );
+          },
+          {
+            timeoutMs: 3 * INTERVAL_MS + 2000,
+            explain: async () =>
+              `want ${JSON.stringify(Object.fromEntries(Object.entries(want).map(([d, t]) => [names[d]!.tag, sorted(t)])))}\nsaw  ${seen}\n${await firewallText(lab)}`,
+          },
+        );
+      };
+      await expectOwned('each instance’s bans under its own name', bans);
 
-    // flush of B through its daemon: B's bans go, A's and C's stay, also through more reconciles.
-    await floodgateOk(lab, ['flush', '--enforce', '--state-dir', dirB]);
-    await expectOwned('B flushed, A and C untouched', { [dirA]: bans[dirA]!, [dirB]: [], [dirC]: bans[dirC]! });
-    await sleep(RECONCILE_MS + INTERVAL_MS);
-    await expectOwned('A and C still untouched after B’s next reconcile', { [dirA]: bans[dirA]!, [dirB]: [], [dirC]: bans[dirC]! });
+      // Several reconciles of both daemons: nothing of the other instances is taken for unexplained.
+      const reconciled = (daemon: Daemon) =>
+        daemon.events.filter((e) => e.event === 'reconcile-done' || e.event === 'reconcile').length;
+      await sleep(3 * RECONCILE_MS + INTERVAL_MS);
+      await expectOwned('every ban still there after several reconciles', bans);
+      for (const daemon of [a, b]) {
+        expect(
+          daemon.events.filter((e) => e.event === 'reconcile' && Number(e.extra ?? 0) > 0),
+          daemon.logTail(),
+        ).toEqual([]);
+        expect(daemon.events.filter((e) => e.event === 'error')).toEqual([]);
+        expect(reconciled(daemon)).toBe(0);
+      }
+      for (const stateDir of [dirA, dirB, dirC]) {
+        const listed = await listBans(lab, stateDir);
+        expect(sorted(listed.map((ban) => ban.target))).toEqual(sorted(bans[stateDir]!));
+        expect(listed.every((ban) => !ban.dryRun)).toBe(true);
+      }
+      for (const stateDir of [dirA, dirB]) expect(await setupMissing(kind, names[stateDir]!)).toEqual([]);
+      // status of the directory with no daemon counts the direct ban --enforce as enforced (the
+      // policy's mode is dry-run) and names the tag its rules carry.
+      // No daemon there: status says so with exit code 1, and prints the same information.
+      const directRun = await floodgate(lab, ['status', '--json', '--state-dir', dirC]);
+      expect(directRun.exitCode).toBe(1);
+      const direct = JSON.parse(directRun.stdout) as Record<string, unknown>;
+      expect(direct).toMatchObject({
+        stateDir: dirC,
+        daemon: null,
+        mode: 'dry-run',
+        active: 2,
+        bans: { enforce: 2, dryRun: 0 },
+        tag: names[dirC]!.tag,
+      });
 
-    // flush of A with no daemon: all A made goes, B's setup and C's bans stay.
-    await a.stop('SIGTERM');
-    await floodgateOk(lab, ['flush', '--enforce', '--policy', policy, '--state-dir', dirA]);
-    expect(await leftovers(lab, kind, names[dirA]!), await firewallText(lab)).toEqual([]);
-    await expectOwned('C untouched by A’s flush', { [dirA]: [], [dirB]: [], [dirC]: bans[dirC]! });
-    expect(await setupMissing(kind, names[dirB]!)).toEqual([]);
-    expect(sorted((await listBans(lab, dirC)).map((ban) => ban.target))).toEqual(sorted(bans[dirC]!));
-  });
+      // flush of B through its daemon: B's bans go, A's and C's stay, also through more reconciles.
+      await floodgateOk(lab, ['flush', '--enforce', '--state-dir', dirB]);
+      await expectOwned('B flushed, A and C untouched', { [dirA]: bans[dirA]!, [dirB]: [], [dirC]: bans[dirC]! });
+      await sleep(RECONCILE_MS + INTERVAL_MS);
+      await expectOwned('A and C still untouched after B’s next reconcile', {
+        [dirA]: bans[dirA]!,
+        [dirB]: [],
+        [dirC]: bans[dirC]!,
+      });
+
+      // flush of A with no daemon: all A made goes, B's setup and C's bans stay.
+      await a.stop('SIGTERM');
+      await floodgateOk(lab, ['flush', '--enforce', '--policy', policy, '--state-dir', dirA]);
+      expect(await leftovers(lab, kind, names[dirA]!), await firewallText(lab)).toEqual([]);
+      await expectOwned('C untouched by A’s flush', { [dirA]: [], [dirB]: [], [dirC]: bans[dirC]! });
+      expect(await setupMissing(kind, names[dirB]!)).toEqual([]);
+      expect(sorted((await listBans(lab, dirC)).map((ban) => ban.target))).toEqual(sorted(bans[dirC]!));
+    },
+  );
 });

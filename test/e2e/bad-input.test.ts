@@ -5,19 +5,46 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, SKIP_REASON, STACK_TRACE, firewallText, floodgate, floodgateRule, listBans, tempDir, useLab, writePolicy, writeText } from './support.js';
+import {
+  CLI,
+  SKIP_REASON,
+  STACK_TRACE,
+  firewallText,
+  floodgate,
+  floodgateRule,
+  listBans,
+  tempDir,
+  useLab,
+  writePolicy,
+  writeText,
+} from './support.js';
 
 const POLICY_ERRORS = [
   {
     what: 'a negative threshold',
-    text: ['mode: enforce', 'interval: 1s', 'rules:', '  - name: syn-flood', '    states: [SYN_RECV]', '    per: ip', '    threshold: -5', ''].join('\n'),
+    text: [
+      'mode: enforce',
+      'interval: 1s',
+      'rules:',
+      '  - name: syn-flood',
+      '    states: [SYN_RECV]',
+      '    per: ip',
+      '    threshold: -5',
+      '',
+    ].join('\n'),
     line: 7,
     key: 'rules[0].threshold',
     detail: /expected a whole number > 0, got -5/,
   },
   {
     what: 'a misspelt key',
-    text: ['mode: enforce', 'intervall: 1s', 'rules:', '  - {name: syn-flood, states: [SYN_RECV], threshold: 20}', ''].join('\n'),
+    text: [
+      'mode: enforce',
+      'intervall: 1s',
+      'rules:',
+      '  - {name: syn-flood, states: [SYN_RECV], threshold: 20}',
+      '',
+    ].join('\n'),
     line: 2,
     key: 'intervall',
     detail: /unknown key \(expected one of: .*interval/,
@@ -34,19 +61,26 @@ const POLICY_ERRORS = [
 describe.skipIf(SKIP_REASON !== null)('bad input', () => {
   const shared = useLab();
 
-  it.each(POLICY_ERRORS)('run refuses a policy with $what: exit 2, file:line and key named', async ({ text, line, key, detail }) => {
-    const { lab } = shared;
-    const dir = tempDir('policy');
-    const file = writeText(dir, 'bad.yaml', text);
-    const before = await firewallText(lab);
-    const r = await floodgate(lab, ['run', '--enforce', '--policy', file, '--state-dir', join(dir, 'state'), '--interval', '1s'], { timeoutMs: 15_000 });
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toContain(`${file}:${line} ${key}:`);
-    expect(r.stderr).toMatch(detail);
-    expect(r.stderr).not.toMatch(STACK_TRACE);
-    expect(r.stdout).toBe('');
-    expect(await firewallText(lab)).toBe(before);
-  });
+  it.each(POLICY_ERRORS)(
+    'run refuses a policy with $what: exit 2, file:line and key named',
+    async ({ text, line, key, detail }) => {
+      const { lab } = shared;
+      const dir = tempDir('policy');
+      const file = writeText(dir, 'bad.yaml', text);
+      const before = await firewallText(lab);
+      const r = await floodgate(
+        lab,
+        ['run', '--enforce', '--policy', file, '--state-dir', join(dir, 'state'), '--interval', '1s'],
+        { timeoutMs: 15_000 },
+      );
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${file}:${line} ${key}:`);
+      expect(r.stderr).toMatch(detail);
+      expect(r.stderr).not.toMatch(STACK_TRACE);
+      expect(r.stdout).toBe('');
+      expect(await firewallText(lab)).toBe(before);
+    },
+  );
 
   it.each([
     { target: '1.2.3.4/0', message: /covers every address/ },
@@ -62,7 +96,16 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
     const policy = writePolicy(dir);
     const before = await firewallText(lab);
     // A valid target next to the bad one: the whole command is refused before anything is banned.
-    const r = await floodgate(lab, ['ban', '--enforce', '--policy', policy, '--state-dir', stateDir, '198.51.100.150', target.replace('CANARY', canary)]);
+    const r = await floodgate(lab, [
+      'ban',
+      '--enforce',
+      '--policy',
+      policy,
+      '--state-dir',
+      stateDir,
+      '198.51.100.150',
+      target.replace('CANARY', canary),
+    ]);
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/^floodgate: /);
     expect(r.stderr).toMatch(message);
@@ -76,29 +119,51 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
   it('policy check and run --enforce refuse iptables with table: raw alike, and change nothing', async () => {
     const { lab } = shared;
     const dir = tempDir('raw');
-    const file = writeText(dir, 'raw.yaml', ['mode: enforce', 'interval: 1s', 'rules:', '  - {name: syn-flood, states: [SYN_RECV], threshold: 20}', 'firewall: {backend: iptables, table: raw}', ''].join('\n'));
+    const file = writeText(
+      dir,
+      'raw.yaml',
+      [
+        'mode: enforce',
+        'interval: 1s',
+        'rules:',
+        '  - {name: syn-flood, states: [SYN_RECV], threshold: 20}',
+        'firewall: {backend: iptables, table: raw}',
+        '',
+      ].join('\n'),
+    );
     const before = await firewallText(lab);
     const expected = `${file}:5 firewall.table: expected filter with firewall.backend iptables`;
     const check = await floodgate(lab, ['policy', 'check', file]);
     expect(check.exitCode, check.stderr).toBe(2);
     expect(check.stderr).toContain(expected);
     expect(check.stdout).toBe('');
-    const run = await floodgate(lab, ['run', '--enforce', '--policy', file, '--state-dir', join(dir, 'state')], { timeoutMs: 15_000 });
+    const run = await floodgate(lab, ['run', '--enforce', '--policy', file, '--state-dir', join(dir, 'state')], {
+      timeoutMs: 15_000,
+    });
     expect(run.exitCode, run.stderr).toBe(2);
     expect(run.stderr).toContain(expected);
     expect(await firewallText(lab)).toBe(before);
   });
 
-  it.each(['0', '1ms', '30d'])('run --enforce --interval %s is refused at once with the bounds, instead of a busy loop', async (interval) => {
-    const { lab } = shared;
-    const dir = tempDir('interval');
-    const policy = writePolicy(dir);
-    const before = await firewallText(lab);
-    const r = await floodgate(lab, ['run', '--enforce', '--policy', policy, '--state-dir', join(dir, 'state'), '--interval', interval], { timeoutMs: 15_000 });
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toBe(`floodgate: --interval: expected a duration from 100ms to 1h, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got "${interval}"\n`);
-    expect(await firewallText(lab)).toBe(before);
-  });
+  it.each(['0', '1ms', '30d'])(
+    'run --enforce --interval %s is refused at once with the bounds, instead of a busy loop',
+    async (interval) => {
+      const { lab } = shared;
+      const dir = tempDir('interval');
+      const policy = writePolicy(dir);
+      const before = await firewallText(lab);
+      const r = await floodgate(
+        lab,
+        ['run', '--enforce', '--policy', policy, '--state-dir', join(dir, 'state'), '--interval', interval],
+        { timeoutMs: 15_000 },
+      );
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toBe(
+        `floodgate: --interval: expected a duration from 100ms to 1h, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got "${interval}"\n`,
+      );
+      expect(await firewallText(lab)).toBe(before);
+    },
+  );
 
   it('run --enforce without iptables on PATH exits 3, says what to install and changes nothing', async () => {
     const { lab } = shared;
@@ -112,12 +177,45 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
     // directory's own tag (a known id, given up front): a plain `floodgate` rule is not its to remove anyway.
     mkdirSync(stateDir, { mode: 0o700 });
     writeFileSync(join(stateDir, 'instance-id'), '0e2e0e2e\n', { mode: 0o600 });
-    expect((await lab.execServer(['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', 'floodgate-0e2e0e2e', '-j', 'DROP'])).exitCode).toBe(0);
+    expect(
+      (
+        await lab.execServer([
+          'iptables',
+          '-w',
+          '-A',
+          'INPUT',
+          '-s',
+          '198.51.100.150/32',
+          '-m',
+          'comment',
+          '--comment',
+          'floodgate-0e2e0e2e',
+          '-j',
+          'DROP',
+        ])
+      ).exitCode,
+    ).toBe(0);
     const before = await firewallText(lab);
     expect(before).toContain(floodgateRule('198.51.100.150/32'));
 
     // `env` is found on the normal PATH; floodgate then runs with PATH = a directory holding only node.
-    const r = await lab.execServer(['env', `PATH=${bin}`, 'node', CLI, 'run', '--enforce', '--policy', policy, '--state-dir', stateDir, '--interval', '1s'], { timeoutMs: 15_000 });
+    const r = await lab.execServer(
+      [
+        'env',
+        `PATH=${bin}`,
+        'node',
+        CLI,
+        'run',
+        '--enforce',
+        '--policy',
+        policy,
+        '--state-dir',
+        stateDir,
+        '--interval',
+        '1s',
+      ],
+      { timeoutMs: 15_000 },
+    );
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(3);
     expect(r.stderr).toMatch(/iptables/);
     expect(r.stderr).toMatch(/install it with: apt-get install iptables/);
@@ -125,6 +223,9 @@ describe.skipIf(SKIP_REASON !== null)('bad input', () => {
     expect(r.stderr).not.toMatch(/internal error/);
     expect(await firewallText(lab)).toBe(before);
     // The state directory's lock is released: the next start is not blocked by this one.
-    expect(spawnSync('flock', ['--nonblock', join(stateDir, 'state.lock'), 'true']).status, 'the state lock is free').toBe(0);
+    expect(
+      spawnSync('flock', ['--nonblock', join(stateDir, 'state.lock'), 'true']).status,
+      'the state lock is free',
+    ).toBe(0);
   });
 });

@@ -40,14 +40,20 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     const daemon = await Daemon.start(lab, { policy, stateDir });
 
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
-    await waitFor('the first ban', attackerBanned, { timeoutMs: 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+    await waitFor('the first ban', attackerBanned, {
+      timeoutMs: 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
     // From the log, not from a `list` that may take longer than the 3 s the ban lives on a busy host.
     const first = await daemon.waitForEvent('the first ban line', (e) => e.event === 'ban' && e.target === ATTACKER);
     expect(first).toMatchObject({ rule: 'syn-flood', ttl: '3s' });
     const expiresAt = Date.parse(first.expiresAt as string);
     await lab.stopTraffic();
 
-    await waitFor('the expired rule to go', async () => !(await attackerBanned()), { timeoutMs: 3000 + 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+    await waitFor('the expired rule to go', async () => !(await attackerBanned()), {
+      timeoutMs: 3000 + 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
     const goneBy = Date.now();
     // Not before the expiry, and at most about one interval after it.
     expect(goneBy).toBeGreaterThanOrEqual(expiresAt);
@@ -56,9 +62,14 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     expect(await listBans(lab, stateDir)).toEqual([]);
 
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
-    await waitFor('the repeat ban', attackerBanned, { timeoutMs: 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+    await waitFor('the repeat ban', attackerBanned, {
+      timeoutMs: 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
     const bans = await listBans(lab, stateDir);
-    expect(bans, 'the repeat ban, listed before its 6 s are over').toEqual([expect.objectContaining({ target: ATTACKER, rule: 'syn-flood' })]);
+    expect(bans, 'the repeat ban, listed before its 6 s are over').toEqual([
+      expect.objectContaining({ target: ATTACKER, rule: 'syn-flood' }),
+    ]);
     const second = bans[0]!;
     expect(Date.parse(second.createdAt)).toBeGreaterThan(expiresAt);
     expect(Date.parse(second.expiresAt) - Date.parse(second.createdAt)).toBe(6000);
@@ -79,7 +90,10 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     expect(unban.stdout).toContain(`lifted ${ATTACKER}`);
     // Lifted at once: the command returns after the daemon has removed the rule.
     expect(await bannedSources(lab)).toEqual([]);
-    const lifted = await daemon.waitForEvent('the unban line', (e) => e.event === 'unban' && e.target === ATTACKER && typeof e.graceUntil === 'string');
+    const lifted = await daemon.waitForEvent(
+      'the unban line',
+      (e) => e.event === 'unban' && e.target === ATTACKER && typeof e.graceUntil === 'string',
+    );
     expect(await listBans(lab, stateDir)).toEqual([]);
     const graceEnds = Date.parse(lifted.graceUntil as string);
     expect(graceEnds - asked).toBeGreaterThanOrEqual(5000);
@@ -93,7 +107,10 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     // The control: once the grace is over, the same flood is banned again.
-    await waitFor('the ban after the grace period', attackerBanned, { timeoutMs: 500 + 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+    await waitFor('the ban after the grace period', attackerBanned, {
+      timeoutMs: 500 + 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
   });
 
   it('bans the targets of --from-file and shows every field in list --json', async () => {
@@ -105,22 +122,58 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     const list = writeText(
       dir,
       'blocklist.txt',
-      ['# abuse reports, week 48', '198.51.100.150', '', '   ', '# whole networks', '203.0.113.0/24   # scanner farm', '2001:db8:2::7', '2001:db8:3::/48', ''].join('\n'),
+      [
+        '# abuse reports, week 48',
+        '198.51.100.150',
+        '',
+        '   ',
+        '# whole networks',
+        '203.0.113.0/24   # scanner farm',
+        '2001:db8:2::7',
+        '2001:db8:3::/48',
+        '',
+      ].join('\n'),
     );
 
     const started = Date.now();
-    const ban = await floodgateOk(lab, ['ban', '--from-file', list, '--ttl', '1h', '--reason', 'abuse list', '--state-dir', stateDir]);
+    const ban = await floodgateOk(lab, [
+      'ban',
+      '--from-file',
+      list,
+      '--ttl',
+      '1h',
+      '--reason',
+      'abuse list',
+      '--state-dir',
+      stateDir,
+    ]);
     expect(ban.stdout).toContain('4 banned, 0 already banned, 0 refused (through the running daemon)');
-    expect(await bannedSources(lab)).toEqual(['198.51.100.150/32', '2001:db8:2::7/128', '2001:db8:3::/48', '203.0.113.0/24'].sort());
+    expect(await bannedSources(lab)).toEqual(
+      ['198.51.100.150/32', '2001:db8:2::7/128', '2001:db8:3::/48', '203.0.113.0/24'].sort(),
+    );
 
     // A detector ban next to the manual ones.
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
-    await waitFor('the detector’s ban', attackerBanned, { timeoutMs: 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+    await waitFor('the detector’s ban', attackerBanned, {
+      timeoutMs: 2 * INTERVAL_MS + 1500,
+      explain: () => firewallText(lab),
+    });
 
     const bans = await listBans(lab, stateDir);
-    expect(bans.map((b) => b.target).sort()).toEqual(['198.51.100.150', '198.51.100.66', '2001:db8:2::7', '2001:db8:3::/48', '203.0.113.0/24'].sort());
+    expect(bans.map((b) => b.target).sort()).toEqual(
+      ['198.51.100.150', '198.51.100.66', '2001:db8:2::7', '2001:db8:3::/48', '203.0.113.0/24'].sort(),
+    );
     for (const b of bans) {
-      expect(Object.keys(b).sort()).toEqual(['count', 'createdAt', 'dryRun', 'expiresAt', 'reason', 'rule', 'source', 'target']);
+      expect(Object.keys(b).sort()).toEqual([
+        'count',
+        'createdAt',
+        'dryRun',
+        'expiresAt',
+        'reason',
+        'rule',
+        'source',
+        'target',
+      ]);
       expect(b.dryRun).toBe(false);
       expect(Date.parse(b.createdAt)).toBeGreaterThanOrEqual(started - 1000);
       if (b.target === ATTACKER) {
@@ -146,7 +199,10 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(daemon.stderr).toBe('');
     expect(await bannedSources(lab)).toEqual(['198.51.100.150/32', '2001:db8:2::7/128']);
-    expect((await listBans(lab, stateDir, ['--policy', policy])).map((b) => b.target)).toEqual(['198.51.100.150', '2001:db8:2::7']);
+    expect((await listBans(lab, stateDir, ['--policy', policy])).map((b) => b.target)).toEqual([
+      '198.51.100.150',
+      '2001:db8:2::7',
+    ]);
   });
 
   it('SIGTERM with --flush-on-exit removes every floodgate rule and nothing else', async () => {

@@ -7,7 +7,20 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Daemon, SKIP_REASON, floodgate, floodgateOk, floodgateRule, inputRules, listBans, sleep, tempDir, useLab, waitFor, writePolicy } from './support.js';
+import {
+  Daemon,
+  SKIP_REASON,
+  floodgate,
+  floodgateOk,
+  floodgateRule,
+  inputRules,
+  listBans,
+  sleep,
+  tempDir,
+  useLab,
+  waitFor,
+  writePolicy,
+} from './support.js';
 import { firewallInstance } from '../../src/firewall/instance.js';
 
 /** A client of the control socket (the test runs on the host; the socket is a file). */
@@ -26,7 +39,10 @@ async function open(path: string): Promise<{ socket: Socket; answer: Promise<str
 }
 
 /** 131,072 IPv4 addresses of 198.18.0.0/15, then IPv6 ones: 200,000 distinct targets. */
-const target = (i: number) => (i < 131_072 ? `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}` : `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`);
+const target = (i: number) =>
+  i < 131_072
+    ? `198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
+    : `2001:db8::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
 
 describe.skipIf(SKIP_REASON !== null)('control plane', () => {
   const shared = useLab();
@@ -44,7 +60,9 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
     await waitFor('the control socket', () => existsSync(socket), { timeoutMs: 10_000 });
 
     const held = await open(socket);
-    held.socket.write(`${JSON.stringify({ cmd: 'ban', targets: Array.from({ length: 40 }, (_, i) => `203.0.113.${i + 1}`) })}\n`);
+    held.socket.write(
+      `${JSON.stringify({ cmd: 'ban', targets: Array.from({ length: 40 }, (_, i) => `203.0.113.${i + 1}`) })}\n`,
+    );
     await sleep(300);
     // Ten clients that hand in a ban and go away without waiting for the answer.
     for (let i = 1; i <= 10; i++) {
@@ -57,10 +75,20 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
     const exit = daemon.stop('SIGTERM', 20_000);
     // A client that was connected but had not sent its request is told, and changes nothing.
     const late = JSON.parse((await idle.answer).split('\n')[0]!);
-    expect(late).toMatchObject({ ok: false, exitCode: 5, error: expect.stringContaining('is stopping: this request was not taken and changed nothing') });
+    expect(late).toMatchObject({
+      ok: false,
+      exitCode: 5,
+      error: expect.stringContaining('is stopping: this request was not taken and changed nothing'),
+    });
     expect(await exit).toEqual({ code: 0, signal: null });
     const heldAnswer = JSON.parse((await held.answer).split('\n')[0]!);
-    expect(heldAnswer).toMatchObject({ ok: false, exitCode: 5, error: expect.stringMatching(/^floodgate stopped before \d+ of these 40 change\(s\) reached the firewall: they are saved, and applied when floodgate starts again$/) });
+    expect(heldAnswer).toMatchObject({
+      ok: false,
+      exitCode: 5,
+      error: expect.stringMatching(
+        /^floodgate stopped before \d+ of these 40 change\(s\) reached the firewall: they are saved, and applied when floodgate starts again$/,
+      ),
+    });
 
     // Nothing logged as banned after the stop line, and every ban logged is in the saved store.
     const stoppedAt = daemon.events.findIndex((e) => e.event === 'stopped');
@@ -99,16 +127,23 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
     const idFile = join(stateDir, 'instance-id');
     const sets = () => firewallInstance(existsSync(idFile) ? readFileSync(idFile, 'utf8').trim() : null).sets;
     try {
-      const ban = await floodgate(lab, ['ban', '--enforce', '--from-file', file, '--state-dir', stateDir, '--policy', policy], { timeoutMs: 240_000 });
+      const ban = await floodgate(
+        lab,
+        ['ban', '--enforce', '--from-file', file, '--state-dir', stateDir, '--policy', policy],
+        { timeoutMs: 240_000 },
+      );
       expect(ban.stderr).not.toMatch(/Maximum call stack/);
       expect(ban.exitCode).toBe(0);
       expect(ban.stdout).toContain(`${count} banned, 0 already banned, 0 refused`);
-      const entries = async (set: string) => Number(/Number of entries: (\d+)/.exec((await lab.execServer(['ipset', 'list', set, '-t'])).stdout)?.[1]);
+      const entries = async (set: string) =>
+        Number(/Number of entries: (\d+)/.exec((await lab.execServer(['ipset', 'list', set, '-t'])).stdout)?.[1]);
       expect(existsSync(idFile)).toBe(true);
       expect(await entries(sets()[4])).toBe(131_072);
       expect(await entries(sets()[6])).toBe(count - 131_072);
 
-      const table = await floodgateOk(lab, ['list', '--state-dir', stateDir, '--policy', policy], { timeoutMs: 120_000 });
+      const table = await floodgateOk(lab, ['list', '--state-dir', stateDir, '--policy', policy], {
+        timeoutMs: 120_000,
+      });
       expect(table.stdout.split('\n').filter((line) => /^(198\.1[89]\.|2001:db8::)/.test(line))).toHaveLength(count);
 
       const daemon = await Daemon.start(lab, { policy, stateDir });
@@ -119,7 +154,11 @@ describe.skipIf(SKIP_REASON !== null)('control plane', () => {
       await daemon.stop('SIGTERM', 30_000);
     } finally {
       const { 4: v4, 6: v6 } = sets();
-      await lab.execServer(['sh', '-c', `iptables -w -F INPUT; ip6tables -w -F INPUT; ipset destroy ${v4}; ipset destroy ${v6}; true`]);
+      await lab.execServer([
+        'sh',
+        '-c',
+        `iptables -w -F INPUT; ip6tables -w -F INPUT; ipset destroy ${v4}; ipset destroy ${v6}; true`,
+      ]);
     }
   }, 400_000);
 });

@@ -47,10 +47,14 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     expect(await bannedSources(lab)).toEqual([`${ATTACKER}/32`]);
 
     // kill_connections: the 30 half-open sockets are destroyed at once, not left to time out (~63 s).
-    await waitFor('the attacker’s SYN_RECV sockets to be gone from ss', async () => ((await lab.countServer('SYN-RECV')).get(ATTACKER) ?? 0) === 0, {
-      timeoutMs: 3000,
-      explain: async () => `SYN-RECV per source: ${JSON.stringify([...(await lab.countServer('SYN-RECV'))])}`,
-    });
+    await waitFor(
+      'the attacker’s SYN_RECV sockets to be gone from ss',
+      async () => ((await lab.countServer('SYN-RECV')).get(ATTACKER) ?? 0) === 0,
+      {
+        timeoutMs: 3000,
+        explain: async () => `SYN-RECV per source: ${JSON.stringify([...(await lab.countServer('SYN-RECV'))])}`,
+      },
+    );
 
     const [ban] = await listBans(lab, stateDir);
     expect(ban).toMatchObject({ target: ATTACKER, rule: 'syn-flood', reason: null, dryRun: false });
@@ -76,19 +80,29 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
 
     const sources = range4('203.0.113.', 10, 49);
     await lab.synFlood({ sources, perSource: 5, port: 80, exact: false });
-    await waitFor('a rule for 203.0.113.0/24', async () => (await inputRules(lab, 4)).includes(floodgateRule('203.0.113.0/24')), {
-      timeoutMs: 2 * INTERVAL_MS + 1500,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'a rule for 203.0.113.0/24',
+      async () => (await inputRules(lab, 4)).includes(floodgateRule('203.0.113.0/24')),
+      {
+        timeoutMs: 2 * INTERVAL_MS + 1500,
+        explain: () => firewallText(lab),
+      },
+    );
     // One network rule, no rule per source.
     expect(await bannedSources(lab)).toEqual(['203.0.113.0/24']);
     const bans = await listBans(lab, stateDir);
-    expect(bans).toEqual([expect.objectContaining({ target: '203.0.113.0/24', rule: 'syn-flood-subnet', dryRun: false })]);
+    expect(bans).toEqual([
+      expect.objectContaining({ target: '203.0.113.0/24', rule: 'syn-flood-subnet', dryRun: false }),
+    ]);
     expectFloodCount(bans[0]!.count, 100, 200);
-    await waitFor('the /24’s SYN_RECV sockets to be gone', async () => [...(await lab.countServer('SYN-RECV')).keys()].every((ip) => !ip.startsWith('203.0.113.')), {
-      timeoutMs: 3000,
-      explain: async () => `SYN-RECV per source: ${JSON.stringify([...(await lab.countServer('SYN-RECV'))])}`,
-    });
+    await waitFor(
+      'the /24’s SYN_RECV sockets to be gone',
+      async () => [...(await lab.countServer('SYN-RECV')).keys()].every((ip) => !ip.startsWith('203.0.113.')),
+      {
+        timeoutMs: 3000,
+        explain: async () => `SYN-RECV per source: ${JSON.stringify([...(await lab.countServer('SYN-RECV'))])}`,
+      },
+    );
   });
 
   it('bans an IPv6 flood spread over a /64 as the /64 in ip6tables', async () => {
@@ -103,13 +117,19 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
 
     const sources = range6('2001:db8:1::', 1, 40);
     await lab.synFlood({ sources, perSource: 3, port: 80, exact: false });
-    await waitFor('a rule for 2001:db8:1::/64 in ip6tables', async () => (await inputRules(lab, 6)).includes(floodgateRule('2001:db8:1::/64')), {
-      timeoutMs: 2 * INTERVAL_MS + 1500,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'a rule for 2001:db8:1::/64 in ip6tables',
+      async () => (await inputRules(lab, 6)).includes(floodgateRule('2001:db8:1::/64')),
+      {
+        timeoutMs: 2 * INTERVAL_MS + 1500,
+        explain: () => firewallText(lab),
+      },
+    );
     expect(await bannedSources(lab)).toEqual(['2001:db8:1::/64']);
     const bans = await listBans(lab, stateDir);
-    expect(bans).toEqual([expect.objectContaining({ target: '2001:db8:1::/64', rule: 'syn-flood-subnet', dryRun: false })]);
+    expect(bans).toEqual([
+      expect.objectContaining({ target: '2001:db8:1::/64', rule: 'syn-flood-subnet', dryRun: false }),
+    ]);
     expectFloodCount(bans[0]!.count, 100, 120);
   });
 
@@ -128,10 +148,14 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     // The daemon starts after they are all in place, so its first scan sees all 120 at once.
     await lab.synFlood({ sources: [ATTACKER], perSource: 120, port: 80, exact: false });
     await Daemon.start(lab, { policy, stateDir });
-    await waitFor('the floodgate rule for the attacker', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)), {
-      timeoutMs: 2 * INTERVAL_MS + 1500,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'the floodgate rule for the attacker',
+      async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)),
+      {
+        timeoutMs: 2 * INTERVAL_MS + 1500,
+        explain: () => firewallText(lab),
+      },
+    );
     await waitForScans(lab, stateDir, Date.now(), 2);
 
     expect(await bannedSources(lab)).toEqual([`${ATTACKER}/32`]);
@@ -163,10 +187,14 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     // The control: the same 60 connections from an address nobody allowlisted are banned, which
     // shows that the lowered threshold is in force and that scans saw the heavy client too.
     await lab.establishedFlood({ sources: [STRANGER], perSource: 60, port: 443 });
-    await waitFor('the stranger’s ban', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${STRANGER}/32`)), {
-      timeoutMs: 2 * INTERVAL_MS + 1500,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'the stranger’s ban',
+      async () => (await inputRules(lab, 4)).includes(floodgateRule(`${STRANGER}/32`)),
+      {
+        timeoutMs: 2 * INTERVAL_MS + 1500,
+        explain: () => firewallText(lab),
+      },
+    );
     await waitForScans(lab, stateDir, Date.now(), 2);
 
     expect(await bannedSources(lab)).toEqual([`${STRANGER}/32`]);
@@ -189,16 +217,26 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     expect(daemon.events[0]).toMatchObject({ event: 'start', mode: 'dry-run' });
 
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80 });
-    const ban = await daemon.waitForEvent('the would-be ban', (e) => e.event === 'ban' && e.target === ATTACKER, 2 * INTERVAL_MS + 1500);
+    const ban = await daemon.waitForEvent(
+      'the would-be ban',
+      (e) => e.event === 'ban' && e.target === ATTACKER,
+      2 * INTERVAL_MS + 1500,
+    );
     expectFloodCount(ban.count, 20, 30);
-    expect(ban).toMatchObject({ rule: 'syn-flood', dryRun: true, command: `iptables -w -A INPUT -s ${ATTACKER}/32 -m comment --comment ${instanceTag(stateDir)} -j DROP` });
+    expect(ban).toMatchObject({
+      rule: 'syn-flood',
+      dryRun: true,
+      command: `iptables -w -A INPUT -s ${ATTACKER}/32 -m comment --comment ${instanceTag(stateDir)} -j DROP`,
+    });
     expect(ban.msg).toMatch(/dry-run: would ban 198\.51\.100\.66/);
     await waitForScans(lab, stateDir, Date.now(), 2);
 
     expect(await firewallText(lab)).toBe(before);
     // Nothing was killed either: the half-open sockets are all still there.
     expect((await lab.countServer('SYN-RECV')).get(ATTACKER)).toBe(30);
-    expect(await listBans(lab, stateDir)).toEqual([expect.objectContaining({ target: ATTACKER, rule: 'syn-flood', dryRun: true })]);
+    expect(await listBans(lab, stateDir)).toEqual([
+      expect.objectContaining({ target: ATTACKER, rule: 'syn-flood', dryRun: true }),
+    ]);
     const table = await floodgateOk(lab, ['list', '--state-dir', stateDir]);
     expect(table.stdout).toMatch(/198\.51\.100\.66\s+syn-flood\s+\d+\s.*dry-run \(not in firewall\)/);
   });

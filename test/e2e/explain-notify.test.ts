@@ -44,7 +44,13 @@ require('http').createServer((req, res) => {
 }).listen(Number(port), '127.0.0.1', () => console.log('listening'));
 `;
 
-const lines = (file: string): Record<string, unknown>[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
+const lines = (file: string): Record<string, unknown>[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+    : [];
 
 describe.skipIf(SKIP_REASON !== null)('notifications and explain in the lab', () => {
   const shared = useLab();
@@ -55,19 +61,36 @@ describe.skipIf(SKIP_REASON !== null)('notifications and explain in the lab', ()
     const stateDir = `${dir}/state`;
     const commandOut = join(dir, 'command.jsonl');
     const webhookOut = join(dir, 'webhook.jsonl');
-    const servers = [lab.spawnServer([process.execPath, '-e', RECEIVER, '18081']), lab.spawnServer([process.execPath, '-e', RECEIVER, '18082', webhookOut])];
+    const servers = [
+      lab.spawnServer([process.execPath, '-e', RECEIVER, '18081']),
+      lab.spawnServer([process.execPath, '-e', RECEIVER, '18082', webhookOut]),
+    ];
     try {
       for (const server of servers) await new Promise((resolve) => server.stdout!.once('data', resolve));
-      const threshold = (p: Parameters<Parameters<typeof writePolicy>[1]>[0]) => void (rule(p, 'syn-flood').threshold = 20);
+      const threshold = (p: Parameters<Parameters<typeof writePolicy>[1]>[0]) =>
+        void (rule(p, 'syn-flood').threshold = 20);
       const policy = writePolicy(dir, (p) => {
         threshold(p);
-        p.notify = { command: ['sh', '-c', 'cat >> "$1"; echo >> "$1"', 'notify', commandOut], webhook: { url: 'http://127.0.0.1:18081/hook', timeout: '1s', headers: { Authorization: 'Bearer lab-secret' } }, retries: 1, on: ['ban', 'unban'] };
+        p.notify = {
+          command: ['sh', '-c', 'cat >> "$1"; echo >> "$1"', 'notify', commandOut],
+          webhook: {
+            url: 'http://127.0.0.1:18081/hook',
+            timeout: '1s',
+            headers: { Authorization: 'Bearer lab-secret' },
+          },
+          retries: 1,
+          on: ['ban', 'unban'],
+        };
       });
       const daemon = await Daemon.start(lab, { policy, stateDir });
 
       await lab.synFlood({ sources: [FIRST], perSource: 30, port: 80, exact: false });
       const floodInPlace = Date.now();
-      await waitFor('the rule for the first attacker', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${FIRST}/32`)), { timeoutMs: 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) });
+      await waitFor(
+        'the rule for the first attacker',
+        async () => (await inputRules(lab, 4)).includes(floodgateRule(`${FIRST}/32`)),
+        { timeoutMs: 2 * INTERVAL_MS + 1500, explain: () => firewallText(lab) },
+      );
       // The webhook that hangs is still being tried: the ban did not wait for it.
       expect(Date.now() - floodInPlace).toBeLessThanOrEqual(2 * INTERVAL_MS + 1500);
 
@@ -75,12 +98,24 @@ describe.skipIf(SKIP_REASON !== null)('notifications and explain in the lab', ()
       const [sent] = lines(commandOut) as { events: { event: string; target: string; rule: string }[]; text: string }[];
       expect(sent!.events[0]).toMatchObject({ event: 'ban', target: FIRST, rule: 'syn-flood', dryRun: false });
       expect(sent!.text).toContain(`ban ${FIRST}`);
-      const failed = await daemon.waitForEvent('the hanging webhook given up', (e) => e.event === 'error' && e.during === 'notify', 10_000);
+      const failed = await daemon.waitForEvent(
+        'the hanging webhook given up',
+        (e) => e.event === 'error' && e.during === 'notify',
+        10_000,
+      );
       expect(failed).toMatchObject({ attempts: 2, message: 'timed out' });
       expect(daemon.stdout).not.toContain('lab-secret');
 
-      const explained = JSON.parse((await floodgateOk(lab, ['explain', FIRST, '--json', '--state-dir', stateDir])).stdout) as Explained;
-      expect(explained).toMatchObject({ banned: true, ban: { target: FIRST, rule: 'syn-flood', dryRun: false }, firewall: { applied: true }, allowlisted: null, grace: null });
+      const explained = JSON.parse(
+        (await floodgateOk(lab, ['explain', FIRST, '--json', '--state-dir', stateDir])).stdout,
+      ) as Explained;
+      expect(explained).toMatchObject({
+        banned: true,
+        ban: { target: FIRST, rule: 'syn-flood', dryRun: false },
+        firewall: { applied: true },
+        allowlisted: null,
+        grace: null,
+      });
       expect(explained.firewall!.command).toContain(`-s ${FIRST}/32`);
       expect(explained.history).toEqual([expect.objectContaining({ event: 'ban', target: FIRST, rule: 'syn-flood' })]);
       expect(explained.counts.find((c) => c.rule === 'syn-flood')).toMatchObject({ threshold: 20 });
@@ -92,16 +127,30 @@ describe.skipIf(SKIP_REASON !== null)('notifications and explain in the lab', ()
       });
       const reloads = daemon.events.length;
       daemon.child.kill('SIGHUP');
-      await daemon.waitForEvent('the reload', (e) => daemon.events.indexOf(e) >= reloads && e.event === 'reload' && e.applied === true, 10_000);
+      await daemon.waitForEvent(
+        'the reload',
+        (e) => daemon.events.indexOf(e) >= reloads && e.event === 'reload' && e.applied === true,
+        10_000,
+      );
       await lab.synFlood({ sources: [SECOND], perSource: 30, port: 80, exact: false });
-      await waitFor('the webhook’s notification of the second ban', () => lines(webhookOut).some((b) => JSON.stringify(b).includes(SECOND)), { timeoutMs: 2 * INTERVAL_MS + 5000 });
+      await waitFor(
+        'the webhook’s notification of the second ban',
+        () => lines(webhookOut).some((b) => JSON.stringify(b).includes(SECOND)),
+        { timeoutMs: 2 * INTERVAL_MS + 5000 },
+      );
 
       await floodgateOk(lab, ['unban', FIRST, '--grace', '1h', '--state-dir', stateDir]);
-      await waitFor('the unban notification', () => lines(webhookOut).some((b) => (b.events as { event: string }[]).some((e) => e.event === 'unban')), { timeoutMs: 5000 });
+      await waitFor(
+        'the unban notification',
+        () => lines(webhookOut).some((b) => (b.events as { event: string }[]).some((e) => e.event === 'unban')),
+        { timeoutMs: 5000 },
+      );
       const after = await waitFor(
         'explain to show the unban',
         async () => {
-          const x = JSON.parse((await floodgateOk(lab, ['explain', FIRST, '--json', '--state-dir', stateDir])).stdout) as Explained;
+          const x = JSON.parse(
+            (await floodgateOk(lab, ['explain', FIRST, '--json', '--state-dir', stateDir])).stdout,
+          ) as Explained;
           return x.history.length === 2 && x.grace !== null ? x : null;
         },
         { timeoutMs: 3 * INTERVAL_MS + 2000 },

@@ -8,7 +8,21 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Daemon, type LogEvent, REPO, SKIP_REASON, floodgateOk, instanceRules, instanceTag, listBans, sleep, tempDir, useLab, waitFor, writePolicy } from './support.js';
+import {
+  Daemon,
+  type LogEvent,
+  REPO,
+  SKIP_REASON,
+  floodgateOk,
+  instanceRules,
+  instanceTag,
+  listBans,
+  sleep,
+  tempDir,
+  useLab,
+  waitFor,
+  writePolicy,
+} from './support.js';
 
 const HAS_CROWDSEC = existsSync('/usr/bin/crowdsec') && existsSync('/usr/bin/cscli');
 const HAS_BOUNCER = existsSync('/usr/bin/crowdsec-firewall-bouncer') && existsSync('/usr/sbin/nft');
@@ -27,18 +41,24 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
   const shared = useLab();
   const lapiDir = mkdtempSync(join(tmpdir(), 'floodgate-lapi-'));
   const cscli = async (...args: string[]) => {
-    const r = await shared.lab.execServer(['cscli', '-c', join(lapiDir, 'config.yaml'), '--error', ...args], { timeoutMs: 30_000 });
+    const r = await shared.lab.execServer(['cscli', '-c', join(lapiDir, 'config.yaml'), '--error', ...args], {
+      timeoutMs: 30_000,
+    });
     if (r.exitCode !== 0) throw new Error(`cscli ${args.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
     return r.stdout;
   };
   /** Every active decision the LAPI holds (cscli reads its database). */
   const decisions = async (): Promise<Decision[]> => {
-    const alerts = JSON.parse((await cscli('decisions', 'list', '-a', '-o', 'json', '--limit', '0')) || 'null') as { decisions: Decision[] }[] | null;
+    const alerts = JSON.parse((await cscli('decisions', 'list', '-a', '-o', 'json', '--limit', '0')) || 'null') as
+      | { decisions: Decision[] }[]
+      | null;
     return (alerts ?? []).flatMap((a) => a.decisions ?? []);
   };
 
   beforeAll(async () => {
-    const up = await shared.lab.execServer([join(REPO, 'scripts/lab/lapi-up.sh'), lapiDir, String(PORT)], { timeoutMs: 30_000 });
+    const up = await shared.lab.execServer([join(REPO, 'scripts/lab/lapi-up.sh'), lapiDir, String(PORT)], {
+      timeoutMs: 30_000,
+    });
     if (up.exitCode !== 0) throw new Error(`the LAPI did not start: ${up.stderr}`);
     for (const host of HOSTS) {
       const password = `pw-${host}-${Math.random().toString(36).slice(2)}`;
@@ -59,7 +79,17 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     rmSync(lapiDir, { recursive: true, force: true });
   });
 
-  const start = async (host: Host, options: { enforce?: boolean; stateDir?: string; allowlist?: string[]; poll?: string; resync?: string; bulk?: boolean } = {}) => {
+  const start = async (
+    host: Host,
+    options: {
+      enforce?: boolean;
+      stateDir?: string;
+      allowlist?: string[];
+      poll?: string;
+      resync?: string;
+      bulk?: boolean;
+    } = {},
+  ) => {
     const dir = tempDir(`fleet-${host}`);
     const stateDir = options.stateDir ?? join(dir, 'state');
     const policy = writePolicy(dir, (p) => {
@@ -79,13 +109,26 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
       };
     });
     const daemon = await Daemon.start(shared.lab, { policy, stateDir, enforce: options.enforce ?? true });
-    await daemon.waitForEvent('the start-up pull', (e) => e.event === 'fleet-sync' && e.during === 'start-up pull', 10_000);
+    await daemon.waitForEvent(
+      'the start-up pull',
+      (e) => e.event === 'fleet-sync' && e.during === 'start-up pull',
+      10_000,
+    );
     return { daemon, stateDir };
   };
-  const lapi = (...args: string[]) => shared.lab.execServer([join(REPO, 'scripts/lab', `lapi-${args[0]}.sh`), lapiDir, ...args.slice(1)], { timeoutMs: 30_000 });
-  const banEvent = (target: string, source?: 'fleet') => (e: LogEvent) => e.event === 'ban' && e.target === target && (source === undefined ? e.source === undefined : e.source === source);
+  const lapi = (...args: string[]) =>
+    shared.lab.execServer([join(REPO, 'scripts/lab', `lapi-${args[0]}.sh`), lapiDir, ...args.slice(1)], {
+      timeoutMs: 30_000,
+    });
+  const banEvent = (target: string, source?: 'fleet') => (e: LogEvent) =>
+    e.event === 'ban' && e.target === target && (source === undefined ? e.source === undefined : e.source === source);
   const time = (e: LogEvent) => Date.parse(e.time as string);
-  const hasRule = async (stateDir: string, target: string) => (await instanceRules(shared.lab)).some((line) => line.includes(`-s ${target}/32 `) || line.includes(`-s ${target} `) ? line.includes(instanceTag(stateDir)) : false);
+  const hasRule = async (stateDir: string, target: string) =>
+    (await instanceRules(shared.lab)).some((line) =>
+      line.includes(`-s ${target}/32 `) || line.includes(`-s ${target} `)
+        ? line.includes(instanceTag(stateDir))
+        : false,
+    );
 
   it('a ban on A is enforced on B within 1 s with the same expiry; unban on A lifts it on B within 1 s; a short ban expires on both', async () => {
     const a = await start('web-a');
@@ -103,14 +146,25 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
 
     await floodgateOk(shared.lab, ['unban', '198.51.100.7', '--state-dir', a.stateDir]);
     const unbanned = await a.daemon.waitForEvent('A unbans', (e) => e.event === 'unban' && e.target === '198.51.100.7');
-    const lifted = await b.daemon.waitForEvent('B lifts it', (e) => e.event === 'unban' && e.target === '198.51.100.7' && e.source === 'fleet', 5000);
+    const lifted = await b.daemon.waitForEvent(
+      'B lifts it',
+      (e) => e.event === 'unban' && e.target === '198.51.100.7' && e.source === 'fleet',
+      5000,
+    );
     expect(time(lifted) - time(unbanned)).toBeLessThan(1000);
-    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '198.51.100.7')), { timeoutMs: 3000, intervalMs: 100 });
+    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '198.51.100.7')), {
+      timeoutMs: 3000,
+      intervalMs: 100,
+    });
 
     await floodgateOk(shared.lab, ['ban', '198.51.100.8', '--ttl', '3s', '--state-dir', a.stateDir]);
     await b.daemon.waitForEvent('B gets the short ban', banEvent('198.51.100.8', 'fleet'), 5000);
     await a.daemon.waitForEvent('A expires it', (e) => e.event === 'expire' && e.target === '198.51.100.8', 8000);
-    await b.daemon.waitForEvent('B expires it', (e) => (e.event === 'expire' || e.event === 'unban') && e.target === '198.51.100.8', 8000);
+    await b.daemon.waitForEvent(
+      'B expires it',
+      (e) => (e.event === 'expire' || e.event === 'unban') && e.target === '198.51.100.8',
+      8000,
+    );
     expect((await listBans(shared.lab, b.stateDir)).map((x) => x.target)).not.toContain('198.51.100.8');
   }, 60_000);
 
@@ -127,7 +181,9 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
       await sleep(Math.random() * 500);
     }
     delays.sort((x, y) => x - y);
-    console.log(`fleet latency (poll 500ms, 20 bans): median ${delays[10]} ms, worst ${delays[19]} ms, best ${delays[0]} ms`);
+    console.log(
+      `fleet latency (poll 500ms, 20 bans): median ${delays[10]} ms, worst ${delays[19]} ms, best ${delays[0]} ms`,
+    );
     expect(delays[10]).toBeLessThan(1000);
   }, 90_000);
 
@@ -135,7 +191,11 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     const a = await start('web-a');
     const b = await start('web-b', { enforce: false });
     await floodgateOk(shared.lab, ['ban', '198.51.100.21', '--ttl', '10m', '--state-dir', a.stateDir]);
-    const pulled = await b.daemon.waitForEvent('B (dry-run) gets the fleet ban', banEvent('198.51.100.21', 'fleet'), 5000);
+    const pulled = await b.daemon.waitForEvent(
+      'B (dry-run) gets the fleet ban',
+      banEvent('198.51.100.21', 'fleet'),
+      5000,
+    );
     expect(pulled.dryRun).toBe(true);
     expect(pulled.msg).toMatch(/^dry-run: would ban 198\.51\.100\.21 \(fleet, from web-a\) until /);
     const [onB] = (await listBans(shared.lab, b.stateDir)).filter((x) => x.target === '198.51.100.21');
@@ -145,7 +205,9 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     await sleep(2000);
     expect((await decisions()).map((d) => d.value).sort()).toEqual(['198.51.100.21']);
     expect(a.daemon.events.filter((e) => e.event === 'ban' && e.source === 'fleet')).toEqual([]);
-    expect((await listBans(shared.lab, a.stateDir)).map((x) => [x.target, x.source])).toEqual([['198.51.100.21', 'local']]);
+    expect((await listBans(shared.lab, a.stateDir)).map((x) => [x.target, x.source])).toEqual([
+      ['198.51.100.21', 'local'],
+    ]);
   }, 60_000);
 
   it('kill -9 B, ban on A, restart B: B has the ban after its start-up pull', async () => {
@@ -153,28 +215,60 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     const b = await start('web-b');
     await b.daemon.stop('SIGKILL');
     await floodgateOk(shared.lab, ['ban', '203.0.113.0/24', '--ttl', '10m', '--state-dir', a.stateDir]);
-    await waitFor('the decision in the LAPI', async () => (await decisions()).some((d) => d.value === '203.0.113.0/24'), { timeoutMs: 5000, intervalMs: 200 });
+    await waitFor(
+      'the decision in the LAPI',
+      async () => (await decisions()).some((d) => d.value === '203.0.113.0/24'),
+      { timeoutMs: 5000, intervalMs: 200 },
+    );
     const again = await start('web-b', { stateDir: b.stateDir });
     await again.daemon.waitForEvent('B applies it at start', banEvent('203.0.113.0/24', 'fleet'), 5000);
-    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['203.0.113.0/24', 'fleet:web-a']]);
-    await waitFor('B’s rule', async () => (await instanceRules(shared.lab)).some((l) => l.includes('-s 203.0.113.0/24') && l.includes(instanceTag(b.stateDir))), { timeoutMs: 3000, intervalMs: 100 });
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([
+      ['203.0.113.0/24', 'fleet:web-a'],
+    ]);
+    await waitFor(
+      'B’s rule',
+      async () =>
+        (await instanceRules(shared.lab)).some(
+          (l) => l.includes('-s 203.0.113.0/24') && l.includes(instanceTag(b.stateDir)),
+        ),
+      { timeoutMs: 3000, intervalMs: 100 },
+    );
   }, 60_000);
 
   it('an operator’s cscli decision is enforced and its deletion lifts it; a fleet ban of an allowlisted or own address is refused', async () => {
     const b = await start('web-b', { allowlist: ['198.51.100.250'] });
     await cscli('decisions', 'add', '--ip', '203.0.113.77', '--duration', '5m', '--reason', 'operator');
-    const pulled = await b.daemon.waitForEvent('B enforces the cscli decision', banEvent('203.0.113.77', 'fleet'), 5000);
+    const pulled = await b.daemon.waitForEvent(
+      'B enforces the cscli decision',
+      banEvent('203.0.113.77', 'fleet'),
+      5000,
+    );
     expect(pulled.origin).toBe('cscli');
-    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['203.0.113.77', 'cscli']]);
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([
+      ['203.0.113.77', 'cscli'],
+    ]);
     await waitFor('B’s rule', () => hasRule(b.stateDir, '203.0.113.77'), { timeoutMs: 3000, intervalMs: 100 });
     await cscli('decisions', 'delete', '--ip', '203.0.113.77');
-    await b.daemon.waitForEvent('B lifts it', (e) => e.event === 'unban' && e.target === '203.0.113.77' && e.source === 'fleet', 5000);
-    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '203.0.113.77')), { timeoutMs: 3000, intervalMs: 100 });
+    await b.daemon.waitForEvent(
+      'B lifts it',
+      (e) => e.event === 'unban' && e.target === '203.0.113.77' && e.source === 'fleet',
+      5000,
+    );
+    await waitFor('B’s rule gone', async () => !(await hasRule(b.stateDir, '203.0.113.77')), {
+      timeoutMs: 3000,
+      intervalMs: 100,
+    });
 
     await cscli('decisions', 'add', '--ip', '198.51.100.250', '--duration', '5m');
     await cscli('decisions', 'add', '--range', '192.0.2.0/24', '--duration', '5m');
     const refusals = await Promise.all(
-      ['198.51.100.250', '192.0.2.0/24'].map((target) => b.daemon.waitForEvent(`B refuses ${target}`, (e) => e.event === 'refused' && e.target === target && e.source === 'fleet', 5000)),
+      ['198.51.100.250', '192.0.2.0/24'].map((target) =>
+        b.daemon.waitForEvent(
+          `B refuses ${target}`,
+          (e) => e.event === 'refused' && e.target === target && e.source === 'fleet',
+          5000,
+        ),
+      ),
     );
     expect(refusals.map((e) => e.origin)).toEqual(['cscli', 'cscli']);
     expect((await listBans(shared.lab, b.stateDir)).map((x) => x.target)).toEqual([]);
@@ -185,19 +279,30 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     const b = await start('web-b');
     await lapi('down');
     const targets = ['198.51.100.31', '198.51.100.32', '203.0.113.128/25'];
-    for (const target of targets) await floodgateOk(shared.lab, ['ban', target, '--ttl', '10m', '--state-dir', a.stateDir]);
-    await waitFor('A’s outbox holds the three', async () => {
-      const r = await floodgateOk(shared.lab, ['status', '--json', '--state-dir', a.stateDir]);
-      const fleet = (JSON.parse(r.stdout) as { fleet?: { outbox: number; connected: boolean; lastError: unknown } }).fleet;
-      return fleet !== undefined && fleet.outbox === 3 && fleet.lastError !== null;
-    }, { timeoutMs: 5000, intervalMs: 200 });
+    for (const target of targets)
+      await floodgateOk(shared.lab, ['ban', target, '--ttl', '10m', '--state-dir', a.stateDir]);
+    await waitFor(
+      'A’s outbox holds the three',
+      async () => {
+        const r = await floodgateOk(shared.lab, ['status', '--json', '--state-dir', a.stateDir]);
+        const fleet = (JSON.parse(r.stdout) as { fleet?: { outbox: number; connected: boolean; lastError: unknown } })
+          .fleet;
+        return fleet !== undefined && fleet.outbox === 3 && fleet.lastError !== null;
+      },
+      { timeoutMs: 5000, intervalMs: 200 },
+    );
     expect((await lapi('up', String(PORT))).exitCode).toBe(0);
     const restored = Date.now();
     for (const target of targets) await b.daemon.waitForEvent(`B gets ${target}`, banEvent(target, 'fleet'), 40_000);
     console.log(`fleet outage: the three bans reached B ${Date.now() - restored} ms after the LAPI was back`);
     await sleep(1000);
     expect((await decisions()).map((d) => d.value).sort()).toEqual([...targets].sort());
-    expect(b.daemon.events.filter((e) => e.event === 'ban' && e.source === 'fleet').map((e) => e.target).sort()).toEqual([...targets].sort());
+    expect(
+      b.daemon.events
+        .filter((e) => e.event === 'ban' && e.source === 'fleet')
+        .map((e) => e.target)
+        .sort(),
+    ).toEqual([...targets].sort());
   }, 90_000);
 
   // The issue asks for 5 s. On this shared 2-core machine the LAPI (SQLite) alone took 1.6–4.4 s to
@@ -210,24 +315,43 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     const list = join(tempDir('fleet-list'), 'targets.txt');
     writeFileSync(list, `${targets.join('\n')}\n`);
     const started = Date.now();
-    await floodgateOk(shared.lab, ['ban', '--from-file', list, '--ttl', '10m', '--state-dir', a.stateDir], { timeoutMs: 60_000 });
-    const first = Date.parse((await a.daemon.waitForEvent('A’s first ban', banEvent(targets[0]!)) ).time as string);
+    await floodgateOk(shared.lab, ['ban', '--from-file', list, '--ttl', '10m', '--state-dir', a.stateDir], {
+      timeoutMs: 60_000,
+    });
+    const first = Date.parse((await a.daemon.waitForEvent('A’s first ban', banEvent(targets[0]!))).time as string);
     const setName = `${instanceTag(b.stateDir)}-4`;
     let count = 0;
-    await waitFor('all 10,000 in B’s ipset', async () => {
-      const r = await shared.lab.execServer(['ipset', 'list', '-terse', setName]);
-      count = Number(/Number of entries: (\d+)/.exec(r.stdout)?.[1] ?? 0);
-      return count === 10_000;
-    }, { timeoutMs: 30_000, intervalMs: 200, explain: () => `${count} in ${setName}` });
+    await waitFor(
+      'all 10,000 in B’s ipset',
+      async () => {
+        const r = await shared.lab.execServer(['ipset', 'list', '-terse', setName]);
+        count = Number(/Number of entries: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+        return count === 10_000;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, explain: () => `${count} in ${setName}` },
+    );
     const took = Date.now() - first;
-    const times = (d: Daemon, source?: 'fleet') => d.events.filter((e) => e.event === 'ban' && e.source === source).map((e) => Date.parse(e.time as string));
+    const times = (d: Daemon, source?: 'fleet') =>
+      d.events.filter((e) => e.event === 'ban' && e.source === source).map((e) => Date.parse(e.time as string));
     const [onA, onB] = [times(a.daemon), times(b.daemon, 'fleet')];
-    console.log(`fleet 10k: A banned from +0 to +${onA.at(-1)! - first} ms; B applied from +${onB[0]! - first} to +${onB.at(-1)! - first} ms (${onB.length})`);
-    console.log(`fleet 10k: A's first ban to all 10,000 in B's ipset: ${took} ms (ban command started ${first - started} ms before A's first ban)`);
+    console.log(
+      `fleet 10k: A banned from +0 to +${onA.at(-1)! - first} ms; B applied from +${onB[0]! - first} to +${onB.at(-1)! - first} ms (${onB.length})`,
+    );
+    console.log(
+      `fleet 10k: A's first ban to all 10,000 in B's ipset: ${took} ms (ban command started ${first - started} ms before A's first ban)`,
+    );
     expect(took).toBeLessThan(20_000);
     // Once each: a retried or repeated push would store duplicates (the LAPI does not dedupe writes).
     const key = (await shared.lab.execServer(['cat', join(lapiDir, 'web-a.key')])).stdout.trim();
-    const held = await shared.lab.execServer(['curl', '-fsS', '-H', `X-Api-Key: ${key}`, '-A', 'test/1', `http://127.0.0.1:${PORT}/v1/decisions?origins=floodgate`]);
+    const held = await shared.lab.execServer([
+      'curl',
+      '-fsS',
+      '-H',
+      `X-Api-Key: ${key}`,
+      '-A',
+      'test/1',
+      `http://127.0.0.1:${PORT}/v1/decisions?origins=floodgate`,
+    ]);
     const values = (JSON.parse(held.stdout) as Decision[]).map((d) => d.value);
     expect([values.length, new Set(values).size]).toEqual([10_000, 10_000]);
   }, 180_000);
@@ -235,7 +359,11 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
   it('the resync repairs a decision deleted behind floodgate’s back and one it never saw in the stream', async () => {
     const a = await start('web-a');
     await floodgateOk(shared.lab, ['ban', '198.51.100.41', '--ttl', '10m', '--state-dir', a.stateDir]);
-    await waitFor('the decision in the LAPI', async () => (await decisions()).some((d) => d.value === '198.51.100.41'), { timeoutMs: 5000, intervalMs: 200 });
+    await waitFor(
+      'the decision in the LAPI',
+      async () => (await decisions()).some((d) => d.value === '198.51.100.41'),
+      { timeoutMs: 5000, intervalMs: 200 },
+    );
     await a.daemon.stop();
     const b = await start('web-b', { poll: '10s', resync: '5s' });
     const startedAt = Date.now();
@@ -245,60 +373,100 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     // Someone else pulls the stream with B's key (as GET /v1/decisions can move the cursor): B's
     // own stream pulls never see the deletion (it reports ~2 s back) nor the new decision.
     const key = (await shared.lab.execServer(['cat', join(lapiDir, 'web-b.key')])).stdout.trim();
-    const steal = () => shared.lab.execServer(['curl', '-fsS', '-o', '/dev/null', '-H', `X-Api-Key: ${key}`, '-A', 'test/1', `http://127.0.0.1:${PORT}/v1/decisions/stream`]);
+    const steal = () =>
+      shared.lab.execServer([
+        'curl',
+        '-fsS',
+        '-o',
+        '/dev/null',
+        '-H',
+        `X-Api-Key: ${key}`,
+        '-A',
+        'test/1',
+        `http://127.0.0.1:${PORT}/v1/decisions/stream`,
+      ]);
     await steal();
     await sleep(2500);
     await steal();
     expect(Date.now() - startedAt).toBeLessThan(9000);
-    const resync = await b.daemon.waitForEvent('the resync', (e) => e.event === 'fleet-sync' && e.during === 'resync', 20_000);
+    const resync = await b.daemon.waitForEvent(
+      'the resync',
+      (e) => e.event === 'fleet-sync' && e.during === 'resync',
+      20_000,
+    );
     expect([resync.applied, resync.lifted]).toEqual([1, 1]);
-    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([['198.51.100.42', 'cscli']]);
+    expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([
+      ['198.51.100.42', 'cscli'],
+    ]);
   }, 60_000);
 
   // Debian's crowdsec-firewall-bouncer (nftables mode, as its postinst picks on Debian 12), run with
   // its own config inside the lab's server namespace against the same LAPI. Address bans only: in
   // nftables mode it enforces a range as one address (its sets have no interval flag).
-  it.skipIf(!HAS_BOUNCER)('interop: the stock firewall bouncer enforces floodgate’s address bans', async () => {
-    const a = await start('web-a');
-    const key = (await cscli('-o', 'raw', 'bouncers', 'add', `interop-${Date.now()}`)).trim();
-    const dir = tempDir('fleet-bouncer');
-    const config = join(dir, 'bouncer.yaml');
-    writeFileSync(
-      config,
-      [
-        'mode: nftables',
-        `pid_dir: ${dir}`,
-        'update_frequency: 200ms',
-        'daemonize: false',
-        'log_mode: file',
-        `log_dir: ${dir}`,
-        'log_level: info',
-        `api_url: http://127.0.0.1:${PORT}/`,
-        `api_key: ${key}`,
-        'disable_ipv6: false',
-        'deny_action: DROP',
-        'supported_decisions_types: [ban]',
-        'nftables:',
-        '  ipv4: {enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}',
-        '  ipv6: {enabled: true, set-only: false, table: crowdsec6, chain: crowdsec6-chain}',
-        'prometheus: {enabled: false}',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    const bouncer = shared.lab.spawnServer(['crowdsec-firewall-bouncer', '-c', config]);
-    try {
-      await floodgateOk(shared.lab, ['ban', '198.51.100.61', '--ttl', '10m', '--state-dir', a.stateDir]);
-      await floodgateOk(shared.lab, ['ban', '2001:db8:5::7', '--ttl', '10m', '--state-dir', a.stateDir]);
-      const element = (table: string, set: string, value: string) => shared.lab.execServer(['nft', 'get', 'element', table === 'crowdsec' ? 'ip' : 'ip6', table, set, `{ ${value} }`]);
-      await waitFor('the bouncer’s nftables sets hold both', async () => (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode === 0 && (await element('crowdsec6', 'crowdsec6-blacklists', '2001:db8:5::7')).exitCode === 0, { timeoutMs: 10_000, intervalMs: 250 });
-      await floodgateOk(shared.lab, ['unban', '198.51.100.61', '--state-dir', a.stateDir]);
-      await waitFor('the bouncer lifts the unbanned address', async () => (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode !== 0, { timeoutMs: 10_000, intervalMs: 250 });
-    } finally {
-      bouncer.kill('SIGTERM');
-      await new Promise((resolve) => (bouncer.exitCode !== null ? resolve(null) : bouncer.once('exit', resolve)));
-      await shared.lab.execServer(['nft', 'delete', 'table', 'ip', 'crowdsec']).catch(() => undefined);
-      await shared.lab.execServer(['nft', 'delete', 'table', 'ip6', 'crowdsec6']).catch(() => undefined);
-    }
-  }, 60_000);
+  it.skipIf(!HAS_BOUNCER)(
+    'interop: the stock firewall bouncer enforces floodgate’s address bans',
+    async () => {
+      const a = await start('web-a');
+      const key = (await cscli('-o', 'raw', 'bouncers', 'add', `interop-${Date.now()}`)).trim();
+      const dir = tempDir('fleet-bouncer');
+      const config = join(dir, 'bouncer.yaml');
+      writeFileSync(
+        config,
+        [
+          'mode: nftables',
+          `pid_dir: ${dir}`,
+          'update_frequency: 200ms',
+          'daemonize: false',
+          'log_mode: file',
+          `log_dir: ${dir}`,
+          'log_level: info',
+          `api_url: http://127.0.0.1:${PORT}/`,
+          `api_key: ${key}`,
+          'disable_ipv6: false',
+          'deny_action: DROP',
+          'supported_decisions_types: [ban]',
+          'nftables:',
+          '  ipv4: {enabled: true, set-only: false, table: crowdsec, chain: crowdsec-chain}',
+          '  ipv6: {enabled: true, set-only: false, table: crowdsec6, chain: crowdsec6-chain}',
+          'prometheus: {enabled: false}',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      const bouncer = shared.lab.spawnServer(['crowdsec-firewall-bouncer', '-c', config]);
+      try {
+        await floodgateOk(shared.lab, ['ban', '198.51.100.61', '--ttl', '10m', '--state-dir', a.stateDir]);
+        await floodgateOk(shared.lab, ['ban', '2001:db8:5::7', '--ttl', '10m', '--state-dir', a.stateDir]);
+        const element = (table: string, set: string, value: string) =>
+          shared.lab.execServer([
+            'nft',
+            'get',
+            'element',
+            table === 'crowdsec' ? 'ip' : 'ip6',
+            table,
+            set,
+            `{ ${value} }`,
+          ]);
+        await waitFor(
+          'the bouncer’s nftables sets hold both',
+          async () =>
+            (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode === 0 &&
+            (await element('crowdsec6', 'crowdsec6-blacklists', '2001:db8:5::7')).exitCode === 0,
+          { timeoutMs: 10_000, intervalMs: 250 },
+        );
+        await floodgateOk(shared.lab, ['unban', '198.51.100.61', '--state-dir', a.stateDir]);
+        await waitFor(
+          'the bouncer lifts the unbanned address',
+          async () => (await element('crowdsec', 'crowdsec-blacklists', '198.51.100.61')).exitCode !== 0,
+          { timeoutMs: 10_000, intervalMs: 250 },
+        );
+      } finally {
+        bouncer.kill('SIGTERM');
+        await new Promise((resolve) => (bouncer.exitCode !== null ? resolve(null) : bouncer.once('exit', resolve)));
+        await shared.lab.execServer(['nft', 'delete', 'table', 'ip', 'crowdsec']).catch(() => undefined);
+        await shared.lab.execServer(['nft', 'delete', 'table', 'ip6', 'crowdsec6']).catch(() => undefined);
+      }
+    },
+    60_000,
+  );
 });

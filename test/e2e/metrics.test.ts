@@ -28,20 +28,28 @@ const ATTACKER = '198.51.100.66';
 const METRICS = '127.0.0.1:19464';
 const PROMETHEUS = '127.0.0.1:19090';
 
-const havePrometheus = spawnSync('prometheus', ['--version']).status === 0 && spawnSync('promtool', ['--version']).status === 0;
-if (!havePrometheus) console.warn('\n*** metrics e2e SKIPPED: prometheus and promtool are not installed (apt-get install prometheus) ***\n');
+const havePrometheus =
+  spawnSync('prometheus', ['--version']).status === 0 && spawnSync('promtool', ['--version']).status === 0;
+if (!havePrometheus)
+  console.warn(
+    '\n*** metrics e2e SKIPPED: prometheus and promtool are not installed (apt-get install prometheus) ***\n',
+  );
 
 /** GET `url` from inside the server namespace (where the daemon and Prometheus listen on loopback). */
 async function httpGet(lab: Lab, url: string): Promise<string> {
-  const script = 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); if (!r.ok) process.exitCode = 1; }, (e) => { console.error(String(e.cause ?? e)); process.exitCode = 2; })';
+  const script =
+    'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); if (!r.ok) process.exitCode = 1; }, (e) => { console.error(String(e.cause ?? e)); process.exitCode = 2; })';
   const r = await lab.execServer([process.execPath, '-e', script, url], { timeoutMs: 10_000 });
-  if (r.exitCode !== 0) throw new Error(`GET ${url} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.exitCode !== 0)
+    throw new Error(`GET ${url} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }
 
 /** One instant query through Prometheus' HTTP API: the samples' values by their labels. */
 async function query(lab: Lab, expr: string): Promise<{ metric: Record<string, string>; value: number }[]> {
-  const body = JSON.parse(await httpGet(lab, `http://${PROMETHEUS}/api/v1/query?query=${encodeURIComponent(expr)}`)) as {
+  const body = JSON.parse(
+    await httpGet(lab, `http://${PROMETHEUS}/api/v1/query?query=${encodeURIComponent(expr)}`),
+  ) as {
     status: string;
     data: { result: { metric: Record<string, string>; value: [number, string] }[] };
   };
@@ -53,8 +61,17 @@ async function query(lab: Lab, expr: string): Promise<{ metric: Record<string, s
 function startPrometheus(lab: Lab, dir: string): ChildProcess {
   const config = join(dir, 'prometheus.yml');
   mkdirSync(join(dir, 'tsdb'));
-  writeFileSync(config, `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: floodgate\n    static_configs:\n      - targets: ['${METRICS}']\n`);
-  const child = lab.spawnServer(['prometheus', `--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=${PROMETHEUS}`, '--log.level=warn']);
+  writeFileSync(
+    config,
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: floodgate\n    static_configs:\n      - targets: ['${METRICS}']\n`,
+  );
+  const child = lab.spawnServer([
+    'prometheus',
+    `--config.file=${config}`,
+    `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+    `--web.listen-address=${PROMETHEUS}`,
+    '--log.level=warn',
+  ]);
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => void (log = (log + String(chunk)).slice(-4000)));
   child.stdout?.resume();
@@ -96,14 +113,22 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
     expect(daemon.events.find((e) => e.event === 'metrics')).toMatchObject({ listen: METRICS });
     const prometheus = startPrometheus(lab, dir);
     try {
-      await waitFor('Prometheus to scrape floodgate (up == 1)', async () => (await query(lab, 'up{job="floodgate"}').catch(() => []))[0]?.value === 1, {
-        timeoutMs: 20_000,
-        intervalMs: 500,
-        explain: () => `prometheus log: ${(prometheus as ChildProcess & { log: () => string }).log()}`,
-      });
+      await waitFor(
+        'Prometheus to scrape floodgate (up == 1)',
+        async () => (await query(lab, 'up{job="floodgate"}').catch(() => []))[0]?.value === 1,
+        {
+          timeoutMs: 20_000,
+          intervalMs: 500,
+          explain: () => `prometheus log: ${(prometheus as ChildProcess & { log: () => string }).log()}`,
+        },
+      );
 
       await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
-      await waitFor('the floodgate rule for the attacker', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)), { timeoutMs: 2 * INTERVAL_MS + 3000 });
+      await waitFor(
+        'the floodgate rule for the attacker',
+        async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)),
+        { timeoutMs: 2 * INTERVAL_MS + 3000 },
+      );
 
       // What Prometheus stored, through its query API.
       let seen = '';
@@ -118,7 +143,12 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
             query(lab, 'floodgate_bans_refused_total'),
           ]);
           seen = JSON.stringify({ active, bans, scans, synRecv, refused });
-          return active[0]?.value === 1 && bans[0]?.value === 1 && (scans[0]?.value ?? 0) >= 3 && (synRecv[0]?.value ?? 0) >= 20;
+          return (
+            active[0]?.value === 1 &&
+            bans[0]?.value === 1 &&
+            (scans[0]?.value ?? 0) >= 3 &&
+            (synRecv[0]?.value ?? 0) >= 20
+          );
         },
         { timeoutMs: 15_000, intervalMs: 500, explain: () => `seen: ${seen}` },
       );
@@ -139,15 +169,28 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
       // same last-scan time), they must agree.
       let compared = false;
       for (let attempt = 0; attempt < 20 && !compared; attempt++) {
-        const [text, after] = await Promise.all([httpGet(lab, `http://${METRICS}/metrics`), floodgate(lab, ['status', '--json', '--state-dir', stateDir])]);
-        const last = JSON.parse(after.stdout) as { active: number; queued: number; refused: number; lastScan: { at: string; sockets: number } };
+        const [text, after] = await Promise.all([
+          httpGet(lab, `http://${METRICS}/metrics`),
+          floodgate(lab, ['status', '--json', '--state-dir', stateDir]),
+        ]);
+        const last = JSON.parse(after.stdout) as {
+          active: number;
+          queued: number;
+          refused: number;
+          lastScan: { at: string; sockets: number };
+        };
         if (sample(text, 'floodgate_last_scan_timestamp_seconds') !== Date.parse(last.lastScan.at) / 1000) continue; // a scan ran in between
         compared = true;
         expect(sample(text, 'floodgate_bans_active{backend="iptables",mode="enforce"}')).toBe(last.active);
         expect(sample(text, 'floodgate_queue_depth')).toBe(last.queued);
-        const sockets = [...text.matchAll(/^floodgate_sockets\{state="[A-Z_0-9]+"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        const sockets = [...text.matchAll(/^floodgate_sockets\{state="[A-Z_0-9]+"\} (\d+)$/gm)].reduce(
+          (sum, m) => sum + Number(m[1]),
+          0,
+        );
         expect(sockets).toBe(last.lastScan.sockets);
-        const refusals = [...text.matchAll(/^floodgate_bans_refused_total\{reason="(?:max_active|set_full)"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        const refusals = [
+          ...text.matchAll(/^floodgate_bans_refused_total\{reason="(?:max_active|set_full)"\} (\d+)$/gm),
+        ].reduce((sum, m) => sum + Number(m[1]), 0);
         expect(refusals).toBe(last.refused);
 
         // promtool lints the live exposition too.
@@ -171,9 +214,20 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
     const dir = tempDir('metrics-bind');
     // 198.51.100.1 is routed through the attacker, but the server has no such address.
     const policy = writePolicy(dir, (p) => void (p.metrics = { listen: '198.51.100.1:9464' }));
-    const r = await floodgate(lab, ['run', '--enforce', '--policy', policy, '--state-dir', `${dir}/state`, '--interval', '1s']);
+    const r = await floodgate(lab, [
+      'run',
+      '--enforce',
+      '--policy',
+      policy,
+      '--state-dir',
+      `${dir}/state`,
+      '--interval',
+      '1s',
+    ]);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toContain(`${policy}: metrics.listen: cannot listen on 198.51.100.1:9464: this host has no such address (EADDRNOTAVAIL)`);
+    expect(r.stderr).toContain(
+      `${policy}: metrics.listen: cannot listen on 198.51.100.1:9464: this host has no such address (EADDRNOTAVAIL)`,
+    );
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect((await inputRules(lab, 4)).filter((line) => line.includes('floodgate'))).toEqual([]);
   });
@@ -196,7 +250,13 @@ describe.skipIf(SKIP_REASON !== null)('metrics of a spoofed-style SYN flood (SYN
     const cookiesBefore = sample(quiet, 'floodgate_kernel_syncookies_sent_total') ?? NaN;
 
     await lab.listen({ host: '0.0.0.0', port: 8080, backlog: 64 });
-    const flood = lab.synFlood({ sources: range4('203.0.113.', 1, 200), perSource: 1, port: 8080, exact: false, timeoutMs: 5000 });
+    const flood = lab.synFlood({
+      sources: range4('203.0.113.', 1, 200),
+      perSource: 1,
+      port: 8080,
+      exact: false,
+      timeoutMs: 5000,
+    });
     let last = '';
     await waitFor(
       'floodgate_attack 1 in /metrics',
@@ -204,12 +264,28 @@ describe.skipIf(SKIP_REASON !== null)('metrics of a spoofed-style SYN flood (SYN
         last = await httpGet(lab, `http://${METRICS}/metrics`);
         return sample(last, 'floodgate_attack') === 1;
       },
-      { timeoutMs: 4 * INTERVAL_MS + 4000, intervalMs: 300, explain: () => last.split('\n').filter((l) => /^floodgate_(attack|kernel_syncookies|sockets\{state="SYN_RECV"|bans_total)/.test(l)).join('; ') },
+      {
+        timeoutMs: 4 * INTERVAL_MS + 4000,
+        intervalMs: 300,
+        explain: () =>
+          last
+            .split('\n')
+            .filter((l) => /^floodgate_(attack|kernel_syncookies|sockets\{state="SYN_RECV"|bans_total)/.test(l))
+            .join('; '),
+      },
     );
     expect(sample(last, 'floodgate_kernel_syncookies_sent_total')).toBeGreaterThan(cookiesBefore);
     // Nothing to ban: every rule's counter is there, at 0.
-    const bans = [...last.matchAll(/^floodgate_bans_total\{rule="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
-    expect(bans).toEqual(expect.arrayContaining([['syn-flood', 0], ['manual', 0]]));
+    const bans = [...last.matchAll(/^floodgate_bans_total\{rule="([^"]+)"[^}]*\} (\d+)$/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+    ]);
+    expect(bans).toEqual(
+      expect.arrayContaining([
+        ['syn-flood', 0],
+        ['manual', 0],
+      ]),
+    );
     expect(bans.every(([, n]) => n === 0)).toBe(true);
     await flood;
   });

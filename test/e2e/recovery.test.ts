@@ -41,15 +41,20 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const daemon = await Daemon.start(lab, { policy, stateDir });
     await floodgateOk(lab, ['ban', ...MANUAL, '--state-dir', stateDir]);
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
-    await waitFor('the attacker’s ban', async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)), {
-      timeoutMs: 2 * INTERVAL_MS + 1500,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'the attacker’s ban',
+      async () => (await inputRules(lab, 4)).includes(floodgateRule(`${ATTACKER}/32`)),
+      {
+        timeoutMs: 2 * INTERVAL_MS + 1500,
+        explain: () => firewallText(lab),
+      },
+    );
     expect(await ruleCopies(lab, RULES)).toEqual(once);
     return daemon;
   }
 
-  const expiries = (bans: { target: string; expiresAt: string }[]) => Object.fromEntries(bans.map((b) => [b.target, b.expiresAt]));
+  const expiries = (bans: { target: string; expiresAt: string }[]) =>
+    Object.fromEntries(bans.map((b) => [b.target, b.expiresAt]));
 
   it('keeps every ban exactly once, with the same expiry, through kill -9 and a restart', async () => {
     const { lab } = shared;
@@ -84,15 +89,53 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const before = expiries(await listBans(lab, stateDir));
     await first.stop('SIGKILL');
 
-    expect((await lab.execServer(['iptables', '-w', '-D', 'INPUT', '-s', '198.51.100.150/32', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
-    expect((await lab.execServer(['ip6tables', '-w', '-A', 'INPUT', '-s', '2001:db8:2::7/128', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
+    expect(
+      (
+        await lab.execServer([
+          'iptables',
+          '-w',
+          '-D',
+          'INPUT',
+          '-s',
+          '198.51.100.150/32',
+          '-m',
+          'comment',
+          '--comment',
+          instanceTag(stateDir),
+          '-j',
+          'DROP',
+        ])
+      ).exitCode,
+    ).toBe(0);
+    expect(
+      (
+        await lab.execServer([
+          'ip6tables',
+          '-w',
+          '-A',
+          'INPUT',
+          '-s',
+          '2001:db8:2::7/128',
+          '-m',
+          'comment',
+          '--comment',
+          instanceTag(stateDir),
+          '-j',
+          'DROP',
+        ])
+      ).exitCode,
+    ).toBe(0);
     expect(await ruleCopies(lab, RULES)).toEqual({ ...once, '198.51.100.150/32': 0, '2001:db8:2::7/128': 2 });
 
     await Daemon.start(lab, { policy, stateDir });
-    await waitFor('the firewall to match the bans again', async () => JSON.stringify(await ruleCopies(lab, RULES)) === JSON.stringify(once), {
-      timeoutMs: 5000,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'the firewall to match the bans again',
+      async () => JSON.stringify(await ruleCopies(lab, RULES)) === JSON.stringify(once),
+      {
+        timeoutMs: 5000,
+        explain: () => firewallText(lab),
+      },
+    );
     expect((await bannedSources(lab)).length).toBe(RULES.length);
     expect(expiries(await listBans(lab, stateDir))).toEqual(before);
   });
@@ -114,12 +157,18 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     expect(await bannedSources(lab)).toEqual([]);
 
     // reconcile_interval 2s, checked once per 1s scan, then one queue batch.
-    await waitFor('every rule to be back', async () => JSON.stringify(await ruleCopies(lab, RULES)) === JSON.stringify(once), {
-      timeoutMs: 2000 + 2 * INTERVAL_MS + 2000,
-      explain: () => firewallText(lab),
-    });
+    await waitFor(
+      'every rule to be back',
+      async () => JSON.stringify(await ruleCopies(lab, RULES)) === JSON.stringify(once),
+      {
+        timeoutMs: 2000 + 2 * INTERVAL_MS + 2000,
+        explain: () => firewallText(lab),
+      },
+    );
     // The repair is reconcile's doing, and it says so in the log.
-    const reconciled = daemon.events.slice(seenBefore).filter((e) => e.event === 'reconcile' && typeof e.missing === 'number');
+    const reconciled = daemon.events
+      .slice(seenBefore)
+      .filter((e) => e.event === 'reconcile' && typeof e.missing === 'number');
     expect(reconciled.some((e) => (e.missing as number) >= 1)).toBe(true);
     expect((await bannedSources(lab)).length).toBe(RULES.length);
   });
@@ -143,7 +192,16 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const all = ['198.51.100.31/32', '198.51.100.32/32', '203.0.113.0/24', '2001:db8:5::1/128', '2001:db8:6::/64'];
     expect(await ruleCopies(lab, all)).toEqual(Object.fromEntries(all.map((cidr) => [cidr, 1])));
     expect(await bannedSources(lab)).toEqual([...all].sort());
-    expect((await listBans(lab, stateDir, ['--policy', policy])).map((ban) => ban.target).sort()).toEqual(['198.51.100.31', '198.51.100.32', '2001:db8:5::1', '2001:db8:6::/64', '203.0.113.0/24']);
-    expect(spawnSync('flock', ['--nonblock', join(stateDir, 'state.lock'), 'true']).status, 'the state lock is free').toBe(0);
+    expect((await listBans(lab, stateDir, ['--policy', policy])).map((ban) => ban.target).sort()).toEqual([
+      '198.51.100.31',
+      '198.51.100.32',
+      '2001:db8:5::1',
+      '2001:db8:6::/64',
+      '203.0.113.0/24',
+    ]);
+    expect(
+      spawnSync('flock', ['--nonblock', join(stateDir, 'state.lock'), 'true']).status,
+      'the state lock is free',
+    ).toBe(0);
   });
 });

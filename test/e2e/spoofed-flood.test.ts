@@ -2,7 +2,17 @@
 // crosses a threshold, so nothing can be banned, but the daemon must say loudly that an attack is
 // under way (from the kernel's flood counters).
 import { describe, expect, it } from 'vitest';
-import { Daemon, INTERVAL_MS, SKIP_REASON, bannedSources, range4, sleep, tempDir, useLab, writePolicy } from './support.js';
+import {
+  Daemon,
+  INTERVAL_MS,
+  SKIP_REASON,
+  bannedSources,
+  range4,
+  sleep,
+  tempDir,
+  useLab,
+  writePolicy,
+} from './support.js';
 
 describe.skipIf(SKIP_REASON !== null)('spoofed-style SYN flood with SYN cookies on', () => {
   const shared = useLab({ syncookies: true });
@@ -20,7 +30,13 @@ describe.skipIf(SKIP_REASON !== null)('spoofed-style SYN flood with SYN cookies 
 
     // A listener with a small backlog: past 64 half-open requests the kernel answers with cookies.
     await lab.listen({ host: '0.0.0.0', port: 8080, backlog: 64 });
-    await lab.synFlood({ sources: range4('203.0.113.', 1, 200), perSource: 1, port: 8080, exact: false, timeoutMs: 5000 });
+    await lab.synFlood({
+      sources: range4('203.0.113.', 1, 200),
+      perSource: 1,
+      port: 8080,
+      exact: false,
+      timeoutMs: 5000,
+    });
 
     const attack = await daemon.waitForEvent('an attack event', (e) => e.event === 'attack', 4 * INTERVAL_MS + 2000);
     expect(attack.level).toBe(40); // warn

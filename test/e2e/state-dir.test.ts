@@ -7,7 +7,20 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileS
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tryLock } from '../../src/bans/state-lock.js';
-import { CLI, Daemon, SKIP_REASON, firewallText, floodgate, floodgateRule, inputRules, instanceTag, sleep, tempDir, useLab, writePolicy } from './support.js';
+import {
+  CLI,
+  Daemon,
+  SKIP_REASON,
+  firewallText,
+  floodgate,
+  floodgateRule,
+  inputRules,
+  instanceTag,
+  sleep,
+  tempDir,
+  useLab,
+  writePolicy,
+} from './support.js';
 
 const STACK_TRACE = /\n\s+at .+\(.*:\d+:\d+\)/;
 
@@ -48,7 +61,9 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
       iptables -w -S INPUT > ${dir}/rules3
       ls -a $SD > ${dir}/files3
       umount ${mnt}`;
-    const r = await lab.execServer(['unshare', '--mount', '--propagation', 'private', 'bash', '-c', script], { timeoutMs: 60_000 });
+    const r = await lab.execServer(['unshare', '--mount', '--propagation', 'private', 'bash', '-c', script], {
+      timeoutMs: 60_000,
+    });
     const read = (name: string) => readFileSync(join(dir, name), 'utf8');
     const context = `${r.stdout}\n${r.stderr}\n--- daemon log ---\n${existsSync(join(dir, 'daemon.log')) ? read('daemon.log') : '(none)'}`;
     expect(r.exitCode, context).toBe(0);
@@ -58,13 +73,21 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     // The ban is in the firewall though it could not be saved; the command says so, exit 3.
     expect(read('rules1').split('\n'), context).toContain(floodgateRule('198.51.100.2/32', tag));
     expect(read('ban1.out')).toMatch(/1 banned, 0 already banned, 0 refused \(through the running daemon\)/);
-    expect(read('ban1.err')).toMatch(/the running floodgate applied this, but cannot save its ban store since .*ENOSPC.*it keeps trying/);
+    expect(read('ban1.err')).toMatch(
+      /the running floodgate applied this, but cannot save its ban store since .*ENOSPC.*it keeps trying/,
+    );
     expect(read('ban1.exit').trim()).toBe('3');
     expect(read('status1')).toMatch(/NOT SAVED: +the ban store cannot be saved since .*ENOSPC/);
     // No temporary file is left on the full file system.
-    expect(read('files1').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect(
+      read('files1')
+        .split('\n')
+        .filter((name) => name.endsWith('.tmp')),
+    ).toEqual([]);
     // Once there is space, the retry saves it.
-    expect((JSON.parse(read('saved.json')) as { bans: { target: string }[] }).bans.map((b) => b.target)).toEqual(['198.51.100.2']);
+    expect((JSON.parse(read('saved.json')) as { bans: { target: string }[] }).bans.map((b) => b.target)).toEqual([
+      '198.51.100.2',
+    ]);
     expect(read('status2')).not.toMatch(/NOT SAVED/);
     const log = read('daemon.log');
     expect(log).toMatch(/"during":"save".*could not save the ban store/);
@@ -74,13 +97,23 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     expect(log).toMatch(/stopped without saving: the firewall is changed, but the ban store .* could not be saved/);
     expect(log).not.toMatch(/internal error/);
     expect(read('daemon.exit').trim(), log).toBe('3');
-    expect(read('files2').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect(
+      read('files2')
+        .split('\n')
+        .filter((name) => name.endsWith('.tmp')),
+    ).toEqual([]);
     // With no daemon, a manual command applies its ban, then says it will not last: exit 3.
     expect(read('rules3').split('\n')).toContain(floodgateRule('198.51.100.4/32', tag));
     expect(read('ban3.out')).toMatch(/^banned 198\.51\.100\.4 until/);
-    expect(read('ban3.err')).toMatch(/the firewall is changed, but the ban store .* could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo what this one changed/);
+    expect(read('ban3.err')).toMatch(
+      /the firewall is changed, but the ban store .* could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo what this one changed/,
+    );
     expect(read('ban3.exit').trim()).toBe('3');
-    expect(read('files3').split('\n').filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    expect(
+      read('files3')
+        .split('\n')
+        .filter((name) => name.endsWith('.tmp')),
+    ).toEqual([]);
   });
 
   it('a damaged store with /0 entries: set aside, nothing cuts the host off, and flush removes a /0 rule', async () => {
@@ -93,19 +126,39 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
       p.ban.kill_connections = false;
     });
     const now = Date.now();
-    const ban = (target: string) => ({ target, rule: 'manual', count: 0, createdAt: now, ttl: 600_000, expiresAt: now + 600_000 });
-    const text = JSON.stringify({ version: 1, bans: [ban('0.0.0.0/0'), ban('::/0'), ban('198.51.100.40')], offenders: [], grace: [], refused: 0 });
+    const ban = (target: string) => ({
+      target,
+      rule: 'manual',
+      count: 0,
+      createdAt: now,
+      ttl: 600_000,
+      expiresAt: now + 600_000,
+    });
+    const text = JSON.stringify({
+      version: 1,
+      bans: [ban('0.0.0.0/0'), ban('::/0'), ban('198.51.100.40')],
+      offenders: [],
+      grace: [],
+      refused: 0,
+    });
     writeFileSync(join(stateDir, 'bans.json'), text, { mode: 0o600 });
 
     for (let i = 0; i < 2; i++) {
       const r = await floodgate(lab, ['ban', `198.51.100.5${i}`, '--state-dir', stateDir, '--policy', policy]);
       expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-      if (i === 0) expect(r.stderr).toMatch(/the ban store .*bans\.json had 2 invalid entries, left out \(bans\[0\]: target 0\.0\.0\.0\/0 covers every address/);
+      if (i === 0)
+        expect(r.stderr).toMatch(
+          /the ban store .*bans\.json had 2 invalid entries, left out \(bans\[0\]: target 0\.0\.0\.0\/0 covers every address/,
+        );
     }
     const v4 = await inputRules(lab, 4);
     const v6 = await inputRules(lab, 6);
     expect([...v4, ...v6].filter((line) => line.includes('floodgate') && !line.includes(' -s '))).toEqual([]);
-    expect(v4.filter((line) => line.includes('floodgate')).sort()).toEqual([floodgateRule('198.51.100.40/32'), floodgateRule('198.51.100.50/32'), floodgateRule('198.51.100.51/32')]);
+    expect(v4.filter((line) => line.includes('floodgate')).sort()).toEqual([
+      floodgateRule('198.51.100.40/32'),
+      floodgateRule('198.51.100.50/32'),
+      floodgateRule('198.51.100.51/32'),
+    ]);
     const aside = readdirSync(stateDir).filter((name) => name.startsWith('bans.json.corrupt-'));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(stateDir, aside[0]!), 'utf8')).toBe(text);
@@ -113,7 +166,22 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     // A /0 rule with this state directory's tag (left by an older floodgate) is recognised and removed.
     // A plain `floodgate` comment would be the default state directory's rule, which this flush leaves alone.
     for (const tool of ['iptables', 'ip6tables']) {
-      expect((await lab.execServer([tool, '-w', '-A', 'INPUT', '-m', 'comment', '--comment', instanceTag(stateDir), '-j', 'DROP'])).exitCode).toBe(0);
+      expect(
+        (
+          await lab.execServer([
+            tool,
+            '-w',
+            '-A',
+            'INPUT',
+            '-m',
+            'comment',
+            '--comment',
+            instanceTag(stateDir),
+            '-j',
+            'DROP',
+          ])
+        ).exitCode,
+      ).toBe(0);
     }
     const flushed = await floodgate(lab, ['flush', '--state-dir', stateDir, '--policy', policy]);
     expect(flushed.exitCode, flushed.stderr).toBe(0);
@@ -149,7 +217,9 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     try {
       const daemon = Daemon.spawn(lab, { policy: writePolicy(dir), stateDir, enforce: false });
       const wait = await daemon.waitForEvent('its lock-wait line', (e) => e.event === 'lock-wait', 30_000);
-      expect(wait.msg).toMatch(new RegExp(`locked by process ${process.pid} \\(a manual floodgate command\\?\\): waiting up to`));
+      expect(wait.msg).toMatch(
+        new RegExp(`locked by process ${process.pid} \\(a manual floodgate command\\?\\): waiting up to`),
+      );
       // And it does wait: no exit, no start line while the lock is held.
       await sleep(1500);
       expect(daemon.exitStatus).toBeNull();
@@ -181,9 +251,13 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     const dir = tempDir('long');
     const stateDir = join(dir, 'd'.repeat(100), 'state');
     const socket = join(stateDir, 'control.sock');
-    const r = await floodgate(lab, ['run', '--policy', writePolicy(dir), '--state-dir', stateDir], { timeoutMs: 15_000 });
+    const r = await floodgate(lab, ['run', '--policy', writePolicy(dir), '--state-dir', stateDir], {
+      timeoutMs: 15_000,
+    });
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(2);
-    expect(r.stderr).toContain(`the state directory ${stateDir} is too long for its control socket: ${socket} is ${Buffer.byteLength(socket)} bytes, and a Unix socket path may have at most 107`);
+    expect(r.stderr).toContain(
+      `the state directory ${stateDir} is too long for its control socket: ${socket} is ${Buffer.byteLength(socket)} bytes, and a Unix socket path may have at most 107`,
+    );
     expect(r.stderr).not.toMatch(STACK_TRACE);
     // Node would have bound the path cut at 107 bytes, outside the state directory.
     expect(existsSync(socket.slice(0, 107))).toBe(false);
@@ -197,13 +271,25 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     const stateDir = join(dir, 'state');
     mkdirSync(stateDir, { mode: 0o755 });
     for (const [args, wanted] of [
-      [['ban', '198.51.100.7'], `the state directory ${stateDir} is owned by root (uid 0), not by nobody (uid 65534), the user floodgate runs as`],
-      [['run'], `the state directory ${stateDir} is owned by root (uid 0), not by nobody (uid 65534), the user floodgate runs as`],
-      [['ban', '198.51.100.7', '--state-dir', join(dir, 'private', 'x')], `permission denied for nobody (uid 65534), the user this command runs as`],
+      [
+        ['ban', '198.51.100.7'],
+        `the state directory ${stateDir} is owned by root (uid 0), not by nobody (uid 65534), the user floodgate runs as`,
+      ],
+      [
+        ['run'],
+        `the state directory ${stateDir} is owned by root (uid 0), not by nobody (uid 65534), the user floodgate runs as`,
+      ],
+      [
+        ['ban', '198.51.100.7', '--state-dir', join(dir, 'private', 'x')],
+        `permission denied for nobody (uid 65534), the user this command runs as`,
+      ],
     ] as const) {
       if (args.includes('--state-dir')) mkdirSync(join(dir, 'private'), { mode: 0o700 });
       const argv = args.includes('--state-dir') ? args : [...args, '--state-dir', stateDir];
-      const r = await lab.execServer(['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, ...argv], { timeoutMs: 15_000 });
+      const r = await lab.execServer(
+        ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, ...argv],
+        { timeoutMs: 15_000 },
+      );
       expect(r.exitCode, `${argv.join(' ')}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toContain(wanted);
       expect(r.stderr).not.toMatch(/internal error|move it away/);

@@ -41,7 +41,9 @@ function onPath(tool: string): boolean {
 function unavailableReason(): string | null {
   if (process.platform !== 'linux') return `this is ${process.platform}, not Linux`;
   if (process.getuid?.() !== 0) return 'not running as root (network namespaces and iptables need root)';
-  const missing = ['ip', 'ss', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore'].filter((tool) => !onPath(tool));
+  const missing = ['ip', 'ss', 'iptables', 'ip6tables', 'iptables-restore', 'ip6tables-restore'].filter(
+    (tool) => !onPath(tool),
+  );
   if (missing.length > 0) return `missing on PATH: ${missing.join(', ')} (install iproute2 and iptables)`;
   return null;
 }
@@ -49,7 +51,9 @@ function unavailableReason(): string | null {
 /** Why the suite cannot run here, or null. Checked once when a test file loads. */
 export const SKIP_REASON = unavailableReason();
 if (SKIP_REASON !== null) {
-  console.warn(`\n*** floodgate e2e suite SKIPPED: ${SKIP_REASON} ***\n*** these real-kernel tests did NOT run; run them as root with iproute2 and iptables installed ***\n`);
+  console.warn(
+    `\n*** floodgate e2e suite SKIPPED: ${SKIP_REASON} ***\n*** these real-kernel tests did NOT run; run them as root with iproute2 and iptables installed ***\n`,
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -68,7 +72,11 @@ export interface WaitOptions {
  * On timeout the error says what was awaited, what the probe last saw (its last error, or the last
  * value `describe`d) and whatever `explain` adds.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, options: WaitOptions): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  options: WaitOptions,
+): Promise<T> {
   const started = Date.now();
   const deadline = started + options.timeoutMs;
   let lastError: unknown;
@@ -83,8 +91,11 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (Date.now() >= deadline) break;
     await sleep(options.intervalMs ?? 100);
   }
-  const extra = options.explain ? `\n${await Promise.resolve(options.explain()).catch((e: Error) => `(explain failed: ${e.message})`)}` : '';
-  const last = lastError === undefined ? '' : `\nlast probe error: ${(lastError as Error).message ?? String(lastError)}`;
+  const extra = options.explain
+    ? `\n${await Promise.resolve(options.explain()).catch((e: Error) => `(explain failed: ${e.message})`)}`
+    : '';
+  const last =
+    lastError === undefined ? '' : `\nlast probe error: ${(lastError as Error).message ?? String(lastError)}`;
   throw new Error(`timed out after ${Date.now() - started} ms waiting for ${what}${last}${extra}`);
 }
 
@@ -114,7 +125,8 @@ export function defaultPolicy(): PolicyObject {
 /** The default rule called `name` (throws when the default policy has none by that name). */
 export function rule(policy: PolicyObject, name: string): Record<string, unknown> {
   const found = policy.rules.find((r) => r.name === name);
-  if (!found) throw new Error(`the default policy has no rule ${name}; has ${policy.rules.map((r) => r.name).join(', ')}`);
+  if (!found)
+    throw new Error(`the default policy has no rule ${name}; has ${policy.rules.map((r) => r.name).join(', ')}`);
   return found;
 }
 
@@ -122,7 +134,11 @@ export function rule(policy: PolicyObject, name: string): Record<string, unknown
  * Writes a copy of policies/default.yaml adjusted by `adjust` into `dir` and returns its path. The
  * interval is 1s unless `adjust` says otherwise (the daemon gets --interval 1s anyway).
  */
-export function writePolicy(dir: string, adjust: (policy: PolicyObject) => void = () => {}, name = 'policy.yaml'): string {
+export function writePolicy(
+  dir: string,
+  adjust: (policy: PolicyObject) => void = () => {},
+  name = 'policy.yaml',
+): string {
   const policy = defaultPolicy();
   policy.interval = '1s';
   adjust(policy);
@@ -257,7 +273,10 @@ export interface RuleCounter {
  * as that listing prints it (198.51.100.66, 203.0.113.0/24, 2001:db8:1::/64).
  */
 export async function dropCounters(lab: Lab, family: Family = 4): Promise<Map<string, RuleCounter>> {
-  const r = await must(`${iptables(family)} -L INPUT`, lab.execServer([iptables(family), '-w', '-L', 'INPUT', '-v', '-n', '-x']));
+  const r = await must(
+    `${iptables(family)} -L INPUT`,
+    lab.execServer([iptables(family), '-w', '-L', 'INPUT', '-v', '-n', '-x']),
+  );
   const out = new Map<string, RuleCounter>();
   for (const line of r.stdout.split('\n')) {
     if (!/\/\* floodgate(-[0-9a-f]{8})? \*\//.test(line)) continue;
@@ -284,7 +303,10 @@ export function floodgate(lab: Lab, args: readonly string[], options?: ExecOptio
 /** Like floodgate(), but a non-zero exit fails with the command's output. */
 export async function floodgateOk(lab: Lab, args: readonly string[], options?: ExecOptions): Promise<ExecResult> {
   const r = await floodgate(lab, args, options);
-  if (r.exitCode !== 0) throw new Error(`floodgate ${args.join(' ')} exited ${r.exitCode}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`);
+  if (r.exitCode !== 0)
+    throw new Error(
+      `floodgate ${args.join(' ')} exited ${r.exitCode}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`,
+    );
   return r;
 }
 
@@ -305,7 +327,8 @@ export async function status(lab: Lab, stateDir: string): Promise<Status> {
   const r = await floodgate(lab, ['status', '--json', '--state-dir', stateDir]);
   const parsed = JSON.parse(r.stdout) as Status;
   // Exit 1 says that no daemon answered; any other failure is one.
-  if (r.exitCode !== (parsed.daemon === null ? 1 : 0)) throw new Error(`floodgate status exited ${r.exitCode}\nstderr: ${r.stderr.trim()}`);
+  if (r.exitCode !== (parsed.daemon === null ? 1 : 0))
+    throw new Error(`floodgate status exited ${r.exitCode}\nstderr: ${r.stderr.trim()}`);
   return parsed;
 }
 
@@ -403,7 +426,17 @@ export class Daemon {
 
   /** The same `floodgate run`, without waiting for anything: for what it logs before its start line. */
   static spawn(lab: Lab, options: DaemonOptions): Daemon {
-    const argv = ['run', ...(options.enforce === false ? [] : ['--enforce']), '--policy', options.policy, '--state-dir', options.stateDir, '--interval', '1s', ...(options.args ?? [])];
+    const argv = [
+      'run',
+      ...(options.enforce === false ? [] : ['--enforce']),
+      '--policy',
+      options.policy,
+      '--state-dir',
+      options.stateDir,
+      '--interval',
+      '1s',
+      ...(options.args ?? []),
+    ];
     const daemon = new Daemon(lab.spawnServer([process.execPath, CLI, ...argv]), argv);
     daemons.add(daemon);
     try {
@@ -426,7 +459,10 @@ export class Daemon {
   }
 
   logTail(lines = 30): string {
-    const out = this.stdout.split('\n').slice(-lines - 1).join('\n');
+    const out = this.stdout
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
     return `stdout (last ${lines} lines):\n${out}\nstderr:\n${this.stderr.trim() || '(empty)'}${this.exitStatus ? `\nexited: code ${this.exitStatus.code}, signal ${this.exitStatus.signal}` : ''}`;
   }
 
@@ -436,9 +472,20 @@ export class Daemon {
       const check = () => {
         const found = this.events.find(match);
         if (found) return done(() => resolve(found));
-        if (this.exitStatus) return done(() => reject(new Error(`floodgate run exited before ${what}\n${this.logTail()}`)));
+        if (this.exitStatus)
+          return done(() => reject(new Error(`floodgate run exited before ${what}\n${this.logTail()}`)));
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} in the log of floodgate run\n${this.logTail()}`))), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          done(() =>
+            reject(
+              new Error(
+                `timed out after ${timeoutMs} ms waiting for ${what} in the log of floodgate run\n${this.logTail()}`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      );
       const done = (settle: () => void) => {
         clearTimeout(timer);
         this.listeners.delete(check);

@@ -42,7 +42,12 @@ describe('DecisionQueue.setRate', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     await drained;
     expect(done).toBe(true);
-    expect(backend.commits.flat().map((c) => formatCidr(c.target)).sort()).toEqual(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4']);
+    expect(
+      backend.commits
+        .flat()
+        .map((c) => formatCidr(c.target))
+        .sort(),
+    ).toEqual(['198.51.100.1', '198.51.100.2', '198.51.100.3', '198.51.100.4']);
     expect(sizes(backend.commits)).toEqual([1, 1, 1, 1]);
     expect(afterOneSecond).toBeLessThanOrEqual(2);
   });

@@ -31,7 +31,9 @@ describe('DecisionQueue batching', () => {
     const { backend, queue } = setup(20);
     for (let i = 1; i <= 5; i++) queue.push('add', host(i));
     await queue.drain();
-    expect(backend.commits.map(shown)).toEqual([['add 198.51.100.1', 'add 198.51.100.2', 'add 198.51.100.3', 'add 198.51.100.4', 'add 198.51.100.5']]);
+    expect(backend.commits.map(shown)).toEqual([
+      ['add 198.51.100.1', 'add 198.51.100.2', 'add 198.51.100.3', 'add 198.51.100.4', 'add 198.51.100.5'],
+    ]);
   });
 
   it('hands each commit’s result to onCommit', async () => {

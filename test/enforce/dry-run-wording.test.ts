@@ -14,7 +14,17 @@ const CLAIMS = /in place|removed|flushed/;
 describe('dry-run wording', () => {
   it('unban, expiry and flush say "would" and claim no rule went', async () => {
     const memory = memoryLog();
-    const enforcer = new Enforcer({ backend: new FakeBackend(true), store: new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 }), log: memory.log, runner: new RecordingRunner(), protectedSet: buildAllowlist([], []), rate: 1000, maxActive: 100, killConnections: false, clock: () => 0 });
+    const enforcer = new Enforcer({
+      backend: new FakeBackend(true),
+      store: new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 }),
+      log: memory.log,
+      runner: new RecordingRunner(),
+      protectedSet: buildAllowlist([], []),
+      rate: 1000,
+      maxActive: 100,
+      killConnections: false,
+      clock: () => 0,
+    });
     enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'manual', count: 0 }, 0);
     enforcer.ban({ target: parseCidr('198.51.100.8')!, rule: 'manual', count: 0 }, 0);
     enforcer.unban(parseCidr('198.51.100.9')!, 0);
@@ -30,6 +40,8 @@ describe('dry-run wording', () => {
   it('the daemon’s last line', () => {
     expect(stoppedMessage('dry-run', false, 5)).not.toMatch(CLAIMS);
     expect(stoppedMessage('dry-run', true, 0)).not.toMatch(/in place|rule removed/);
-    expect(stoppedMessage('enforce', false, 5)).toBe('stopped; 5 ban(s) stay in place and keep expiring after a restart');
+    expect(stoppedMessage('enforce', false, 5)).toBe(
+      'stopped; 5 ban(s) stay in place and keep expiring after a restart',
+    );
   });
 });

@@ -39,7 +39,13 @@ function setup(overrides: Partial<EnforcerOptions> = {}) {
     clock: () => T0,
     ...overrides,
   });
-  return { enforcer, backend: overrides.backend instanceof FakeBackend ? overrides.backend : backend, store: overrides.store ?? store, runner, ...memory };
+  return {
+    enforcer,
+    backend: overrides.backend instanceof FakeBackend ? overrides.backend : backend,
+    store: overrides.store ?? store,
+    runner,
+    ...memory,
+  };
 }
 
 const manual = (target: string, extra: object = {}) => ({ target: cidr(target), rule: 'manual', count: 0, ...extra });
@@ -48,12 +54,24 @@ describe('Enforcer.ban', () => {
   it('records the ban, adds the rule and logs a ban event with its ttl, expiry and command', async () => {
     const { enforcer, backend, store, named } = setup();
     const outcome = enforcer.ban({ target: cidr('198.51.100.7'), rule: 'per_source', count: 212 }, T0);
-    expect(outcome).toMatchObject({ status: 'banned', ban: { target: '198.51.100.7', ttl: 10 * MINUTE, expiresAt: T0 + 10 * MINUTE } });
+    expect(outcome).toMatchObject({
+      status: 'banned',
+      ban: { target: '198.51.100.7', ttl: 10 * MINUTE, expiresAt: T0 + 10 * MINUTE },
+    });
     expect(store.get('198.51.100.7')).toBeDefined();
     await enforcer.queue.drain();
     expect(backend.rules).toEqual(['198.51.100.7']);
     expect(named('ban')).toEqual([
-      expect.objectContaining({ target: '198.51.100.7', rule: 'per_source', count: 212, ttl: '10m', expiresAt: '2026-01-15T12:10:00.000Z', dryRun: false, command: 'fakefw add 198.51.100.7', level: 30 }),
+      expect.objectContaining({
+        target: '198.51.100.7',
+        rule: 'per_source',
+        count: 212,
+        ttl: '10m',
+        expiresAt: '2026-01-15T12:10:00.000Z',
+        dryRun: false,
+        command: 'fakefw add 198.51.100.7',
+        level: 30,
+      }),
     ]);
   });
 
@@ -77,11 +95,16 @@ describe('Enforcer.ban', () => {
   ])('refuses %s and logs it as refused', async (_what, target) => {
     const { enforcer, backend, store, named } = setup();
     const outcome = enforcer.ban(manual(target), T0);
-    expect(outcome).toEqual({ status: 'refused', reason: 'it is allowlisted, loopback or one of this host’s own addresses' });
+    expect(outcome).toEqual({
+      status: 'refused',
+      reason: 'it is allowlisted, loopback or one of this host’s own addresses',
+    });
     expect(store.size).toBe(0);
     await enforcer.queue.drain();
     expect(backend.history).toEqual([]);
-    expect(named('refused')).toEqual([expect.objectContaining({ target: formatCidr(cidr(target)), why: 'protected', level: 40 })]);
+    expect(named('refused')).toEqual([
+      expect.objectContaining({ target: formatCidr(cidr(target)), why: 'protected', level: 40 }),
+    ]);
   });
 
   it('bans a protected target when forced', async () => {
@@ -140,8 +163,12 @@ describe('Enforcer.ban', () => {
 
   it('uses a manual ttl as the base instead of the policy’s', () => {
     const { enforcer } = setup();
-    expect(enforcer.ban(manual('198.51.100.7', { ttl: 5 * MINUTE }), T0)).toMatchObject({ ban: { ttl: 5 * MINUTE, expiresAt: T0 + 5 * MINUTE } });
-    expect(enforcer.ban(manual('198.51.100.8', { ttl: 5 * 60 * MINUTE }), T0)).toMatchObject({ ban: { ttl: 60 * MINUTE } });
+    expect(enforcer.ban(manual('198.51.100.7', { ttl: 5 * MINUTE }), T0)).toMatchObject({
+      ban: { ttl: 5 * MINUTE, expiresAt: T0 + 5 * MINUTE },
+    });
+    expect(enforcer.ban(manual('198.51.100.8', { ttl: 5 * 60 * MINUTE }), T0)).toMatchObject({
+      ban: { ttl: 60 * MINUTE },
+    });
   });
 
   it('reads the injected clock when no time is passed', () => {
@@ -157,7 +184,9 @@ describe('Enforcer.ban', () => {
       const onDisk: string[][] = [];
       const commit = backend.commit.bind(backend);
       backend.commit = async () => {
-        onDisk.push((JSON.parse(readFileSync(file, 'utf8')) as { bans: { target: string }[] }).bans.map((b) => b.target));
+        onDisk.push(
+          (JSON.parse(readFileSync(file, 'utf8')) as { bans: { target: string }[] }).bans.map((b) => b.target),
+        );
         return commit();
       };
       const { enforcer } = setup({ backend, store: new BanStore(file, LIMITS) });
@@ -171,10 +200,21 @@ describe('Enforcer.ban', () => {
 
   it('has every ban’s audit line written before the store is saved, though the log is batched', async () => {
     const written: string[] = [];
-    const destination = new LogDestination(99, { write: (_fd, data, offset, length) => (written.push(Buffer.from(data.subarray(offset, offset + length)).toString()), length) });
+    const destination = new LogDestination(99, {
+      write: (_fd, data, offset, length) => (
+        written.push(Buffer.from(data.subarray(offset, offset + length)).toString()), length
+      ),
+    });
     const store = new BanStore(undefined, LIMITS);
     const loggedAtSave: string[][] = [];
-    store.saveIfChanged = () => void loggedAtSave.push(written.join('').split('\n').filter((l) => l.includes('"event":"ban"')).map((l) => (JSON.parse(l) as { target: string }).target));
+    store.saveIfChanged = () =>
+      void loggedAtSave.push(
+        written
+          .join('')
+          .split('\n')
+          .filter((l) => l.includes('"event":"ban"'))
+          .map((l) => (JSON.parse(l) as { target: string }).target),
+      );
     const { enforcer } = setup({ store, log: pino({ base: null }, destination) });
     for (const target of ['198.51.100.7', '198.51.100.8', '2001:db8::7']) enforcer.ban(manual(target), T0);
     expect(written).toEqual([]); // batched: nothing written yet
@@ -194,7 +234,15 @@ describe('Enforcer.unban and expiry', () => {
     expect(store.inGrace('198.51.100.7', T0 + 6 * MINUTE)).toBe(false);
     await enforcer.queue.drain();
     expect(backend.rules).toEqual([]);
-    expect(named('unban')).toEqual([expect.objectContaining({ target: '198.51.100.7', rule: 'manual', ttl: '10m', command: 'fakefw delete 198.51.100.7', graceUntil: '2026-01-15T12:06:00.000Z' })]);
+    expect(named('unban')).toEqual([
+      expect.objectContaining({
+        target: '198.51.100.7',
+        rule: 'manual',
+        ttl: '10m',
+        command: 'fakefw delete 198.51.100.7',
+        graceUntil: '2026-01-15T12:06:00.000Z',
+      }),
+    ]);
   });
 
   it('removes a rule left behind even when the store has no ban for it', async () => {
@@ -275,7 +323,15 @@ describe('Enforcer errors', () => {
     backend.throwOnNextCommit = new Error('iptables-restore: command not found');
     enforcer.ban(manual('198.51.100.1'), T0);
     await enforcer.queue.drain();
-    expect(named('error')).toEqual([expect.objectContaining({ during: 'commit', backend: 'iptables', changes: 1, level: 50, msg: 'firewall commit failed: iptables-restore: command not found' })]);
+    expect(named('error')).toEqual([
+      expect.objectContaining({
+        during: 'commit',
+        backend: 'iptables',
+        changes: 1,
+        level: 50,
+        msg: 'firewall commit failed: iptables-restore: command not found',
+      }),
+    ]);
     enforcer.ban(manual('198.51.100.2'), T0);
     await enforcer.queue.drain();
     expect(backend.rules).toEqual(['198.51.100.2']);
@@ -287,7 +343,14 @@ describe('Enforcer errors', () => {
     enforcer.ban(manual('198.51.100.1'), T0);
     enforcer.ban(manual('198.51.100.2'), T0);
     await enforcer.queue.drain();
-    expect(named('error')).toEqual([expect.objectContaining({ during: 'ban', target: '198.51.100.1', backend: 'iptables', message: 'rule for 198.51.100.1 rejected' })]);
+    expect(named('error')).toEqual([
+      expect.objectContaining({
+        during: 'ban',
+        target: '198.51.100.1',
+        backend: 'iptables',
+        message: 'rule for 198.51.100.1 rejected',
+      }),
+    ]);
     expect(backend.rules).toEqual(['198.51.100.2']);
     backend.failing.clear();
     expect(await enforcer.reconcile()).toEqual({ missing: 1, extra: 0 });
@@ -300,7 +363,9 @@ describe('killCommands', () => {
   const wrap = (...filter: string[]) => ['ss', '-K', '-t', '-n', '-a', '(', ...filter, ')'];
 
   it('matches an IPv4 host plain and in its bracketed IPv4-mapped form', () => {
-    expect(killCommands([cidr('198.51.100.7')])).toEqual([wrap('dst', '198.51.100.7', 'or', 'dst', '[::ffff:198.51.100.7]')]);
+    expect(killCommands([cidr('198.51.100.7')])).toEqual([
+      wrap('dst', '198.51.100.7', 'or', 'dst', '[::ffff:198.51.100.7]'),
+    ]);
   });
 
   it('brackets an IPv6 host', () => {
@@ -308,13 +373,18 @@ describe('killCommands', () => {
   });
 
   it('writes prefixes without brackets, the mapped IPv4 prefix with 96 more bits', () => {
-    expect(killCommands([cidr('203.0.113.0/24')])).toEqual([wrap('dst', '203.0.113.0/24', 'or', 'dst', '::ffff:203.0.113.0/120')]);
+    expect(killCommands([cidr('203.0.113.0/24')])).toEqual([
+      wrap('dst', '203.0.113.0/24', 'or', 'dst', '::ffff:203.0.113.0/120'),
+    ]);
     expect(killCommands([cidr('2001:db8::/64')])).toEqual([wrap('dst', '2001:db8::/64')]);
   });
 
   it('joins targets with "or" and splits them into commands of perCommand targets', () => {
     const commands = killCommands([cidr('198.51.100.1'), cidr('2001:db8::2'), cidr('2001:db8::3')], 2);
-    expect(commands).toEqual([wrap('dst', '198.51.100.1', 'or', 'dst', '[::ffff:198.51.100.1]', 'or', 'dst', '[2001:db8::2]'), wrap('dst', '[2001:db8::3]')]);
+    expect(commands).toEqual([
+      wrap('dst', '198.51.100.1', 'or', 'dst', '[::ffff:198.51.100.1]', 'or', 'dst', '[2001:db8::2]'),
+      wrap('dst', '[2001:db8::3]'),
+    ]);
     expect(killCommands([])).toEqual([]);
   });
 });
@@ -347,7 +417,14 @@ describe('Enforcer after a commit: kill connections and reload', () => {
     enforcer.ban(manual('198.51.100.7'), T0);
     await enforcer.queue.drain();
     expect(backend.rules).toEqual(['198.51.100.7']);
-    expect(named('error')).toEqual([expect.objectContaining({ during: 'kill-connections', exitCode: 1, stderr: 'SOCK_DESTROY answers: Operation not supported', level: 40 })]);
+    expect(named('error')).toEqual([
+      expect.objectContaining({
+        during: 'kill-connections',
+        exitCode: 1,
+        stderr: 'SOCK_DESTROY answers: Operation not supported',
+        level: 40,
+      }),
+    ]);
   });
 
   it('only shows the ss -K command in dry-run', async () => {
@@ -355,13 +432,23 @@ describe('Enforcer after a commit: kill connections and reload', () => {
     enforcer.ban(manual('198.51.100.7'), T0);
     await enforcer.queue.drain();
     expect(runner.calls).toEqual([]);
-    expect(named('kill-connections')).toEqual([expect.objectContaining({ dryRun: true, command: "ss -K -t -n -a '(' dst 198.51.100.7 or dst '[::ffff:198.51.100.7]' ')'" })]);
+    expect(named('kill-connections')).toEqual([
+      expect.objectContaining({
+        dryRun: true,
+        command: "ss -K -t -n -a '(' dst 198.51.100.7 or dst '[::ffff:198.51.100.7]' ')'",
+      }),
+    ]);
   });
 
   it('triggers the reload hook after bans are in the firewall', async () => {
     const runner = new RecordingRunner();
     const memory = memoryLog();
-    const reload = new ReloadHook({ command: ['systemctl', 'reload', 'nginx'], debounce: 10_000, timeout: 5_000 }, runner, memory.log, false);
+    const reload = new ReloadHook(
+      { command: ['systemctl', 'reload', 'nginx'], debounce: 10_000, timeout: 5_000 },
+      runner,
+      memory.log,
+      false,
+    );
     const { enforcer } = setup({ reload, runner, log: memory.log });
     enforcer.ban(manual('198.51.100.7'), T0);
     await enforcer.queue.drain();
@@ -377,7 +464,11 @@ describe('a ban store that cannot be saved (a full disk)', () => {
     const store = new BanStore('/state/bans.json', LIMITS);
     let savedVersion = -1;
     store.save = () => {
-      if (full.value) throw Object.assign(new Error('cannot write /state/bans.json: its file system is full (ENOSPC); free some space there'), { code: 'ENOSPC' });
+      if (full.value)
+        throw Object.assign(
+          new Error('cannot write /state/bans.json: its file system is full (ENOSPC); free some space there'),
+          { code: 'ENOSPC' },
+        );
       savedVersion = store.changes;
     };
     store.saveIfChanged = () => {
@@ -396,7 +487,11 @@ describe('a ban store that cannot be saved (a full disk)', () => {
     expect(backend.rules).toEqual(['198.51.100.7', '2001:db8::7']);
     expect(store.saveFailure).toEqual({ since: T0, message: expect.stringContaining('ENOSPC'), code: 'ENOSPC' });
     expect(named('error').filter((e) => e.during === 'save')).toEqual([
-      expect.objectContaining({ level: 50, code: 'ENOSPC', msg: expect.stringMatching(/^could not save the ban store: .*ENOSPC.*Bans stay in force and saving is retried/) }),
+      expect.objectContaining({
+        level: 50,
+        code: 'ENOSPC',
+        msg: expect.stringMatching(/^could not save the ban store: .*ENOSPC.*Bans stay in force and saving is retried/),
+      }),
     ]);
     // The daemon's loop retries; the failure is not logged again within the minute.
     expect(enforcer.persist()).toBe(false);
@@ -411,7 +506,9 @@ describe('a ban store that cannot be saved (a full disk)', () => {
     const { enforcer, backend } = setup({ store: fullDiskStore({ value: true }) });
     enforcer.ban(manual('198.51.100.7'), T0);
     await expect(enforcer.close()).rejects.toThrow(BackendUnavailableError);
-    await expect(enforcer.close()).rejects.toThrow(/^the firewall is changed, but the ban store \/state\/bans.json could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo/);
+    await expect(enforcer.close()).rejects.toThrow(
+      /^the firewall is changed, but the ban store \/state\/bans.json could not be saved \(.*ENOSPC.*\): the next floodgate command or start will undo/,
+    );
     expect(backend.rules).toEqual(['198.51.100.7']);
   });
 
@@ -428,6 +525,8 @@ describe('a ban store that cannot be saved (a full disk)', () => {
     const { enforcer } = setup({ store: fullDiskStore({ value: true }) });
     enforcer.ban(manual('198.51.100.7'), T0);
     await enforcer.queue.drain();
-    await expect(enforcer.stop(2, 1)).rejects.toThrow(/could not be saved .*: the rules stay in the firewall, but the next start does not know them/);
+    await expect(enforcer.stop(2, 1)).rejects.toThrow(
+      /could not be saved .*: the rules stay in the firewall, but the next start does not know them/,
+    );
   });
 });

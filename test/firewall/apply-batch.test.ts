@@ -7,10 +7,20 @@ import { parseCidr } from '../../src/net/ip.js';
 
 describe('applyBatch', () => {
   it('records 200,000 changes applied in one batch', async () => {
-    const changes: FirewallChange[] = Array.from({ length: 200_000 }, (_, i) => ({ op: 'add', target: parseCidr(`198.18.${(i >> 8) & 255}.${i & 255}`)! }));
+    const changes: FirewallChange[] = Array.from({ length: 200_000 }, (_, i) => ({
+      op: 'add',
+      target: parseCidr(`198.18.${(i >> 8) & 255}.${i & 255}`)!,
+    }));
     const result: CommitResult = { applied: [], failed: [] };
     let batches = 0;
-    await applyBatch(changes, { batch: async () => void batches++, single: async () => expect.fail('no single change after a batch that worked') }, result);
+    await applyBatch(
+      changes,
+      {
+        batch: async () => void batches++,
+        single: async () => expect.fail('no single change after a batch that worked'),
+      },
+      result,
+    );
     expect(batches).toBe(1);
     expect(result.applied).toHaveLength(200_000);
     expect(result.failed).toEqual([]);

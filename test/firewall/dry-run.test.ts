@@ -13,7 +13,11 @@ function setup(existing: Cidr[] = [], options: IptablesOptions = { chain: 'INPUT
   const runner = new RecordingRunner();
   const real = new IptablesBackend(runner, options);
   const shown: { op: FirewallChange['op']; command: string }[] = [];
-  const backend = new DryRunBackend(real, (change, argv) => shown.push({ op: change.op, command: argv.join(' ') }), existing);
+  const backend = new DryRunBackend(
+    real,
+    (change, argv) => shown.push({ op: change.op, command: argv.join(' ') }),
+    existing,
+  );
   return { runner, backend, shown };
 }
 
@@ -35,15 +39,32 @@ describe('DryRunBackend', () => {
     const { backend, shown } = setup([cidr('2001:db8::7')]);
     backend.delete(cidr('2001:db8::7'));
     await backend.commit();
-    expect(shown).toEqual([{ op: 'delete', command: 'ip6tables -w -D INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP' }]);
+    expect(shown).toEqual([
+      { op: 'delete', command: 'ip6tables -w -D INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP' },
+    ]);
   });
 
   it('follows the real backend’s chain and target', async () => {
     const { backend, shown } = setup([], { chain: 'FLOODGATE', target: 'REJECT' });
     backend.add(cidr('198.51.100.7'));
     await backend.commit();
-    expect(shown[0]!.command).toBe('iptables -w -A FLOODGATE -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT');
-    expect(backend.command({ op: 'delete', target: cidr('198.51.100.7') })).toEqual(['iptables', '-w', '-D', 'FLOODGATE', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'REJECT']);
+    expect(shown[0]!.command).toBe(
+      'iptables -w -A FLOODGATE -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT',
+    );
+    expect(backend.command({ op: 'delete', target: cidr('198.51.100.7') })).toEqual([
+      'iptables',
+      '-w',
+      '-D',
+      'FLOODGATE',
+      '-s',
+      '198.51.100.7/32',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'REJECT',
+    ]);
   });
 
   it('keeps would-be rules for list(), including those of a previous run', async () => {

@@ -18,16 +18,27 @@ const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 
 describe('firewallInstance', () => {
   it('keeps the plain names for the default state directory', () => {
-    expect(DEFAULT_INSTANCE).toEqual({ id: null, tag: 'floodgate', sets: { 4: 'floodgate4', 6: 'floodgate6' }, table: 'floodgate' });
+    expect(DEFAULT_INSTANCE).toEqual({
+      id: null,
+      tag: 'floodgate',
+      sets: { 4: 'floodgate4', 6: 'floodgate6' },
+      table: 'floodgate',
+    });
   });
 
   it('derives every name from the id, within ipset’s 31 characters even with the resize suffix', () => {
-    expect(A).toEqual({ id: '1a2b3c4d', tag: 'floodgate-1a2b3c4d', sets: { 4: 'floodgate-1a2b3c4d-4', 6: 'floodgate-1a2b3c4d-6' }, table: 'floodgate-1a2b3c4d' });
+    expect(A).toEqual({
+      id: '1a2b3c4d',
+      tag: 'floodgate-1a2b3c4d',
+      sets: { 4: 'floodgate-1a2b3c4d-4', 6: 'floodgate-1a2b3c4d-6' },
+      table: 'floodgate-1a2b3c4d',
+    });
     expect(`${A.sets[6]}-next`.length).toBeLessThanOrEqual(31);
   });
 
   it('refuses an id that is not 8 lowercase hex digits', () => {
-    for (const bad of ['', '1a2b3c4', '1A2B3C4D', '1a2b3c4d5', '../x', '1a2b 3c4']) expect(() => firewallInstance(bad)).toThrow(/expected 8 lowercase hex digits/);
+    for (const bad of ['', '1a2b3c4', '1A2B3C4D', '1a2b3c4d5', '../x', '1a2b 3c4'])
+      expect(() => firewallInstance(bad)).toThrow(/expected 8 lowercase hex digits/);
   });
 });
 
@@ -35,9 +46,22 @@ describe('iptables: an instance’s rules', () => {
   const options = { chain: 'INPUT', target: 'DROP', instance: A } as const;
 
   it('carry the instance tag as their comment', () => {
-    expect(new IptablesBackend(new RecordingRunner(), options).command({ op: 'add', target: cidr('198.51.100.7') })).toEqual(
-      ['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate-1a2b3c4d', '-j', 'DROP'],
-    );
+    expect(
+      new IptablesBackend(new RecordingRunner(), options).command({ op: 'add', target: cidr('198.51.100.7') }),
+    ).toEqual([
+      'iptables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-s',
+      '198.51.100.7/32',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate-1a2b3c4d',
+      '-j',
+      'DROP',
+    ]);
   });
 
   const chain = [
@@ -48,19 +72,28 @@ describe('iptables: an instance’s rules', () => {
     '-A INPUT -s 192.0.2.4/32 -m comment --comment floodgate-1a2b3c4d5 -j DROP',
     '-A INPUT -s 192.0.2.5/32 -m comment --comment floodgate-1a2b -j DROP',
   ].join('\n');
-  const runner = () => new RecordingRunner().on(['iptables', '-w', '-S', 'INPUT'], { stdout: chain }).on(['ip6tables', '-w', '-S', 'INPUT'], { stdout: '-P INPUT ACCEPT' });
+  const runner = () =>
+    new RecordingRunner()
+      .on(['iptables', '-w', '-S', 'INPUT'], { stdout: chain })
+      .on(['ip6tables', '-w', '-S', 'INPUT'], { stdout: '-P INPUT ACCEPT' });
 
   it('are told apart by the whole comment: each instance lists only its own', async () => {
     expect((await new IptablesBackend(runner(), options).list()).map(formatCidr)).toEqual(['192.0.2.2']);
-    expect((await new IptablesBackend(runner(), { ...options, instance: B }).list()).map(formatCidr)).toEqual(['192.0.2.3']);
-    expect((await new IptablesBackend(runner(), { chain: 'INPUT', target: 'DROP' }).list()).map(formatCidr)).toEqual(['192.0.2.1']);
+    expect((await new IptablesBackend(runner(), { ...options, instance: B }).list()).map(formatCidr)).toEqual([
+      '192.0.2.3',
+    ]);
+    expect((await new IptablesBackend(runner(), { chain: 'INPUT', target: 'DROP' }).list()).map(formatCidr)).toEqual([
+      '192.0.2.1',
+    ]);
   });
 
   it('flush deletes only the instance’s own rule', async () => {
     const r = runner();
     await new IptablesBackend(r, options).flush();
     const restores = r.calls.filter((c) => c.argv[0] === 'iptables-restore').map((c) => c.input);
-    expect(restores[0]).toBe('*filter\n-D INPUT -s 192.0.2.2/32 -m comment --comment floodgate-1a2b3c4d -j DROP\nCOMMIT\n');
+    expect(restores[0]).toBe(
+      '*filter\n-D INPUT -s 192.0.2.2/32 -m comment --comment floodgate-1a2b3c4d -j DROP\nCOMMIT\n',
+    );
   });
 });
 
@@ -68,7 +101,10 @@ describe('ipset: an instance’s sets and rule', () => {
   const options = { chain: 'INPUT', table: 'filter', target: 'DROP', maxElements: 1000, instance: A } as const;
 
   it('are named after the instance in every command', async () => {
-    const runner = new RecordingRunner().on(['ipset', 'list'], { exitCode: 1 }).on(['iptables', '-w', '-C'], { exitCode: 1 }).on(['ip6tables', '-w', '-C'], { exitCode: 1 });
+    const runner = new RecordingRunner()
+      .on(['ipset', 'list'], { exitCode: 1 })
+      .on(['iptables', '-w', '-C'], { exitCode: 1 })
+      .on(['ip6tables', '-w', '-C'], { exitCode: 1 });
     const backend = new IpsetBackend(runner, options, () => NOW);
     await backend.repair();
     expect(runner.commands).toEqual([
@@ -81,14 +117,27 @@ describe('ipset: an instance’s sets and rule', () => {
       'ip6tables -w -C INPUT -m set --match-set floodgate-1a2b3c4d-6 src -m comment --comment floodgate-1a2b3c4d -j DROP',
       'ip6tables -w -I INPUT 1 -m set --match-set floodgate-1a2b3c4d-6 src -m comment --comment floodgate-1a2b3c4d -j DROP',
     ]);
-    expect(backend.command({ op: 'add', target: cidr('2001:db8::7'), expiresAt: NOW + 1000 })).toEqual(['ipset', 'add', 'floodgate-1a2b3c4d-6', '2001:db8::7', 'timeout', '601', '-exist']);
+    expect(backend.command({ op: 'add', target: cidr('2001:db8::7'), expiresAt: NOW + 1000 })).toEqual([
+      'ipset',
+      'add',
+      'floodgate-1a2b3c4d-6',
+      '2001:db8::7',
+      'timeout',
+      '601',
+      '-exist',
+    ]);
   });
 
   it('flush removes the instance’s rule and destroys only its sets', async () => {
-    const runner = new RecordingRunner().on(['iptables', '-w', '-D'], { exitCode: 1 }).on(['ip6tables', '-w', '-D'], { exitCode: 1 });
+    const runner = new RecordingRunner()
+      .on(['iptables', '-w', '-D'], { exitCode: 1 })
+      .on(['ip6tables', '-w', '-D'], { exitCode: 1 });
     runner.once(['iptables', '-w', '-D'], {});
     await new IpsetBackend(runner, options).flush();
-    expect(runner.commands.filter((c) => c.startsWith('ipset'))).toEqual(['ipset destroy floodgate-1a2b3c4d-4', 'ipset destroy floodgate-1a2b3c4d-6']);
+    expect(runner.commands.filter((c) => c.startsWith('ipset'))).toEqual([
+      'ipset destroy floodgate-1a2b3c4d-4',
+      'ipset destroy floodgate-1a2b3c4d-6',
+    ]);
     expect(runner.commands.filter((c) => c.includes(' -D '))).toEqual([
       'iptables -w -D INPUT -m set --match-set floodgate-1a2b3c4d-4 src -m comment --comment floodgate-1a2b3c4d -j DROP',
       'iptables -w -D INPUT -m set --match-set floodgate-1a2b3c4d-4 src -m comment --comment floodgate-1a2b3c4d -j DROP',
@@ -103,12 +152,31 @@ describe('nftables: an instance’s table', () => {
   it('is named after the instance in the table script, element commands, listing and flush', async () => {
     const runner = new RecordingRunner().on(['nft', '-j', 'list'], { stdout: JSON.stringify({ nftables: [] }) });
     const backend = new NftablesBackend(runner, options, () => NOW);
-    expect(backend.tableScript().split('\n').filter((l) => l !== '').every((line) => / inet floodgate-1a2b3c4d( |$)/.test(line))).toBe(true);
-    expect(backend.command({ op: 'delete', target: cidr('198.51.100.0/24') })).toEqual(['nft', 'delete', 'element', 'inet', 'floodgate-1a2b3c4d', 'nets4', '{', '198.51.100.0/24', '}']);
+    expect(
+      backend
+        .tableScript()
+        .split('\n')
+        .filter((l) => l !== '')
+        .every((line) => / inet floodgate-1a2b3c4d( |$)/.test(line)),
+    ).toBe(true);
+    expect(backend.command({ op: 'delete', target: cidr('198.51.100.0/24') })).toEqual([
+      'nft',
+      'delete',
+      'element',
+      'inet',
+      'floodgate-1a2b3c4d',
+      'nets4',
+      '{',
+      '198.51.100.0/24',
+      '}',
+    ]);
     backend.delete(cidr('198.51.100.7'));
     await backend.commit();
     await backend.flush();
-    expect(runner.commands).toEqual(['nft -j list table inet floodgate-1a2b3c4d', 'nft delete table inet floodgate-1a2b3c4d']);
+    expect(runner.commands).toEqual([
+      'nft -j list table inet floodgate-1a2b3c4d',
+      'nft delete table inet floodgate-1a2b3c4d',
+    ]);
   });
 });
 
@@ -116,13 +184,18 @@ describe('removeOtherBackends for an instance', () => {
   it('looks for the instance’s own sets and table by whole name, and leaves the default instance’s alone', async () => {
     const { policy } = loadPolicy();
     const runner = new RecordingRunner()
-      .on(['iptables', '-w', '-S'], { stdout: '-P INPUT ACCEPT\n-A INPUT -s 192.0.2.1/32 -m comment --comment floodgate -j DROP' })
+      .on(['iptables', '-w', '-S'], {
+        stdout: '-P INPUT ACCEPT\n-A INPUT -s 192.0.2.1/32 -m comment --comment floodgate -j DROP',
+      })
       .on(['ip6tables', '-w', '-S'], { stdout: '-P INPUT ACCEPT' })
       .on(['ipset', 'save'], { exitCode: 1 })
       .on(['ipset', 'list', '-n'], { stdout: 'floodgate4\nfloodgate6\nfloodgate-1a2b3c4e-4\nfloodgate-1a2b3c4d-4x\n' })
       .on(['nft', '-j', 'list'], { exitCode: 1 })
       .on(['nft', 'list', 'table'], { exitCode: 1 });
-    for (const backend of ['nftables', 'ipset'] as const) expect(await removeOtherBackends({ ...policy, firewall: { ...policy.firewall, backend } }, runner, A)).toEqual([]);
+    for (const backend of ['nftables', 'ipset'] as const)
+      expect(await removeOtherBackends({ ...policy, firewall: { ...policy.firewall, backend } }, runner, A)).toEqual(
+        [],
+      );
     expect(runner.commands.filter((c) => /^(ipset (destroy|del)|ip6?tables.* -D |nft delete)/.test(c))).toEqual([]);
     expect(runner.commands).toContain('ipset list -n');
     expect(runner.commands).toContain('nft list table inet floodgate-1a2b3c4d');
@@ -130,7 +203,17 @@ describe('removeOtherBackends for an instance', () => {
 
   it('createBackend hands the instance to the backend it makes', () => {
     const { policy } = loadPolicy();
-    const backend = createBackend({ ...policy, firewall: { ...policy.firewall, backend: 'ipset' } }, new RecordingRunner(), A);
-    expect(backend.command({ op: 'delete', target: cidr('198.51.100.7') })).toEqual(['ipset', 'del', 'floodgate-1a2b3c4d-4', '198.51.100.7', '-exist']);
+    const backend = createBackend(
+      { ...policy, firewall: { ...policy.firewall, backend: 'ipset' } },
+      new RecordingRunner(),
+      A,
+    );
+    expect(backend.command({ op: 'delete', target: cidr('198.51.100.7') })).toEqual([
+      'ipset',
+      'del',
+      'floodgate-1a2b3c4d-4',
+      '198.51.100.7',
+      '-exist',
+    ]);
   });
 });

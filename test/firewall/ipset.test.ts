@@ -19,15 +19,26 @@ describe('IpsetBackend.list', () => {
           '',
         ].join('\n'),
       })
-      .on(['ipset', 'save', 'floodgate6'], { stdout: 'add floodgate6 2001:db8::/64 timeout 60\nadd floodgate6 2001:db8:1::66 timeout 60' });
+      .on(['ipset', 'save', 'floodgate6'], {
+        stdout: 'add floodgate6 2001:db8::/64 timeout 60\nadd floodgate6 2001:db8:1::66 timeout 60',
+      });
     const listed = await new IpsetBackend(runner, OPTIONS).list();
-    expect(listed.map(formatCidr)).toEqual(['198.51.100.7', '203.0.113.0/24', '192.0.2.9', '2001:db8::/64', '2001:db8:1::66']);
+    expect(listed.map(formatCidr)).toEqual([
+      '198.51.100.7',
+      '203.0.113.0/24',
+      '192.0.2.9',
+      '2001:db8::/64',
+      '2001:db8:1::66',
+    ]);
   });
 
   it('reads a listing that starts with an entry, and a missing set as empty', async () => {
     const runner = new RecordingRunner()
       .on(['ipset', 'save', 'floodgate4'], { stdout: 'add floodgate4 198.51.100.1 timeout 9' })
-      .on(['ipset', 'save', 'floodgate6'], { exitCode: 1, stderr: 'ipset v7.17: The set with the given name does not exist' });
+      .on(['ipset', 'save', 'floodgate6'], {
+        exitCode: 1,
+        stderr: 'ipset v7.17: The set with the given name does not exist',
+      });
     expect((await new IpsetBackend(runner, OPTIONS).list()).map(formatCidr)).toEqual(['198.51.100.1']);
   });
 });
@@ -35,7 +46,8 @@ describe('IpsetBackend.list', () => {
 describe('IpsetBackend.repair', () => {
   it('inserts a missing set rule once when two repairs run at the same time (a flush’s and a reconcile’s)', async () => {
     const present = new Set<string>();
-    const rule = (argv: readonly string[]) => argv.filter((word, i) => i !== 2 && !(argv[2] === '-I' && i === 4)).join(' ');
+    const rule = (argv: readonly string[]) =>
+      argv.filter((word, i) => i !== 2 && !(argv[2] === '-I' && i === 4)).join(' ');
     const runner = new RecordingRunner()
       .on(['ipset', 'list'], { stdout: 'Header: family inet hashsize 1024 maxelem 65536 timeout 0\n' })
       .on(['iptables'], (call) => {

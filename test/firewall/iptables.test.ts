@@ -21,7 +21,9 @@ const tool = (family: Family) => (family === 4 ? 'iptables' : 'ip6tables');
 /** A stateful stand-in for one family's chain: -S prints it, iptables-restore edits it. */
 function fakeChain(runner: RecordingRunner, family: Family, rules: string[], chain = 'INPUT'): { rules: string[] } {
   const state = { rules: [...rules] };
-  runner.on([tool(family), '-w', '-S', chain], () => ({ stdout: [`-P ${chain} ACCEPT`, ...state.rules].map((l) => `${l}\n`).join('') }));
+  runner.on([tool(family), '-w', '-S', chain], () => ({
+    stdout: [`-P ${chain} ACCEPT`, ...state.rules].map((l) => `${l}\n`).join(''),
+  }));
   runner.on([`${tool(family)}-restore`, '-w', '--noflush'], (call) => {
     for (const line of (call.input ?? '').split('\n')) {
       if (line.startsWith('-A ')) state.rules.push(line);
@@ -36,7 +38,8 @@ function fakeChain(runner: RecordingRunner, family: Family, rules: string[], cha
   return state;
 }
 
-const ruleLine = (source: string, chain = 'INPUT', target = 'DROP') => `-A ${chain} -s ${source} -m comment --comment floodgate -j ${target}`;
+const ruleLine = (source: string, chain = 'INPUT', target = 'DROP') =>
+  `-A ${chain} -s ${source} -m comment --comment floodgate -j ${target}`;
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -46,21 +49,73 @@ describe('IptablesBackend.command', () => {
   const backend = new IptablesBackend(new RecordingRunner(), DEFAULTS);
 
   it('writes an IPv4 host as a /32 rule tagged floodgate in INPUT with DROP', () => {
-    expect(backend.command(add('198.51.100.7'))).toEqual(['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP']);
+    expect(backend.command(add('198.51.100.7'))).toEqual([
+      'iptables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-s',
+      '198.51.100.7/32',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'DROP',
+    ]);
   });
 
   it('deletes with the same specification and -D', () => {
-    expect(backend.command(del('198.51.100.7'))).toEqual(['iptables', '-w', '-D', 'INPUT', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP']);
+    expect(backend.command(del('198.51.100.7'))).toEqual([
+      'iptables',
+      '-w',
+      '-D',
+      'INPUT',
+      '-s',
+      '198.51.100.7/32',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'DROP',
+    ]);
   });
 
   it('uses ip6tables and a /128 for an IPv6 host, in canonical compressed form', () => {
-    expect(backend.command(add('2001:DB8:0:0::7'))).toEqual(['ip6tables', '-w', '-A', 'INPUT', '-s', '2001:db8::7/128', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP']);
+    expect(backend.command(add('2001:DB8:0:0::7'))).toEqual([
+      'ip6tables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-s',
+      '2001:db8::7/128',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'DROP',
+    ]);
     expect(backend.command(del('2001:db8::7'))[2]).toBe('-D');
   });
 
   it('keeps the CIDR of a network (host bits cleared)', () => {
     expect(backend.command(add('203.0.113.9/24'))).toContain('203.0.113.0/24');
-    expect(backend.command(add('2001:db8:1::/48'))).toEqual(['ip6tables', '-w', '-A', 'INPUT', '-s', '2001:db8:1::/48', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP']);
+    expect(backend.command(add('2001:db8:1::/48'))).toEqual([
+      'ip6tables',
+      '-w',
+      '-A',
+      'INPUT',
+      '-s',
+      '2001:db8:1::/48',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'DROP',
+    ]);
   });
 
   it('treats an IPv4-mapped address as the IPv4 host it is', () => {
@@ -69,8 +124,34 @@ describe('IptablesBackend.command', () => {
 
   it('takes the chain and the jump target from the options', () => {
     const custom = new IptablesBackend(new RecordingRunner(), { chain: 'FLOODGATE', target: 'REJECT' });
-    expect(custom.command(add('198.51.100.7'))).toEqual(['iptables', '-w', '-A', 'FLOODGATE', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'REJECT']);
-    expect(custom.command(del('2001:db8::7'))).toEqual(['ip6tables', '-w', '-D', 'FLOODGATE', '-s', '2001:db8::7/128', '-m', 'comment', '--comment', 'floodgate', '-j', 'REJECT']);
+    expect(custom.command(add('198.51.100.7'))).toEqual([
+      'iptables',
+      '-w',
+      '-A',
+      'FLOODGATE',
+      '-s',
+      '198.51.100.7/32',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'REJECT',
+    ]);
+    expect(custom.command(del('2001:db8::7'))).toEqual([
+      'ip6tables',
+      '-w',
+      '-D',
+      'FLOODGATE',
+      '-s',
+      '2001:db8::7/128',
+      '-m',
+      'comment',
+      '--comment',
+      'floodgate',
+      '-j',
+      'REJECT',
+    ]);
   });
 });
 
@@ -82,7 +163,9 @@ describe('IptablesBackend.commit', () => {
     backend.add(cidr('198.51.100.7'));
     const result = await backend.commit();
     expect(runner.commands).toEqual(['iptables -w -S INPUT', 'iptables-restore -w --noflush']);
-    expect(runner.calls[1]!.input).toBe('*filter\n-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP\nCOMMIT\n');
+    expect(runner.calls[1]!.input).toBe(
+      '*filter\n-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP\nCOMMIT\n',
+    );
     expect(result).toEqual({ applied: [add('198.51.100.7')], failed: [] });
   });
 
@@ -93,7 +176,9 @@ describe('IptablesBackend.commit', () => {
     backend.add(cidr('2001:db8::7'));
     await backend.commit();
     expect(runner.commands).toEqual(['ip6tables -w -S INPUT', 'ip6tables-restore -w --noflush']);
-    expect(runner.calls[1]!.input).toBe('*filter\n-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP\nCOMMIT\n');
+    expect(runner.calls[1]!.input).toBe(
+      '*filter\n-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP\nCOMMIT\n',
+    );
   });
 
   it('sends one restore per family, each with all of that family’s changes in order', async () => {
@@ -107,7 +192,12 @@ describe('IptablesBackend.commit', () => {
     backend.delete(cidr('192.0.2.50'));
     backend.add(cidr('2001:db8:1::/64'));
     const result = await backend.commit();
-    expect(runner.commands).toEqual(['iptables -w -S INPUT', 'iptables-restore -w --noflush', 'ip6tables -w -S INPUT', 'ip6tables-restore -w --noflush']);
+    expect(runner.commands).toEqual([
+      'iptables -w -S INPUT',
+      'iptables-restore -w --noflush',
+      'ip6tables -w -S INPUT',
+      'ip6tables-restore -w --noflush',
+    ]);
     expect(runner.calls[1]!.input).toBe(
       '*filter\n' +
         '-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP\n' +
@@ -116,7 +206,10 @@ describe('IptablesBackend.commit', () => {
         'COMMIT\n',
     );
     expect(runner.calls[3]!.input).toBe(
-      '*filter\n' + '-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP\n' + '-A INPUT -s 2001:db8:1::/64 -m comment --comment floodgate -j DROP\n' + 'COMMIT\n',
+      '*filter\n' +
+        '-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j DROP\n' +
+        '-A INPUT -s 2001:db8:1::/64 -m comment --comment floodgate -j DROP\n' +
+        'COMMIT\n',
     );
     expect(result.applied).toHaveLength(5);
     expect(result.failed).toEqual([]);
@@ -145,7 +238,9 @@ describe('IptablesBackend.commit', () => {
     backend.add(cidr('198.51.100.7'));
     backend.delete(cidr('198.51.100.7'));
     await backend.commit();
-    expect(runner.calls[1]!.input).toBe('*filter\n-D INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP\nCOMMIT\n');
+    expect(runner.calls[1]!.input).toBe(
+      '*filter\n-D INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP\nCOMMIT\n',
+    );
     expect(chain.rules).toEqual([]);
   });
 
@@ -179,8 +274,14 @@ describe('IptablesBackend.commit', () => {
       backend.delete(cidr('192.0.2.1')); // absent
       backend.add(cidr('198.51.100.8')); // new
       const result = await backend.commit();
-      expect(runner.calls[1]!.input).toBe('*filter\n-A INPUT -s 198.51.100.8/32 -m comment --comment floodgate -j DROP\nCOMMIT\n');
-      expect(result.applied.map((c) => `${c.op} ${formatCidr(c.target)}`).sort()).toEqual(['add 198.51.100.7', 'add 198.51.100.8', 'delete 192.0.2.1']);
+      expect(runner.calls[1]!.input).toBe(
+        '*filter\n-A INPUT -s 198.51.100.8/32 -m comment --comment floodgate -j DROP\nCOMMIT\n',
+      );
+      expect(result.applied.map((c) => `${c.op} ${formatCidr(c.target)}`).sort()).toEqual([
+        'add 198.51.100.7',
+        'add 198.51.100.8',
+        'delete 192.0.2.1',
+      ]);
     });
   });
 });
@@ -203,8 +304,16 @@ describe('IptablesBackend.list: only floodgate’s exact rules are its own', () 
 
   it('returns the exact rules, once per rule, IPv4 and IPv6', async () => {
     const runner = new RecordingRunner();
-    fakeChain(runner, 4, [...foreign, ruleLine('198.51.100.7/32'), ruleLine('203.0.113.0/24'), ruleLine('198.51.100.7/32')]);
-    fakeChain(runner, 6, ['-A INPUT -s 2001:db8::5/128 -p tcp -m comment --comment floodgate -j DROP', ruleLine('2001:db8::7/128')]);
+    fakeChain(runner, 4, [
+      ...foreign,
+      ruleLine('198.51.100.7/32'),
+      ruleLine('203.0.113.0/24'),
+      ruleLine('198.51.100.7/32'),
+    ]);
+    fakeChain(runner, 6, [
+      '-A INPUT -s 2001:db8::5/128 -p tcp -m comment --comment floodgate -j DROP',
+      ruleLine('2001:db8::7/128'),
+    ]);
     const listed = await new IptablesBackend(runner, DEFAULTS).list();
     expect(listed.map(formatCidr)).toEqual(['198.51.100.7', '203.0.113.0/24', '198.51.100.7', '2001:db8::7']);
     expect(runner.commands).toEqual(['iptables -w -S INPUT', 'ip6tables -w -S INPUT']);
@@ -223,7 +332,12 @@ describe('IptablesBackend.list: only floodgate’s exact rules are its own', () 
 
   it('flush removes every copy of floodgate’s rules and nothing else', async () => {
     const runner = new RecordingRunner();
-    const chain = fakeChain(runner, 4, [...foreign, ruleLine('198.51.100.7/32'), ruleLine('198.51.100.7/32'), ruleLine('203.0.113.0/24')]);
+    const chain = fakeChain(runner, 4, [
+      ...foreign,
+      ruleLine('198.51.100.7/32'),
+      ruleLine('198.51.100.7/32'),
+      ruleLine('203.0.113.0/24'),
+    ]);
     const chain6 = fakeChain(runner, 6, [ruleLine('2001:db8::7/128')]);
     await new IptablesBackend(runner, DEFAULTS).flush();
     expect(chain.rules).toEqual(foreign);
@@ -241,7 +355,12 @@ describe('IptablesBackend.list: only floodgate’s exact rules are its own', () 
 
   it('looks in the configured chain for the configured target', async () => {
     const runner = new RecordingRunner();
-    fakeChain(runner, 4, ['-N FLOODGATE', ruleLine('198.51.100.7/32'), ruleLine('198.51.100.8/32', 'FLOODGATE')], 'FLOODGATE');
+    fakeChain(
+      runner,
+      4,
+      ['-N FLOODGATE', ruleLine('198.51.100.7/32'), ruleLine('198.51.100.8/32', 'FLOODGATE')],
+      'FLOODGATE',
+    );
     fakeChain(runner, 6, [], 'FLOODGATE');
     const listed = await new IptablesBackend(runner, { chain: 'FLOODGATE', target: 'DROP' }).list();
     expect(listed.map(formatCidr)).toEqual(['198.51.100.8']);
@@ -254,19 +373,26 @@ describe('IptablesBackend.list: only floodgate’s exact rules are its own', () 
       '-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT --reject-with icmp-port-unreachable',
       '-A INPUT -s 198.51.100.8/32 -m comment --comment floodgate -j REJECT --reject-with tcp-reset', // someone else's choice
     ]);
-    fakeChain(runner, 6, ['-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j REJECT --reject-with icmp6-port-unreachable']);
+    fakeChain(runner, 6, [
+      '-A INPUT -s 2001:db8::7/128 -m comment --comment floodgate -j REJECT --reject-with icmp6-port-unreachable',
+    ]);
     const backend = new IptablesBackend(runner, { chain: 'INPUT', target: 'REJECT' });
     expect((await backend.list()).map(formatCidr)).toEqual(['198.51.100.7', '2001:db8::7']);
   });
 
   it('deletes its REJECT rule instead of taking it for absent', async () => {
     const runner = new RecordingRunner();
-    runner.on(['iptables', '-w', '-S'], { stdout: '-P INPUT ACCEPT\n-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT --reject-with icmp-port-unreachable\n' });
+    runner.on(['iptables', '-w', '-S'], {
+      stdout:
+        '-P INPUT ACCEPT\n-A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT --reject-with icmp-port-unreachable\n',
+    });
     const backend = new IptablesBackend(runner, { chain: 'INPUT', target: 'REJECT' });
     backend.delete(cidr('198.51.100.7'));
     await backend.commit();
     expect(runner.commands).toEqual(['iptables -w -S INPUT', 'iptables-restore -w --noflush']);
-    expect(runner.calls[1]!.input).toBe('*filter\n-D INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT\nCOMMIT\n');
+    expect(runner.calls[1]!.input).toBe(
+      '*filter\n-D INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j REJECT\nCOMMIT\n',
+    );
   });
 });
 
@@ -275,7 +401,10 @@ describe('IptablesBackend failures', () => {
     const runner = new RecordingRunner();
     runner.on(['iptables', '-w', '-S', 'INPUT'], { stdout: `-P INPUT ACCEPT\n${ruleLine('192.0.2.50/32')}\n` });
     runner.on(['iptables-restore'], { exitCode: 2, stderr: 'iptables-restore: line 3 failed\n' });
-    runner.on(['iptables', '-w', '-A', 'INPUT', '-s', '203.0.113.0/24'], { exitCode: 1, stderr: 'iptables: Invalid argument. Run `dmesg` for more information.\n' });
+    runner.on(['iptables', '-w', '-A', 'INPUT', '-s', '203.0.113.0/24'], {
+      exitCode: 1,
+      stderr: 'iptables: Invalid argument. Run `dmesg` for more information.\n',
+    });
     const backend = new IptablesBackend(runner, DEFAULTS);
     backend.add(cidr('198.51.100.7'));
     backend.add(cidr('203.0.113.0/24'));
@@ -315,7 +444,9 @@ describe('IptablesBackend failures', () => {
   it('lets a missing tool through as BackendUnavailableError instead of per-change failures', async () => {
     const runner = new RecordingRunner();
     runner.on(['iptables', '-w', '-S'], { stdout: '-P INPUT ACCEPT\n' });
-    runner.on(['iptables-restore'], { throws: new BackendUnavailableError(`iptables-restore not found: ${installHint('iptables-restore')}`) });
+    runner.on(['iptables-restore'], {
+      throws: new BackendUnavailableError(`iptables-restore not found: ${installHint('iptables-restore')}`),
+    });
     const backend = new IptablesBackend(runner, DEFAULTS);
     backend.add(cidr('198.51.100.7'));
     await expect(backend.commit()).rejects.toThrow(BackendUnavailableError);
@@ -349,23 +480,43 @@ describe('IptablesBackend.init', () => {
     runner.on(['iptables', '-w', '-S'], { exitCode: 1, stderr: 'iptables: No chain/target/match by that name.\n' });
     const init = new IptablesBackend(runner, { chain: 'FLOODGATE', target: 'DROP' }).init();
     await expect(init).rejects.toThrow(BackendUnavailableError);
-    await expect(init).rejects.toThrow('iptables cannot be used: chain FLOODGATE does not exist in the filter table (firewall.chain in the policy)');
+    await expect(init).rejects.toThrow(
+      'iptables cannot be used: chain FLOODGATE does not exist in the filter table (firewall.chain in the policy)',
+    );
   });
 
   it('passes on the tool’s own message for other probe failures (an IPv6-less kernel)', async () => {
     vi.spyOn(process, 'getuid').mockReturnValue(0);
     const runner = new RecordingRunner();
     runner.on(['iptables', '-w', '-S'], { stdout: '-P INPUT ACCEPT\n' });
-    runner.on(['ip6tables', '-w', '-S'], { exitCode: 3, stderr: "ip6tables v1.8.9 (nf_tables): can't initialize ip6tables table `filter': Address family not supported by protocol\n" });
-    await expect(new IptablesBackend(runner, DEFAULTS).init()).rejects.toThrow(/^ip6tables cannot be used: ip6tables v1\.8\.9 .*Address family not supported by protocol$/);
+    runner.on(['ip6tables', '-w', '-S'], {
+      exitCode: 3,
+      stderr:
+        "ip6tables v1.8.9 (nf_tables): can't initialize ip6tables table `filter': Address family not supported by protocol\n",
+    });
+    await expect(new IptablesBackend(runner, DEFAULTS).init()).rejects.toThrow(
+      /^ip6tables cannot be used: ip6tables v1\.8\.9 .*Address family not supported by protocol$/,
+    );
   });
 });
 
 describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   it('isTransient knows exit code 4 and the xtables lock message', () => {
     expect(isTransient({ exitCode: 4, stdout: '', stderr: '' })).toBe(true);
-    expect(isTransient({ exitCode: 1, stdout: '', stderr: 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?' })).toBe(true);
-    expect(isTransient({ exitCode: 1, stdout: '', stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).' })).toBe(false);
+    expect(
+      isTransient({
+        exitCode: 1,
+        stdout: '',
+        stderr: 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?',
+      }),
+    ).toBe(true);
+    expect(
+      isTransient({
+        exitCode: 1,
+        stdout: '',
+        stderr: 'iptables: Bad rule (does a matching rule exist in that chain?).',
+      }),
+    ).toBe(false);
     expect(isTransient({ exitCode: 2, stdout: '', stderr: '' })).toBe(false);
   });
 
@@ -381,7 +532,9 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   it('retries when stderr says another app holds the xtables lock', async () => {
     const attempts: number[] = [];
     const runner = new ExecaRunner(() => attempts.push(1), 1);
-    const run = runner.run(['sh', '-c', 'echo "Another app is currently holding the xtables lock." >&2; exit 1'], { retries: 1 });
+    const run = runner.run(['sh', '-c', 'echo "Another app is currently holding the xtables lock." >&2; exit 1'], {
+      retries: 1,
+    });
     const error = await run.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandFailedError);
     expect((error as CommandFailedError).stderr).toContain('xtables lock');
@@ -394,7 +547,9 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
       const attempts: (number | undefined)[] = [];
       const runner = new ExecaRunner((event) => attempts.push(event.exitCode), 1);
       const flag = join(dir, 'second');
-      const result = await runner.run(['sh', '-c', 'if [ -e "$0" ]; then echo done; else : > "$0"; exit 4; fi', flag], { retries: 3 });
+      const result = await runner.run(['sh', '-c', 'if [ -e "$0" ]; then echo done; else : > "$0"; exit 4; fi', flag], {
+        retries: 3,
+      });
       expect(result).toEqual({ exitCode: 0, stdout: 'done\n', stderr: '' });
       expect(attempts).toEqual([4, 0]);
     } finally {
@@ -405,7 +560,9 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   it('does not retry an ordinary failure', async () => {
     const attempts: number[] = [];
     const runner = new ExecaRunner(() => attempts.push(1), 1);
-    await expect(runner.run(['sh', '-c', 'echo "Bad rule" >&2; exit 1'], { retries: 3 })).rejects.toThrow(`sh -c 'echo "Bad rule" >&2; exit 1' failed with exit code 1: Bad rule`);
+    await expect(runner.run(['sh', '-c', 'echo "Bad rule" >&2; exit 1'], { retries: 3 })).rejects.toThrow(
+      `sh -c 'echo "Bad rule" >&2; exit 1' failed with exit code 1: Bad rule`,
+    );
     expect(attempts).toHaveLength(1);
   });
 
@@ -422,7 +579,9 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   it('turns a missing binary into BackendUnavailableError that says what to install', async () => {
     const run = new ExecaRunner().run(['floodgate-no-such-tool', '-w', '-S', 'INPUT']);
     await expect(run).rejects.toThrow(BackendUnavailableError);
-    await expect(run).rejects.toThrow('floodgate-no-such-tool not found: install it with: apt-get install floodgate-no-such-tool');
+    await expect(run).rejects.toThrow(
+      'floodgate-no-such-tool not found: install it with: apt-get install floodgate-no-such-tool',
+    );
   });
 
   it('names the Debian package for the firewall tools', () => {
@@ -432,14 +591,21 @@ describe('ExecaRunner (with harmless commands, never a firewall tool)', () => {
   });
 
   it('fails a command that outlives its timeout', async () => {
-    await expect(new ExecaRunner().run(['sleep', '5'], { timeoutMs: 100 })).rejects.toThrow('sleep 5 timed out after 100 ms');
+    await expect(new ExecaRunner().run(['sleep', '5'], { timeoutMs: 100 })).rejects.toThrow(
+      'sleep 5 timed out after 100 ms',
+    );
   });
 });
 
 describe('IptablesBackend duplicate copies', () => {
   it('removes as many copies as deletes were asked for in one batch, and never more than exist', async () => {
     const runner = new RecordingRunner();
-    const chain = fakeChain(runner, 4, [ruleLine('198.51.100.7/32'), ruleLine('198.51.100.7/32'), ruleLine('198.51.100.7/32'), ruleLine('198.51.100.8/32')]);
+    const chain = fakeChain(runner, 4, [
+      ruleLine('198.51.100.7/32'),
+      ruleLine('198.51.100.7/32'),
+      ruleLine('198.51.100.7/32'),
+      ruleLine('198.51.100.8/32'),
+    ]);
     fakeChain(runner, 6, []);
     const backend = new IptablesBackend(runner, DEFAULTS);
     // reconcile keeps one copy of a wanted rule: two surplus deletes of .7, and five of .8 of which one exists

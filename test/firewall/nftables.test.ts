@@ -16,15 +16,21 @@ const OPTIONS: NftablesOptions = { hook: 'input', target: 'DROP', maxElements: 2
 function listing(elements: Record<string, string[]>): string {
   const sets = Object.entries(elements).map(([name, values]) => ({
     set: {
-      family: 'inet', name, table: 'floodgate',
-      elem: values.map((v) => (v.includes('/') ? { prefix: { addr: v.split('/')[0], len: Number(v.split('/')[1]) } } : v)),
+      family: 'inet',
+      name,
+      table: 'floodgate',
+      elem: values.map((v) =>
+        v.includes('/') ? { prefix: { addr: v.split('/')[0], len: Number(v.split('/')[1]) } } : v,
+      ),
     },
   }));
   return JSON.stringify({ nftables: [{ metainfo: {} }, { table: { family: 'inet', name: 'floodgate' } }, ...sets] });
 }
 
 function setup(listed: Record<string, string[]> = {}) {
-  const runner = new RecordingRunner().on(['nft', '-j', 'list', 'table', 'inet', 'floodgate'], { stdout: listing(listed) });
+  const runner = new RecordingRunner().on(['nft', '-j', 'list', 'table', 'inet', 'floodgate'], {
+    stdout: listing(listed),
+  });
   const backend = new NftablesBackend(runner, OPTIONS, () => NOW);
   const transactions = () => runner.calls.filter((c) => c.argv.join(' ') === 'nft -f -').map((c) => c.input);
   return { runner, backend, transactions };
@@ -34,18 +40,33 @@ describe('NftablesBackend.command', () => {
   const { backend } = setup();
 
   it('writes the single command for a host with its kernel timeout (the ban plus the safety margin)', () => {
-    expect(backend.command({ op: 'add', target: cidr('198.51.100.7'), expiresAt: NOW + HOUR })).toEqual(['nft', 'add', 'element', 'inet', 'floodgate', 'hosts4', '{', '198.51.100.7', 'timeout', '4200s', '}']);
+    expect(backend.command({ op: 'add', target: cidr('198.51.100.7'), expiresAt: NOW + HOUR })).toEqual([
+      'nft',
+      'add',
+      'element',
+      'inet',
+      'floodgate',
+      'hosts4',
+      '{',
+      '198.51.100.7',
+      'timeout',
+      '4200s',
+      '}',
+    ]);
   });
 
   it('puts networks in the interval sets and deletes without a timeout', () => {
-    expect(backend.command({ op: 'delete', target: cidr('2001:db8:1::/64') }).join(' ')).toBe('nft delete element inet floodgate nets6 { 2001:db8:1::/64 }');
+    expect(backend.command({ op: 'delete', target: cidr('2001:db8:1::/64') }).join(' ')).toBe(
+      'nft delete element inet floodgate nets6 { 2001:db8:1::/64 }',
+    );
   });
 });
 
 describe('NftablesBackend.commit', () => {
   it('adds a batch of hosts in one statement per set, in the order they came', async () => {
     const { backend, transactions } = setup();
-    for (const target of ['198.51.100.7', '198.51.100.8', '2001:db8::7', '198.51.100.9']) backend.add(cidr(target), NOW + HOUR);
+    for (const target of ['198.51.100.7', '198.51.100.8', '2001:db8::7', '198.51.100.9'])
+      backend.add(cidr(target), NOW + HOUR);
     const result = await backend.commit();
     expect(result.failed).toEqual([]);
     expect(result.applied).toHaveLength(4);
@@ -57,7 +78,10 @@ describe('NftablesBackend.commit', () => {
   });
 
   it('deletes only what is there, and replaces networks that a new, wider one contains', async () => {
-    const { backend, transactions } = setup({ hosts4: ['198.51.100.7', '198.51.100.8'], nets4: ['203.0.113.0/25', '203.0.113.128/25'] });
+    const { backend, transactions } = setup({
+      hosts4: ['198.51.100.7', '198.51.100.8'],
+      nets4: ['203.0.113.0/25', '203.0.113.128/25'],
+    });
     for (const target of ['198.51.100.7', '198.51.100.8', '198.51.100.99']) backend.delete(cidr(target));
     backend.add(cidr('203.0.113.0/24'), NOW + HOUR);
     const result = await backend.commit();
@@ -71,7 +95,11 @@ describe('NftablesBackend.commit', () => {
 
   it('after a refused transaction, applies the changes one by one so that a bad one costs only itself', async () => {
     const { runner, backend, transactions } = setup();
-    runner.on(['nft', '-f', '-'], (call) => (call.input?.includes('198.51.100.8 ') ? { exitCode: 1, stderr: 'Error: Could not process rule: No space left on device' } : {}));
+    runner.on(['nft', '-f', '-'], (call) =>
+      call.input?.includes('198.51.100.8 ')
+        ? { exitCode: 1, stderr: 'Error: Could not process rule: No space left on device' }
+        : {},
+    );
     for (const target of ['198.51.100.7', '198.51.100.8', '198.51.100.9']) backend.add(cidr(target), NOW + HOUR);
     const result = await backend.commit();
     expect(transactions().slice(1)).toEqual([

@@ -17,16 +17,30 @@ interface Call {
 function fakeLapi(answers: ((call: Call) => [number, unknown] | undefined)[]) {
   const calls: Call[] = [];
   const fetch = (async (url: string, init: RequestInit) => {
-    const call = { method: init.method ?? 'GET', url, headers: init.headers as Record<string, string>, body: init.body === undefined ? undefined : JSON.parse(String(init.body)) };
+    const call = {
+      method: init.method ?? 'GET',
+      url,
+      headers: init.headers as Record<string, string>,
+      body: init.body === undefined ? undefined : JSON.parse(String(init.body)),
+    };
     calls.push(call);
-    if (call.url.endsWith('/v1/watchers/login')) return new Response(JSON.stringify({ code: 200, token: 'jwt' }), { status: 200 });
+    if (call.url.endsWith('/v1/watchers/login'))
+      return new Response(JSON.stringify({ code: 200, token: 'jwt' }), { status: 200 });
     for (const answer of answers) {
       const got = answer(call);
       if (got !== undefined) return new Response(JSON.stringify(got[1]), { status: got[0] });
     }
     return new Response('null', { status: 200 });
   }) as unknown as typeof globalThis.fetch;
-  const engine = new CrowdsecEngine({ url: 'http://127.0.0.1:8080', host: 'web-1', machine: 'floodgate-web-1', password: 'secret-pw', bouncerKey: 'secret-key', origins: ['floodgate', 'cscli'], fetch });
+  const engine = new CrowdsecEngine({
+    url: 'http://127.0.0.1:8080',
+    host: 'web-1',
+    machine: 'floodgate-web-1',
+    password: 'secret-pw',
+    bouncerKey: 'secret-key',
+    origins: ['floodgate', 'cscli'],
+    fetch,
+  });
   return { engine, calls };
 }
 
@@ -43,10 +57,17 @@ describe('CrowdsecEngine', () => {
       [],
       T0,
     );
-    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual(['POST http://127.0.0.1:8080/v1/watchers/login', 'POST http://127.0.0.1:8080/v1/alerts']);
+    expect(calls.map((c) => `${c.method} ${c.url}`)).toEqual([
+      'POST http://127.0.0.1:8080/v1/watchers/login',
+      'POST http://127.0.0.1:8080/v1/alerts',
+    ]);
     expect(calls[0]!.headers['User-Agent']).toMatch(/^floodgate\/[^/]+$/);
     expect(calls[1]!.headers.Authorization).toBe('Bearer jwt');
-    const alerts = calls[1]!.body as { scenario: string; stop_at: string; decisions: { scope: string; value: string; duration: string; origin: string }[] }[];
+    const alerts = calls[1]!.body as {
+      scenario: string;
+      stop_at: string;
+      decisions: { scope: string; value: string; duration: string; origin: string }[];
+    }[];
     expect(alerts.map((a) => [a.scenario, a.stop_at])).toEqual([
       ['floodgate/syn-flood (host web-1)', '2026-01-15T12:00:00.000Z'],
       ['floodgate/manual (host web-1)', '2026-01-15T12:00:00.000Z'],
@@ -62,20 +83,43 @@ describe('CrowdsecEngine', () => {
   it('after a failed POST, reads what landed and sends only what is missing', async () => {
     let fail = true;
     const { engine, calls } = fakeLapi([
-      (c) => (c.url.endsWith('/v1/alerts') && fail ? [500, { message: 'unable to create alerts: database is locked' }] : undefined),
-      (c) => (c.url.includes('/v1/decisions?') && c.method === 'GET' ? [200, [{ id: 9, origin: 'floodgate', scenario: 'floodgate/syn-flood (host web-1)', scope: 'Ip', type: 'ban', value: '198.51.100.7', duration: '9m59.5s' }]] : undefined),
+      (c) =>
+        c.url.endsWith('/v1/alerts') && fail
+          ? [500, { message: 'unable to create alerts: database is locked' }]
+          : undefined,
+      (c) =>
+        c.url.includes('/v1/decisions?') && c.method === 'GET'
+          ? [
+              200,
+              [
+                {
+                  id: 9,
+                  origin: 'floodgate',
+                  scenario: 'floodgate/syn-flood (host web-1)',
+                  scope: 'Ip',
+                  type: 'ban',
+                  value: '198.51.100.7',
+                  duration: '9m59.5s',
+                },
+              ],
+            ]
+          : undefined,
     ]);
     const bans = [
       { target: '198.51.100.7', rule: 'syn-flood', expiresAt: T0 + 600_000 },
       { target: '198.51.100.8', rule: 'syn-flood', expiresAt: T0 + 600_000 },
     ];
-    await expect(engine.push(bans, [], T0)).rejects.toThrow('POST /v1/alerts: HTTP 500 unable to create alerts: database is locked');
+    await expect(engine.push(bans, [], T0)).rejects.toThrow(
+      'POST /v1/alerts: HTTP 500 unable to create alerts: database is locked',
+    );
     fail = false;
     await engine.push(bans, [], T0 + 1000);
     const check = calls.find((c) => c.method === 'GET')!;
     expect(new URL(check.url).searchParams.get('scenarios_containing')).toBe('(host web-1)');
     expect(check.headers['X-Api-Key']).toBe('secret-key');
-    const resent = calls.filter((c) => c.url.endsWith('/v1/alerts')).at(-1)!.body as { decisions: { value: string }[] }[];
+    const resent = calls.filter((c) => c.url.endsWith('/v1/alerts')).at(-1)!.body as {
+      decisions: { value: string }[];
+    }[];
     expect(resent.flatMap((a) => a.decisions.map((d) => d.value))).toEqual(['198.51.100.8']);
   });
 
@@ -94,10 +138,42 @@ describe('CrowdsecEngine', () => {
               200,
               {
                 new: [
-                  { id: 1, origin: 'floodgate', scenario: 'floodgate/syn-flood (host web-2)', scope: 'Ip', type: 'ban', value: '198.51.100.7', duration: '9m59.5s' },
-                  { id: 2, origin: 'cscli', scenario: "manual 'ban' from 'localhost'", scope: 'Range', type: 'ban', value: '203.0.113.0/24', duration: '1h0m0s' },
-                  { id: 3, origin: 'cscli', scenario: 'x', scope: 'ip', type: 'ban', value: '198.51.100.8', duration: '1h0m0s' },
-                  { id: 4, origin: 'cscli', scenario: 'x', scope: 'Ip', type: 'captcha', value: '198.51.100.9', duration: '1h0m0s' },
+                  {
+                    id: 1,
+                    origin: 'floodgate',
+                    scenario: 'floodgate/syn-flood (host web-2)',
+                    scope: 'Ip',
+                    type: 'ban',
+                    value: '198.51.100.7',
+                    duration: '9m59.5s',
+                  },
+                  {
+                    id: 2,
+                    origin: 'cscli',
+                    scenario: "manual 'ban' from 'localhost'",
+                    scope: 'Range',
+                    type: 'ban',
+                    value: '203.0.113.0/24',
+                    duration: '1h0m0s',
+                  },
+                  {
+                    id: 3,
+                    origin: 'cscli',
+                    scenario: 'x',
+                    scope: 'ip',
+                    type: 'ban',
+                    value: '198.51.100.8',
+                    duration: '1h0m0s',
+                  },
+                  {
+                    id: 4,
+                    origin: 'cscli',
+                    scenario: 'x',
+                    scope: 'Ip',
+                    type: 'captcha',
+                    value: '198.51.100.9',
+                    duration: '1h0m0s',
+                  },
                 ],
                 deleted: null,
               },
@@ -107,17 +183,39 @@ describe('CrowdsecEngine', () => {
     const changes = await engine.pull(T0);
     await engine.pull(T0 + 500);
     const first = new URL(calls[0]!.url).searchParams;
-    expect(Object.fromEntries(first)).toEqual({ origins: 'floodgate,cscli', scopes: 'Ip,Range', dedup: 'false', scenarios_not_containing: '(host web-1)', startup: 'true' });
+    expect(Object.fromEntries(first)).toEqual({
+      origins: 'floodgate,cscli',
+      scopes: 'Ip,Range',
+      dedup: 'false',
+      scenarios_not_containing: '(host web-1)',
+      startup: 'true',
+    });
     expect(new URL(calls[1]!.url).searchParams.has('startup')).toBe(false);
     expect(changes.complete).toBe(true);
     expect(changes.added).toEqual([
-      { value: '198.51.100.7', id: '1', origin: 'floodgate', host: 'web-2', rule: 'syn-flood', expiresAt: T0 + 599_500 },
-      { value: '203.0.113.0/24', id: '2', origin: 'cscli', host: '', rule: "manual 'ban' from 'localhost'", expiresAt: T0 + 3_600_000 },
+      {
+        value: '198.51.100.7',
+        id: '1',
+        origin: 'floodgate',
+        host: 'web-2',
+        rule: 'syn-flood',
+        expiresAt: T0 + 599_500,
+      },
+      {
+        value: '203.0.113.0/24',
+        id: '2',
+        origin: 'cscli',
+        host: '',
+        rule: "manual 'ban' from 'localhost'",
+        expiresAt: T0 + 3_600_000,
+      },
     ]);
   });
 
   it('never puts a secret in an error', async () => {
-    const { engine } = fakeLapi([(c) => (c.url.includes('/stream') ? [403, { message: 'access forbidden' }] : undefined)]);
+    const { engine } = fakeLapi([
+      (c) => (c.url.includes('/stream') ? [403, { message: 'access forbidden' }] : undefined),
+    ]);
     const error = (await engine.pull(T0).catch((e: Error) => e)) as Error;
     expect(error.message).toBe('GET /v1/decisions/stream: HTTP 403 access forbidden');
     expect(error.message).not.toMatch(/secret/);

@@ -37,24 +37,66 @@ class ScriptedEngine implements FleetEngine {
   }
 }
 
-const decision = (value: string, extra: Partial<FleetDecision> = {}): FleetDecision => ({ value, id: '1', host: 'web-2', origin: 'floodgate', rule: 'syn-flood', expiresAt: T0 + 10 * MINUTE, ...extra });
+const decision = (value: string, extra: Partial<FleetDecision> = {}): FleetDecision => ({
+  value,
+  id: '1',
+  host: 'web-2',
+  origin: 'floodgate',
+  rule: 'syn-flood',
+  expiresAt: T0 + 10 * MINUTE,
+  ...extra,
+});
 
 function setup(options: { dryRun?: boolean; maxActive?: number } = {}) {
   let now = T0;
   const memory = memoryLog();
   const store = new BanStore(undefined, { ttl: 10 * MINUTE, maxTtl: 60 * MINUTE });
   const protectedSet = buildAllowlist(['198.51.100.250'], ['192.0.2.1']);
-  const enforcer = new Enforcer({ backend: new FakeBackend(), store, log: memory.log, runner: new RecordingRunner(), protectedSet, rate: 1000, maxActive: options.maxActive ?? 100, killConnections: false, clock: () => now });
+  const enforcer = new Enforcer({
+    backend: new FakeBackend(),
+    store,
+    log: memory.log,
+    runner: new RecordingRunner(),
+    protectedSet,
+    rate: 1000,
+    maxActive: options.maxActive ?? 100,
+    killConnections: false,
+    clock: () => now,
+  });
   const engine = new ScriptedEngine();
-  const sync = new FleetSync({ engine, enforcer, log: memory.log, host: 'web-1', dryRun: options.dryRun ?? false, poll: 500, resync: MINUTE, protectedSet: () => protectedSet, maxActive: () => options.maxActive ?? 100, clock: () => now });
+  const sync = new FleetSync({
+    engine,
+    enforcer,
+    log: memory.log,
+    host: 'web-1',
+    dryRun: options.dryRun ?? false,
+    poll: 500,
+    resync: MINUTE,
+    protectedSet: () => protectedSet,
+    maxActive: () => options.maxActive ?? 100,
+    clock: () => now,
+  });
   return { sync, engine, store, enforcer, ...memory, advance: (ms: number) => (now += ms) };
 }
 
 describe('FleetSync pull', () => {
   it('canonicalizes pulled values, refuses (once) what covers allowlisted or own addresses, and skips its own host', async () => {
     const { sync, engine, store, named } = setup();
-    const refused = [decision('198.51.100.250', { id: '2' }), decision('192.0.2.0/24', { id: '3', origin: 'cscli', host: '' })];
-    engine.pulls.push({ added: [decision('198.51.100.7/32'), decision('203.0.113.9/24', { id: '4' }), decision('198.51.100.8', { id: '5', host: 'web-1' }), decision('not-an-ip', { id: '6' }), ...refused], deleted: [], complete: true });
+    const refused = [
+      decision('198.51.100.250', { id: '2' }),
+      decision('192.0.2.0/24', { id: '3', origin: 'cscli', host: '' }),
+    ];
+    engine.pulls.push({
+      added: [
+        decision('198.51.100.7/32'),
+        decision('203.0.113.9/24', { id: '4' }),
+        decision('198.51.100.8', { id: '5', host: 'web-1' }),
+        decision('not-an-ip', { id: '6' }),
+        ...refused,
+      ],
+      deleted: [],
+      complete: true,
+    });
     engine.pulls.push({ added: refused, deleted: [], complete: false });
     await sync.pullOnce();
     await sync.pullOnce();
@@ -71,7 +113,11 @@ describe('FleetSync pull', () => {
 
   it('refuses a fleet ban past max_active', async () => {
     const { sync, engine, store, named } = setup({ maxActive: 1 });
-    engine.pulls.push({ added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })], deleted: [], complete: true });
+    engine.pulls.push({
+      added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })],
+      deleted: [],
+      complete: true,
+    });
     await sync.pullOnce();
     expect(store.size).toBe(1);
     expect(named('refused').map((e) => e.why)).toEqual(['max_active']);
@@ -81,11 +127,23 @@ describe('FleetSync pull', () => {
     const { sync, engine, store, enforcer } = setup();
     enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
     const localExpiry = store.get('198.51.100.7')!.expiresAt;
-    engine.pulls.push({ added: [decision('198.51.100.7', { expiresAt: T0 + 50 * MINUTE }), decision('198.51.100.8', { id: '2' }), decision('198.51.100.8', { id: '3', expiresAt: T0 + 20 * MINUTE })], deleted: [], complete: true });
+    engine.pulls.push({
+      added: [
+        decision('198.51.100.7', { expiresAt: T0 + 50 * MINUTE }),
+        decision('198.51.100.8', { id: '2' }),
+        decision('198.51.100.8', { id: '3', expiresAt: T0 + 20 * MINUTE }),
+      ],
+      deleted: [],
+      complete: true,
+    });
     await sync.pullOnce();
     expect(store.get('198.51.100.7')!.expiresAt).toBe(T0 + 50 * MINUTE);
     expect(store.get('198.51.100.8')!.expiresAt).toBe(T0 + 20 * MINUTE);
-    engine.pulls.push({ added: [], deleted: [decision('198.51.100.7'), decision('198.51.100.7'), decision('198.51.100.8', { id: '3' })], complete: false });
+    engine.pulls.push({
+      added: [],
+      deleted: [decision('198.51.100.7'), decision('198.51.100.7'), decision('198.51.100.8', { id: '3' })],
+      complete: false,
+    });
     await sync.pullOnce();
     expect(store.get('198.51.100.7')).toMatchObject({ expiresAt: localExpiry, rule: 'syn-flood' });
     expect(store.get('198.51.100.7')!.fleet).toBeUndefined();
@@ -95,7 +153,11 @@ describe('FleetSync pull', () => {
 
   it('a complete pull or a resync lifts fleet bans the engine no longer holds and adds the ones the stream missed', async () => {
     const { sync, engine, store, advance } = setup();
-    engine.pulls.push({ added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })], deleted: [], complete: true });
+    engine.pulls.push({
+      added: [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })],
+      deleted: [],
+      complete: true,
+    });
     await sync.pullOnce();
     engine.all = [decision('198.51.100.8', { id: '2' }), decision('198.51.100.9', { id: '9' })];
     advance(MINUTE);

@@ -53,11 +53,26 @@ describe('queueManualChanges', () => {
     const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
     const memory = memoryLog();
     const store = new BanStore(undefined, { ttl: 600_000, maxTtl: 3_600_000 });
-    const enforcer = new Enforcer({ backend: new FakeBackend(), store, log: memory.log, runner: new RecordingRunner(), protectedSet: buildAllowlist([], []), rate: 1000, maxActive: 100, killConnections: false, clock: () => T0 });
+    const enforcer = new Enforcer({
+      backend: new FakeBackend(),
+      store,
+      log: memory.log,
+      runner: new RecordingRunner(),
+      protectedSet: buildAllowlist([], []),
+      rate: 1000,
+      maxActive: 100,
+      killConnections: false,
+      clock: () => T0,
+    });
     queueManualChanges(memory.log, store);
     enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'manual', count: 0 });
     enforcer.unban(parseCidr('198.51.100.8')!, 0);
-    store.setFleet('198.51.100.9', { host: 'web-2', origin: 'floodgate', decisionId: '1', expiresAt: T0 + 600_000 }, 'x', T0);
+    store.setFleet(
+      '198.51.100.9',
+      { host: 'web-2', origin: 'floodgate', decisionId: '1', expiresAt: T0 + 600_000 },
+      'x',
+      T0,
+    );
     memory.log.info({ event: 'ban', target: '198.51.100.9', source: 'fleet' }, 'fleet ban');
     expect(store.outbox).toEqual([
       { op: 'ban', target: '198.51.100.7', rule: 'manual', expiresAt: T0 + 600_000 },

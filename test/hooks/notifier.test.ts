@@ -31,7 +31,10 @@ beforeEach(async () => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received['body'] });
+      received.push({
+        headers: req.headers,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Received['body'],
+      });
       respond(res, received.length);
     });
   });
@@ -50,13 +53,23 @@ function settings(notify: Record<string, unknown>): NotifySettings {
 
 function setup(notify: Record<string, unknown>, dryRun = false) {
   const memory = memoryLog();
-  const notifier = new Notifier(settings(notify), { runner: new ExecaRunner(), log: memory.log, dryRun, host: 'web1', batchMs: 50, backoffMs: 50 });
+  const notifier = new Notifier(settings(notify), {
+    runner: new ExecaRunner(),
+    log: memory.log,
+    dryRun,
+    host: 'web1',
+    batchMs: 50,
+    backoffMs: 50,
+  });
   tapEvents(memory.log, (event) => notifier.take(event));
   return { memory, notifier, log: memory.log };
 }
 
 const ban = (log: ReturnType<typeof setup>['log'], target: string, dryRun = false) =>
-  log.info({ event: 'ban', target, rule: 'syn-flood', count: 42, ttl: '10m', expiresAt: '2026-12-01T12:10:00.000Z', dryRun }, `${dryRun ? 'dry-run: would ban' : 'ban'} ${target} (syn-flood, 42 sockets) for 10m`);
+  log.info(
+    { event: 'ban', target, rule: 'syn-flood', count: 42, ttl: '10m', expiresAt: '2026-12-01T12:10:00.000Z', dryRun },
+    `${dryRun ? 'dry-run: would ban' : 'ban'} ${target} (syn-flood, 42 sockets) for 10m`,
+  );
 
 const until = async (check: () => boolean, ms = 5000) => {
   const end = Date.now() + ms;
@@ -74,7 +87,19 @@ describe('webhook notifications', () => {
     const { headers, body } = received[0]!;
     expect(headers.authorization).toBe('Bearer s3cret-token');
     expect(headers['content-type']).toBe('application/json');
-    expect(body.events).toEqual([{ event: 'ban', target: '192.0.2.7', rule: 'syn-flood', count: 42, ttl: '10m', expiresAt: '2026-12-01T12:10:00.000Z', dryRun: false, at: expect.any(String), message: 'ban 192.0.2.7 (syn-flood, 42 sockets) for 10m' }]);
+    expect(body.events).toEqual([
+      {
+        event: 'ban',
+        target: '192.0.2.7',
+        rule: 'syn-flood',
+        count: 42,
+        ttl: '10m',
+        expiresAt: '2026-12-01T12:10:00.000Z',
+        dryRun: false,
+        at: expect.any(String),
+        message: 'ban 192.0.2.7 (syn-flood, 42 sockets) for 10m',
+      },
+    ]);
     expect(body.text).toBe('floodgate on web1: ban 192.0.2.7 (syn-flood, 42 sockets) for 10m');
     expect(body.host).toBe('web1');
     await notifier.stop(1000);
@@ -83,13 +108,22 @@ describe('webhook notifications', () => {
   it('sends a burst of 10k bans as one notification with a summary and the first targets', async () => {
     const { log, notifier } = setup({ webhook: { url }, max_targets: 5 });
     for (let i = 0; i < 10_000; i++) ban(log, `198.18.${i >> 8}.${i & 255}`);
-    log.warn({ event: 'refused', target: '192.0.2.1', rule: 'manual', count: 0, why: 'protected' }, 'refused to ban 192.0.2.1: it is allowlisted');
+    log.warn(
+      { event: 'refused', target: '192.0.2.1', rule: 'manual', count: 0, why: 'protected' },
+      'refused to ban 192.0.2.1: it is allowlisted',
+    );
     await until(() => received.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(received).toHaveLength(1);
     const { body } = received[0]!;
     expect(body.total).toBe(10_001);
-    expect(body.events.map((e) => e.target)).toEqual(['198.18.0.0', '198.18.0.1', '198.18.0.2', '198.18.0.3', '198.18.0.4']);
+    expect(body.events.map((e) => e.target)).toEqual([
+      '198.18.0.0',
+      '198.18.0.1',
+      '198.18.0.2',
+      '198.18.0.3',
+      '198.18.0.4',
+    ]);
     expect(body.text.split('\n')[0]).toBe('floodgate on web1: 10000 bans, 1 refusal');
     expect(body.text).toContain('… and 9996 more');
     await notifier.stop(1000);
@@ -101,7 +135,9 @@ describe('webhook notifications', () => {
     await until(() => received.length === 1);
     expect(received[0]!.body.dryRun).toBe(true);
     expect(received[0]!.body.events[0]!.dryRun).toBe(true);
-    expect(received[0]!.body.text).toMatch(/^floodgate on web1 \(dry-run: the firewall was not changed\): dry-run: would ban 192\.0\.2\.7/);
+    expect(received[0]!.body.text).toMatch(
+      /^floodgate on web1 \(dry-run: the firewall was not changed\): dry-run: would ban 192\.0\.2\.7/,
+    );
     await notifier.stop(1000);
   });
 
@@ -119,7 +155,10 @@ describe('webhook notifications', () => {
       res.statusCode = 500;
       res.end('no');
     };
-    const { log, notifier, memory } = setup({ webhook: { url, headers: { Authorization: 'Bearer s3cret-token' } }, retries: 2 });
+    const { log, notifier, memory } = setup({
+      webhook: { url, headers: { Authorization: 'Bearer s3cret-token' } },
+      retries: 2,
+    });
     ban(log, '192.0.2.7');
     await until(() => memory.named('error').length === 1);
     expect(received).toHaveLength(3);
@@ -187,7 +226,13 @@ describe('webhook notifications', () => {
 
   it('sends what is pending when stopped', async () => {
     const memory = memoryLog();
-    const notifier = new Notifier(settings({ webhook: { url } }), { runner: new ExecaRunner(), log: memory.log, dryRun: false, host: 'web1', batchMs: 60_000 });
+    const notifier = new Notifier(settings({ webhook: { url } }), {
+      runner: new ExecaRunner(),
+      log: memory.log,
+      dryRun: false,
+      host: 'web1',
+      batchMs: 60_000,
+    });
     tapEvents(memory.log, (event) => notifier.take(event));
     ban(memory.log, '192.0.2.7');
     await notifier.stop(2000);
@@ -199,7 +244,16 @@ describe('command notifications', () => {
   it('runs the command with the events as JSON on stdin and the main fields in FLOODGATE_* variables', async () => {
     const out = join(dir, 'stdin.json');
     const env = join(dir, 'env');
-    const { log, notifier, memory } = setup({ command: ['sh', '-c', 'cat > "$1"; printf "%s|%s|%s|%s|%s" "$FLOODGATE_EVENT" "$FLOODGATE_TARGET" "$FLOODGATE_RULE" "$FLOODGATE_TOTAL" "$FLOODGATE_DRY_RUN" > "$2"', 'notify', out, env] });
+    const { log, notifier, memory } = setup({
+      command: [
+        'sh',
+        '-c',
+        'cat > "$1"; printf "%s|%s|%s|%s|%s" "$FLOODGATE_EVENT" "$FLOODGATE_TARGET" "$FLOODGATE_RULE" "$FLOODGATE_TOTAL" "$FLOODGATE_DRY_RUN" > "$2"',
+        'notify',
+        out,
+        env,
+      ],
+    });
     ban(log, '192.0.2.7');
     ban(log, '192.0.2.8');
     await until(() => memory.named('notify').length === 1);

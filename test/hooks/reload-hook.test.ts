@@ -33,7 +33,9 @@ describe('ReloadHook', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(runner.calls.map((c) => c.argv)).toEqual([['/usr/local/bin/reload web', '--graceful', '$(id)']]);
     expect(runner.calls[0]!.options).toEqual({ reject: false, timeoutMs: 5_000 });
-    expect(named('reload-hook')).toEqual([expect.objectContaining({ command: "'/usr/local/bin/reload web' --graceful '$(id)'", level: 30 })]);
+    expect(named('reload-hook')).toEqual([
+      expect.objectContaining({ command: "'/usr/local/bin/reload web' --graceful '$(id)'", level: 30 }),
+    ]);
   });
 
   it('runs at most once per debounce, and once more at its end for triggers in between', async () => {
@@ -69,7 +71,15 @@ describe('ReloadHook', () => {
     const { hook, named } = setup({}, false, runner);
     expect(() => hook.trigger()).not.toThrow();
     await vi.advanceTimersByTimeAsync(0);
-    expect(named('error')).toEqual([expect.objectContaining({ during: 'reload-hook', command: 'systemctl reload nginx', exitCode: 1, stderr: 'Job for nginx.service failed.', level: 50 })]);
+    expect(named('error')).toEqual([
+      expect.objectContaining({
+        during: 'reload-hook',
+        command: 'systemctl reload nginx',
+        exitCode: 1,
+        stderr: 'Job for nginx.service failed.',
+        level: 50,
+      }),
+    ]);
     expect(named('reload-hook')).toEqual([]);
   });
 
@@ -80,7 +90,12 @@ describe('ReloadHook', () => {
     const { hook, named } = setup({}, false, runner);
     hook.trigger();
     await vi.advanceTimersByTimeAsync(0);
-    expect(named('error')).toEqual([expect.objectContaining({ during: 'reload-hook', err: expect.objectContaining({ message: 'systemctl reload nginx timed out after 5000 ms' }) })]);
+    expect(named('error')).toEqual([
+      expect.objectContaining({
+        during: 'reload-hook',
+        err: expect.objectContaining({ message: 'systemctl reload nginx timed out after 5000 ms' }),
+      }),
+    ]);
     await vi.advanceTimersByTimeAsync(10_000);
     hook.trigger();
     await vi.advanceTimersByTimeAsync(0);
@@ -115,7 +130,11 @@ describe('ReloadHook', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect(runner.calls).toEqual([]);
     expect(named('reload-hook')).toEqual([
-      expect.objectContaining({ dryRun: true, command: 'systemctl reload nginx', msg: 'dry-run: would run reload hook: systemctl reload nginx' }),
+      expect.objectContaining({
+        dryRun: true,
+        command: 'systemctl reload nginx',
+        msg: 'dry-run: would run reload hook: systemctl reload nginx',
+      }),
       expect.objectContaining({ dryRun: true }),
     ]);
   });
@@ -137,6 +156,10 @@ describe('ReloadHook with a real command (harmless: sleep)', () => {
     const { hook, named } = setup({ command: ['sleep', '5'], timeout: 100 }, false, new ExecaRunner());
     hook.trigger();
     await vi.waitFor(() => expect(named('error')).toHaveLength(1), { timeout: 5_000 });
-    expect(named('error')[0]).toMatchObject({ during: 'reload-hook', command: 'sleep 5', err: { message: expect.stringMatching(/^sleep 5 timed out after 100 ms/) } });
+    expect(named('error')[0]).toMatchObject({
+      during: 'reload-hook',
+      command: 'sleep 5',
+      err: { message: expect.stringMatching(/^sleep 5 timed out after 100 ms/) },
+    });
   });
 });

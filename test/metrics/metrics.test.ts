@@ -21,8 +21,19 @@ import { memoryLog } from '../support/memory-log.js';
 import { RecordingRunner } from '../support/recording-runner.js';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
-const POLICY = parsePolicy('rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nallowlist: [192.0.2.1]\n', 'p.yaml');
-const COUNTERS = { SyncookiesSent: 1234, SyncookiesRecv: 5, SyncookiesFailed: 0, ListenOverflows: 7, ListenDrops: 8, TCPReqQFullDrop: 0, TCPReqQFullDoCookies: 42 };
+const POLICY = parsePolicy(
+  'rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nallowlist: [192.0.2.1]\n',
+  'p.yaml',
+);
+const COUNTERS = {
+  SyncookiesSent: 1234,
+  SyncookiesRecv: 5,
+  SyncookiesFailed: 0,
+  ListenOverflows: 7,
+  ListenDrops: 8,
+  TCPReqQFullDrop: 0,
+  TCPReqQFullDoCookies: 42,
+};
 
 /** The value of one sample of the exposition (labels in the exposition's order), or undefined. */
 export function sample(text: string, series: string): number | undefined {
@@ -34,14 +45,31 @@ function setup(maxActive = 100) {
   const memory = memoryLog();
   const backend = new FakeBackend();
   const store = new BanStore(undefined, { ttl: POLICY.ban.ttl, maxTtl: POLICY.ban.max_ttl });
-  const enforcer = new Enforcer({ backend, store, log: memory.log, runner: new RecordingRunner(), protectedSet: buildAllowlist(POLICY.allowlist, []), rate: 1000, maxActive, killConnections: false, clock: () => T0 });
+  const enforcer = new Enforcer({
+    backend,
+    store,
+    log: memory.log,
+    runner: new RecordingRunner(),
+    protectedSet: buildAllowlist(POLICY.allowlist, []),
+    rate: 1000,
+    maxActive,
+    killConnections: false,
+    clock: () => T0,
+  });
   const metrics = new FloodgateMetrics({ rules: ['syn-flood'] });
   tapEvents(memory.log, metrics.onEvent);
-  metrics.attach({ backend: backend.kind, mode: 'enforce', activeBans: () => store.size, queueDepth: () => enforcer.queue.size, oldestQueuedAt: () => enforcer.queue.oldestSince });
+  metrics.attach({
+    backend: backend.kind,
+    mode: 'enforce',
+    activeBans: () => store.size,
+    queueDepth: () => enforcer.queue.size,
+    oldestQueuedAt: () => enforcer.queue.oldestSince,
+  });
   return { ...memory, backend, store, enforcer, metrics };
 }
 
-const ban = (enforcer: Enforcer, target: string, rule = 'syn-flood', now = T0) => enforcer.ban({ target: parseCidr(target)!, rule, count: rule === 'manual' ? 0 : 30 }, now);
+const ban = (enforcer: Enforcer, target: string, rule = 'syn-flood', now = T0) =>
+  enforcer.ban({ target: parseCidr(target)!, rule, count: rule === 'manual' ? 0 : 30 }, now);
 
 describe('FloodgateMetrics', () => {
   it('counts bans by rule and origin, refusals and unbans by reason, as the enforcer logs them', async () => {
@@ -83,8 +111,19 @@ describe('FloodgateMetrics', () => {
   it('counts a ban a reload lifts by allowlisting it as an allowlist unban, not a manual one', async () => {
     const { enforcer, metrics, log } = setup();
     ban(enforcer, '198.51.100.7');
-    const next = parsePolicy('rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nallowlist: [192.0.2.1, 198.51.100.7]\n', 'p.yaml');
-    reloadPolicy({ current: POLICY, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: next, mode: 'enforce' }), enforcer, log, now: T0 });
+    const next = parsePolicy(
+      'rules: [{name: syn-flood, states: [SYN_RECV], threshold: 20}]\nallowlist: [192.0.2.1, 198.51.100.7]\n',
+      'p.yaml',
+    );
+    reloadPolicy({
+      current: POLICY,
+      mode: 'enforce',
+      file: 'p.yaml',
+      load: () => ({ policy: next, mode: 'enforce' }),
+      enforcer,
+      log,
+      now: T0,
+    });
     const text = await metrics.exposition();
     expect(sample(text, 'floodgate_unbans_total{reason="allowlist"}')).toBe(1);
     expect(sample(text, 'floodgate_unbans_total{reason="manual"}')).toBe(0);
@@ -102,10 +141,22 @@ describe('FloodgateMetrics', () => {
     expect(sample(text, 'floodgate_firewall_failures_total{backend="iptables",operation="commit"}')).toBe(1);
     expect(sample(text, 'floodgate_reconcile_repairs_total{kind="missing"}')).toBe(1);
     expect(sample(text, 'floodgate_reconcile_repairs_total{kind="extra"}')).toBe(1);
-    metrics.onEvent({ level: 'error', msg: '', fields: { event: 'refused', target: '198.51.100.8', why: 'firewall-full', backend: 'ipset' } });
+    metrics.onEvent({
+      level: 'error',
+      msg: '',
+      fields: { event: 'refused', target: '198.51.100.8', why: 'firewall-full', backend: 'ipset' },
+    });
     metrics.onEvent({ level: 'info', msg: '', fields: { event: 'reload-hook', command: 'x' } });
-    metrics.onEvent({ level: 'error', msg: '', fields: { event: 'error', during: 'reload-hook', command: 'x', exitCode: 1 } });
-    metrics.onEvent({ level: 'info', msg: '', fields: { event: 'ban', target: '198.51.100.9', rule: 'crowdsec', origin: 'fleet' } });
+    metrics.onEvent({
+      level: 'error',
+      msg: '',
+      fields: { event: 'error', during: 'reload-hook', command: 'x', exitCode: 1 },
+    });
+    metrics.onEvent({
+      level: 'info',
+      msg: '',
+      fields: { event: 'ban', target: '198.51.100.9', rule: 'crowdsec', origin: 'fleet' },
+    });
     const after = await metrics.exposition();
     expect(sample(after, 'floodgate_bans_refused_total{reason="set_full"}')).toBe(1);
     expect(sample(after, 'floodgate_reload_hook_runs_total')).toBe(2);
@@ -136,7 +187,13 @@ describe('FloodgateMetrics', () => {
     expect(sample(text, 'floodgate_attack')).toBe(1);
     expect(sample(text, 'floodgate_last_scan_timestamp_seconds')).toBe(T0 / 1000);
     expect(text).toMatch(/^# TYPE floodgate_kernel_syncookies_sent_total counter$/m);
-    metrics.scanned({ at: T0 + 1000, durationMs: 3, table: new SocketTable(), counters: { ...COUNTERS, SyncookiesSent: 1300 }, attack: false });
+    metrics.scanned({
+      at: T0 + 1000,
+      durationMs: 3,
+      table: new SocketTable(),
+      counters: { ...COUNTERS, SyncookiesSent: 1300 },
+      attack: false,
+    });
     text = await metrics.exposition();
     expect(sample(text, 'floodgate_attack')).toBe(0);
     expect(sample(text, 'floodgate_sockets{state="SYN_RECV"}')).toBe(0);
@@ -150,7 +207,16 @@ describe('FloodgateMetrics', () => {
     expect(text).toMatch(/^floodgate_build_info\{version="\d+\.\d+\.\d+[^"]*",nodejs="[\d.]+"\} 1$/m);
     expect(text).toMatch(/^# TYPE process_cpu_seconds_total counter$/m);
     expect(text).toMatch(/^# TYPE nodejs_heap_size_used_bytes gauge$/m);
-    for (const [name, type] of [['floodgate_bans_active', 'gauge'], ['floodgate_bans_total', 'counter'], ['floodgate_bans_refused_total', 'counter'], ['floodgate_unbans_total', 'counter'], ['floodgate_scan_duration_seconds', 'histogram'], ['floodgate_sockets', 'gauge'], ['floodgate_queue_depth', 'gauge'], ['floodgate_attack', 'gauge']]) {
+    for (const [name, type] of [
+      ['floodgate_bans_active', 'gauge'],
+      ['floodgate_bans_total', 'counter'],
+      ['floodgate_bans_refused_total', 'counter'],
+      ['floodgate_unbans_total', 'counter'],
+      ['floodgate_scan_duration_seconds', 'histogram'],
+      ['floodgate_sockets', 'gauge'],
+      ['floodgate_queue_depth', 'gauge'],
+      ['floodgate_attack', 'gauge'],
+    ]) {
       expect(text).toMatch(new RegExp(`^# TYPE ${name} ${type}$`, 'm'));
     }
   });
@@ -206,8 +272,12 @@ describe('serveMetrics', () => {
     server = await serveMetrics(new FloodgateMetrics(), `127.0.0.1:${port}`, 'p.yaml');
     const second = serveMetrics(new FloodgateMetrics(), `127.0.0.1:${port}`, '/etc/floodgate/policy.yaml');
     await expect(second).rejects.toThrow(ConfigError);
-    await expect(second).rejects.toThrow(`/etc/floodgate/policy.yaml: metrics.listen: cannot listen on 127.0.0.1:${port}: the address is in use (another floodgate or exporter?) (EADDRINUSE)`);
-    await expect(serveMetrics(new FloodgateMetrics(), '198.51.100.7:9464', 'p.yaml')).rejects.toThrow('p.yaml: metrics.listen: cannot listen on 198.51.100.7:9464: this host has no such address (EADDRNOTAVAIL)');
+    await expect(second).rejects.toThrow(
+      `/etc/floodgate/policy.yaml: metrics.listen: cannot listen on 127.0.0.1:${port}: the address is in use (another floodgate or exporter?) (EADDRINUSE)`,
+    );
+    await expect(serveMetrics(new FloodgateMetrics(), '198.51.100.7:9464', 'p.yaml')).rejects.toThrow(
+      'p.yaml: metrics.listen: cannot listen on 198.51.100.7:9464: this host has no such address (EADDRNOTAVAIL)',
+    );
   });
 });
 
@@ -216,26 +286,61 @@ describe('the metrics policy key', () => {
 
   it('is absent unless asked for, and takes IPv4 and bracketed IPv6 addresses with a port', () => {
     expect(parsePolicy(rules, 'p.yaml').metrics).toBeUndefined();
-    expect(parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9464"}\n`, 'p.yaml').metrics).toEqual({ listen: '127.0.0.1:9464' });
-    expect(parsePolicy(`${rules}metrics: {listen: "[::1]:9464"}\n`, 'p.yaml').metrics).toEqual({ listen: '[::1]:9464' });
+    expect(parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9464"}\n`, 'p.yaml').metrics).toEqual({
+      listen: '127.0.0.1:9464',
+    });
+    expect(parsePolicy(`${rules}metrics: {listen: "[::1]:9464"}\n`, 'p.yaml').metrics).toEqual({
+      listen: '[::1]:9464',
+    });
   });
 
-  it.each(['localhost:9464', '127.0.0.1', '::1:9464', '[::1]:70000', '127.0.0.1:0', '10.0.0.0/8:9464', 9464])('refuses listen %s, saying what it expected', (listen) => {
-    expect(() => parsePolicy(`${rules}metrics: {listen: ${JSON.stringify(listen)}}\n`, 'p.yaml')).toThrow(/p\.yaml:2 metrics\.listen: expected an address and port like 127\.0\.0\.1:9464 or \[::1\]:9464, got/);
-  });
+  it.each(['localhost:9464', '127.0.0.1', '::1:9464', '[::1]:70000', '127.0.0.1:0', '10.0.0.0/8:9464', 9464])(
+    'refuses listen %s, saying what it expected',
+    (listen) => {
+      expect(() => parsePolicy(`${rules}metrics: {listen: ${JSON.stringify(listen)}}\n`, 'p.yaml')).toThrow(
+        /p\.yaml:2 metrics\.listen: expected an address and port like 127\.0\.0\.1:9464 or \[::1\]:9464, got/,
+      );
+    },
+  );
 
   it('refuses unknown keys under metrics', () => {
-    expect(() => parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9464", port: 1}\n`, 'p.yaml')).toThrow(/metrics.*port/);
+    expect(() => parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9464", port: 1}\n`, 'p.yaml')).toThrow(
+      /metrics.*port/,
+    );
   });
 
   it('is fixed until a restart: a reload that changes it is refused as a whole', () => {
     const { enforcer, log, named } = setup();
     const current = parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9464"}\n`, 'p.yaml');
     const next = parsePolicy(`${rules}metrics: {listen: "127.0.0.1:9465"}\n`, 'p.yaml');
-    expect(reloadPolicy({ current, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: next, mode: 'enforce' }), enforcer, log })).toBe(current);
-    expect(named('reload')[0]).toMatchObject({ applied: false, needsRestart: ['metrics.listen 127.0.0.1:9464 -> 127.0.0.1:9465'] });
+    expect(
+      reloadPolicy({
+        current,
+        mode: 'enforce',
+        file: 'p.yaml',
+        load: () => ({ policy: next, mode: 'enforce' }),
+        enforcer,
+        log,
+      }),
+    ).toBe(current);
+    expect(named('reload')[0]).toMatchObject({
+      applied: false,
+      needsRestart: ['metrics.listen 127.0.0.1:9464 -> 127.0.0.1:9465'],
+    });
     const off = parsePolicy(rules, 'p.yaml');
-    expect(reloadPolicy({ current, mode: 'enforce', file: 'p.yaml', load: () => ({ policy: off, mode: 'enforce' }), enforcer, log })).toBe(current);
-    expect(named('reload')[1]).toMatchObject({ applied: false, needsRestart: ['metrics.listen 127.0.0.1:9464 -> (none)'] });
+    expect(
+      reloadPolicy({
+        current,
+        mode: 'enforce',
+        file: 'p.yaml',
+        load: () => ({ policy: off, mode: 'enforce' }),
+        enforcer,
+        log,
+      }),
+    ).toBe(current);
+    expect(named('reload')[1]).toMatchObject({
+      applied: false,
+      needsRestart: ['metrics.listen 127.0.0.1:9464 -> (none)'],
+    });
   });
 });

@@ -105,7 +105,13 @@ describe('CidrSet.overlaps', () => {
 
 describe('CidrSet contents', () => {
   it('keeps one entry per distinct network, whatever text named it', () => {
-    const set = CidrSet.parse(['198.51.100.7/24', '198.51.100.0/24', '::ffff:198.51.100.0/120', '2001:DB8::1', '2001:db8::1']);
+    const set = CidrSet.parse([
+      '198.51.100.7/24',
+      '198.51.100.0/24',
+      '::ffff:198.51.100.0/120',
+      '2001:DB8::1',
+      '2001:db8::1',
+    ]);
     expect(set.size).toBe(2);
   });
 
@@ -117,7 +123,15 @@ describe('CidrSet contents', () => {
 describe('buildAllowlist', () => {
   it('always allows loopback and link-local, plus the policy entries and the host addresses', () => {
     const set = buildAllowlist(['198.51.100.200', '2001:db8:3::/64'], ['192.0.2.1', 'fe80::1']);
-    for (const allowed of ['127.0.0.1', '127.255.0.9', '::1', 'fe80::abcd', '198.51.100.200', '2001:db8:3::10', '192.0.2.1']) {
+    for (const allowed of [
+      '127.0.0.1',
+      '127.255.0.9',
+      '::1',
+      'fe80::abcd',
+      '198.51.100.200',
+      '2001:db8:3::10',
+      '192.0.2.1',
+    ]) {
       expect(coversIp(set, allowed), allowed).toBe(true);
     }
     for (const judged of ['198.51.100.20', '198.51.100.77', '2001:db8:2::66', '192.0.2.2', '::2']) {
@@ -130,7 +144,17 @@ describe('CidrSet.coversIpv4 (numbers, as the detector asks)', () => {
   it('agrees with covers() at every prefix length, /0 and /1 included', () => {
     const set = CidrSet.parse(['198.51.100.0/24', '203.0.113.7', '128.0.0.0/1']);
     const ask = (text: string) => set.coversIpv4(Number(parseCidr(text)!.value), parseCidr(text)!.prefix);
-    for (const text of ['198.51.100.7', '198.51.100.0/25', '198.51.101.1', '203.0.113.7', '203.0.113.8', '200.1.2.3', '127.255.255.255', '0.0.0.0/0', '192.0.0.0/2']) {
+    for (const text of [
+      '198.51.100.7',
+      '198.51.100.0/25',
+      '198.51.101.1',
+      '203.0.113.7',
+      '203.0.113.8',
+      '200.1.2.3',
+      '127.255.255.255',
+      '0.0.0.0/0',
+      '192.0.0.0/2',
+    ]) {
       expect(ask(text), text).toBe(set.covers(parseCidr(text)!));
     }
     expect(ask('200.1.2.3')).toBe(true);

@@ -46,7 +46,9 @@ describe('parseTarget', () => {
     ['\u001b[31m', '"\\u001b"…'],
   ])('refuses %j as no address, quoting it as %s and showing what is expected', (text, quoted) => {
     const error = refusal(() => parseTarget(text, true));
-    expect(error.message).toBe(`${quoted} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`);
+    expect(error.message).toBe(
+      `${quoted} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`,
+    );
     expect(error.exitCode).toBe(2);
   });
 
@@ -57,9 +59,15 @@ describe('parseTarget', () => {
   });
 
   it('refuses a network wider than /16 (IPv6 /32) without force, saying why and how', () => {
-    expect(refusal(() => parseTarget('10.0.0.0/8')).message).toBe('10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force');
-    expect(refusal(() => parseTarget('10.1.2.3/15')).message).toBe('10.1.2.3/15 is wider than /16 (10.0.0.0/15): refused without --force');
-    expect(refusal(() => parseTarget('2001:db8::/31')).message).toBe('2001:db8::/31 is wider than /32 (2001:db8::/31): refused without --force');
+    expect(refusal(() => parseTarget('10.0.0.0/8')).message).toBe(
+      '10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force',
+    );
+    expect(refusal(() => parseTarget('10.1.2.3/15')).message).toBe(
+      '10.1.2.3/15 is wider than /16 (10.0.0.0/15): refused without --force',
+    );
+    expect(refusal(() => parseTarget('2001:db8::/31')).message).toBe(
+      '2001:db8::/31 is wider than /32 (2001:db8::/31): refused without --force',
+    );
   });
 
   it('accepts a network wider than /16 with force', () => {
@@ -67,36 +75,50 @@ describe('parseTarget', () => {
     expect(formatCidr(parseTarget('2001:db8::/20', true))).toBe('2001::/20');
   });
 
-  it.each(['1.2.3.4/0', '0.0.0.0/0', '::/0', '::ffff:1.2.3.4/96'])('refuses %s, which covers every address, even with force', (text) => {
-    for (const force of [false, true]) {
-      const error = refusal(() => parseTarget(text, force));
-      expect(error.message).toContain('covers every address');
-      expect(error.message).toContain('not even --force');
-    }
-  });
+  it.each(['1.2.3.4/0', '0.0.0.0/0', '::/0', '::ffff:1.2.3.4/96'])(
+    'refuses %s, which covers every address, even with force',
+    (text) => {
+      for (const force of [false, true]) {
+        const error = refusal(() => parseTarget(text, force));
+        expect(error.message).toContain('covers every address');
+        expect(error.message).toContain('not even --force');
+      }
+    },
+  );
 });
 
 describe('parseTargetList', () => {
   it('reads one target per line, skipping comments and blank lines', () => {
-    const text = '# bans for the weekend\n198.51.100.7\n\n   \n2001:db8::7   # the IPv6 one\r\n203.0.113.0/24\n#198.51.100.8\n';
-    expect(parseTargetList(text, 'bans.txt').map(formatCidr)).toEqual(['198.51.100.7', '2001:db8::7', '203.0.113.0/24']);
+    const text =
+      '# bans for the weekend\n198.51.100.7\n\n   \n2001:db8::7   # the IPv6 one\r\n203.0.113.0/24\n#198.51.100.8\n';
+    expect(parseTargetList(text, 'bans.txt').map(formatCidr)).toEqual([
+      '198.51.100.7',
+      '2001:db8::7',
+      '203.0.113.0/24',
+    ]);
   });
 
   it('names the file and line of a bad target', () => {
     const text = '# header\n198.51.100.7\n\n$(reboot)\n198.51.100.8\n';
     const error = refusal(() => parseTargetList(text, 'bans.txt'));
-    expect(error.message).toBe('bans.txt:4: "$"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)');
+    expect(error.message).toBe(
+      'bans.txt:4: "$"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)',
+    );
   });
 
   it('applies force to every line: a wide network fails without it and passes with it', () => {
     const text = '198.51.100.7\n10.0.0.0/8\n';
-    expect(refusal(() => parseTargetList(text, 'wide.txt')).message).toBe('wide.txt:2: 10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force');
+    expect(refusal(() => parseTargetList(text, 'wide.txt')).message).toBe(
+      'wide.txt:2: 10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force',
+    );
     expect(parseTargetList(text, 'wide.txt', true).map(formatCidr)).toEqual(['198.51.100.7', '10.0.0.0/8']);
   });
 
   it('shows a line of a file named by mistake only up to its first character that cannot be in a target', () => {
     const error = refusal(() => parseTargetList('root:$y$j9T$secret-hash:19000:0:99999:7:::\n', '/etc/shadow'));
-    expect(error.message).toBe('/etc/shadow:1: "r"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)');
+    expect(error.message).toBe(
+      '/etc/shadow:1: "r"… is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)',
+    );
   });
 
   it('refuses a line longer than MAX_TARGET_LINE without quoting it', () => {
@@ -104,7 +126,9 @@ describe('parseTargetList', () => {
     expect(refusal(() => parseTargetList(text, 'long.txt')).message).toBe(
       `long.txt:2: a line of ${MAX_TARGET_LINE + 1} characters; expected one target and an optional # comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`,
     );
-    expect(parseTargetList(`198.51.100.7 # ${'x'.repeat(MAX_TARGET_LINE - 20)}\n`, 'ok.txt').map(formatCidr)).toEqual(['198.51.100.7']);
+    expect(parseTargetList(`198.51.100.7 # ${'x'.repeat(MAX_TARGET_LINE - 20)}\n`, 'ok.txt').map(formatCidr)).toEqual([
+      '198.51.100.7',
+    ]);
   });
 
   it('reads an empty or comment-only file as no targets', () => {

@@ -11,11 +11,19 @@ import { describe, expect, it } from 'vitest';
 const UNIT = fileURLToPath(new URL('../../packaging/systemd/floodgate.service', import.meta.url));
 const text = readFileSync(UNIT, 'utf8');
 const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
-if (!analyze) console.warn('\n*** systemd unit checks SKIPPED: systemd-analyze not found (apt-get install systemd) ***\n');
+if (!analyze)
+  console.warn('\n*** systemd unit checks SKIPPED: systemd-analyze not found (apt-get install systemd) ***\n');
 
 /** Every `Key=value` line of the unit, in order. */
-const directives = text.split('\n').filter((line) => /^[A-Za-z]+=/.test(line)).map((line) => line.trim());
-const executables = [...new Set(directives.filter((d) => /^Exec/.test(d)).map((d) => d.replace(/^[A-Za-z]+=[+\-@!:]*/, '').split(' ')[0]!))];
+const directives = text
+  .split('\n')
+  .filter((line) => /^[A-Za-z]+=/.test(line))
+  .map((line) => line.trim());
+const executables = [
+  ...new Set(
+    directives.filter((d) => /^Exec/.test(d)).map((d) => d.replace(/^[A-Za-z]+=[+\-@!:]*/, '').split(' ')[0]!),
+  ),
+];
 
 /**
  * `systemd-analyze verify` on `unitText` installed in a scratch root: the system's own units (for
@@ -25,7 +33,10 @@ const executables = [...new Set(directives.filter((d) => /^Exec/.test(d)).map((d
 function verify(unitText: string): { status: number | null; stderr: string } {
   const root = mkdtempSync(join(tmpdir(), 'floodgate-unit-'));
   try {
-    cpSync('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+    cpSync('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
     for (const path of executables) {
       mkdirSync(join(root, dirname(path)), { recursive: true });
       copyFileSync('/bin/true', join(root, path));
@@ -41,20 +52,22 @@ function verify(unitText: string): { status: number | null; stderr: string } {
 
 describe('packaging/systemd/floodgate.service', () => {
   it('checks the policy, runs floodgate from an absolute path, reloads with SIGHUP and restarts on failure', () => {
-    expect(directives).toEqual(expect.arrayContaining([
-      'ExecStartPre=/usr/local/bin/floodgate policy check',
-      'ExecStart=/usr/local/bin/floodgate run',
-      'ExecReload=/bin/kill -HUP $MAINPID',
-      'Restart=on-failure',
-      'StateDirectory=floodgate',
-      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
-      'NoNewPrivileges=yes',
-      'ProtectSystem=strict',
-      'ReadWritePaths=/run/xtables.lock',
-      'ProtectHome=yes',
-      'PrivateTmp=yes',
-      'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6',
-    ]));
+    expect(directives).toEqual(
+      expect.arrayContaining([
+        'ExecStartPre=/usr/local/bin/floodgate policy check',
+        'ExecStart=/usr/local/bin/floodgate run',
+        'ExecReload=/bin/kill -HUP $MAINPID',
+        'Restart=on-failure',
+        'StateDirectory=floodgate',
+        'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
+        'NoNewPrivileges=yes',
+        'ProtectSystem=strict',
+        'ReadWritePaths=/run/xtables.lock',
+        'ProtectHome=yes',
+        'PrivateTmp=yes',
+        'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6',
+      ]),
+    );
   });
 
   it('creates /run/xtables.lock, unsandboxed, before any command whose sandbox makes it writable', () => {
@@ -68,7 +81,9 @@ describe('packaging/systemd/floodgate.service', () => {
   });
 
   it.skipIf(!analyze)('the check can fail: a misspelt key or a bad value is reported', () => {
-    expect(verify(text.replace('NoNewPrivileges=yes', 'NoNewPrivileges=maybe')).stderr).toMatch(/Failed to parse boolean value.*maybe/);
+    expect(verify(text.replace('NoNewPrivileges=yes', 'NoNewPrivileges=maybe')).stderr).toMatch(
+      /Failed to parse boolean value.*maybe/,
+    );
     expect(verify(text.replace('ProtectHome=yes', 'ProtectHomes=yes')).stderr).toMatch(/Unknown key 'ProtectHomes'/);
   });
 

@@ -1,6 +1,16 @@
 // Durations and rates as policy files and flags write them.
 import { describe, expect, it } from 'vitest';
-import { BOUNDS, TIMER_MAX_MS, formatDuration, formatInstant, formatRate, instantFormatter, parseBoundedDuration, parseDuration, parseRate } from '../../src/policy/duration.js';
+import {
+  BOUNDS,
+  TIMER_MAX_MS,
+  formatDuration,
+  formatInstant,
+  formatRate,
+  instantFormatter,
+  parseBoundedDuration,
+  parseDuration,
+  parseRate,
+} from '../../src/policy/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -22,21 +32,26 @@ describe('parseDuration', () => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', 'ms', '10 minutes', '5 s', '5sec', '5S', '1w', '-5s', '+5s', 's', '1e3ms', '1,5s', '.5s', '5s5'])('refuses %j', (text) => {
-    expect(parseDuration(text)).toBeNull();
-  });
+  it.each(['', 'ms', '10 minutes', '5 s', '5sec', '5S', '1w', '-5s', '+5s', 's', '1e3ms', '1,5s', '.5s', '5s5'])(
+    'refuses %j',
+    (text) => {
+      expect(parseDuration(text)).toBeNull();
+    },
+  );
 });
 
 describe('BOUNDS', () => {
   it('keeps every timer below what setTimeout can wait (past 2^31-1 ms it fires at once: a busy loop)', () => {
-    for (const key of ['interval', 'reconcileInterval', 'debounce', 'timeout'] as const) expect(BOUNDS[key].max).toBeLessThanOrEqual(TIMER_MAX_MS);
+    for (const key of ['interval', 'reconcileInterval', 'debounce', 'timeout'] as const)
+      expect(BOUNDS[key].max).toBeLessThanOrEqual(TIMER_MAX_MS);
     // The decision queue's window is 1000 / rate ms.
     expect(1000 / BOUNDS.rate.min).toBeLessThanOrEqual(TIMER_MAX_MS);
   });
 
   it('keeps the longest ban, from any clock up to the year 10000, a valid date', () => {
     const year10000 = Date.UTC(10000, 0, 1);
-    for (const key of ['ttl', 'grace'] as const) expect(() => new Date(year10000 + BOUNDS[key].max).toISOString()).not.toThrow();
+    for (const key of ['ttl', 'grace'] as const)
+      expect(() => new Date(year10000 + BOUNDS[key].max).toISOString()).not.toThrow();
   });
 
   it.each([
@@ -75,7 +90,8 @@ describe('formatDuration', () => {
   });
 
   it('writes text that reads back to the same duration', () => {
-    for (const ms of [1, 999, 1000, 1500, 61_000, 3_599_000, 86_400_000, 90_061_001]) expect(parseDuration(formatDuration(ms))).toBe(ms);
+    for (const ms of [1, 999, 1000, 1500, 61_000, 3_599_000, 86_400_000, 90_061_001])
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
   });
 });
 
@@ -91,9 +107,12 @@ describe('parseRate', () => {
     expect(parseRate(text)).toBe(perSecond);
   });
 
-  it.each(['0/s', '0/m', '20', '20/d', '20 / s', 'fast', '-1/s', '/s', '', '0.0000001/h', '0.5/h', '1000001/s'])('refuses %j', (text) => {
-    expect(parseRate(text)).toBeNull();
-  });
+  it.each(['0/s', '0/m', '20', '20/d', '20 / s', 'fast', '-1/s', '/s', '', '0.0000001/h', '0.5/h', '1000001/s'])(
+    'refuses %j',
+    (text) => {
+      expect(parseRate(text)).toBeNull();
+    },
+  );
 });
 
 describe('formatRate', () => {
@@ -103,10 +122,13 @@ describe('formatRate', () => {
     expect(formatRate(10)).toBe('10/s');
   });
 
-  it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.3/s'])('writes the rate %s as text that reads back to the same rate', (text) => {
-    const perSecond = parseRate(text)!;
-    expect(parseRate(formatRate(perSecond))).toBe(perSecond);
-  });
+  it.each(['20/s', '600/m', '30/m', '7/m', '1/m', '1/h', '90/h', '5/h', '1.5/s', '2.5/m', '1.5/m', '0.3/s'])(
+    'writes the rate %s as text that reads back to the same rate',
+    (text) => {
+      const perSecond = parseRate(text)!;
+      expect(parseRate(formatRate(perSecond))).toBe(perSecond);
+    },
+  );
 });
 
 describe('formatInstant', () => {

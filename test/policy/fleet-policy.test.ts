@@ -28,7 +28,17 @@ describe('policy fleet section', () => {
   it('has no fleet when absent, and fills in poll, resync and origins', () => {
     expect(parsePolicy(RULES, 'policy.yaml').fleet).toBeUndefined();
     const policy = parsePolicy(RULES + FLEET, 'policy.yaml');
-    expect(policy.fleet).toEqual({ engine: 'crowdsec', url: 'http://127.0.0.1:8080', host: 'web-1', machine: 'floodgate-web-1', password_file: '/etc/floodgate/lapi-password', bouncer_key_file: '/etc/floodgate/lapi-bouncer-key', poll: 500, resync: 60_000, origins: ['floodgate'] });
+    expect(policy.fleet).toEqual({
+      engine: 'crowdsec',
+      url: 'http://127.0.0.1:8080',
+      host: 'web-1',
+      machine: 'floodgate-web-1',
+      password_file: '/etc/floodgate/lapi-password',
+      bouncer_key_file: '/etc/floodgate/lapi-bouncer-key',
+      poll: 500,
+      resync: 60_000,
+      origins: ['floodgate'],
+    });
     // Durations as text again, so that the rendered policy reads back the same.
     expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec[^]*\n\s+poll: 500ms\n\s+resync: 1m\n/);
     expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
@@ -36,10 +46,26 @@ describe('policy fleet section', () => {
 
   it.each([
     ['an unknown engine', FLEET.replace('crowdsec', 'etcd'), /fleet\.engine: expected one of crowdsec, got "etcd"/],
-    ['a URL that is not http', FLEET.replace('http://127.0.0.1:8080', 'ftp://x'), /fleet\.url: expected an http:\/\/ or https:\/\/ URL/],
-    ['credentials in the URL', FLEET.replace('http://127.0.0.1:8080', 'http://u:secret@127.0.0.1:8080'), /fleet\.url: expected an http/],
-    ['a password in the policy', FLEET.replace('password_file: /etc/floodgate/lapi-password', 'password: hunter2'), /password/],
-    ['a relative secret file', FLEET.replace('/etc/floodgate/lapi-bouncer-key', 'key.txt'), /fleet\.bouncer_key_file: expected the bouncer key file as an absolute path/],
+    [
+      'a URL that is not http',
+      FLEET.replace('http://127.0.0.1:8080', 'ftp://x'),
+      /fleet\.url: expected an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      'credentials in the URL',
+      FLEET.replace('http://127.0.0.1:8080', 'http://u:secret@127.0.0.1:8080'),
+      /fleet\.url: expected an http/,
+    ],
+    [
+      'a password in the policy',
+      FLEET.replace('password_file: /etc/floodgate/lapi-password', 'password: hunter2'),
+      /password/,
+    ],
+    [
+      'a relative secret file',
+      FLEET.replace('/etc/floodgate/lapi-bouncer-key', 'key.txt'),
+      /fleet\.bouncer_key_file: expected the bouncer key file as an absolute path/,
+    ],
     ['a poll too short', `${FLEET}  poll: 10ms\n`, /fleet\.poll: expected a duration/],
     ['no origins', `${FLEET}  origins: []\n`, /fleet\.origins: expected at least one origin/],
     ['a host name with a space', FLEET.replace('host: web-1', 'host: "web 1"'), /fleet\.host: expected a host name/],

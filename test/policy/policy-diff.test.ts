@@ -53,6 +53,8 @@ ban: {ttl: 20m, rate: 5/s}
 
   it('shows a reload hook added', () => {
     const diff = diffPolicy(policy(base), policy(`${base}reload: {command: [systemctl, reload, nginx]}\n`));
-    expect(describeDiff(diff)).toBe('reload.command (none) -> [systemctl, reload, nginx]; reload.debounce (none) -> 30s; reload.timeout (none) -> 10s');
+    expect(describeDiff(diff)).toBe(
+      'reload.command (none) -> [systemctl, reload, nginx]; reload.debounce (none) -> 30s; reload.timeout (none) -> 10s',
+    );
   });
 });

@@ -22,7 +22,11 @@ export function memoryLog(): MemoryLog {
   const lines: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer | string, _encoding, callback) {
-      lines.push(...String(chunk).split('\n').filter((line) => line !== ''));
+      lines.push(
+        ...String(chunk)
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
       callback();
     },
   });

@@ -52,10 +52,19 @@ export class RecordingRunner implements CommandRunner {
     const script = rule?.script ?? {};
     const reply = typeof script === 'function' ? script(call) : script;
     if ('throws' in reply) throw reply.throws;
-    const result: CommandResult = { exitCode: reply.exitCode ?? 0, stdout: reply.stdout ?? '', stderr: reply.stderr ?? '' };
+    const result: CommandResult = {
+      exitCode: reply.exitCode ?? 0,
+      stdout: reply.stdout ?? '',
+      stderr: reply.stderr ?? '',
+    };
     // The same contract as ExecaRunner: a non-zero exit throws unless the caller probes with reject: false.
     if (result.exitCode !== 0 && options.reject !== false) {
-      throw new CommandFailedError(`${argv.join(' ')} failed with exit code ${result.exitCode}: ${result.stderr.trim() || '(no message)'}`, argv, result.exitCode, result.stderr);
+      throw new CommandFailedError(
+        `${argv.join(' ')} failed with exit code ${result.exitCode}: ${result.stderr.trim() || '(no message)'}`,
+        argv,
+        result.exitCode,
+        result.stderr,
+      );
     }
     return result;
   }

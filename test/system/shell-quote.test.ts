@@ -13,13 +13,30 @@ function bashWords(text: string): string[] {
 
 describe('shellCommand', () => {
   it('leaves plain words alone', () => {
-    expect(shellCommand(['iptables', '-w', '-A', 'INPUT', '-s', '198.51.100.7/32', '-m', 'comment', '--comment', 'floodgate', '-j', 'DROP'])).toBe(
-      'iptables -w -A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP',
-    );
+    expect(
+      shellCommand([
+        'iptables',
+        '-w',
+        '-A',
+        'INPUT',
+        '-s',
+        '198.51.100.7/32',
+        '-m',
+        'comment',
+        '--comment',
+        'floodgate',
+        '-j',
+        'DROP',
+      ]),
+    ).toBe('iptables -w -A INPUT -s 198.51.100.7/32 -m comment --comment floodgate -j DROP');
   });
 
   it('quotes the ss -K filter so that bash reads back the same argv', () => {
-    const [argv] = killCommands([parseCidr('198.51.100.66')!, parseCidr('2001:db8::7')!, parseCidr('2001:db8:1::/64')!]);
+    const [argv] = killCommands([
+      parseCidr('198.51.100.66')!,
+      parseCidr('2001:db8::7')!,
+      parseCidr('2001:db8:1::/64')!,
+    ]);
     const text = shellCommand(argv!);
     expect(text).toContain("'(' dst 198.51.100.66 or dst '[::ffff:198.51.100.66]'");
     expect(bashWords(text)).toEqual(argv);

@@ -81,7 +81,8 @@ describe.each(SCENARIOS)('the %s capture', (scenario) => {
 });
 
 describe('addresses in the captured tables', () => {
-  const sources = (rows: ReturnType<typeof procTcpRows>) => new Set(rows.filter((row) => row.proto === 'tcp' && row.remote !== '').map((row) => row.remote));
+  const sources = (rows: ReturnType<typeof procTcpRows>) =>
+    new Set(rows.filter((row) => row.proto === 'tcp' && row.remote !== '').map((row) => row.remote));
 
   it('shows the IPv4 clients of the dual-stack :80 listener as plain IPv4 in every format', () => {
     // In /proc/net/tcp6 and ss they are ::ffff:a.b.c.d; netstat already prints them as IPv4.
@@ -94,7 +95,10 @@ describe('addresses in the captured tables', () => {
     expect(mapped.get('198.51.100.15')).toBe(4);
     for (const format of ALL_FORMATS) {
       const remotes = [...sources(rowsOf('mixed', format))];
-      expect(remotes.filter((remote) => remote.toLowerCase().includes('ffff')), format).toEqual([]);
+      expect(
+        remotes.filter((remote) => remote.toLowerCase().includes('ffff')),
+        format,
+      ).toEqual([]);
       expect(remotes, format).toContain('198.51.100.66');
     }
   });
@@ -106,7 +110,10 @@ describe('addresses in the captured tables', () => {
       expect(v6, format).toContain('2001:db8:1::1a');
       expect(v6, format).toContain('2001:db8:2::66');
       for (const remote of v6) expect(remote).toBe(canonicalIp(remote));
-      expect(v6.some((remote) => /[A-F]|0db8|:0:/.test(remote)), format).toBe(false);
+      expect(
+        v6.some((remote) => /[A-F]|0db8|:0:/.test(remote)),
+        format,
+      ).toBe(false);
     }
   });
 
@@ -115,7 +122,10 @@ describe('addresses in the captured tables', () => {
       const rows = rowsOf('mixed', format);
       const listening = rows.filter((row) => row.state === 'LISTEN');
       expect(listening, format).toHaveLength(3);
-      expect(listening.map((row) => [row.remote, row.remotePort]), format).toEqual([
+      expect(
+        listening.map((row) => [row.remote, row.remotePort]),
+        format,
+      ).toEqual([
         ['', 0],
         ['', 0],
         ['', 0],
@@ -130,7 +140,10 @@ describe('addresses in the captured tables', () => {
   it('keeps the 4 server-closed TIME_WAIT sockets of 198.51.100.15 attributed to it', () => {
     for (const format of TEXT_FORMATS) {
       const timeWait = textRows('mixed', format).filter((row) => row.state === 'TIME_WAIT');
-      expect(timeWait.map((row) => `${row.remote} ${row.localPort}`), format).toEqual(Array(4).fill('198.51.100.15 80'));
+      expect(
+        timeWait.map((row) => `${row.remote} ${row.localPort}`),
+        format,
+      ).toEqual(Array(4).fill('198.51.100.15 80'));
     }
   });
 });

@@ -63,7 +63,10 @@ export function capturedCounts(scenario: Scenario): Expected {
 
 /** /proc/net/tcp and tcp6 together: the kernel's TCP table. */
 export function procTcpRows(scenario: Scenario): SocketRow[] {
-  return [...parseProcNet(fixtureText(scenario, 'proc-tcp.txt')).rows, ...parseProcNet(fixtureText(scenario, 'proc-tcp6.txt')).rows];
+  return [
+    ...parseProcNet(fixtureText(scenario, 'proc-tcp.txt')).rows,
+    ...parseProcNet(fixtureText(scenario, 'proc-tcp6.txt')).rows,
+  ];
 }
 
 /** All four /proc/net tables, as the daemon reads them. */
@@ -94,7 +97,9 @@ const inStates = (...states: SocketState[]) => ({ proto: 'tcp' as const, states:
 const NETS = { by: 'net', prefix4: 24, prefix6: 64 } as const;
 
 /** The rows' TCP counts in expected.json's shape. */
-export function summarize(rowList: readonly SocketRow[]): Omit<Expected, 'procRows' | 'udpSockets' | 'observedSynRecvByIp'> {
+export function summarize(
+  rowList: readonly SocketRow[],
+): Omit<Expected, 'procRows' | 'udpSockets' | 'observedSynRecvByIp'> {
   const rows = SocketTable.from(rowList);
   return {
     states: countSockets(rows, { proto: 'tcp' }, { by: 'ip' }).states,
@@ -110,4 +115,5 @@ export function summarize(rowList: readonly SocketRow[]): Omit<Expected, 'procRo
 }
 
 /** A row as one comparable string, for comparing tables as multisets. */
-export const rowKey = (row: SocketRow): string => `${row.proto} ${row.state} ${row.localPort} ${row.remote} ${row.remotePort}`;
+export const rowKey = (row: SocketRow): string =>
+  `${row.proto} ${row.state} ${row.localPort} ${row.remote} ${row.remotePort}`;

@@ -1,6 +1,11 @@
 // The kernel's SYN-flood counters (/proc/net/netstat TcpExt) captured before and after the cookies flood.
 import { describe, expect, it } from 'vitest';
-import { FLOOD_COUNTERS, type FloodCounters, counterRates, parseKernelCounters } from '../../src/table/kernel-counters.js';
+import {
+  FLOOD_COUNTERS,
+  type FloodCounters,
+  counterRates,
+  parseKernelCounters,
+} from '../../src/table/kernel-counters.js';
 import { fixtureText } from './fixture-tables.js';
 
 const before = parseKernelCounters(fixtureText('cookies', 'netstat-counters-before.txt'));
@@ -20,7 +25,10 @@ describe('parseKernelCounters', () => {
   it('reads the TcpExt pair only, not the MPTcpExt or IpExt lines next to it', () => {
     const text = fixtureText('cookies', 'netstat-counters-after.txt');
     expect(text).toMatch(/^MPTcpExt:/m);
-    const tcpExtFirst = text.split('\n').filter((line) => !line.startsWith('TcpExt:')).join('\n');
+    const tcpExtFirst = text
+      .split('\n')
+      .filter((line) => !line.startsWith('TcpExt:'))
+      .join('\n');
     expect(parseKernelCounters(tcpExtFirst)).toEqual(zero);
   });
 

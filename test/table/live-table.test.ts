@@ -38,10 +38,18 @@ describe('ProcNetParser', () => {
 describe('readLiveTable', () => {
   it('reads tcp, tcp6, udp and udp6 under a /proc root and gives what the whole files give', async () => {
     mkdirSync(join(root, 'net'));
-    for (const file of ['tcp', 'tcp6', 'udp', 'udp6']) copyFileSync(join(FIXTURE, `proc-${file}.txt`), join(root, 'net', file));
+    for (const file of ['tcp', 'tcp6', 'udp', 'udp6'])
+      copyFileSync(join(FIXTURE, `proc-${file}.txt`), join(root, 'net', file));
     const live = await readLiveTable('all', root);
-    const expected = ['tcp', 'tcp6', 'udp', 'udp6'].flatMap((file) => parseProcNet(readFileSync(join(FIXTURE, `proc-${file}.txt`), 'latin1'), file.startsWith('udp') ? 'udp' : 'tcp').rows.toRows());
-    expect([...live.rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(expected.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))));
+    const expected = ['tcp', 'tcp6', 'udp', 'udp6'].flatMap((file) =>
+      parseProcNet(
+        readFileSync(join(FIXTURE, `proc-${file}.txt`), 'latin1'),
+        file.startsWith('udp') ? 'udp' : 'tcp',
+      ).rows.toRows(),
+    );
+    expect([...live.rows].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(
+      expected.sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    );
     expect(live.malformed).toEqual([]);
     // proto 'tcp' reads only the TCP tables
     expect((await readLiveTable('tcp', root)).rows.toRows().every((row) => row.proto === 'tcp')).toBe(true);
@@ -61,7 +69,9 @@ describe('readLiveTable', () => {
       mkdirSync(join(v4only, 'net'));
       copyFileSync(join(FIXTURE, 'proc-tcp.txt'), join(v4only, 'net', 'tcp'));
       const live = await readLiveTable('all', v4only);
-      expect(live.rows.length).toBe(parseProcNet(readFileSync(join(FIXTURE, 'proc-tcp.txt'), 'latin1'), 'tcp').rows.length);
+      expect(live.rows.length).toBe(
+        parseProcNet(readFileSync(join(FIXTURE, 'proc-tcp.txt'), 'latin1'), 'tcp').rows.length,
+      );
     } finally {
       rmSync(v4only, { recursive: true, force: true });
     }

@@ -67,7 +67,10 @@ describe('/proc/net/tcp rows that cannot be read', () => {
   ])('skips a row %s and names its line', (_what, bad) => {
     const parsed = table(bad);
     expect(parsed.malformed).toEqual([{ line: 3, text: bad }]);
-    expect(parsed.rows.toRows().map(rowKey)).toEqual(['tcp ESTABLISHED 443 198.51.100.77 25847', 'tcp ESTABLISHED 443 198.51.100.77 25847']);
+    expect(parsed.rows.toRows().map(rowKey)).toEqual([
+      'tcp ESTABLISHED 443 198.51.100.77 25847',
+      'tcp ESTABLISHED 443 198.51.100.77 25847',
+    ]);
   });
 
   it('reads a Windows-style CRLF capture the same as LF', () => {
@@ -79,13 +82,20 @@ describe('/proc/net/tcp rows that cannot be read', () => {
 });
 
 describe('netstat rows that cannot be read', () => {
-  const head = 'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address           Foreign Address         State      ';
+  const head =
+    'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address           Foreign Address         State      ';
   const good = 'tcp        0      0 192.0.2.1:443           198.51.100.9:4444       ESTABLISHED';
   const table = (bad: string) => parseNetstat([head, good, bad, good].join('\n'));
 
   it.each([
-    ['a host name from netstat without -n', 'tcp        0      0 192.0.2.1:443           client.example.com:https ESTABLISHED'],
-    ['a service name instead of a port', 'tcp        0      0 192.0.2.1:https         198.51.100.9:4444       ESTABLISHED'],
+    [
+      'a host name from netstat without -n',
+      'tcp        0      0 192.0.2.1:443           client.example.com:https ESTABLISHED',
+    ],
+    [
+      'a service name instead of a port',
+      'tcp        0      0 192.0.2.1:https         198.51.100.9:4444       ESTABLISHED',
+    ],
     ['a local host name', 'tcp        0      0 localhost:443           198.51.100.9:4444       ESTABLISHED'],
     ['a port above 65535', 'tcp        0      0 192.0.2.1:443           198.51.100.9:70000      ESTABLISHED'],
     ['an octet above 255', 'tcp        0      0 192.0.2.1:443           256.51.100.9:4444       ESTABLISHED'],
@@ -93,13 +103,21 @@ describe('netstat rows that cannot be read', () => {
     ['an unknown state', 'tcp        0      0 192.0.2.1:443           198.51.100.9:4444       WHATEVER'],
     ['no state at all', 'tcp        0      0 192.0.2.1:443           198.51.100.9:4444'],
     ['the foreign address cut off', 'tcp        0      0 192.0.2.1:443'],
-    ['an IPv6 address truncated to the column width', 'tcp6       0      0 2001:db8::1:443         2001:db8:1234:5678:9abc:d ESTABLISHED'],
+    [
+      'an IPv6 address truncated to the column width',
+      'tcp6       0      0 2001:db8::1:443         2001:db8:1234:5678:9abc:d ESTABLISHED',
+    ],
     ['an unknown protocol', 'sctp       0      0 192.0.2.1:443           198.51.100.9:4444       ESTABLISHED'],
   ])('skips a row with %s and names its line', (_what, bad) => {
     const parsed = table(bad);
     // A line is kept (and quoted) up to 80 characters, with its length when it is longer.
-    expect(parsed.malformed).toEqual([bad.length <= 80 ? { line: 4, text: bad } : { line: 4, text: bad.slice(0, 80), length: bad.length }]);
-    expect(parsed.rows.toRows().map(rowKey)).toEqual(['tcp ESTABLISHED 443 198.51.100.9 4444', 'tcp ESTABLISHED 443 198.51.100.9 4444']);
+    expect(parsed.malformed).toEqual([
+      bad.length <= 80 ? { line: 4, text: bad } : { line: 4, text: bad.slice(0, 80), length: bad.length },
+    ]);
+    expect(parsed.rows.toRows().map(rowKey)).toEqual([
+      'tcp ESTABLISHED 443 198.51.100.9 4444',
+      'tcp ESTABLISHED 443 198.51.100.9 4444',
+    ]);
   });
 
   it('skips the UNIX-socket section of netstat -an without calling it malformed', () => {
@@ -122,13 +140,19 @@ describe('ss rows that cannot be read', () => {
 
   it.each([
     ['a port above 65535', 'ESTAB     0      0               192.0.2.1:443            198.51.100.77:99999'],
-    ['host and service names from ss without -n', 'ESTAB     0      0               192.0.2.1:https            host.example:https'],
+    [
+      'host and service names from ss without -n',
+      'ESTAB     0      0               192.0.2.1:https            host.example:https',
+    ],
     ['the peer cut off', 'ESTAB     0      0               192.0.2.1:443'],
     ['an unknown state', 'BOGUS     0      0               192.0.2.1:443            198.51.100.77:1234'],
   ])('skips a row with %s and names its line', (_what, bad) => {
     const parsed = table(bad);
     expect(parsed.malformed).toEqual([{ line: 3, text: bad }]);
-    expect(parsed.rows.toRows().map(rowKey)).toEqual(['tcp ESTABLISHED 443 198.51.100.77 25847', 'tcp ESTABLISHED 443 198.51.100.77 25847']);
+    expect(parsed.rows.toRows().map(rowKey)).toEqual([
+      'tcp ESTABLISHED 443 198.51.100.77 25847',
+      'tcp ESTABLISHED 443 198.51.100.77 25847',
+    ]);
   });
 
   it('reads interface-scoped link-local peers without their %zone', () => {
@@ -148,9 +172,12 @@ describe('text that is no connection table', () => {
     expect(detectFormat(text)).toBeNull();
   });
 
-  it.each(['proc', 'netstat', 'ss'] as TableFormat[])('parsed as %s anyway, it yields no rows and no crash', (format) => {
-    const parsed = parseTable('hello\nworld', format);
-    expect(parsed.rows.toRows()).toEqual([]);
-    expect(parsed.malformed.map((m) => m.line)).toEqual([1, 2]);
-  });
+  it.each(['proc', 'netstat', 'ss'] as TableFormat[])(
+    'parsed as %s anyway, it yields no rows and no crash',
+    (format) => {
+      const parsed = parseTable('hello\nworld', format);
+      expect(parsed.rows.toRows()).toEqual([]);
+      expect(parsed.malformed.map((m) => m.line)).toEqual([1, 2]);
+    },
+  );
 });

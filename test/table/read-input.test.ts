@@ -48,7 +48,13 @@ describe('an empty capture', () => {
     const table = await readInput(file);
     expect(table).toMatchObject({ format: 'empty', malformed: [] });
     expect(table.rows.length).toBe(0);
-    expect(await scanJson([file])).toMatchObject({ total: 0, states: {}, groups: [], malformed: 0, source: [{ input: file, format: 'empty', rows: 0 }] });
+    expect(await scanJson([file])).toMatchObject({
+      total: 0,
+      states: {},
+      groups: [],
+      malformed: 0,
+      source: [{ input: file, format: 'empty', rows: 0 }],
+    });
   });
 
   it('keeps the format it was told, and adds nothing beside another capture', async () => {
@@ -56,15 +62,31 @@ describe('an empty capture', () => {
     expect((await readInput(empty, 'ss')).format).toBe('ss');
     const full = capture('mixed-ss.txt', fixtureText('mixed', 'ss-tan.txt'));
     const alone = await scanJson([full]);
-    expect(await scanJson([full, empty])).toMatchObject({ total: alone.total, states: alone.states, groups: alone.groups });
+    expect(await scanJson([full, empty])).toMatchObject({
+      total: alone.total,
+      states: alone.states,
+      groups: alone.groups,
+    });
   });
 });
 
 describe('a capture in which no row can be read', () => {
   it.each([
-    ['netstat', 'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address Foreign Address State\ntcp banana\ntcp 0 0 nowhere elsewhere ESTABLISHED\ntcp6 x y z\n', 'all 3 of its rows are malformed (line 3: "tcp banana")'],
-    ['ss', 'State Recv-Q Send-Q Local Address:Port Peer Address:Port\nESTAB nothing\n', 'its only row is malformed (line 2: "ESTAB nothing")'],
-    ['proc', '  sl  local_address rem_address   st tx_queue rx_queue\n   0: not hex at all\n   1: 010200C0:01BB\n', 'all 2 of its rows are malformed (line 2: "   0: not hex at all")'],
+    [
+      'netstat',
+      'Active Internet connections (servers and established)\nProto Recv-Q Send-Q Local Address Foreign Address State\ntcp banana\ntcp 0 0 nowhere elsewhere ESTABLISHED\ntcp6 x y z\n',
+      'all 3 of its rows are malformed (line 3: "tcp banana")',
+    ],
+    [
+      'ss',
+      'State Recv-Q Send-Q Local Address:Port Peer Address:Port\nESTAB nothing\n',
+      'its only row is malformed (line 2: "ESTAB nothing")',
+    ],
+    [
+      'proc',
+      '  sl  local_address rem_address   st tx_queue rx_queue\n   0: not hex at all\n   1: 010200C0:01BB\n',
+      'all 2 of its rows are malformed (line 2: "   0: not hex at all")',
+    ],
   ])('as %s is refused, naming the file, what it was read as and the first bad line', async (format, text, detail) => {
     const file = capture(`bad-${format}.txt`, text);
     const message = await refusal(readInput(file));
@@ -75,7 +97,9 @@ describe('a capture in which no row can be read', () => {
 
   it('is refused when read with the wrong --format, which says so', async () => {
     const file = capture('netstat-as-ss.txt', fixtureText('mixed', 'netstat-ant.txt'));
-    expect(await refusal(readInput(file, 'ss'))).toMatch(/^cannot read .*netstat-as-ss\.txt as `ss -tan` output: all \d+ of its rows are malformed \(line 1: "Active Internet/);
+    expect(await refusal(readInput(file, 'ss'))).toMatch(
+      /^cannot read .*netstat-as-ss\.txt as `ss -tan` output: all \d+ of its rows are malformed \(line 1: "Active Internet/,
+    );
   });
 
   it('is not refused when some rows are good: those are counted and the bad lines reported', async () => {
@@ -97,7 +121,9 @@ describe('a gzip capture', () => {
 
   it('that is cut short is refused, naming the file', async () => {
     const file = capture('cut.gz', gzipSync(fixtureText('mixed', 'ss-tan.txt')).subarray(0, 100));
-    expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut\.gz: it starts like gzip, but does not decompress: /);
+    expect(await refusal(readInput(file))).toMatch(
+      /^cannot read .*cut\.gz: it starts like gzip, but does not decompress: /,
+    );
   });
 });
 
@@ -109,7 +135,11 @@ describe('a /proc/net/netstat capture', () => {
     for (const file of [capture('netstat', after), capture('netstat.gz', gzipSync(after))]) {
       for (const forced of [undefined, 'ss'] as const) {
         const table = await readInput(file, forced);
-        expect(table).toMatchObject({ format: 'counters', malformed: [], counters: { SyncookiesSent: 135, TCPReqQFullDoCookies: 135, ListenDrops: 0 } });
+        expect(table).toMatchObject({
+          format: 'counters',
+          malformed: [],
+          counters: { SyncookiesSent: 135, TCPReqQFullDoCookies: 135, ListenDrops: 0 },
+        });
         expect(table.rows.length).toBe(0);
       }
     }
@@ -120,23 +150,43 @@ describe('a /proc/net/netstat capture', () => {
     expect(one).toMatchObject({ total: 0, counters: { SyncookiesSent: 135, TCPReqQFullDoCookies: 135 } });
     expect(one).not.toHaveProperty('countersChange');
     // With a table beside them: the sockets from the table, the counters from the captures.
-    const both = await scanJson([capture('before', before), capture('after2', after), capture('ss.txt', fixtureText('cookies', 'ss-tan.txt'))]);
-    expect(both).toMatchObject({ total: 86, states: { SYN_RECV: 65 }, counters: { SyncookiesSent: 135 }, countersChange: { SyncookiesSent: 135, SyncookiesRecv: 0 } });
+    const both = await scanJson([
+      capture('before', before),
+      capture('after2', after),
+      capture('ss.txt', fixtureText('cookies', 'ss-tan.txt')),
+    ]);
+    expect(both).toMatchObject({
+      total: 86,
+      states: { SYN_RECV: 65 },
+      counters: { SyncookiesSent: 135 },
+      countersChange: { SyncookiesSent: 135, SyncookiesRecv: 0 },
+    });
 
     let out = '';
     const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
     try {
-      await scanCommand({ input: [capture('after3', after)], by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 10 });
+      await scanCommand({
+        input: [capture('after3', after)],
+        by: 'ip',
+        prefix4: 24,
+        prefix6: 64,
+        proto: 'all',
+        top: 10,
+      });
     } finally {
       write.mockRestore();
     }
-    expect(out).toMatch(/^kernel flood counters in .*after3 \(\/proc\/net\/netstat\)\nKERNEL FLOOD COUNTER {4}SINCE BOOT\nSyncookiesSent {17}135\n/);
+    expect(out).toMatch(
+      /^kernel flood counters in .*after3 \(\/proc\/net\/netstat\)\nKERNEL FLOOD COUNTER {4}SINCE BOOT\nSyncookiesSent {17}135\n/,
+    );
     expect(out).not.toContain('sockets matched');
   });
 
   it('is refused when its TcpExt: name line has no line of numbers after it (a capture cut short)', async () => {
     const file = capture('cut-netstat', after.split('\n')[0]!);
-    expect(await refusal(readInput(file))).toMatch(/^cannot read .*cut-netstat as a \/proc\/net\/netstat capture: its TcpExt: name line \(line 1\) is not followed by a line of numbers, got ""$/);
+    expect(await refusal(readInput(file))).toMatch(
+      /^cannot read .*cut-netstat as a \/proc\/net\/netstat capture: its TcpExt: name line \(line 1\) is not followed by a line of numbers, got ""$/,
+    );
   });
 });
 
@@ -146,7 +196,9 @@ describe('a large /proc/net capture, read a megabyte at a time', () => {
   const lines = [header];
   for (let i = 0; i < 24_000; i++) {
     const remote = ((0x4200 + (i % 4000)) >>> 0).toString(16).toUpperCase().padStart(4, '0');
-    lines.push(`${String(i).padStart(4)}: 0100007F:0050 ${remote}33C6:${(1024 + i).toString(16).toUpperCase().padStart(4, '0')} ${i % 3 === 0 ? '03' : '01'} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+    lines.push(
+      `${String(i).padStart(4)}: 0100007F:0050 ${remote}33C6:${(1024 + i).toString(16).toUpperCase().padStart(4, '0')} ${i % 3 === 0 ? '03' : '01'} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`,
+    );
     if (i === 9_000) lines.push('   x: not a row', '');
   }
   const text = `${lines.join('\n')}\n`;
@@ -164,6 +216,8 @@ describe('a large /proc/net capture, read a megabyte at a time', () => {
 
   it('still refuses a large capture none of whose rows can be read, naming the file', async () => {
     const file = capture('bad.txt', `${header}\n${'   0: 0100007F:0050 zz\n'.repeat(60_000)}`);
-    await expect(readInput(file, 'proc')).rejects.toThrow(/bad\.txt as \/proc\/net\/tcp contents: all 60000 of its rows are malformed/);
+    await expect(readInput(file, 'proc')).rejects.toThrow(
+      /bad\.txt as \/proc\/net\/tcp contents: all 60000 of its rows are malformed/,
+    );
   });
 });

@@ -32,7 +32,9 @@ describe('AddressBook', () => {
 
   it('keeps 0 for "no peer": 0.0.0.0, :: and the mapped zero address', () => {
     const book = new AddressBook();
-    expect([book.ipv4Id(0), book.ipv6Id(0, 0, 0, 0), book.ipv6Id(0, 0, 0xffff, 0), book.idOf('')]).toEqual([0, 0, 0, 0]);
+    expect([book.ipv4Id(0), book.ipv6Id(0, 0, 0, 0), book.ipv6Id(0, 0, 0xffff, 0), book.idOf('')]).toEqual([
+      0, 0, 0, 0,
+    ]);
     expect(book.name(0)).toBe('');
   });
 
@@ -72,13 +74,25 @@ function sampleRows(count: number): SocketRow[] {
             : kind === 2
               ? `2001:db8:${next(3) + 1}::${(next(50) + 1).toString(16)}`
               : `192.0.2.${next(5) + 1}`;
-    rows.push({ proto, state: proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state, localPort: [22, 80, 443, 53][next(4)]!, remote: proto === 'udp' && state !== 'ESTABLISHED' ? '' : remote, remotePort: remote === '' ? 0 : 1024 + next(60000) });
+    rows.push({
+      proto,
+      state: proto === 'udp' && state !== 'ESTABLISHED' ? 'UNCONN' : state,
+      localPort: [22, 80, 443, 53][next(4)]!,
+      remote: proto === 'udp' && state !== 'ESTABLISHED' ? '' : remote,
+      remotePort: remote === '' ? 0 : 1024 + next(60000),
+    });
   }
   return rows.map((row) => (row.remote === '' ? { ...row, remotePort: 0 } : row));
 }
 
 /** The plain count over row objects that countSockets must agree with. */
-function reference(rows: readonly SocketRow[], filter: SocketFilter, grouping: Grouping, skip: (remote: string) => boolean, above: number) {
+function reference(
+  rows: readonly SocketRow[],
+  filter: SocketFilter,
+  grouping: Grouping,
+  skip: (remote: string) => boolean,
+  above: number,
+) {
   const groups = new Map<string, number>();
   const states: Record<string, number> = {};
   let total = 0;
@@ -126,7 +140,14 @@ describe('SocketTable', () => {
     ['ESTABLISHED on port 443', { states: new Set(['ESTABLISHED']), ports: new Set([443]) }],
     ['udp', { proto: 'udp' }],
   ];
-  const groupings: Grouping[] = [{ by: 'ip' }, { by: 'port' }, { by: 'net', prefix4: 24, prefix6: 64 }, { by: 'net', prefix4: 16, prefix6: 48 }, { by: 'net', prefix4: 0, prefix6: 0 }, { by: 'net', prefix4: 32, prefix6: 128 }];
+  const groupings: Grouping[] = [
+    { by: 'ip' },
+    { by: 'port' },
+    { by: 'net', prefix4: 24, prefix6: 64 },
+    { by: 'net', prefix4: 16, prefix6: 48 },
+    { by: 'net', prefix4: 0, prefix6: 0 },
+    { by: 'net', prefix4: 32, prefix6: 128 },
+  ];
   const suppressed = CidrSet.parse(['198.18.0.0/16', '2001:db8:1::/48', '192.0.2.3']);
 
   for (const [name, filter] of filters) {
@@ -134,13 +155,25 @@ describe('SocketTable', () => {
       const label = grouping.by === 'net' ? `net /${grouping.prefix4} /${grouping.prefix6}` : grouping.by;
       it(`counts ${name} by ${label} as a plain count over the rows does, with and without sources left out`, () => {
         const plain = countSockets(table, filter, grouping);
-        expect({ ...plain, groups: Object.fromEntries(plain.groups) }).toEqual(reference(rows, filter, grouping, () => false, 0));
+        expect({ ...plain, groups: Object.fromEntries(plain.groups) }).toEqual(
+          reference(rows, filter, grouping, () => false, 0),
+        );
 
         const skip = new Uint8Array(table.addresses.size);
-        for (let id = 1; id < skip.length; id++) if (suppressed.coversAddress(parseIp(table.addresses.name(id))!.family, parseIp(table.addresses.name(id))!.value)) skip[id] = 1;
+        for (let id = 1; id < skip.length; id++)
+          if (
+            suppressed.coversAddress(
+              parseIp(table.addresses.name(id))!.family,
+              parseIp(table.addresses.name(id))!.value,
+            )
+          )
+            skip[id] = 1;
         const skipped = countSockets(table, filter, grouping, { skip, above: 3 });
-        const isSuppressed = (remote: string) => suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value);
-        expect({ ...skipped, groups: Object.fromEntries(skipped.groups) }).toEqual(reference(rows, filter, grouping, isSuppressed, 3));
+        const isSuppressed = (remote: string) =>
+          suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value);
+        expect({ ...skipped, groups: Object.fromEntries(skipped.groups) }).toEqual(
+          reference(rows, filter, grouping, isSuppressed, 3),
+        );
       });
     }
   }
@@ -160,7 +193,10 @@ describe('ProcNetParser on bytes', () => {
     parser.push(buffer, written - 30);
     parser.push(buffer.subarray(written - 30), 30);
     const { rows, malformed } = parser.end();
-    expect(rows.toRows().map((r) => `${r.state} ${r.remote}:${r.remotePort}`)).toEqual(['SYN_RECV 198.51.100.66:41921', 'ESTABLISHED 198.51.100.67:41922']);
+    expect(rows.toRows().map((r) => `${r.state} ${r.remote}:${r.remotePort}`)).toEqual([
+      'SYN_RECV 198.51.100.66:41921',
+      'ESTABLISHED 198.51.100.67:41922',
+    ]);
     // the last line, cut short inside its state, is named as it was read
     expect(malformed).toEqual([{ line: 4, text: '   2: 0100007F:0050 446433C6:A3C3 0' }]);
   });
@@ -201,12 +237,25 @@ function randomCapture(count: number, mix: Mix, seed: number): { tcp: string; tc
     return ((s >>> 8) * n) >>> 24;
   };
   const hex = (v: number, w: number) => (v >>> 0).toString(16).toUpperCase().padStart(w, '0');
-  const host = (w: number) => hex((((w & 255) << 24) | (((w >>> 8) & 255) << 16) | (((w >>> 16) & 255) << 8) | (w >>> 24)) >>> 0, 8);
+  const host = (w: number) =>
+    hex((((w & 255) << 24) | (((w >>> 8) & 255) << 16) | (((w >>> 16) & 255) << 8) | (w >>> 24)) >>> 0, 8);
   const header = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode';
   const tcp = [header];
   const tcp6 = [header];
   const rows: SocketRow[] = [];
-  const kernelState: Record<string, number> = { ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT1: 4, FIN_WAIT2: 5, TIME_WAIT: 6, CLOSE: 7, CLOSE_WAIT: 8, LAST_ACK: 9, LISTEN: 10, CLOSING: 11 };
+  const kernelState: Record<string, number> = {
+    ESTABLISHED: 1,
+    SYN_SENT: 2,
+    SYN_RECV: 3,
+    FIN_WAIT1: 4,
+    FIN_WAIT2: 5,
+    TIME_WAIT: 6,
+    CLOSE: 7,
+    CLOSE_WAIT: 8,
+    LAST_ACK: 9,
+    LISTEN: 10,
+    CLOSING: 11,
+  };
   const states = Object.keys(kernelState) as SocketRow['state'][];
   for (let i = 0; i < count; i++) {
     const u = next(100);
@@ -229,14 +278,22 @@ function randomCapture(count: number, mix: Mix, seed: number): { tcp: string; tc
     }
     const mapped = !six && next(10) === 0;
     const words = six ? v6 : [0, 0, 0xffff, v4];
-    const remoteText = listen ? '' : six ? formatCidr({ family: 6, value: words.reduce((a, w) => (a << 32n) | BigInt(w >>> 0), 0n), prefix: 128 }) : `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+    const remoteText = listen
+      ? ''
+      : six
+        ? formatCidr({ family: 6, value: words.reduce((a, w) => (a << 32n) | BigInt(w >>> 0), 0n), prefix: 128 })
+        : `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
     const remoteWords = listen ? [0, 0, 0, 0] : words;
     const st = hex(kernelState[state]!, 2);
     if (six || mapped) {
       const local = `${host(0x20010db8)}${host(0)}${host(0)}${host(1)}`;
-      tcp6.push(`${String(tcp6.length - 1).padStart(4)}: ${local}:${hex(localPort, 4)} ${remoteWords.map(host).join('')}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+      tcp6.push(
+        `${String(tcp6.length - 1).padStart(4)}: ${local}:${hex(localPort, 4)} ${remoteWords.map(host).join('')}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`,
+      );
     } else {
-      tcp.push(`${String(tcp.length - 1).padStart(4)}: ${host(0xc0000201)}:${hex(localPort, 4)} ${host(listen ? 0 : v4)}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`);
+      tcp.push(
+        `${String(tcp.length - 1).padStart(4)}: ${host(0xc0000201)}:${hex(localPort, 4)} ${host(listen ? 0 : v4)}:${hex(listen ? 0 : remotePort, 4)} ${st} 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000`,
+      );
     }
     rows.push({ proto: 'tcp', state, localPort, remote: remoteText, remotePort: listen ? 0 : remotePort });
   }
@@ -244,9 +301,17 @@ function randomCapture(count: number, mix: Mix, seed: number): { tcp: string; tc
 }
 
 /** The plain count with the per-net rule's distinct sources: a network needs `minSources` of them. */
-function referenceWithSources(rows: readonly SocketRow[], filter: SocketFilter, grouping: Grouping, skip: (remote: string) => boolean, above: number, minSources: number) {
+function referenceWithSources(
+  rows: readonly SocketRow[],
+  filter: SocketFilter,
+  grouping: Grouping,
+  skip: (remote: string) => boolean,
+  above: number,
+  minSources: number,
+) {
   const plain = reference(rows, filter, grouping, skip, -1);
-  if (grouping.by !== 'net') return { ...plain, groups: Object.fromEntries(Object.entries(plain.groups).filter(([, n]) => n > above)) };
+  if (grouping.by !== 'net')
+    return { ...plain, groups: Object.fromEntries(Object.entries(plain.groups).filter(([, n]) => n > above)) };
   const sources = new Map<string, Set<string>>();
   for (const row of rows) {
     if (row.remote === '' || skip(row.remote)) continue;
@@ -258,7 +323,12 @@ function referenceWithSources(rows: readonly SocketRow[], filter: SocketFilter, 
     if (!sources.has(key)) sources.set(key, new Set());
     sources.get(key)!.add(row.remote);
   }
-  return { ...plain, groups: Object.fromEntries(Object.entries(plain.groups).filter(([key, n]) => n > above && sources.get(key)!.size >= minSources)) };
+  return {
+    ...plain,
+    groups: Object.fromEntries(
+      Object.entries(plain.groups).filter(([key, n]) => n > above && sources.get(key)!.size >= minSources),
+    ),
+  };
 }
 
 describe('columnar counts on random kernel tables, against a plain count over rows', () => {
@@ -268,16 +338,30 @@ describe('columnar counts on random kernel tables, against a plain count over ro
     ['ESTABLISHED on 80 and 443', { states: new Set(['ESTABLISHED']), ports: new Set([80, 443]) }],
     ['everything', {}],
   ];
-  const groupings: Grouping[] = [{ by: 'ip' }, { by: 'port' }, { by: 'net', prefix4: 24, prefix6: 64 }, { by: 'net', prefix4: 16, prefix6: 48 }, { by: 'net', prefix4: 31, prefix6: 127 }, { by: 'net', prefix4: 32, prefix6: 128 }, { by: 'net', prefix4: 0, prefix6: 0 }];
+  const groupings: Grouping[] = [
+    { by: 'ip' },
+    { by: 'port' },
+    { by: 'net', prefix4: 24, prefix6: 64 },
+    { by: 'net', prefix4: 16, prefix6: 48 },
+    { by: 'net', prefix4: 31, prefix6: 127 },
+    { by: 'net', prefix4: 32, prefix6: 128 },
+    { by: 'net', prefix4: 0, prefix6: 0 },
+  ];
   const suppressed = CidrSet.parse(['198.18.0.0/17', '2001:db8:1::/48', '203.0.113.2', '::ffff:198.51.100.1']);
   const memo = new Map<string, boolean>();
   const isSuppressed = (remote: string) => {
     let hit = memo.get(remote);
-    if (hit === undefined) memo.set(remote, (hit = suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value)));
+    if (hit === undefined)
+      memo.set(remote, (hit = suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value)));
     return hit;
   };
 
-  for (const [mix, seed] of [['distinct', 1], ['clustered', 2], ['mixed', 3], ['clustered', 4]] as [Mix, number][]) {
+  for (const [mix, seed] of [
+    ['distinct', 1],
+    ['clustered', 2],
+    ['mixed', 3],
+    ['clustered', 4],
+  ] as [Mix, number][]) {
     const { tcp, tcp6, rows } = randomCapture(2_000, mix, seed);
     const table = new SocketTable();
     for (const text of [tcp, tcp6]) {
@@ -287,8 +371,20 @@ describe('columnar counts on random kernel tables, against a plain count over ro
     }
     // The rows as parsed, in file order (tcp then tcp6), for the reference and for topGroups.
     const parsed = table.toRows();
-    const canonical = [...rows].sort((a, b) => (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort));
-    const sorted = [...parsed].sort((a, b) => (a.remote < b.remote ? -1 : a.remote > b.remote ? 1 : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort));
+    const canonical = [...rows].sort((a, b) =>
+      a.remote < b.remote
+        ? -1
+        : a.remote > b.remote
+          ? 1
+          : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort,
+    );
+    const sorted = [...parsed].sort((a, b) =>
+      a.remote < b.remote
+        ? -1
+        : a.remote > b.remote
+          ? 1
+          : a.remotePort - b.remotePort || a.state.localeCompare(b.state) || a.localPort - b.localPort,
+    );
 
     it(`${mix} sources (seed ${seed}): the parser reads every socket, an IPv4-mapped source as its IPv4 address`, () => {
       expect(sorted).toEqual(canonical);
@@ -298,13 +394,22 @@ describe('columnar counts on random kernel tables, against a plain count over ro
       for (const grouping of groupings) {
         const label = grouping.by === 'net' ? `net /${grouping.prefix4} /${grouping.prefix6}` : grouping.by;
         it(`${mix} sources (seed ${seed}): ${name} by ${label}, with thresholds, min_sources and sources left out`, () => {
-          for (const [above, minSources] of [[0, 1], [1, 1], [2, 3], [5, 2]] as const) {
+          for (const [above, minSources] of [
+            [0, 1],
+            [1, 1],
+            [2, 3],
+            [5, 2],
+          ] as const) {
             const plain = countSockets(table, filter, grouping, { above, minSources });
-            expect({ ...plain, groups: Object.fromEntries(plain.groups) }).toEqual(referenceWithSources(rows, filter, grouping, () => false, above, minSources));
+            expect({ ...plain, groups: Object.fromEntries(plain.groups) }).toEqual(
+              referenceWithSources(rows, filter, grouping, () => false, above, minSources),
+            );
             const skip = new Uint8Array(table.addresses.size);
             for (let id = 1; id < skip.length; id++) if (isSuppressed(table.addresses.name(id))) skip[id] = 1;
             const skipped = countSockets(table, filter, grouping, { skip, above, minSources });
-            expect({ ...skipped, groups: Object.fromEntries(skipped.groups) }).toEqual(referenceWithSources(rows, filter, grouping, isSuppressed, above, minSources));
+            expect({ ...skipped, groups: Object.fromEntries(skipped.groups) }).toEqual(
+              referenceWithSources(rows, filter, grouping, isSuppressed, above, minSources),
+            );
           }
           // countTop: the same as topGroups over the plain count's groups, ties included.
           const all = reference(rows, filter, grouping, () => false, 0);

@@ -6,7 +6,9 @@ import { countSockets, topGroups } from '../../src/table/count-sockets.js';
 import { fileURLToPath } from 'node:url';
 import { rowsOf } from './fixture-tables.js';
 
-const synRecvBy = (by: 'ip' | 'port') => countSockets(SocketTable.from(rowsOf('mixed', 'proc')), { proto: 'tcp', states: new Set(['SYN_RECV']) }, { by }).groups;
+const synRecvBy = (by: 'ip' | 'port') =>
+  countSockets(SocketTable.from(rowsOf('mixed', 'proc')), { proto: 'tcp', states: new Set(['SYN_RECV']) }, { by })
+    .groups;
 
 describe('topGroups', () => {
   it('puts the biggest sources first and breaks ties by address, as people read them', () => {
@@ -37,15 +39,23 @@ describe('topGroups', () => {
       ['198.51.100.0/24', 4],
       ['10.0.0.0/8', 9],
     ]);
-    expect(topGroups(nets, 5).map((g) => g.key)).toEqual(['10.0.0.0/8', '198.51.100.0/24', '198.51.100.0/25', '203.0.113.0/24', '2001:db8::/64']);
+    expect(topGroups(nets, 5).map((g) => g.key)).toEqual([
+      '10.0.0.0/8',
+      '198.51.100.0/24',
+      '198.51.100.0/25',
+      '203.0.113.0/24',
+      '2001:db8::/64',
+    ]);
   });
 
   it('gives the same order whether it picks a few or sorts them all', () => {
     const groups = synRecvBy('ip');
     const all = topGroups(groups, groups.size);
     expect(all).toHaveLength(82);
-    for (const limit of [1, 2, 3, 5, 10, 15, 16, 20, 50, 82]) expect(topGroups(groups, limit), `limit ${limit}`).toEqual(all.slice(0, limit));
-    for (let i = 1; i < all.length; i++) expect(all[i - 1]!.count, `${all[i - 1]!.key} before ${all[i]!.key}`).toBeGreaterThanOrEqual(all[i]!.count);
+    for (const limit of [1, 2, 3, 5, 10, 15, 16, 20, 50, 82])
+      expect(topGroups(groups, limit), `limit ${limit}`).toEqual(all.slice(0, limit));
+    for (let i = 1; i < all.length; i++)
+      expect(all[i - 1]!.count, `${all[i - 1]!.key} before ${all[i]!.key}`).toBeGreaterThanOrEqual(all[i]!.count);
   });
 
   it('orders local ports by count, then by port number, not by text', () => {
@@ -80,9 +90,23 @@ describe('floodgate scan --top', () => {
   const input = fileURLToPath(new URL('../fixtures/tables/mixed/ss-tan.txt', import.meta.url));
   const scan = async (top: number) => {
     const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    await scanCommand({ input: [input], by: 'ip', prefix4: 24, prefix6: 64, state: ['SYN_RECV'], proto: 'tcp', top, json: true });
+    await scanCommand({
+      input: [input],
+      by: 'ip',
+      prefix4: 24,
+      prefix6: 64,
+      state: ['SYN_RECV'],
+      proto: 'tcp',
+      top,
+      json: true,
+    });
     const out = write.mock.calls.map((call) => String(call[0])).join('');
-    return JSON.parse(out) as { total: number; groups: { key: string; count: number }[]; distinct: number; malformed: number };
+    return JSON.parse(out) as {
+      total: number;
+      groups: { key: string; count: number }[];
+      distinct: number;
+      malformed: number;
+    };
   };
   afterEach(() => vi.restoreAllMocks());
 
