@@ -64,9 +64,9 @@ describe('pretty format', () => {
     const lines = text().trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(
-      /^\d\d:\d\d:\d\d\.\d{3} INFO  ban 198\.51\.100\.7; command: iptables -w -A INPUT -s 198\.51\.100\.7\/32 -j DROP$/,
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}ban 198\.51\.100\.7; command: iptables -w -A INPUT -s 198\.51\.100\.7\/32 -j DROP$/,
     );
-    expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN  refused to ban 127\.0\.0\.1$/);
+    expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} WARN {2}refused to ban 127\.0\.0\.1$/);
   });
 
   it('is coloured on a terminal unless NO_COLOR is set', () => {

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     daemon.stdout!.on('data', (chunk: Buffer) => (log += chunk.toString()));
     daemon.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && (log.match(/ INFO  ban /g)?.length ?? 0) < 3)
+    while (Date.now() < deadline && (log.match(/ INFO {2}ban /g)?.length ?? 0) < 3)
       await new Promise((r) => setTimeout(r, 200));
     await new Promise((r) => setTimeout(r, 1500));
 

@@ -12,7 +12,7 @@ import {
   capturedCounts,
   expectedCounts,
   fixtureText,
-  procTcpRows,
+  type procTcpRows,
   rowKey,
   rowsOf,
   summarize,
