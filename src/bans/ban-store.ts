@@ -49,16 +49,6 @@ export interface LastScan {
   readonly sockets: number;
 }
 
-interface StateFile {
-  readonly version: typeof STORE_VERSION;
-  readonly bans: Ban[];
-  readonly offenders: [string, Offender][];
-  readonly grace: [string, number][];
-  readonly refused: number;
-  readonly lastScan?: LastScan;
-  readonly outbox: OutboxEntry[];
-}
-
 export interface SaveFailure {
   /** When saves started failing: changes since then are not on disk. */
   readonly since: number;
@@ -216,7 +206,7 @@ export class BanStore {
   }
 
   /**
-   * The state file's JSON (a StateFile) in pieces of about a thousand entries: with 100k bans the
+   * The state file's JSON (the shape store-check.ts reads back) in pieces of about a thousand entries: with 100k bans the
    * whole text is ~17 MB, and building it as one string (with an array of every ban and offender
    * first) doubled the daemon's memory at each save.
    */

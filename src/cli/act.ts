@@ -4,7 +4,7 @@
 // yaml, the backends) costs a third of a second to load and is needed only when no daemon runs.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkStatePath, readStateFile } from '../bans/state-file.js';
+import { checkStatePath } from '../bans/state-file.js';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, stateFile } from '../daemon/state-dir.js';
@@ -92,10 +92,13 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
   ensureStateDir(stateDir);
   let answered: Acted | null = null;
   const { acquireLock } = await import('../bans/state-lock.js');
-  let lock;
+  let lock: Awaited<ReturnType<typeof acquireLock>>;
   try {
     // While another command or a starting daemon holds the lock, keep trying the socket too.
-    lock = await acquireLock(join(stateDir, LOCK_FILE), 15_000, async () => (answered = await viaDaemon()) !== null);
+    lock = await acquireLock(join(stateDir, LOCK_FILE), 15_000, async () => {
+      answered = await viaDaemon();
+      return answered !== null;
+    });
   } catch (error) {
     // The daemon came up while we waited and has answered.
     if (answered !== null) return answered;

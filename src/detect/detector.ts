@@ -78,14 +78,11 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
   // Per address id: 1 for a suppressed source or one a per-ip rule flagged in this pass.
   let judged: Uint8Array | undefined;
   const judge = (rule: Rule, index: number): void => {
+    if (rule.per === 'ip') judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice();
     const options =
       rule.per === 'net'
         ? { ...(judged && { skip: judged }), above: rule.threshold, minSources: rule.min_sources }
-        : {
-            ...(skip && { skip }),
-            above: rule.threshold,
-            mark: (judged ??= skip === undefined ? new Uint8Array(table.addresses.size) : skip.slice()),
-          };
+        : { ...(skip && { skip }), above: rule.threshold, mark: judged };
     const grouping =
       rule.per === 'net' ? { by: 'net' as const, prefix4: rule.prefix4, prefix6: rule.prefix6 } : { by: 'ip' as const };
     const { groups } = countSockets(table, ruleFilter(rule), grouping, options);
@@ -110,9 +107,9 @@ export function detect(snapshot: Snapshot, policy: Policy, now: number, context:
       found[index]!.push({ kind: 'ban', target, rule: rule.name, count, threshold: rule.threshold, at: now });
     }
   };
-  policy.rules.forEach((rule, index) => rule.per === 'ip' && judge(rule, index));
+  for (const [index, rule] of policy.rules.entries()) if (rule.per === 'ip') judge(rule, index);
   judged ??= skip;
-  policy.rules.forEach((rule, index) => rule.per === 'net' && judge(rule, index));
+  for (const [index, rule] of policy.rules.entries()) if (rule.per === 'net') judge(rule, index);
   // In the policy's order. A flagged source inside a network banned for its other sources keeps its
   // own ban: it was judged on its own count, and outlives the network's ban if that one is lifted.
   const verdicts: Verdict[] = found.flat();

@@ -131,7 +131,8 @@ export class DecisionQueue {
           continue;
         }
         open++;
-        (waiting.waiters ??= []).push(done);
+        waiting.waiters ??= [];
+        waiting.waiters.push(done);
       }
       done(true);
     });

@@ -297,7 +297,10 @@ export class FleetSync {
     const gated = this.gate(decision);
     if (gated === null) return;
     let decisions = this.known.get(gated.key);
-    if (decisions === undefined) this.known.set(gated.key, (decisions = new Map()));
+    if (decisions === undefined) {
+      decisions = new Map();
+      this.known.set(gated.key, decisions);
+    }
     decisions.set(decision.id, decision);
     this.apply(gated.key, gated.cidr, now);
   }
@@ -320,7 +323,10 @@ export class FleetSync {
       const gated = this.gate(decision);
       if (gated === null) continue;
       let known = this.known.get(gated.key);
-      if (known === undefined) this.known.set(gated.key, (known = new Map()));
+      if (known === undefined) {
+        known = new Map();
+        this.known.set(gated.key, known);
+      }
       known.set(decision.id, decision);
     }
     let lifted = 0;

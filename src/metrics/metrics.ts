@@ -225,7 +225,7 @@ export class FloodgateMetrics {
     const byState = new Array<number>(STATES.length).fill(0);
     const { states, length } = scan.table;
     for (let i = 0; i < length; i++) byState[states[i]!]!++;
-    STATES.forEach((state, i) => this.sockets.set({ state }, byState[i]!));
+    for (const [i, state] of STATES.entries()) this.sockets.set({ state }, byState[i]!);
     this.counters = scan.counters;
     this.attack.set(scan.attack ? 1 : 0);
     this.lastScan.set(scan.at / 1000);

@@ -55,7 +55,7 @@ function parseIpv6(text: string): bigint | null {
   if (text.includes('.', lastColon)) {
     tailV4 = parseIpv4(text.slice(lastColon + 1));
     if (tailV4 === null) return null;
-    head = text.slice(0, lastColon + 1) + '0:0';
+    head = `${text.slice(0, lastColon + 1)}0:0`;
   }
   const halves = head.split('::');
   if (halves.length > 2) return null;

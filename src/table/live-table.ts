@@ -65,7 +65,8 @@ export async function readLiveTable(
   /** A table to empty and fill again (the daemon's, from its previous scan); a new one when absent. */
   into?: SocketTable,
 ): Promise<ParsedTable> {
-  const buffer = (readBuffer ??= Buffer.allocUnsafe(CHUNK));
+  readBuffer ??= Buffer.allocUnsafe(CHUNK);
+  const buffer = readBuffer;
   const table = into ?? new SocketTable();
   table.clear();
   const malformed: MalformedLine[] = [];

@@ -186,7 +186,8 @@ export class AddressBook {
     const old = this.v4Slots;
     const bits = ++this.v4Bits;
     const mask = (1 << bits) - 1;
-    const slots = (this.v4Slots = new Int32Array(2 << bits));
+    const slots = new Int32Array(2 << bits);
+    this.v4Slots = slots;
     for (let i = 0; i < old.length; i += 2) {
       const id = old[i + 1]!;
       if (id === 0) continue;
@@ -200,7 +201,8 @@ export class AddressBook {
   private growV6(): void {
     const bits = ++this.v6Bits;
     const mask = (1 << bits) - 1;
-    const slots = (this.v6Slots = new Int32Array(1 << bits));
+    const slots = new Int32Array(1 << bits);
+    this.v6Slots = slots;
     const w = this.v6Words;
     for (let index = 0; index < this.v6Count; index++) {
       const k = index * 4;
