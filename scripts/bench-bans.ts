@@ -520,13 +520,14 @@ async function partThroughput(): Promise<{ rows: ThroughputResult[]; classic: Cl
           const lastBan = Date.parse(bans.at(-1)!.time);
           const commandsStart = Date.parse(firewall[0]!.time) - (firewall[0]!.ms ?? 0);
           const commandsEnd = Date.parse(firewall.at(-1)!.time);
-          [
+          const phases = [
             firstBan - wallStart,
             lastBan - firstBan,
             commandsStart - lastBan,
             commandsEnd - commandsStart,
             wallEnd - commandsEnd,
-          ].forEach((v, i) => s.phases[i]!.push(v));
+          ];
+          for (const [i, v] of phases.entries()) s.phases[i]!.push(v);
         }
         log(`  ${backend} run ${run + 1}: ${seconds(inKernel)} s (firewall commands: ${commands.text})`);
       } finally {
@@ -1404,7 +1405,7 @@ async function main(): Promise<void> {
             'VmRSS median (MiB)',
             'highest (MiB)',
             'CPU per 1 s tick (ms)',
-            'goal < ' + GOALS.rssMiB + ' MiB met (median / highest)',
+            `goal < ${GOALS.rssMiB} MiB met (median / highest)`,
           ],
           [
             ['idle, no bans', mib(daemon.idle.rss), '', '', ''],

@@ -10,7 +10,7 @@
 //   --dir     where the generated tables go (default: a fresh directory under $TMPDIR, removed after)
 //   --keep    keep the generated tables
 // Needs the build: npx tsc -p .   Prints markdown tables on stdout, progress on stderr.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

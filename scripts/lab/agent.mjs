@@ -20,7 +20,10 @@ const lateErrorCodes = {};
 
 function group(name) {
   let g = groups.get(name);
-  if (!g) groups.set(name, (g = new Set()));
+  if (!g) {
+    g = new Set();
+    groups.set(name, g);
+  }
   return g;
 }
 
@@ -103,7 +106,7 @@ function stats() {
 
 const handlers = { connect, close, stats, ping: () => 'pong' };
 
-const reply = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const reply = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   if (!line.trim()) return;
@@ -119,7 +122,7 @@ rl.on('line', async (line) => {
   try {
     reply({ id: msg.id, ok: true, result: (await fn(msg)) ?? null });
   } catch (e) {
-    reply({ id: msg.id, ok: false, error: String(e && e.message ? e.message : e) });
+    reply({ id: msg.id, ok: false, error: String(e?.message ? e.message : e) });
   }
 });
 rl.on('close', () => process.exit(0));

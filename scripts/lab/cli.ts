@@ -131,7 +131,7 @@ async function captureOne(sc: Scenario, dir: string): Promise<void> {
     }
     doc.capturedAt = new Date().toISOString();
     doc.kernel = (await lab.execServer(['uname', '-r'])).stdout.trim();
-    await writeFile(path.join(out, 'expected.json'), JSON.stringify(doc, null, 2) + '\n');
+    await writeFile(path.join(out, 'expected.json'), `${JSON.stringify(doc, null, 2)}\n`);
     console.log(`  ${sc.name}: createLab ${tUp} ms, traffic ${tRun} ms, capture spread ${cap.spreadMs} ms -> ${out}`);
   } finally {
     await lab.destroy();

@@ -293,7 +293,7 @@ class Rpc {
           reject(e);
         },
       });
-      this.child.stdin!.write(JSON.stringify({ id, cmd, ...args }) + '\n');
+      this.child.stdin!.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
     });
   }
 }
@@ -535,15 +535,15 @@ class LabImpl implements Lab {
       `link set ${AI} up`,
     ].join('\n');
     await Promise.all([
-      must('server ip', this.execServer(['ip', '-batch', '-'], { input: srvIp + '\n' })),
-      must('attacker ip', this.execAttacker(['ip', '-batch', '-'], { input: atkIp + '\n' })),
+      must('server ip', this.execServer(['ip', '-batch', '-'], { input: `${srvIp}\n` })),
+      must('attacker ip', this.execAttacker(['ip', '-batch', '-'], { input: `${atkIp}\n` })),
     ]);
     const routes = [
       `route add 198.51.100.0/24 via ${ATTACKER_ADDR4} dev ${SI}`,
       `route add 203.0.113.0/24 via ${ATTACKER_ADDR4} dev ${SI}`,
       `route add 2001:db8::/32 via ${ATTACKER_ADDR6} dev ${SI}`,
     ].join('\n');
-    await must('server routes', this.execServer(['ip', '-batch', '-'], { input: routes + '\n' }));
+    await must('server routes', this.execServer(['ip', '-batch', '-'], { input: `${routes}\n` }));
 
     // attacker: a private chain for the SYN-ACK drop rules
     const chain = '*filter\n:FGLAB - [0:0]\n-I INPUT -j FGLAB\nCOMMIT\n';
@@ -604,7 +604,7 @@ class LabImpl implements Lab {
       this.addedSources.add(c);
     }
     if (lines.length)
-      await must('add sources', this.execAttacker(['ip', '-batch', '-'], { input: lines.join('\n') + '\n' }));
+      await must('add sources', this.execAttacker(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n` }));
   }
 
   private async addDropRules(sources: string[], port: number): Promise<void> {

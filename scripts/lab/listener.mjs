@@ -19,7 +19,7 @@ const servers = new Map();
 /** @type {import('node:dgram').Socket[]} */
 const udpSockets = [];
 
-const plain = (a) => (a && a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+const plain = (a) => (a?.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
 
 function listen({ port, host, ipv6Only = false, backlog = 65535 }) {
   return new Promise((resolve, reject) => {
@@ -80,7 +80,7 @@ const handlers = {
   },
 };
 
-const reply = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const reply = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 const rl = readline.createInterface({ input: process.stdin });
 rl.on('line', async (line) => {
   if (!line.trim()) return;
@@ -97,7 +97,7 @@ rl.on('line', async (line) => {
     const result = await fn(msg);
     reply({ id: msg.id, ok: true, result: result ?? null });
   } catch (e) {
-    reply({ id: msg.id, ok: false, error: String(e && e.message ? e.message : e) });
+    reply({ id: msg.id, ok: false, error: String(e?.message ? e.message : e) });
   }
 });
 rl.on('close', () => process.exit(0));

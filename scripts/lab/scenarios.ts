@@ -254,7 +254,7 @@ function netOf(ip: string): string {
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const groups = c.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${canonicalIp(groups.slice(0, 4).join(':') + '::')}/64`;
+  return `${canonicalIp(`${groups.slice(0, 4).join(':')}::`)}/64`;
 }
 
 const add = (o: Record<string, number>, k: string, n: number) => {
