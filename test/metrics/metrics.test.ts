@@ -16,6 +16,7 @@ import { buildAllowlist } from '../../src/net/allowlist.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { parsePolicy } from '../../src/policy/load-policy.js';
 import { SocketTable } from '../../src/table/socket-table.js';
+import { sample } from '../support/exposition.js';
 import { FakeBackend } from '../support/fake-backend.js';
 import { memoryLog } from '../support/memory-log.js';
 import { RecordingRunner } from '../support/recording-runner.js';
@@ -34,12 +35,6 @@ const COUNTERS = {
   TCPReqQFullDrop: 0,
   TCPReqQFullDoCookies: 42,
 };
-
-/** The value of one sample of the exposition (labels in the exposition's order), or undefined. */
-export function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 function setup(maxActive = 100) {
   const memory = memoryLog();
