@@ -614,7 +614,9 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const dir = tempDir(`${kind}-ttl`);
     const stateDir = stateDirIn(dir);
     const daemon = await start(
-      policyFor(dir, (p) => void (p.ban = { ...p.ban, ttl: '3s' })),
+      policyFor(dir, (p) => {
+        p.ban = { ...p.ban, ttl: '3s' };
+      }),
       stateDir,
     );
     const targets = ['203.0.113.50', '2001:db8:9::/64'];
@@ -659,7 +661,9 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
     const { lab } = it_;
     const dir = tempDir(`${kind}-full`);
     const stateDir = stateDirIn(dir);
-    const policy = policyFor(dir, (p) => void (p.ban = { ...p.ban, max_active: 3 }));
+    const policy = policyFor(dir, (p) => {
+      p.ban = { ...p.ban, max_active: 3 };
+    });
     const daemon = await start(policy, stateDir);
     expect(await kit.capacity(lab)).toBe(3);
 
@@ -688,7 +692,9 @@ describe.skipIf(SKIP !== null).each(['ipset', 'nftables'] as const)('the %s back
 
     // What the message suggests: raise ban.max_active. The sets grow; nothing already banned is lost.
     await daemon.stop('SIGTERM');
-    const raised = policyFor(dir, (p) => void (p.ban = { ...p.ban, max_active: 5 }));
+    const raised = policyFor(dir, (p) => {
+      p.ban = { ...p.ban, max_active: 5 };
+    });
     await start(raised, stateDir);
     await expectElements('the accepted bans after the resize', accepted);
     expect(await kit.capacity(lab)).toBe(5);

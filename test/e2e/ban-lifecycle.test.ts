@@ -79,7 +79,9 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     const { lab } = shared;
     const dir = tempDir('unban');
     const stateDir = `${dir}/state`;
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     const daemon = await Daemon.start(lab, { policy, stateDir });
 
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });
@@ -117,7 +119,9 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
     const { lab } = shared;
     const dir = tempDir('file');
     const stateDir = `${dir}/state`;
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     await Daemon.start(lab, { policy, stateDir });
     const list = writeText(
       dir,

@@ -33,7 +33,9 @@ describe.skipIf(SKIP_REASON !== null)('detection against real floods', () => {
     const { lab } = shared;
     const dir = tempDir('syn');
     const stateDir = `${dir}/state`;
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     await Daemon.start(lab, { policy, stateDir });
 
     await lab.synFlood({ sources: [ATTACKER], perSource: 30, port: 80, exact: false });

@@ -73,7 +73,9 @@ function startPrometheus(lab: Lab, dir: string): ChildProcess {
     '--log.level=warn',
   ]);
   let log = '';
-  child.stderr?.on('data', (chunk: Buffer) => void (log = (log + String(chunk)).slice(-4000)));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    log = (log + String(chunk)).slice(-4000);
+  });
   child.stdout?.resume();
   (child as ChildProcess & { log: () => string }).log = () => log;
   return child;
@@ -213,7 +215,9 @@ describe.skipIf(SKIP_REASON !== null || !havePrometheus)('Prometheus metrics', (
     const { lab } = shared;
     const dir = tempDir('metrics-bind');
     // 198.51.100.1 is routed through the attacker, but the server has no such address.
-    const policy = writePolicy(dir, (p) => void (p.metrics = { listen: '198.51.100.1:9464' }));
+    const policy = writePolicy(dir, (p) => {
+      p.metrics = { listen: '198.51.100.1:9464' };
+    });
     const r = await floodgate(lab, [
       'run',
       '--enforce',

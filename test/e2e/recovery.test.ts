@@ -60,7 +60,9 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const { lab } = shared;
     const dir = tempDir('kill9');
     const stateDir = join(dir, 'state');
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     const first = await daemonWithBans(lab, stateDir, policy);
     const before = expiries(await listBans(lab, stateDir));
     expect(Object.keys(before)).toHaveLength(4);
@@ -84,7 +86,9 @@ describe.skipIf(SKIP_REASON !== null)('recovery', () => {
     const { lab } = shared;
     const dir = tempDir('repair');
     const stateDir = join(dir, 'state');
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     const first = await daemonWithBans(lab, stateDir, policy);
     const before = expiries(await listBans(lab, stateDir));
     await first.stop('SIGKILL');

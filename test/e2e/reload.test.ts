@@ -33,7 +33,9 @@ describe.skipIf(SKIP_REASON !== null)('policy reload on SIGHUP', () => {
     const { lab } = shared;
     const dir = tempDir('reload');
     const stateDir = join(dir, 'state');
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     const daemon = await Daemon.start(lab, { policy, stateDir });
     // The sign of life after the first scan.
     const beat = await daemon.waitForEvent('the first heartbeat', (e) => e.event === 'scan');
@@ -47,7 +49,9 @@ describe.skipIf(SKIP_REASON !== null)('policy reload on SIGHUP', () => {
     expect(await bannedSources(lab)).toEqual([]);
 
     // Lower the threshold to 5 and send SIGHUP: the same flood is banned.
-    writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 5));
+    writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 5;
+    });
     daemon.child.kill('SIGHUP');
     const applied = await daemon.waitForEvent('the reload event', (e) => e.event === 'reload' && e.applied === true);
     expect(applied.msg).toContain('rules changed: syn-flood (threshold 20 -> 5)');
@@ -116,7 +120,9 @@ describe.skipIf(SKIP_REASON !== null)('policy reload on SIGHUP', () => {
   it('under the journal (JOURNAL_STREAM names stdout) writes one event per line, each with a syslog priority', async () => {
     const { lab } = shared;
     const dir = tempDir('journal');
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     const out = join(dir, 'journal.txt');
     closeSync(openSync(out, 'w'));
     const { dev, ino } = statSync(out, { bigint: true });

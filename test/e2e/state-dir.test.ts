@@ -31,7 +31,9 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
     const { lab } = shared;
     const dir = tempDir('disk-full');
     chmodSync(dir, 0o755);
-    const policy = writePolicy(dir, (p) => void (p.ban.kill_connections = false));
+    const policy = writePolicy(dir, (p) => {
+      p.ban.kill_connections = false;
+    });
     const mnt = join(dir, 'mnt');
     mkdirSync(mnt);
     const fg = `${process.execPath} ${CLI}`;

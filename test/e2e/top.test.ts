@@ -55,7 +55,9 @@ describe.skipIf(SKIP_REASON !== null || TMUX_MISSING !== null)('floodgate top in
     const { lab } = shared;
     const dir = tempDir('top');
     const stateDir = `${dir}/state`;
-    const policy = writePolicy(dir, (p) => void (rule(p, 'syn-flood').threshold = 20));
+    const policy = writePolicy(dir, (p) => {
+      rule(p, 'syn-flood').threshold = 20;
+    });
     let seen = '';
     const explain = () => `the screen last read:\n${seen}`;
     const read = () => (seen = screen());
