@@ -45,9 +45,9 @@ describe('LogDestination', () => {
     for (const line of burst) destination.write(line);
     // 40 lines of about 30 bytes through a 100-byte buffer: written along the way, not all at the end.
     expect(out.calls.length).toBeGreaterThan(5);
-    destination.write('x'.repeat(250) + '\n'); // longer than the buffer
+    destination.write(`${'x'.repeat(250)}\n`); // longer than the buffer
     destination.flush();
-    expect(out.text()).toBe(burst.join('') + 'x'.repeat(250) + '\n');
+    expect(out.text()).toBe(`${burst.join('')}${'x'.repeat(250)}\n`);
   });
 
   it('finishes a partial write and waits out EAGAIN (a full pipe) without losing a byte', () => {

@@ -35,7 +35,10 @@ beforeEach(() => {
   copyFileSync(join(TABLES, 'proc-tcp6.txt'), join(dir, 'proc', 'net', 'tcp6'));
   vi.stubEnv('FLOODGATE_PROC_ROOT', join(dir, 'proc'));
   stdout = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
 });
 afterEach(() => {
   vi.unstubAllEnvs();

@@ -89,7 +89,10 @@ describe('whatIf', () => {
 
 async function scanJson(options: Record<string, unknown>): Promise<Record<string, unknown>> {
   let out = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out += String(chunk);
+    return true;
+  });
   try {
     await scanCommand({ by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 3, ...options });
   } finally {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BanStore } from '../../src/bans/ban-store.js';
 import { Enforcer, type EnforcerOptions } from '../../src/enforce/enforcer.js';
 import { BackendUnavailableError } from '../../src/errors.js';
@@ -201,9 +201,10 @@ describe('Enforcer.ban', () => {
   it('has every ban’s audit line written before the store is saved, though the log is batched', async () => {
     const written: string[] = [];
     const destination = new LogDestination(99, {
-      write: (_fd, data, offset, length) => (
-        written.push(Buffer.from(data.subarray(offset, offset + length)).toString()), length
-      ),
+      write: (_fd, data, offset, length) => {
+        written.push(Buffer.from(data.subarray(offset, offset + length)).toString());
+        return length;
+      },
     });
     const store = new BanStore(undefined, LIMITS);
     const loggedAtSave: string[][] = [];

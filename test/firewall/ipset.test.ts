@@ -47,7 +47,7 @@ describe('IpsetBackend.repair', () => {
   it('inserts a missing set rule once when two repairs run at the same time (a flush’s and a reconcile’s)', async () => {
     const present = new Set<string>();
     const rule = (argv: readonly string[]) =>
-      argv.filter((word, i) => i !== 2 && !(argv[2] === '-I' && i === 4)).join(' ');
+      argv.filter((_word, i) => i !== 2 && !(argv[2] === '-I' && i === 4)).join(' ');
     const runner = new RecordingRunner()
       .on(['ipset', 'list'], { stdout: 'Header: family inet hashsize 1024 maxelem 65536 timeout 0\n' })
       .on(['iptables'], (call) => {

@@ -40,7 +40,7 @@ describe('policy fleet section', () => {
       origins: ['floodgate'],
     });
     // Durations as text again, so that the rendered policy reads back the same.
-    expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec[^]*\n\s+poll: 500ms\n\s+resync: 1m\n/);
+    expect(renderPolicy(policy)).toMatch(/fleet:\n\s+engine: crowdsec[\s\S]*\n\s+poll: 500ms\n\s+resync: 1m\n/);
     expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
   });
 

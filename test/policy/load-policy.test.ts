@@ -357,7 +357,7 @@ describe('errors name the file, the line, the key, what was expected and what wa
     ['20/d', '"20/d"'],
     ['under one per hour: the queue window would overflow a timer', '"0.0000001/h"'],
     ['over a million per second', '"2000000/s"'],
-  ])('a bad rate: %s', (value, shown) => {
+  ])('a bad rate: %s', (_value, shown) => {
     expect(refusal(withLine(21, `  rate: ${JSON.parse(shown)}`))).toBe(
       `policy.yaml:21 ban.rate: expected a rate from 1/h to 1000000/s, like 20/s, got ${shown}`,
     );

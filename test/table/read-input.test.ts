@@ -21,7 +21,10 @@ const capture = (name: string, text: string | Buffer): string => {
 /** What `scan --json` prints for these options. */
 async function scanJson(input: string[], extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
   let out = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out += String(chunk);
+    return true;
+  });
   try {
     await scanCommand({ input, by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 10, json: true, ...extra });
   } finally {
@@ -163,7 +166,10 @@ describe('a /proc/net/netstat capture', () => {
     });
 
     let out = '';
-    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((out += String(chunk)), true));
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out += String(chunk);
+      return true;
+    });
     try {
       await scanCommand({
         input: [capture('after3', after)],

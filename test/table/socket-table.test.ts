@@ -351,8 +351,10 @@ describe('columnar counts on random kernel tables, against a plain count over ro
   const memo = new Map<string, boolean>();
   const isSuppressed = (remote: string) => {
     let hit = memo.get(remote);
-    if (hit === undefined)
-      memo.set(remote, (hit = suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value)));
+    if (hit === undefined) {
+      hit = suppressed.coversAddress(parseIp(remote)!.family, parseIp(remote)!.value);
+      memo.set(remote, hit);
+    }
     return hit;
   };
 
