@@ -10,7 +10,8 @@ import { choiceOption, collect, collectPorts, collectStates, durationOption, who
 
 const program = new Command('floodgate')
   .description(
-    'Connection-flood mitigation for Linux servers: kernel connection table -> detector -> rate-limited queue -> firewall',
+    'Connection-flood mitigation for Linux servers: kernel ' +
+      'connection table -> detector -> rate-limited queue -> firewall',
   )
   .version(version())
   .showHelpAfterError('(run floodgate --help for usage)')
@@ -19,11 +20,13 @@ const program = new Command('floodgate')
 program
   .command('scan')
   .description(
-    'report on the connection table: totals per state and the top sources (the classic `netstat | awk | sort | uniq -c` pipeline in one command)',
+    'report on the connection table: totals per state and the top sources ' +
+      '(the classic `netstat | awk | sort | uniq -c` pipeline in one command)',
   )
   .option(
     '-i, --input <file>',
-    'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin',
+    'read a captured table (/proc/net/tcp*, netstat -an, ss -tan output; gzip or not) instead of the ' +
+      'live kernel, or a /proc/net/netstat capture for the kernel flood counters; repeatable; - for stdin',
     collect,
   )
   .addOption(
@@ -59,7 +62,8 @@ program
   )
   .option(
     '--policy <file>',
-    'with --input: what-if, list the bans this policy would make at one tick and the top sources it would spare, and why',
+    'with --input: what-if, list the bans this policy would ' +
+      'make at one tick and the top sources it would spare, and why',
   )
   .action(async (options) => (await import('./scan.js')).scanCommand(options));
 
@@ -72,7 +76,8 @@ function common(command: Command): Command {
     )
     .option(
       '--policy <file>',
-      'policy file (default: $FLOODGATE_POLICY, else the one `run` used with this state directory, else /etc/floodgate/policy.yaml if it exists, else the embedded default)',
+      'policy file (default: $FLOODGATE_POLICY, else the one `run` used with this state ' +
+        'directory, else /etc/floodgate/policy.yaml if it exists, else the embedded default)',
     )
     .option('--enforce', 'change the firewall (needs root); overrides the policy mode')
     .option('--dry-run', 'only show what would change; overrides the policy mode')
@@ -80,20 +85,24 @@ function common(command: Command): Command {
     .addOption(
       new Option(
         '--log-format <format>',
-        'pretty: one readable line per event (default on a terminal); journal: one line per event with a syslog priority (default when stdout is the systemd journal); json: pino JSON lines (default otherwise); also FLOODGATE_LOG_FORMAT',
+        'pretty: one readable line per event (default on a terminal); journal: one ' +
+          'line per event with a syslog priority (default when stdout is the systemd ' +
+          'journal); json: pino JSON lines (default otherwise); also FLOODGATE_LOG_FORMAT',
       ).argParser(choiceOption('--log-format', LOG_FORMATS)),
     )
     .addOption(
       new Option(
         '--log-level <level>',
-        'the least important events logged (default: info for run, warn for the other commands; also FLOODGATE_LOG_LEVEL)',
+        'the least important events logged (default: info for run, ' +
+          'warn for the other commands; also FLOODGATE_LOG_LEVEL)',
       ).argParser(choiceOption('--log-level', LOG_LEVELS)),
     );
 }
 
 common(program.command('run'))
   .description(
-    'the controller: every interval, table -> detector -> rate-limited queue -> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file',
+    'the controller: every interval, table -> detector -> rate-limited queue ' +
+      '-> firewall (dry-run unless --enforce); SIGHUP re-reads the policy file',
   )
   .option('--flush-on-exit', 'remove every floodgate rule on SIGTERM/SIGINT instead of leaving the bans to expire')
   .option(
@@ -140,26 +149,31 @@ common(program.command('flush'))
 
 common(program.command('status'))
   .description(
-    'mode, backend, active and refused bans, the last scan and the kernel flood counters; exits 1 when no daemon runs (the same information is printed), for monitoring checks',
+    'mode, backend, active and refused bans, the last scan and the kernel flood counters; ' +
+      'exits 1 when no daemon runs (the same information is printed), for monitoring checks',
   )
   .option('--json', 'print one JSON object')
   .action(async (options) => (await import('./status.js')).statusCommand(options));
 
 common(program.command('explain'))
   .description(
-    'why an address or network is (not) banned: its ban and firewall rule, past bans and unbans, allowlist entry, grace period, and its live counts against each rule',
+    'why an address or network is (not) banned: its ban and firewall rule, past bans ' +
+      'and unbans, allowlist entry, grace period, and its live counts against each rule',
   )
   .argument('<target>', 'an IPv4/IPv6 address or network (CIDR)')
   .option(
     '--json',
-    'print one JSON object: {"banned", "ban", "allowlisted", "grace", "history", "counts": [{"rule", "count", "threshold"}], …}',
+    'print one JSON object: {"banned", "ban", "allowlisted", "grace", ' +
+      '"history", "counts": [{"rule", "count", "threshold"}], …}',
   )
   .action(async (target: string, options) => (await import('./explain.js')).explainCommand(target, options));
 
 program
   .command('top')
   .description(
-    "a live full-terminal view, redrawn every second: sockets per state, the top sources against each rule, the kernel flood counters as rates, the bans with their time left and the daemon's latest events; changes nothing; q quits",
+    'a live full-terminal view, redrawn every second: sockets per state, the top ' +
+      'sources against each rule, the kernel flood counters as rates, the bans ' +
+      "with their time left and the daemon's latest events; changes nothing; q quits",
   )
   .option(
     '--state-dir <dir>',
@@ -180,7 +194,8 @@ policy
   .description('validate a policy file and print the effective policy with every default filled in')
   .argument(
     '[file]',
-    'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, /etc/floodgate/policy.yaml if it exists, the embedded default)',
+    'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, ' +
+      '/etc/floodgate/policy.yaml if it exists, the embedded default)',
   )
   .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
 policy
