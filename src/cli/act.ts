@@ -139,7 +139,9 @@ export async function act(untold: Request, options: CommonOptions): Promise<Acte
     if (mode === 'enforce' && request.cmd === 'ban' && policy.firewall.backend === 'iptables') {
       // iptables rules have no kernel timeout: without a daemon nothing lifts them on time.
       process.stderr.write(
-        'floodgate: note: no `floodgate run` is running here: these bans expire only while it runs (or at the next floodgate command); start it, or use the ipset/nftables backend, whose kernel timeouts lift them anyway\n',
+        'floodgate: note: no `floodgate run` is running here: these bans expire ' +
+          'only while it runs (or at the next floodgate command); start it, or ' +
+          'use the ipset/nftables backend, whose kernel timeouts lift them anyway\n',
       );
     }
     // No daemon keeps the firewall in line: do its start-up work (expiry and reconcile) first.
@@ -172,7 +174,9 @@ export function warnInvalidEntries(store: {
   const problems = store.loadReport?.problems;
   if (problems === undefined || problems.length === 0) return;
   process.stderr.write(
-    `floodgate: the ban store ${store.file} has ${problems.length} invalid entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); the next \`floodgate run\` or ban, unban or flush sets them aside\n`,
+    `floodgate: the ban store ${store.file} has ${problems.length} invalid ` +
+      `entr${problems.length === 1 ? 'y' : 'ies'}, not shown (${problems[0]}${problems.length > 1 ? '; …' : ''}); ` +
+      `the next \`floodgate run\` or ban, unban or flush sets them aside\n`,
   );
 }
 

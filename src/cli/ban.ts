@@ -52,11 +52,13 @@ export async function banCommand(
       const covering = targets.find((target) => cidrContains(target, session.address));
       if (covering)
         throw new UsageError(
-          `refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(session.address)}, the address of your SSH session (${session.source}; --force to ban it anyway)`,
+          `refusing to ban ${formatCidr(covering)}: it covers ${formatCidr(session.address)}, ` +
+            `the address of your SSH session (${session.source}; --force to ban it anyway)`,
         );
     } else if (session.kind === 'unknown') {
       process.stderr.write(
-        `floodgate: warning: the guard against banning your own SSH session could not run: ${session.why}. Check that no target covers your address.\n`,
+        'floodgate: warning: the guard against banning your own SSH session could ' +
+          `not run: ${session.why}. Check that no target covers your address.\n`,
       );
     }
   }
@@ -83,7 +85,9 @@ export async function banCommand(
     }
   }
   process.stdout.write(
-    `${counts.banned} banned, ${counts.already} already banned, ${counts.refused} refused${via === 'daemon' ? ' (through the running daemon)' : ''}${mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`,
+    `${counts.banned} banned, ${counts.already} already banned, ${counts.refused} refused` +
+      `${via === 'daemon' ? ' (through the running daemon)' : ''}` +
+      `${mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`,
   );
   if (counts.refused > 0) process.exitCode = 1;
 }

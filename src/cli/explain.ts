@@ -33,7 +33,10 @@ export const HISTORY_SHOWN = 50;
 export interface RuleCount {
   readonly rule: string;
   readonly per: 'ip' | 'net';
-  /** The address or network the rule counts the target under (the largest, for a network target); null when none has a socket. */
+  /**
+   * The address or network the rule counts the target under (the
+   * largest, for a network target); null when none has a socket.
+   */
   readonly key: string | null;
   readonly count: number;
   readonly threshold: number;
@@ -197,16 +200,26 @@ export async function explain(targetText: string, options: CommonOptions): Promi
   };
 }
 
+/** Where an allowlist entry comes from, as `explain` says it. */
+const ALLOWLIST_SOURCES = {
+  policy: 'the policy’s allowlist',
+  loopback: 'loopback, always',
+  host: 'an address of this host, always',
+} as const;
+const PARTLY_ALLOWLISTED = ': the network is never banned whole; its other sources are judged one by one';
+
 /** The text `explain` prints, one string per line. */
 export function explanationLines(x: Explanation): string[] {
   const lines = [
-    `${x.target}  (state directory ${x.stateDir}; ${x.daemon ? `daemon running, pid ${x.daemon.pid}` : 'no daemon running'})`,
+    `${x.target}  (state directory ${x.stateDir}; ` +
+      `${x.daemon ? `daemon running, pid ${x.daemon.pid}` : 'no daemon running'})`,
   ];
   if (x.ban) {
     const b = x.ban;
     const whose = b.target === x.target ? '' : ` (the ban of ${b.target}, which holds it)`;
     lines.push(
-      `banned:       yes${whose}: rule ${printable(b.rule)}${b.count ? `, ${b.count} sockets at the time` : ''}, since ${b.createdAt}, until ${b.expiresAt}${b.reason ? `, reason: ${printable(b.reason)}` : ''}`,
+      `banned:       yes${whose}: rule ${printable(b.rule)}${b.count ? `, ${b.count} sockets at the time` : ''}, ` +
+        `since ${b.createdAt}, until ${b.expiresAt}${b.reason ? `, reason: ${printable(b.reason)}` : ''}`,
     );
     lines.push(
       x.firewall!.applied
@@ -219,7 +232,9 @@ export function explanationLines(x: Explanation): string[] {
   lines.push(
     x.allowlisted === null
       ? 'allowlisted:  no'
-      : `allowlisted:  ${x.allowlisted.covers ? 'yes' : 'partly'}, by ${x.allowlisted.entry} (${{ policy: 'the policy’s allowlist', loopback: 'loopback, always', host: 'an address of this host, always' }[x.allowlisted.source]})${x.allowlisted.covers ? '' : ': the network is never banned whole; its other sources are judged one by one'}`,
+      : `allowlisted:  ${x.allowlisted.covers ? 'yes' : 'partly'}, by ${x.allowlisted.entry} ` +
+          `(${ALLOWLIST_SOURCES[x.allowlisted.source]})` +
+          `${x.allowlisted.covers ? '' : PARTLY_ALLOWLISTED}`,
   );
   lines.push(
     x.grace === null
@@ -247,7 +262,9 @@ export function explanationLines(x: Explanation): string[] {
   lines.push('live table (now, against each rule):');
   for (const c of x.counts) {
     lines.push(
-      `  ${printable(c.rule)} (per ${c.per}): ${c.count} socket(s)${c.key && c.key !== x.target ? ` from ${c.key}` : ''}, threshold ${c.threshold}: ${c.over ? 'OVER, the detector flags it' : 'under'}`,
+      `  ${printable(c.rule)} (per ${c.per}): ${c.count} ` +
+        `socket(s)${c.key && c.key !== x.target ? ` from ${c.key}` : ''}, threshold ` +
+        `${c.threshold}: ${c.over ? 'OVER, the detector flags it' : 'under'}`,
     );
   }
   lines.push(`policy:       ${describePolicy(x.policy.file ?? undefined, x.policy.source)}`);

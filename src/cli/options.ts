@@ -19,7 +19,8 @@ export function durationOption(flag: string, bounds: Bounds) {
     const ms = parseBoundedDuration(text, bounds);
     if (ms === null) {
       throw new UsageError(
-        `${flag}: expected a duration ${describeDurationBounds(bounds)}, like 500ms, 30s, 10m, 24h or 7d (a bare number is seconds), got ${quoteInput(text)}`,
+        `${flag}: expected a duration ${describeDurationBounds(bounds)}, like 500ms, ` +
+          `30s, 10m, 24h or 7d (a bare number is seconds), got ${quoteInput(text)}`,
       );
     }
     return ms;

@@ -31,7 +31,8 @@ export function policyInitCommand(file: string | undefined): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
-      `cannot create the directory ${dir} for the policy (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
+      `cannot create the directory ${dir} for the policy ` +
+        `(${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
       { cause: error },
     );
   }
@@ -44,11 +45,13 @@ export function policyInitCommand(file: string | undefined): void {
         cause: error,
       });
     throw new UsageError(
-      `cannot write the policy ${target} (${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
+      `cannot write the policy ${target} ` +
+        `(${code ?? (error as Error).message})${code === 'EACCES' ? ': run as root, or give another FILE' : ''}`,
       { cause: error },
     );
   }
   process.stdout.write(
-    `wrote ${target}\nedit it, then check it with: floodgate policy check${target === resolve(etc) ? '' : ` ${target}`}\n`,
+    `wrote ${target}\nedit it, then check it with: floodgate ` +
+      `policy check${target === resolve(etc) ? '' : ` ${target}`}\n`,
   );
 }

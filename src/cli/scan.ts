@@ -90,7 +90,8 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   if (options.strict && malformed.length > 0) {
     const first = malformed[0]!;
     throw new UsageError(
-      `${first.file}:${first.line}: not a row of a ${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`,
+      `${first.file}:${first.line}: not a row of a ` +
+        `${tables.find((t) => t.name === first.file)!.format} table: ${quoteLine(first)}`,
     );
   }
 
@@ -146,7 +147,8 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   if (!countersOnly) lines.push(`${counts.total} sockets matched in ${source}`);
   if (malformed.length > 0) {
     lines.push(
-      `${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped (first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`,
+      `${malformed.length} malformed line${malformed.length === 1 ? '' : 's'} skipped ` +
+        `(first: ${malformed[0]!.file}:${malformed[0]!.line}; --strict to stop on them)`,
     );
   }
   if (!countersOnly) {

@@ -55,7 +55,10 @@ function readStatus(procRoot: string, pid: number): { name: string; ppid: number
   }
 }
 
-/** A /proc/net/tcp{,6} address ("0100007F" or 32 hex digits, each 32-bit word in host order: little-endian here) as text. */
+/**
+ * A /proc/net/tcp{,6} address ("0100007F" or 32 hex digits,
+ * each 32-bit word in host order: little-endian here) as text.
+ */
 function procAddress(hex: string): string | null {
   if (!/^(?:[0-9A-F]{8}|[0-9A-F]{32})$/i.test(hex)) return null;
   const words = hex.match(/.{8}/g)!.map((word) => word.match(/../g)!.reverse().join(''));
@@ -125,7 +128,9 @@ export function findSshSession(lookup: SessionLookup = {}): SshSession {
           return { kind: 'found', address: peer, source: `the connection of process ${pid} (${status.name})` };
         return {
           kind: 'unknown',
-          why: `process ${pid} (${status.name}) above this command is an SSH session, but neither SSH_CLIENT nor its connection could be read`,
+          why:
+            `process ${pid} (${status.name}) above this command is an SSH ` +
+            'session, but neither SSH_CLIENT nor its connection could be read',
         };
       }
       try {
@@ -133,13 +138,16 @@ export function findSshSession(lookup: SessionLookup = {}): SshSession {
         if (address !== null)
           return { kind: 'found', address, source: `SSH_CLIENT of process ${pid} (${status.name})` };
       } catch (error) {
-        unreadable ??= `cannot read the environment of process ${pid} (${status.name}): ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
+        unreadable ??=
+          `cannot read the environment of process ${pid} (${status.name}): ` +
+          `${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
       }
     }
     if (status.ppid <= 1) break;
     pid = status.ppid;
   }
-  // Under sudo the variables are expected to be gone: say the guard could not look, rather than that there is no session.
+  // Under sudo the variables are expected to be gone: say the
+  // guard could not look, rather than that there is no session.
   if (unreadable !== undefined) return { kind: 'unknown', why: unreadable };
   if (env.SUDO_USER !== undefined && readStatus(procRoot, lookup.pid ?? process.pid) === null) {
     return { kind: 'unknown', why: `run through sudo, and ${procRoot} cannot be read to find the session` };

@@ -20,5 +20,9 @@ export const PROCESS_READER: Reader = { uid: process.getuid?.(), rootStateDir: R
 export function rootStateNote(stateDir: string, empty: boolean, reader: Reader = PROCESS_READER): string | null {
   if (!empty || reader.uid === undefined || reader.uid === 0) return null;
   if (resolve(stateDir) === resolve(reader.rootStateDir) || !reader.exists(reader.rootStateDir)) return null;
-  return `note: ${stateDir} has no bans, but ${reader.rootStateDir} exists: a floodgate run as root keeps its bans there, which this user (uid ${reader.uid}) cannot read; run this command as root (sudo), which reads ${reader.rootStateDir}`;
+  return (
+    `note: ${stateDir} has no bans, but ${reader.rootStateDir} exists: a floodgate ` +
+    `run as root keeps its bans there, which this user (uid ${reader.uid}) cannot ` +
+    `read; run this command as root (sudo), which reads ${reader.rootStateDir}`
+  );
 }

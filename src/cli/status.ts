@@ -98,35 +98,42 @@ export async function statusCommand(
   const counters = await readKernelCounters();
   if (status.daemon === null) process.exitCode = NO_DAEMON_EXIT_CODE;
   if (options.json) {
-    process.stdout.write(
-      `${JSON.stringify({ ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters }, null, 2)}\n`,
-    );
+    const json = { ...status, policy: { file: used.file ?? null, source: used.source }, stateDir, counters };
+    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
     return;
   }
-  const byMode = `${status.bans.enforce} enforced (in the firewall), ${status.bans.dryRun} dry-run (not in the firewall)`;
+  const byMode =
+    `${status.bans.enforce} enforced (in the firewall), ` + `${status.bans.dryRun} dry-run (not in the firewall)`;
+  const modeFrom = options.enforce || options.dryRun ? 'the flags say' : 'the policy says';
+  const tag = status.tag ? ` (this state directory's rules, sets and table: ${status.tag})` : '';
+  const { lastScan: scan, fleet } = status;
   const lines = [
     `state dir:  ${stateDir}`,
     `daemon:     ${status.daemon ? `running (pid ${status.daemon.pid}, since ${status.daemon.since})` : 'not running'}`,
     ...(status.daemon?.memory
       ? [
-          `memory:     ${mib(status.daemon.memory.rss)} MiB resident, ${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`,
+          `memory:     ${mib(status.daemon.memory.rss)} MiB resident, ` +
+            `${mib(status.daemon.memory.heapUsed)} MiB of JavaScript heap in use`,
         ]
       : []),
     `policy:     ${describePolicy(used.file, used.source)}`,
     // With no daemon, the mode is only what the next command would use; the bans say their own.
-    `mode:       ${status.mode}${status.daemon ? '' : ` (what ${options.enforce || options.dryRun ? 'the flags say' : 'the policy says'}; no daemon runs)`}`,
-    `backend:    ${status.backend}${status.tag ? ` (this state directory's rules, sets and table: ${status.tag})` : ''}`,
+    `mode:       ${status.mode}${status.daemon ? '' : ` (what ${modeFrom}; no daemon runs)`}`,
+    `backend:    ${status.backend}${tag}`,
     `interval:   ${status.interval}`,
     `bans:       ${status.active} active: ${byMode}; ${status.refused} refused, ${status.queued} queued`,
-    `last scan:  ${status.lastScan ? `${status.lastScan.at}, ${status.lastScan.sockets} sockets in ${status.lastScan.durationMs} ms` : 'never'}`,
-    ...(status.fleet
+    `last scan:  ${scan ? `${scan.at}, ${scan.sockets} sockets in ${scan.durationMs} ms` : 'never'}`,
+    ...(fleet
       ? [
-          `fleet:      ${status.fleet.engine} as ${status.fleet.host}, ${status.fleet.connected ? 'connected' : 'NOT CONNECTED'}; last pull ${status.fleet.lastPull ?? 'never'}; ${status.fleet.fleetBans} fleet ban(s); outbox ${status.fleet.outbox}${status.fleet.lastError ? `; last error ${status.fleet.lastError.at}: ${status.fleet.lastError.message}` : ''}`,
+          `fleet:      ${fleet.engine} as ${fleet.host}, ${fleet.connected ? 'connected' : 'NOT CONNECTED'}; ` +
+            `last pull ${fleet.lastPull ?? 'never'}; ${fleet.fleetBans} fleet ban(s); outbox ${fleet.outbox}` +
+            `${fleet.lastError ? `; last error ${fleet.lastError.at}: ${fleet.lastError.message}` : ''}`,
         ]
       : []),
     ...(status.unsaved
       ? [
-          `NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} (${status.unsaved.message}); bans stay in force, saving is retried`,
+          `NOT SAVED:  the ban store cannot be saved since ${status.unsaved.since} ` +
+            `(${status.unsaved.message}); bans stay in force, saving is retried`,
         ]
       : []),
     'kernel flood counters (since boot):',

@@ -152,7 +152,9 @@ function groupLines(frame: TopFrame): { title: Line; rows: Line[] } {
     const isBanned = banned.has(g.target);
     const over = g.count > g.threshold;
     const note = isBanned ? 'banned' : over ? 'OVER' : g.count * 2 > g.threshold ? 'near' : '';
-    const text = `${printable(g.target).padEnd(width)}  ${String(g.count).padStart(6)}  ${`> ${g.threshold}`.padEnd(9)}  ${printable(g.rule).padEnd(20)}  ${note}`;
+    const text =
+      `${printable(g.target).padEnd(width)}  ${String(g.count).padStart(6)}  ` +
+      `${`> ${g.threshold}`.padEnd(9)}  ${printable(g.rule).padEnd(20)}  ${note}`;
     return {
       text,
       ...(isBanned
@@ -185,14 +187,19 @@ function counterLines(frame: TopFrame, columns: number): { title: Line; rows: Li
 function banLines(frame: TopFrame): { title: Line; rows: Line[] } {
   const width = Math.max(18, ...frame.bans.map((b) => b.target.length));
   const title = {
-    text: `${`BANS (${frame.daemon?.active ?? frame.bans.length})`.padEnd(width)}  ${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`,
+    text:
+      `${`BANS (${frame.daemon?.active ?? frame.bans.length})`.padEnd(width)}  ` +
+      `${'RULE'.padEnd(20)}  ${'COUNT'.padStart(6)}  ${'TIME LEFT'.padEnd(9)}  MODE`,
     style: 'title' as const,
   };
   // Newest first: what was just banned is what one is watching for.
   const sorted = [...frame.bans].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
   const rows = sorted.map(
     (b): Line => ({
-      text: `${printable(b.target).padEnd(width)}  ${printable(b.rule).padEnd(20)}  ${String(b.count).padStart(6)}  ${timeLeft(Date.parse(b.expiresAt) - frame.now).padEnd(9)}  ${b.dryRun ? 'dry-run' : 'enforced'}`,
+      text:
+        `${printable(b.target).padEnd(width)}  ${printable(b.rule).padEnd(20)}  ` +
+        `${String(b.count).padStart(6)}  ${timeLeft(Date.parse(b.expiresAt) - frame.now).padEnd(9)}  ` +
+        `${b.dryRun ? 'dry-run' : 'enforced'}`,
     }),
   );
   if (rows.length === 0) rows.push({ text: '(none)', style: 'dim' });

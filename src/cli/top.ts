@@ -106,7 +106,8 @@ export async function topCommand(options: TopOptions): Promise<void> {
   const out = process.stdout;
   if (!out.isTTY && !options.once) {
     throw new UsageError(
-      'floodgate top draws a live screen and needs a terminal, but its output is not one; use --once to print a single frame (or floodgate status / scan for scripts)',
+      'floodgate top draws a live screen and needs a terminal, but its output is not ' +
+        'one; use --once to print a single frame (or floodgate status / scan for scripts)',
     );
   }
   const stateDir = options.stateDir ?? defaultStateDir();
