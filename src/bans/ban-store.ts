@@ -93,7 +93,10 @@ export class BanStore {
   /** Counters (refusals, the last scan) changed since the last save; they alone never force one. */
   private countersChanged = false;
   private lastSaveAt = 0;
-  /** Active bans and targets in grace, kept up to date change by change (rebuilding it at 100k bans cost 50 ms and 20 MB each time). */
+  /**
+   * Active bans and targets in grace, kept up to date change by change
+   * (rebuilding it at 100k bans cost 50 ms and 20 MB each time).
+   */
   private suppressedSet = new CidrSet();
 
   constructor(
@@ -135,11 +138,13 @@ export class BanStore {
     if (!verdict.ok) {
       if (verdict.newer)
         throw new ConflictError(
-          `the ban store ${file} cannot be read: ${verdict.why}; run that floodgate, or move the file away to start with no bans`,
+          `the ban store ${file} cannot be read: ${verdict.why}; run ` +
+            'that floodgate, or move the file away to start with no bans',
         );
       if (!options.repair) {
         throw new UsageError(
-          `the ban store ${file} cannot be used: ${verdict.why}; the next \`floodgate run\` or ban, unban or flush sets it aside and starts with no bans`,
+          `the ban store ${file} cannot be used: ${verdict.why}; the next \`floodgate ` +
+            `run\` or ban, unban or flush sets it aside and starts with no bans`,
         );
       }
       try {
@@ -206,9 +211,9 @@ export class BanStore {
   }
 
   /**
-   * The state file's JSON (the shape store-check.ts reads back) in pieces of about a thousand entries: with 100k bans the
-   * whole text is ~17 MB, and building it as one string (with an array of every ban and offender
-   * first) doubled the daemon's memory at each save.
+   * The state file's JSON (the shape store-check.ts reads back) in pieces of about a thousand
+   * entries: with 100k bans the whole text is ~17 MB, and building it as one string (with an array
+   * of every ban and offender first) doubled the daemon's memory at each save.
    */
   private *stateText(): Generator<string> {
     const PIECE = 1000;

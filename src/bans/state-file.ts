@@ -53,16 +53,21 @@ export function checkStateStats(path: string, stats: Stats, kind: 'directory' | 
   const wanted = kind === 'directory' ? stats.isDirectory() : stats.isFile();
   if (!wanted)
     throw new UsageError(
-      `the state ${kind} ${path} is not a ${kind === 'directory' ? 'directory' : 'regular file'}: remove it, or choose another --state-dir`,
+      `the state ${kind} ${path} is not a ${kind === 'directory' ? 'directory' : 'regular file'}: ` +
+        'remove it, or choose another --state-dir',
     );
   if (stats.uid !== me) {
     throw new UsageError(
-      `the state ${kind} ${path} is owned by ${userName(stats.uid)}, not by ${runningUser()}, the user floodgate runs as; another user must not control what floodgate bans and runs: run floodgate as its owner, or \`chown ${me} ${path}\`, or choose another --state-dir`,
+      `the state ${kind} ${path} is owned by ${userName(stats.uid)}, not by ${runningUser()}, ` +
+        'the user floodgate runs as; another user must not control what floodgate bans and runs: ' +
+        `run floodgate as its owner, or \`chown ${me} ${path}\`, or choose another --state-dir`,
     );
   }
   if ((stats.mode & 0o022) !== 0) {
     throw new UsageError(
-      `the state ${kind} ${path} is writable by its group or by others (mode ${(stats.mode & 0o7777).toString(8).padStart(4, '0')}); any of them could control what floodgate bans and runs: \`chmod go-w ${path}\``,
+      `the state ${kind} ${path} is writable by its group or by others (mode ` +
+        `${(stats.mode & 0o7777).toString(8).padStart(4, '0')}); any of them ` +
+        `could control what floodgate bans and runs: \`chmod go-w ${path}\``,
     );
   }
 }
@@ -89,12 +94,15 @@ export function checkStatePath(path: string, kind: 'directory'): void {
     }
     if (above.uid !== 0 && above.uid !== me) {
       throw new UsageError(
-        `${parent}, above the state directory ${path}, is owned by ${userName(above.uid)}, who could replace the state directory: choose a --state-dir whose parent directories belong to root or to ${runningUser()}`,
+        `${parent}, above the state directory ${path}, is owned by ${userName(above.uid)}, who could replace ` +
+          `the state directory: choose a --state-dir whose parent directories belong to root or to ${runningUser()}`,
       );
     }
     if ((above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0) {
       throw new UsageError(
-        `${parent}, above the state directory ${path}, is writable by its group or by others without the sticky bit (mode ${(above.mode & 0o7777).toString(8).padStart(4, '0')}), so they could replace the state directory: \`chmod go-w ${parent}\`, or choose another --state-dir`,
+        `${parent}, above the state directory ${path}, is writable by its group or by others without ` +
+          `the sticky bit (mode ${(above.mode & 0o7777).toString(8).padStart(4, '0')}), so they ` +
+          `could replace the state directory: \`chmod go-w ${parent}\`, or choose another --state-dir`,
       );
     }
     if (parent === dirname(parent)) break;
@@ -132,7 +140,8 @@ export function stateDirError(error: unknown, path: string, doing: string): unkn
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM') {
     return new UsageError(
-      `cannot ${doing} ${path}: permission denied for ${runningUser()}, the user floodgate runs as; run floodgate as the state directory's owner, or choose another with --state-dir`,
+      `cannot ${doing} ${path}: permission denied for ${runningUser()}, the user floodgate ` +
+        `runs as; run floodgate as the state directory's owner, or choose another with --state-dir`,
       { cause: error },
     );
   }

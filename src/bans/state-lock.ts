@@ -51,7 +51,8 @@ export function tryLock(path: string): StateLock | null {
     });
     if (result.error !== undefined) {
       throw new BackendUnavailableError(
-        `cannot lock the state directory: running flock failed (${(result.error as NodeJS.ErrnoException).code ?? result.error.message}); install util-linux`,
+        'cannot lock the state directory: running flock failed ' +
+          `(${(result.error as NodeJS.ErrnoException).code ?? result.error.message}); install util-linux`,
         { cause: result.error },
       );
     }
@@ -88,7 +89,8 @@ export async function acquireLock(path: string, waitMs: number, onWait?: () => P
     if (onWait !== undefined && (await onWait())) throw new ConflictError('retry through the daemon');
     if (Date.now() >= deadline) {
       throw new ConflictError(
-        `the state directory is locked by process ${lockOwner(path) ?? '(unknown)'} (${path}); try again, or stop that process`,
+        `the state directory is locked by process ${lockOwner(path) ?? '(unknown)'} ` +
+          `(${path}); try again, or stop that process`,
       );
     }
     await sleep(50);

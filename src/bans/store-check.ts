@@ -39,7 +39,9 @@ export interface CheckedBan {
   readonly ttl: number;
   /** Set when the fleet holds a decision for the target: a fleet ban, or a local one it extends. */
   readonly fleet?: FleetPart;
-  /** With `fleet`: the local ban's own expiry, what is left when the fleet's decision goes; absent for a fleet-only ban. */
+  /**
+   * With `fleet`: the local ban's own expiry, what is left when the fleet's decision goes; absent for a fleet-only ban.
+   */
   readonly localExpiresAt?: number;
 }
 
@@ -95,7 +97,10 @@ function targetProblem(value: unknown, cidrs: Map<string, Cidr>, rule?: string):
     cidr = parsed;
   }
   if (rule !== undefined && rule !== 'manual' && cidr.prefix < DETECTOR_WIDEST[cidr.family]) {
-    return `target ${value} is wider than /${DETECTOR_WIDEST[cidr.family]}, which no detector rule bans (only a manual ban with --force may be)`;
+    return (
+      `target ${value} is wider than /${DETECTOR_WIDEST[cidr.family]}, ` +
+      'which no detector rule bans (only a manual ban with --force may be)'
+    );
   }
   return null;
 }

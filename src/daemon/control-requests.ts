@@ -33,7 +33,8 @@ export function controlHandler(context: ControlContext): (raw: unknown) => Promi
     // A manual command told --enforce must not be previewed, nor one told --dry-run enforced.
     if (request.mode !== undefined && request.mode !== mode) {
       throw new UsageError(
-        `the running floodgate (pid ${daemon.pid}) is in ${mode} mode, but this command says --${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`,
+        `the running floodgate (pid ${daemon.pid}) is in ${mode} mode, but this command says ` +
+          `--${request.mode}: drop the flag, or restart floodgate run in ${request.mode} mode`,
       );
     }
     switch (request.cmd) {

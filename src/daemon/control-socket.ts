@@ -83,11 +83,13 @@ export function serveControl(
   }
   let stopping = false;
   let buffered = 0; // request bytes held by every connection together
-  const waiting = new Set<(response: Response) => void>(); // connections still to send their request: how to refuse each
+  // Connections still to send their request: how to refuse each.
+  const waiting = new Set<(response: Response) => void>();
   const taken = new Set<Promise<void>>(); // requests being handled and answered
   const refusal = () =>
     failure(
-      `floodgate (pid ${process.pid}) is stopping: this request was not taken and changed nothing; run it again once floodgate has stopped or restarted`,
+      `floodgate (pid ${process.pid}) is stopping: this request was not taken ` +
+        'and changed nothing; run it again once floodgate has stopped or restarted',
       5,
     );
 
@@ -235,7 +237,8 @@ export async function sendControl(path: string, request: Request): Promise<Respo
     if (code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'ENOTDIR') return null;
     if (code === 'EACCES' || code === 'EPERM') {
       throw new UsageError(
-        `cannot reach ${path}: permission denied for ${runningUser()}, the user this command runs as; run it as the state directory's owner (root for /var/lib/floodgate), or choose another --state-dir`,
+        `cannot reach ${path}: permission denied for ${runningUser()}, the user this command runs as; run ` +
+          `it as the state directory's owner (root for /var/lib/floodgate), or choose another --state-dir`,
         { cause: error },
       );
     }

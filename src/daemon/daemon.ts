@@ -66,6 +66,9 @@ const LOCK_WAIT_MS = 60_000;
 /** Longest Unix socket path Linux binds (sun_path is 108 bytes with its NUL). */
 const SOCKET_PATH_MAX = 107;
 
+/** What the start line says of dry-run mode. */
+const DRY_RUN_NOTE = 'dry-run (nothing will be changed; the exact commands are logged)';
+
 /**
  * Refuses a state directory whose socket path is too long to bind: Node would bind a truncated path,
  * outside the state directory, and then fail.
@@ -74,7 +77,9 @@ function checkSocketPath(socketPath: string, stateDir: string): void {
   const bytes = Buffer.byteLength(resolve(socketPath));
   if (bytes > SOCKET_PATH_MAX) {
     throw new UsageError(
-      `the state directory ${stateDir} is too long for its control socket: ${resolve(socketPath)} is ${bytes} bytes, and a Unix socket path may have at most ${SOCKET_PATH_MAX}; choose a shorter --state-dir (a symlink with a short name to it will do)`,
+      `the state directory ${stateDir} is too long for its control socket: ${resolve(socketPath)} ` +
+        `is ${bytes} bytes, and a Unix socket path may have at most ${SOCKET_PATH_MAX}; ` +
+        'choose a shorter --state-dir (a symlink with a short name to it will do)',
     );
   }
 }
@@ -95,7 +100,8 @@ async function lockStateDir(stateDir: string, socketPath: string, log: Logger): 
   if (await daemonAnswers()) throw anotherDaemon();
   log.info(
     { event: 'lock-wait', pid: lockOwner(path), stateDir },
-    `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`,
+    `the state directory is locked by process ${lockOwner(path) ?? '?'} (a manual ` +
+      `floodgate command?): waiting up to ${formatDuration(LOCK_WAIT_MS)} for it`,
   );
   try {
     return await acquireLock(path, LOCK_WAIT_MS, daemonAnswers);
@@ -167,7 +173,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       // A full disk must not keep floodgate from protecting the host; manual commands then need --policy.
       log.warn(
         { event: 'error', during: 'save', file: policyRecord(stateDir), message: (error as Error).message },
-        `could not record the policy for manual commands (${(error as Error).message}); give them --policy until it is recorded`,
+        'could not record the policy for manual commands ' +
+          `(${(error as Error).message}); give them --policy until it is recorded`,
       );
     }
     const { store } = enforcer;
@@ -189,7 +196,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         stateDir,
         activeBans: store.size,
       },
-      `floodgate ${mode === 'dry-run' ? 'dry-run (nothing will be changed; the exact commands are logged)' : 'enforcing'} with ${backend.kind}, scanning every ${formatDuration(policy.interval)}; ${store.size} active ban(s) restored`,
+      `floodgate ${mode === 'dry-run' ? DRY_RUN_NOTE : 'enforcing'} with ${backend.kind}, ` +
+        `scanning every ${formatDuration(policy.interval)}; ${store.size} active ban(s) restored`,
     );
 
     // Crash recovery: bans the store holds get their rules back, rules nobody explains go.
@@ -314,7 +322,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
             lastAttackLog = now;
             log.warn(
               { event: 'attack', reasons: verdict.reasons, synRecvTotal: verdict.synRecvTotal },
-              `SYN FLOOD IN PROGRESS, but no source or network crosses a threshold (spoofed sources?): ${verdict.reasons.join('; ')}. Nothing to ban; keep SYN cookies on (net.ipv4.tcp_syncookies=1).`,
+              'SYN FLOOD IN PROGRESS, but no source or network crosses a threshold (spoofed sources?): ' +
+                `${verdict.reasons.join('; ')}. Nothing to ban; keep SYN cookies on (net.ipv4.tcp_syncookies=1).`,
             );
           }
         }

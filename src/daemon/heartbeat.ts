@@ -23,7 +23,11 @@ export interface Heartbeat {
 export function heartbeat(table: SocketTable, verdicts: readonly Verdict[], activeBans: number): Heartbeat {
   const [top] = countTop(table, {}, { by: 'ip' }, 1).top;
   const over = verdicts.filter((v) => v.kind === 'ban').length;
-  const msg = `scan: ${table.length} socket${table.length === 1 ? '' : 's'}, ${top ? `top source ${top.key} with ${top.count}` : 'no remote sources'}, ${over === 0 ? 'nothing' : `${over} source(s)`} over a threshold; ${activeBans} active ban${activeBans === 1 ? '' : 's'}`;
+  const msg =
+    `scan: ${table.length} socket${table.length === 1 ? '' : 's'}, ` +
+    `${top ? `top source ${top.key} with ${top.count}` : 'no remote sources'}, ` +
+    `${over === 0 ? 'nothing' : `${over} source(s)`} over a ` +
+    `threshold; ${activeBans} active ban${activeBans === 1 ? '' : 's'}`;
   return {
     fields: {
       event: 'scan',

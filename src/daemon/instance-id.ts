@@ -33,7 +33,8 @@ export function stateDirInstance(stateDir: string): FirewallInstance {
     fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (error) {
     throw new UsageError(
-      `cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): the state directory must be writable`,
+      `cannot create ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): ` +
+        'the state directory must be writable',
       { cause: error },
     );
   }
@@ -83,7 +84,8 @@ function readInstanceId(file: string): string | null {
     if (code === 'ENOENT') return null;
     if (code === 'ELOOP')
       throw new UsageError(
-        `${file} is a symbolic link: floodgate keeps its instance id in a plain file and does not follow links there; remove the link`,
+        `${file} is a symbolic link: floodgate keeps its instance id in ` +
+          'a plain file and does not follow links there; remove the link',
       );
     throw new UsageError(`cannot read ${file} (${code ?? (error as Error).message})`, { cause: error });
   }
@@ -94,12 +96,15 @@ function readInstanceId(file: string): string | null {
     const uid = process.getuid?.();
     if (uid !== undefined && stat.uid !== uid)
       throw new UsageError(
-        `${file} belongs to uid ${stat.uid}, not to this user (uid ${uid}): floodgate does not take its firewall identity from another user's file`,
+        `${file} belongs to uid ${stat.uid}, not to this user (uid ${uid}): ` +
+          `floodgate does not take its firewall identity from another user's file`,
       );
     const text = readFileSync(fd, 'utf8').trim();
     if (!INSTANCE_ID.test(text)) {
       throw new UsageError(
-        `${file}: expected an instance id of 8 lowercase hex digits, got ${JSON.stringify(text.slice(0, 40))}; floodgate writes this file once: put back the id this directory's rules carry (their comment, set or table name is floodgate-<id>)`,
+        `${file}: expected an instance id of 8 lowercase hex digits, got ` +
+          `${JSON.stringify(text.slice(0, 40))}; floodgate writes this file once: put back the id this ` +
+          `directory's rules carry (their comment, set or table name is floodgate-<id>)`,
       );
     }
     return text;

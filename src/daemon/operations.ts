@@ -35,7 +35,11 @@ export interface OperationContext {
 function unsaved(context: OperationContext): string | undefined {
   const failure = context.enforcer.store.saveFailure;
   if (context.daemon === null || failure === undefined) return undefined;
-  return `the running floodgate applied this, but cannot save its ban store since ${new Date(failure.since).toISOString()} (${failure.message}); it keeps trying, and the change is lost if it stops before a save succeeds`;
+  return (
+    'the running floodgate applied this, but cannot save its ban store since ' +
+    `${new Date(failure.since).toISOString()} (${failure.message}); it ` +
+    'keeps trying, and the change is lost if it stops before a save succeeds'
+  );
 }
 
 /**
@@ -46,7 +50,8 @@ async function applied(enforcer: Enforcer, results: readonly { target: string }[
   const unapplied = await enforcer.queue.whenApplied(results.map((r) => r.target));
   if (unapplied > 0) {
     throw new ConflictError(
-      `floodgate stopped before ${unapplied} of these ${results.length} change(s) reached the firewall: they are saved, and applied when floodgate starts again`,
+      `floodgate stopped before ${unapplied} of these ${results.length} change(s) ` +
+        'reached the firewall: they are saved, and applied when floodgate starts again',
     );
   }
 }

@@ -12,7 +12,8 @@ export const MAX_REASON_LENGTH = 200;
 /** Why a --reason cannot be used, or null; the daemon checks the same bound. */
 export function reasonProblem(reason: string): string | null {
   return reason.length > MAX_REASON_LENGTH
-    ? `--reason is ${reason.length} characters long; at most ${MAX_REASON_LENGTH} are kept with a ban (a note, not a document)`
+    ? `--reason is ${reason.length} characters long; at most ` +
+        `${MAX_REASON_LENGTH} are kept with a ban (a note, not a document)`
     : null;
 }
 

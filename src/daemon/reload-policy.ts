@@ -58,7 +58,8 @@ export function reloadPolicy(context: ReloadContext): Policy {
   if (refusals.length > 0) {
     log.error(
       { event: 'reload', applied: false, policy: file, needsRestart: refusals },
-      `policy reload refused: ${refusals.join(', ')} needs a restart (systemctl restart floodgate, or stop and start floodgate run; bans are kept and moved to the new firewall setup); the previous policy stays in force`,
+      `policy reload refused: ${refusals.join(', ')} needs a restart (systemctl restart floodgate, or stop and ` +
+        'start floodgate run; bans are kept and moved to the new firewall setup); the previous policy stays in force',
     );
     return current;
   }
@@ -88,6 +89,7 @@ export function reloadPolicy(context: ReloadContext): Policy {
     for (const target of lifted) enforcer.unban(parseCidr(target)!, 0, 'unban', context.now, 'allowlist');
   }
   const what = describeDiff(diff);
+  const liftedVerb = mode === 'dry-run' ? 'dry-run: would lift' : 'lifted';
   log.info(
     {
       event: 'reload',
@@ -101,7 +103,8 @@ export function reloadPolicy(context: ReloadContext): Policy {
       settings: diff.settings,
       lifted,
     },
-    `policy reloaded from ${file}: ${what}${lifted.length > 0 ? `; ${mode === 'dry-run' ? 'dry-run: would lift' : 'lifted'} the ban(s) of ${lifted.join(', ')} (now allowlisted)` : ''}`,
+    `policy reloaded from ${file}: ${what}` +
+      `${lifted.length > 0 ? `; ${liftedVerb} the ban(s) of ${lifted.join(', ')} (now allowlisted)` : ''}`,
   );
   return policy;
 }

@@ -78,9 +78,10 @@ export function parseRequest(raw: unknown): Request {
   }
   const field = String(issue.path[0] ?? 'cmd');
   const value = record[field];
-  const where =
-    issue.path.length > 1
-      ? ` (at ${issue.path.join('.')}: ${shown(issue.path.slice(1).reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k as PropertyKey], value))})`
-      : '';
+  // The value at the issue's path inside the field, when the path goes deeper than the field.
+  const inner = issue.path
+    .slice(1)
+    .reduce<unknown>((v, k) => (v as Record<PropertyKey, unknown>)?.[k as PropertyKey], value);
+  const where = issue.path.length > 1 ? ` (at ${issue.path.join('.')}: ${shown(inner)})` : '';
   throw new UsageError(`${field}: expected ${EXPECTED[field] ?? issue.message}, got ${shown(value)}${where}`);
 }

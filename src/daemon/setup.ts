@@ -64,7 +64,8 @@ export async function openEnforcement(
     if (removed.length > 0)
       log.warn(
         { event: 'migrate', from: removed, to: real.kind },
-        `firewall.backend is ${real.kind}: removed floodgate's rules from ${removed.join(', ')}; active bans are re-applied through ${real.kind}`,
+        `firewall.backend is ${real.kind}: removed floodgate's rules from ` +
+          `${removed.join(', ')}; active bans are re-applied through ${real.kind}`,
       );
   }
   const reload = policy.reload && new ReloadHook(policy.reload, runner, log, mode === 'dry-run');
@@ -103,7 +104,9 @@ function reportLoad(store: BanStore, log: Logger): void {
         dropped: report.problems.length,
         problems: report.problems.slice(0, 100),
       },
-      `the ban store ${store.file} had ${report.problems.length} invalid entr${report.problems.length === 1 ? 'y' : 'ies'}, left out (${shown}); the original is kept as ${report.aside}`,
+      `the ban store ${store.file} had ${report.problems.length} ` +
+        `invalid entr${report.problems.length === 1 ? 'y' : 'ies'}, ` +
+        `left out (${shown}); the original is kept as ${report.aside}`,
     );
   }
 }
@@ -122,7 +125,8 @@ function dropProtected(store: BanStore, protectedSet: CidrSet, log: Logger): voi
     store.remove(target);
     log.warn(
       { event: 'store-entries-dropped', target, why: 'protected' },
-      `dropped the ban of ${target} from the store: it covers an allowlisted, loopback or own address, which the detector never bans`,
+      `dropped the ban of ${target} from the store: it covers an ` +
+        'allowlisted, loopback or own address, which the detector never bans',
     );
   }
 }

@@ -34,7 +34,8 @@ export function ensureStateDir(stateDir: string): void {
     if (mapped !== error) throw mapped;
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
-      `cannot create the state directory ${stateDir} (${code ?? (error as Error).message}): choose another with --state-dir`,
+      `cannot create the state directory ${stateDir} ` +
+        `(${code ?? (error as Error).message}): choose another with --state-dir`,
       { cause: error },
     );
   }
