@@ -98,8 +98,10 @@ export function formatRecord(
   const err = record.err as { message?: unknown } | undefined;
   if (err && typeof err.message === 'string' && !msg.includes(err.message)) text += `: ${err.message}`;
   if (typeof record.message === 'string' && !msg.includes(record.message)) text += `: ${record.message}`;
-  if (record.exitCode !== undefined)
-    text += ` (exit ${String(record.exitCode)}${typeof record.stderr === 'string' && record.stderr !== '' ? `: ${record.stderr}` : ''})`;
+  if (record.exitCode !== undefined) {
+    const stderr = typeof record.stderr === 'string' && record.stderr !== '' ? `: ${record.stderr}` : '';
+    text += ` (exit ${String(record.exitCode)}${stderr})`;
+  }
   // The exact command last, so that it can be copied to the end of the line.
   if (typeof record.command === 'string' && !msg.includes(record.command)) text += `; command: ${record.command}`;
   text = escapeControls(text);
@@ -113,7 +115,9 @@ export function formatRecord(
         ? record.time
         : Date.now(),
   );
-  const time = `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}.${String(at.getMilliseconds()).padStart(3, '0')}`;
+  const time =
+    `${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}.` +
+    `${String(at.getMilliseconds()).padStart(3, '0')}`;
   const label = LABELS[prio]!;
   return options.color ? `\x1b[2m${time}\x1b[0m ${COLORS[prio]}${label}\x1b[0m ${text}` : `${time} ${label} ${text}`;
 }

@@ -25,7 +25,10 @@ export interface LoggerOptions {
   readonly format?: LogFormat | undefined;
   /** The old --pretty flag: the same as format 'pretty'. */
   readonly pretty?: boolean | undefined;
-  /** The format when neither a flag, the environment nor the journal chooses. @default pretty on a terminal, else json */
+  /**
+   * The format when neither a flag, the environment nor the journal chooses.
+   * @default pretty on a terminal, else json
+   */
   readonly fallbackFormat?: LogFormat;
   /** --log-level; else FLOODGATE_LOG_LEVEL; else `defaultLevel`. */
   readonly level?: LogLevel | undefined;

@@ -47,7 +47,10 @@ export interface DetectContext {
   readonly allowlist: CidrSet;
   /** Not counted again: active bans, queued bans and targets in their unban grace period. */
   readonly suppressed?: CidrSet;
-  /** When given, every target spared despite crossing a threshold is appended to it (costs a second count per per-net rule). */
+  /**
+   * When given, every target spared despite crossing a threshold
+   * is appended to it (costs a second count per per-net rule).
+   */
   readonly spared?: SparedTarget[];
 }
 

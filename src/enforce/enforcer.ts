@@ -119,7 +119,8 @@ export class Enforcer {
           since: new Date(failure.since).toISOString(),
           message: failure.message,
         },
-        `could not save the ban store: ${failure.message}. Bans stay in force and saving is retried; changes since ${new Date(failure.since).toISOString()} are not on disk yet`,
+        `could not save the ban store: ${failure.message}. Bans stay in force and saving is ` +
+          `retried; changes since ${new Date(failure.since).toISOString()} are not on disk yet`,
       );
     }
     return false;
@@ -182,7 +183,8 @@ export class Enforcer {
         dryRun: backend.dryRun,
         command: this.command('add', request.target, ban.expiresAt),
       },
-      `${backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} (${rule}${count ? `, ${count} sockets` : ''}) for ${ttlText}`,
+      `${backend.dryRun ? 'dry-run: would ban' : 'ban'} ${target} ` +
+        `(${rule}${count ? `, ${count} sockets` : ''}) for ${ttlText}`,
     );
     return { status: 'banned', ban };
   }
@@ -212,6 +214,13 @@ export class Enforcer {
       }
     }
     if (ban !== undefined || event === 'unban') {
+      const { dryRun } = this.options.backend;
+      const done = dryRun
+        ? `dry-run: would ${event === 'expire' ? 'expire' : 'lift'}`
+        : event === 'expire'
+          ? 'expired'
+          : 'lifted';
+      const noBan = dryRun ? ' (no active ban)' : ' (no active ban; any rule left is removed)';
       log.info(
         {
           event,
@@ -224,7 +233,7 @@ export class Enforcer {
           command: this.command('delete', target),
           ...(graceMs > 0 && { graceUntil: new Date(now + graceMs).toISOString() }),
         },
-        `${this.options.backend.dryRun ? `dry-run: would ${event === 'expire' ? 'expire' : 'lift'}` : event === 'expire' ? 'expired' : 'lifted'} ban of ${key}${ban === undefined ? (this.options.backend.dryRun ? ' (no active ban)' : ' (no active ban; any rule left is removed)') : ''}`,
+        `${done} ban of ${key}${ban === undefined ? noBan : ''}`,
       );
     }
     return ban;
@@ -332,7 +341,8 @@ export class Enforcer {
           backend: backend.kind,
           ...failure,
         },
-        `could not ${change.op === 'add' ? 'add' : 'remove'} the rule for ${formatCidr(change.target)}; reconcile will retry`,
+        `could not ${change.op === 'add' ? 'add' : 'remove'} the ` +
+          `rule for ${formatCidr(change.target)}; reconcile will retry`,
       );
     }
     // Nothing to do with the new bans (the bulk-ban setting): skip a pass over every change.
@@ -396,7 +406,8 @@ export class Enforcer {
     for (let attempt = 0; !this.persist(0); attempt++) {
       if (attempt >= retries)
         throw this.unsavedError(
-          'the rules stay in the firewall, but the next start does not know them and removes them; free space there before starting floodgate again',
+          'the rules stay in the firewall, but the next start does not know them ' +
+            'and removes them; free space there before starting floodgate again',
         );
       await new Promise((resolve) => setTimeout(resolve, retryMs));
     }
@@ -405,7 +416,8 @@ export class Enforcer {
   private unsavedError(consequence: string): BackendUnavailableError {
     const failure = this.options.store.saveFailure!;
     return new BackendUnavailableError(
-      `the firewall is changed, but the ban store ${this.options.store.file} could not be saved (${failure.message}): ${consequence}`,
+      `the firewall is changed, but the ban store ${this.options.store.file} ` +
+        `could not be saved (${failure.message}): ${consequence}`,
     );
   }
 }

@@ -22,7 +22,8 @@ export function createBackend(
     case 'iptables':
       if (table === 'raw')
         throw new ConfigError(
-          'firewall.table: raw needs firewall.backend ipset or nftables; the iptables backend keeps one rule per target in the filter table',
+          'firewall.table: raw needs firewall.backend ipset or nftables; ' +
+            'the iptables backend keeps one rule per target in the filter table',
         );
       return new IptablesBackend(runner, { chain, target, instance });
     case 'ipset':

@@ -14,7 +14,10 @@ export interface FirewallInstance {
   readonly id: string | null;
   /** The iptables comment on every rule this instance writes: `floodgate` or `floodgate-<id>`. */
   readonly tag: string;
-  /** The ipset sets: `floodgate4`/`floodgate6` or `floodgate-<id>-4`/`-6` (at most 20 of ipset's 31 characters, 25 with `-next`). */
+  /**
+   * The ipset sets: `floodgate4`/`floodgate6` or `floodgate-<id>-4`/`-6`
+   * (at most 20 of ipset's 31 characters, 25 with `-next`).
+   */
   readonly sets: Readonly<Record<Family, string>>;
   /** The nftables table in family inet: `floodgate` or `floodgate-<id>`. */
   readonly table: string;

@@ -119,7 +119,8 @@ export class IpsetBackend implements FirewallBackend {
     }
     if (process.getuid?.() !== 0) {
       throw new BackendUnavailableError(
-        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+        'enforce mode needs root to change the firewall: run it ' +
+          'as root (sudo), or use --dry-run to only show the rules',
       );
     }
     const probe = await this.runner.run(['ipset', 'version'], { reject: false });

@@ -57,7 +57,8 @@ export class IptablesBackend implements FirewallBackend {
   async init(): Promise<void> {
     if (process.getuid?.() !== 0) {
       throw new BackendUnavailableError(
-        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+        'enforce mode needs root to change the firewall: run it ' +
+          'as root (sudo), or use --dry-run to only show the rules',
       );
     }
     for (const family of [4, 6] as const) {

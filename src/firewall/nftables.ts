@@ -94,7 +94,8 @@ export class NftablesBackend implements FirewallBackend {
     }
     if (process.getuid?.() !== 0) {
       throw new BackendUnavailableError(
-        'enforce mode needs root to change the firewall: run it as root (sudo), or use --dry-run to only show the rules',
+        'enforce mode needs root to change the firewall: run it ' +
+          'as root (sudo), or use --dry-run to only show the rules',
       );
     }
     await this.ensureTable();

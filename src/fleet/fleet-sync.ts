@@ -275,7 +275,8 @@ export class FleetSync {
           decisionId: decision.id,
           why,
         },
-        `refused the fleet's ban of ${decision.value} (${decision.origin}${decision.host ? ` from ${decision.host}` : ''}): ${why}`,
+        `refused the fleet's ban of ${decision.value} ` +
+          `(${decision.origin}${decision.host ? ` from ${decision.host}` : ''}): ${why}`,
       );
       return null;
     };
@@ -424,7 +425,8 @@ export class FleetSync {
           extended: result === 'extended',
           dryRun: dry,
         },
-        `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ${key} (fleet, ${from}) until ${formatInstant(ban.expiresAt)}`,
+        `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ` +
+          `${key} (fleet, ${from}) until ${formatInstant(ban.expiresAt)}`,
       );
       return true;
     } finally {

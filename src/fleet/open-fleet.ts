@@ -30,7 +30,8 @@ export function readSecret(file: string, what: string): string {
   const secret = text.trim();
   if (secret === '' || secret.includes('\n'))
     throw new ConfigError(
-      `fleet.${what}: ${file} must hold the secret on one line, got ${secret === '' ? 'an empty file' : 'several lines'}`,
+      `fleet.${what}: ${file} must hold the secret on one line, ` +
+        `got ${secret === '' ? 'an empty file' : 'several lines'}`,
     );
   return secret;
 }
@@ -99,7 +100,8 @@ export function openFleet(options: {
       origins: fleet.origins,
       dryRun,
     },
-    `fleet: ${fleet.engine} at ${fleet.url} as ${fleetHost(fleet)}${dryRun ? ' (dry-run: pulling only, nothing is pushed)' : ''}`,
+    `fleet: ${fleet.engine} at ${fleet.url} as ` +
+      `${fleetHost(fleet)}${dryRun ? ' (dry-run: pulling only, nothing is pushed)' : ''}`,
   );
   sync.start();
   return {

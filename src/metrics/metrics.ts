@@ -154,7 +154,9 @@ export class FloodgateMetrics {
     for (const reason of UNBAN_REASONS) this.unbans.inc({ reason }, 0);
     this.reconcile = new Counter({
       name: 'floodgate_reconcile_repairs_total',
-      help: 'Repairs by reconcile: missing rules re-applied, extra rules removed, setup pieces (chains, sets) restored.',
+      help:
+        'Repairs by reconcile: missing rules re-applied, extra ' +
+        'rules removed, setup pieces (chains, sets) restored.',
       labelNames: ['kind'],
       registers,
     });

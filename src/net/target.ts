@@ -25,7 +25,8 @@ export function parseTarget(text: string, force = false): Cidr {
   const cidr = TARGET_CHARS.test(trimmed) ? parseCidr(trimmed) : null;
   if (cidr === null) {
     throw new UsageError(
-      `${quoteBadTarget(trimmed)} is not an IP address or network (expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)`,
+      `${quoteBadTarget(trimmed)} is not an IP address or network ` +
+        '(expected for example 198.51.100.7, 2001:db8::7 or 203.0.113.0/24)',
     );
   }
   if (cidr.prefix === 0) {
@@ -53,7 +54,8 @@ export function parseTargetList(text: string, file: string, force = false): Cidr
     const end = newline < 0 ? text.length : newline;
     if (end - start > MAX_TARGET_LINE) {
       throw new UsageError(
-        `${file}:${i}: a line of ${end - start} characters; expected one target and an optional # comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`,
+        `${file}:${i}: a line of ${end - start} characters; expected one target and an optional ` +
+          `# comment, at most ${MAX_TARGET_LINE} characters (is this a list of addresses?)`,
       );
     }
     const raw = text.slice(start, end);

@@ -10,13 +10,19 @@ import { formatDuration, formatRate } from './duration.js';
 import { EMBEDDED_POLICY_NAME, EMBEDDED_POLICY_TEXT } from './embedded-policy.js';
 import { type Policy, policySchema } from './schema.js';
 
-/** policies/default.yaml, shipped beside dist/ and src/: above dist/src/policy/ when built, above src/policy/ from source. */
+/**
+ * policies/default.yaml, shipped beside dist/ and src/: above
+ * dist/src/policy/ when built, above src/policy/ from source.
+ */
 function shippedDefaultPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   return join(here, basename(join(here, '..', '..')) === 'dist' ? '../../..' : '../..', 'policies', 'default.yaml');
 }
 
-/** Where the embedded default policy comes from: a file in the package, or a name for the copy inside the single executable. */
+/**
+ * Where the embedded default policy comes from: a file in the
+ * package, or a name for the copy inside the single executable.
+ */
 export const DEFAULT_POLICY_PATH = EMBEDDED_POLICY_TEXT === undefined ? shippedDefaultPath() : EMBEDDED_POLICY_NAME;
 
 /** The embedded default policy's text, comments included. */
@@ -72,7 +78,8 @@ export function parsePolicy(text: string, file: string): Policy {
         .trim()
         .replace(/^(["'])(.*)\1$/, '$2');
       throw new ConfigError(
-        `${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: given twice in the same mapping (not valid YAML: keys must be unique)`,
+        `${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: ` +
+          'given twice in the same mapping (not valid YAML: keys must be unique)',
       );
     }
     throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
@@ -91,13 +98,15 @@ export function parsePolicy(text: string, file: string): Policy {
     });
     const where = at === undefined ? 1 : lineAt(at.range?.[0]);
     throw new ConfigError(
-      `${file}:${where} not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`,
+      `${file}:${where} not valid YAML: ` +
+        `${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`,
       { cause: error },
     );
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(
-      `${file}:1 (top level): expected a mapping of policy keys (mode, interval, rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`,
+      `${file}:1 (top level): expected a mapping of policy keys (mode, interval, ` +
+        `rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`,
     );
   }
 
@@ -121,7 +130,8 @@ export function parsePolicy(text: string, file: string): Policy {
     result.data.rules.forEach((rule, i) => {
       if (names.has(rule.name)) {
         throw new ConfigError(
-          `${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected a name no other rule has, got ${JSON.stringify(rule.name)} twice`,
+          `${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected ` +
+            `a name no other rule has, got ${JSON.stringify(rule.name)} twice`,
         );
       }
       names.add(rule.name);
@@ -135,7 +145,10 @@ export function parsePolicy(text: string, file: string): Policy {
       return issue.keys
         .map((key) => {
           const allowed = allowedKeys(path);
-          return `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`;
+          return (
+            `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown ` +
+            `key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`
+          );
         })
         .join('\n');
     }

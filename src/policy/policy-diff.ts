@@ -117,17 +117,19 @@ const isEmpty = (diff: PolicyDiff): boolean =>
     diff.restartOnly.length ===
   0;
 
-/** "rules added: a; rules changed: syn-flood (threshold 20 -> 10); allowlist added: 198.51.100.7", or "nothing changed". */
+/**
+ * "rules added: a; rules changed: syn-flood (threshold 20 -> 10); allowlist added: 198.51.100.7", or "nothing changed".
+ */
 export function describeDiff(diff: PolicyDiff): string {
   if (isEmpty(diff)) return 'nothing changed';
   const parts: string[] = [];
   const change = (c: SettingChange, key = c.key) => `${key} ${c.from} -> ${c.to}`;
   if (diff.rulesAdded.length > 0) parts.push(`rules added: ${diff.rulesAdded.join(', ')}`);
   if (diff.rulesRemoved.length > 0) parts.push(`rules removed: ${diff.rulesRemoved.join(', ')}`);
-  if (diff.rulesChanged.length > 0)
-    parts.push(
-      `rules changed: ${diff.rulesChanged.map((r) => `${r.name} (${r.changes.map((c) => change(c)).join(', ')})`).join(', ')}`,
-    );
+  if (diff.rulesChanged.length > 0) {
+    const rules = diff.rulesChanged.map((r) => `${r.name} (${r.changes.map((c) => change(c)).join(', ')})`);
+    parts.push(`rules changed: ${rules.join(', ')}`);
+  }
   if (diff.allowlistAdded.length > 0) parts.push(`allowlist added: ${diff.allowlistAdded.join(', ')}`);
   if (diff.allowlistRemoved.length > 0) parts.push(`allowlist removed: ${diff.allowlistRemoved.join(', ')}`);
   for (const c of [...diff.settings, ...diff.restartOnly]) parts.push(change(c));

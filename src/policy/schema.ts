@@ -102,7 +102,8 @@ const ruleSchema = z.strictObject({
   states: listOf(state, 'TCP states')
     .min(1, {
       error:
-        'expected at least one TCP state (leave states out for every state but LISTEN), got an empty list: the rule could never match',
+        'expected at least one TCP state (leave states out for every ' +
+        'state but LISTEN), got an empty list: the rule could never match',
     })
     .optional(),
   /** Local ports; every port when absent. */
@@ -141,7 +142,9 @@ const banSchema = z
         code: 'custom',
         path: ['ttl'],
         input: ban.ttl,
-        message: `expected at most ban.max_ttl (${formatDuration(ban.max_ttl)}), got ${formatDuration(ban.ttl)}: raise max_ttl or lower ttl`,
+        message:
+          `expected at most ban.max_ttl (${formatDuration(ban.max_ttl)}), ` +
+          `got ${formatDuration(ban.ttl)}: raise max_ttl or lower ttl`,
       });
     }
   });
@@ -161,7 +164,8 @@ const firewallSchema = z
         path: ['table'],
         input: firewall.table,
         message:
-          'expected filter with firewall.backend iptables (table: raw needs backend ipset or nftables; the iptables backend keeps one rule per target in the filter table), got "raw"',
+          'expected filter with firewall.backend iptables (table: raw needs backend ipset or ' +
+          'nftables; the iptables backend keeps one rule per target in the filter table), got "raw"',
       });
     }
     if (firewall.table === 'raw' && firewall.target === 'REJECT') {
@@ -237,7 +241,9 @@ const headers = expect('a mapping of HTTP header names to text, like {Authorizat
 
 const notifySchema = z
   .strictObject({
-    /** Run for each batch of events, no shell: the events as JSON on stdin, the main fields in FLOODGATE_* variables. */
+    /**
+     * Run for each batch of events, no shell: the events as JSON on stdin, the main fields in FLOODGATE_* variables.
+     */
     command: commandArgv.optional(),
     /** An HTTP POST of the batch as JSON, with a `text` field for Slack/Mattermost-style incoming webhooks. */
     webhook: z

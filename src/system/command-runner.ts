@@ -66,7 +66,9 @@ export class ExecaRunner implements CommandRunner {
         continue;
       }
       throw new CommandFailedError(
-        `${shellCommand(argv)} failed with exit code ${result.exitCode}${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ${result.stderr.trim() || '(no message)'}`,
+        `${shellCommand(argv)} failed with exit code ` +
+          `${result.exitCode}${attempt > 0 ? ` after ${attempt + 1} attempts` : ''}: ` +
+          `${result.stderr.trim() || '(no message)'}`,
         argv,
         result.exitCode,
         result.stderr,

@@ -133,7 +133,8 @@ function readCounters(name: string, label: string, text: string): InputTable {
   // A name line alone (a capture cut short) would read as every counter 0: a quiet host it is not.
   if (!/^TcpExt:([ \t]+\d+)+[ \t]*$/.test(values.trimEnd())) {
     throw new UsageError(
-      `cannot read ${label} as a /proc/net/netstat capture: its TcpExt: name line (line ${at + 1}) is not followed by a line of numbers, got ${JSON.stringify(values.slice(0, 60))}`,
+      `cannot read ${label} as a /proc/net/netstat capture: its TcpExt: name line (line ` +
+        `${at + 1}) is not followed by a line of numbers, got ${JSON.stringify(values.slice(0, 60))}`,
     );
   }
   return { name, format: 'counters', rows: new SocketTable(), malformed: [], counters: parseKernelCounters(text) };

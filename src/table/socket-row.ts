@@ -67,7 +67,10 @@ const ALIASES = new Map<string, SocketState>(
 
 const KNOWN = new Set<string>(STATES);
 
-/** Any spelling a user or a tool uses (netstat, ss, and SYN-RECEIVED as older tools and write-ups spell it), case-insensitive. */
+/**
+ * Any spelling a user or a tool uses (netstat, ss, and SYN-RECEIVED
+ * as older tools and write-ups spell it), case-insensitive.
+ */
 export function normalizeState(text: string): SocketState | null {
   const upper = text.toUpperCase();
   if (KNOWN.has(upper)) return upper as SocketState;
