@@ -196,7 +196,16 @@ export function serveControl(
   });
 
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      // Not a bug: something else holds the path, or the directory refuses us.
+      reject(
+        new ConflictError(
+          `cannot listen on the control socket ${path} (${error.code ?? error.message}): ` +
+            'remove what is there if no floodgate runs, or check the state directory',
+          { cause: error },
+        ),
+      );
+    });
     server.listen(path, () => {
       chmodSync(path, 0o600);
       resolve({

@@ -136,6 +136,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   // For the control socket's `events` request (`floodgate top`): what the log says, whatever its level.
   const recent = new RecentEvents();
   const untapRecent = tapEvents(log, (event) => recent.push(event));
+  let fleet: RunningFleet | undefined;
   try {
     // The fleet's secrets first: an unreadable file stops the start before the firewall is touched.
     const fleetEngine = policy.fleet && createEngine(policy.fleet);
@@ -207,7 +208,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     let allowlist = buildAllowlist(policy.allowlist, hostAddresses());
     // Fleet bans: pushed after they are local, pulled through the same gate (allowlist, own addresses, max_active).
-    let fleet: RunningFleet | undefined;
+    // Stopped in the finally below too: its timers would keep a failed start alive, syncing without the lock.
     if (policy.fleet && fleetEngine)
       fleet = openFleet({
         fleet: policy.fleet,
@@ -219,6 +220,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         maxActive: () => policy.ban.max_active,
       });
 
+    const runningFleet = fleet;
     control = await serveControl(
       socketPath,
       mode,
@@ -228,7 +230,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         mode,
         daemon: { pid: process.pid, since: new Date(started).toISOString() },
         events: () => recent.all(),
-        ...(fleet && { fleet: () => fleet!.sync.status() }),
+        ...(runningFleet && { fleet: () => runningFleet.sync.status() }),
       }),
     );
 
@@ -378,8 +380,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     // Requests already taken are in the store; give the queue a few seconds to apply their changes,
     // so that their clients hear "banned". What is left is saved before they are told it waits.
     await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
-    // The outbox is saved with the store below: what was not pushed goes at the next start.
-    await fleet?.stop();
+    // Saved before the fleet stops too: its last request may take up to its timeout, and systemd's
+    // stop timeout must not cut the save. The outbox is saved with the store: what was not pushed
+    // goes at the next start.
+    enforcer.persist(0);
+    const stoppingFleet = fleet;
+    fleet = undefined;
+    await stoppingFleet?.stop();
     // Never throws: a full disk is retried by enforcer.stop() below, which says so if it still fails.
     enforcer.persist(0);
     if (options.flushOnExit) await enforcer.flush();
@@ -401,6 +408,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     );
   } finally {
     process.off('SIGHUP', onHangup);
+    await fleet?.stop();
     untapMetrics?.();
     await metricsServer?.stop();
     untapRecent();

@@ -1,6 +1,6 @@
 // The control socket between the manual commands and the daemon: one JSON line each way, whole even
 // when it is megabytes long, and errors that say what happened.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import {
   serveControl,
 } from '../../src/daemon/control-socket.js';
 import type { Request } from '../../src/daemon/protocol.js';
-import { UsageError } from '../../src/errors.js';
+import { ConflictError, UsageError } from '../../src/errors.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -217,5 +217,18 @@ describe('control socket', () => {
     const started = Date.now();
     await control.stop(); // resolves once every taken request is over: here, once the client is dropped
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('serveControl when the path cannot be bound', () => {
+  it('says which socket and why, as a conflict, not as a bug', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floodgate-socket-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // A directory in the socket's place: the bind fails with EADDRINUSE.
+    const path = join(dir, 'control.sock');
+    mkdirSync(join(path, 'x'), { recursive: true });
+    const bound = serveControl(path, 'enforce', async () => null, DEFAULT_CONTROL_LIMITS);
+    await expect(bound).rejects.toBeInstanceOf(ConflictError);
+    await expect(bound).rejects.toThrow(`cannot listen on the control socket ${path} (EADDRINUSE)`);
   });
 });
