@@ -60,6 +60,20 @@ export interface RunningFleet {
   stop(): Promise<void>;
 }
 
+/**
+ * Whether a logged event is this host's own ban or unban, to be pushed to the fleet: not what the
+ * fleet itself applied, not a dry-run, and not a lift because this host's allowlist now covers the
+ * target (an allowlist protects its own host only; pushing it would lift the ban on every host).
+ */
+export function pushedChange(
+  fields: Readonly<Record<string, unknown>>,
+  applyingPulled: boolean,
+): 'ban' | 'unban' | null {
+  if (fields.source === 'fleet' || fields.why === 'allowlist' || applyingPulled || fields.dryRun === true) return null;
+  if (typeof fields.target !== 'string') return null;
+  return fields.event === 'ban' ? 'ban' : fields.event === 'unban' ? 'unban' : null;
+}
+
 /** `engine`: made before anything else starts (createEngine), so that a bad secret file changes nothing. */
 export function openFleet(options: {
   fleet: FleetPolicy;
@@ -85,10 +99,9 @@ export function openFleet(options: {
   // The enforcer logs every ban and unban it makes once it is in the store and queued: the moment
   // to push it. Expiries push nothing (the engine expires the decision at the same instant).
   const untap = tapEvents(log, ({ fields }) => {
-    if (fields.source === 'fleet' || sync.applyingPulled || fields.dryRun === true || typeof fields.target !== 'string')
-      return;
-    if (fields.event === 'ban') sync.localBan(fields.target);
-    else if (fields.event === 'unban') sync.localUnban(fields.target);
+    const change = pushedChange(fields, sync.applyingPulled);
+    if (change === 'ban') sync.localBan(fields.target as string);
+    else if (change === 'unban') sync.localUnban(fields.target as string);
   });
   log.info(
     {

@@ -80,3 +80,28 @@ describe('queueManualChanges', () => {
     ]);
   });
 });
+
+describe('pushedChange: what a daemon pushes to the fleet', () => {
+  it('pushes this host’s own bans and unbans', async () => {
+    const { pushedChange } = await import('../../src/fleet/open-fleet.js');
+    expect(pushedChange({ event: 'ban', target: '198.51.100.7', rule: 'syn-flood' }, false)).toBe('ban');
+    expect(pushedChange({ event: 'unban', target: '198.51.100.7', rule: 'manual' }, false)).toBe('unban');
+  });
+
+  it('never pushes a lift made because this host’s allowlist now covers the target', async () => {
+    const { pushedChange } = await import('../../src/fleet/open-fleet.js');
+    // A reload that allowlists an address lifts its bans here only (reload-policy.ts: why 'allowlist').
+    expect(pushedChange({ event: 'unban', target: '198.51.100.9', rule: 'manual', why: 'allowlist' }, false)).toBe(
+      null,
+    );
+  });
+
+  it('never pushes what the fleet applied, a dry-run, or an event without a target', async () => {
+    const { pushedChange } = await import('../../src/fleet/open-fleet.js');
+    expect(pushedChange({ event: 'ban', target: '198.51.100.9', source: 'fleet' }, false)).toBe(null);
+    expect(pushedChange({ event: 'ban', target: '198.51.100.9' }, true)).toBe(null);
+    expect(pushedChange({ event: 'ban', target: '198.51.100.9', dryRun: true }, false)).toBe(null);
+    expect(pushedChange({ event: 'expire', target: '198.51.100.9' }, false)).toBe(null);
+    expect(pushedChange({ event: 'ban' }, false)).toBe(null);
+  });
+});
