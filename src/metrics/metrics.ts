@@ -31,7 +31,7 @@ export const KERNEL_COUNTER_NAMES: Readonly<Record<FloodCounter, string>> = {
 };
 
 export const REFUSAL_REASONS = ['max_active', 'protected', 'set_full'] as const;
-export const UNBAN_REASONS = ['expired', 'manual', 'allowlist', 'flush'] as const;
+export const UNBAN_REASONS = ['expired', 'manual', 'allowlist', 'flush', 'fleet'] as const;
 
 /** Scans take a millisecond on a quiet host and seconds with a million sockets. */
 const SCAN_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -238,7 +238,8 @@ export class FloodgateMetrics {
     const { fields } = event;
     switch (fields.event) {
       case 'ban':
-        this.bans.inc({ rule: String(fields.rule), origin: originOf(fields) });
+        // A fleet decision that only lengthens a local ban makes no new ban.
+        if (fields.extended !== true) this.bans.inc({ rule: String(fields.rule), origin: originOf(fields) });
         break;
       case 'refused': {
         const why = fields.why === 'firewall-full' ? 'set_full' : String(fields.why);
@@ -249,8 +250,11 @@ export class FloodgateMetrics {
         this.unbans.inc({ reason: 'expired' });
         break;
       case 'unban':
-        // An unban of a target with no ban (removing a stray rule) lifts nothing.
-        if (fields.rule !== undefined) this.unbans.inc({ reason: fields.why === 'allowlist' ? 'allowlist' : 'manual' });
+        // An unban of a target with no ban (removing a stray rule) lifts nothing; the fleet's lifts
+        // (its decision went) carry no rule but a source.
+        if (fields.source === 'fleet') this.unbans.inc({ reason: 'fleet' });
+        else if (fields.rule !== undefined)
+          this.unbans.inc({ reason: fields.why === 'allowlist' ? 'allowlist' : 'manual' });
         break;
       case 'flush':
         if (typeof fields.bans === 'number' && fields.bans > 0) this.unbans.inc({ reason: 'flush' }, fields.bans);

@@ -159,6 +159,26 @@ describe('FloodgateMetrics', () => {
     expect(sample(after, 'floodgate_bans_total{rule="crowdsec",origin="fleet"}')).toBe(1);
   });
 
+  it('counts no new ban for a fleet decision that only lengthens a local ban, and counts fleet lifts', async () => {
+    const { metrics } = setup();
+    const before = await metrics.exposition();
+    const made = sample(before, 'floodgate_bans_total{rule="syn-flood",origin="fleet"}') ?? 0;
+    metrics.onEvent({
+      level: 'info',
+      msg: '',
+      fields: { event: 'ban', target: '198.51.100.9', rule: 'syn-flood', origin: 'fleet', extended: true },
+    });
+    metrics.onEvent({
+      level: 'info',
+      msg: '',
+      fields: { event: 'unban', target: '198.51.100.9', source: 'fleet', origin: 'floodgate' },
+    });
+    const after = await metrics.exposition();
+    expect(sample(after, 'floodgate_bans_total{rule="syn-flood",origin="fleet"}') ?? 0).toBe(made);
+    expect(sample(after, 'floodgate_unbans_total{reason="fleet"}')).toBe(1);
+    expect(sample(after, 'floodgate_unbans_total{reason="manual"}')).toBe(0);
+  });
+
   it('sets the scan figures: duration histogram, sockets by state, kernel counters, the attack signal', async () => {
     const { metrics } = setup();
     const table = SocketTable.from([
