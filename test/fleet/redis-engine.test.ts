@@ -1,0 +1,120 @@
+// The Redis engine against a real redis-server started for these tests.
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RedisEngine, compareIds } from '../../src/fleet/redis-engine.js';
+import { HAS_REDIS, RedisServer } from '../support/redis-server.js';
+
+describe('compareIds', () => {
+  it('orders stream ids by time, then sequence', () => {
+    expect(compareIds('10-0', '9-5')).toBe(1);
+    expect(compareIds('10-1', '10-2')).toBe(-1);
+    expect(compareIds('1700000000000-3', '1700000000000-3')).toBe(0);
+  });
+});
+
+describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
+  const server = new RedisServer();
+  let admin: Redis;
+  const engines: RedisEngine[] = [];
+  const engine = (host: string, prefix = 'fg:') => {
+    const e = new RedisEngine({ url: server.url, host, prefix, blockMs: 200 });
+    engines.push(e);
+    return e;
+  };
+
+  beforeAll(async () => {
+    await server.start();
+    admin = new Redis(server.url);
+  }, 20_000);
+  afterEach(async () => {
+    for (const e of engines.splice(0)) await e.close();
+    await admin.flushall();
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await server.remove();
+  });
+
+  it('stores a ban once, with its absolute expiry, however many hosts push it', async () => {
+    const now = Date.now();
+    const [a, b] = [engine('web-a'), engine('web-b')];
+    await Promise.all([
+      a.push([{ target: '192.0.2.7/32', rule: 'syn', expiresAt: now + 60_000 }], [], now),
+      b.push([{ target: '192.0.2.7/32', rule: 'other', expiresAt: now + 90_000 }], [], now),
+      a.push([{ target: '192.0.2.7/32', rule: 'syn', expiresAt: now + 60_000 }], [], now),
+    ]);
+    expect(await admin.xlen('fg:events')).toBe(1);
+    const held = JSON.parse((await admin.get('fg:ban:192.0.2.7/32'))!) as { host: string; expiresAt: number };
+    const pexpireAt = await admin.pexpiretime('fg:ban:192.0.2.7/32');
+    expect(pexpireAt).toBe(held.expiresAt);
+    expect([now + 60_000, now + 90_000]).toContain(held.expiresAt);
+  });
+
+  it('follows the stream from a cursor: bans, then an unban', async () => {
+    const now = Date.now();
+    const [a, b] = [engine('web-a'), engine('web-b')];
+    const start = await b.pull(now);
+    expect(start).toMatchObject({ complete: true, added: [], cursor: '0-0' });
+    await a.push([{ target: '198.51.100.0/24', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    const first = await b.pull(now, start.cursor);
+    expect(first.added).toEqual([
+      {
+        value: '198.51.100.0/24',
+        id: '198.51.100.0/24',
+        host: 'web-a',
+        origin: 'floodgate',
+        rule: 'syn',
+        expiresAt: now + 60_000,
+      },
+    ]);
+    // Blocked, then woken by the unban rather than by a timer.
+    const waiting = b.pull(now, first.cursor);
+    await a.push([], ['198.51.100.0/24'], now);
+    const second = await waiting;
+    expect(second.deleted.map((d) => d.value)).toEqual(['198.51.100.0/24']);
+    expect(await admin.exists('fg:ban:198.51.100.0/24')).toBe(0);
+    // An unban of a target not banned announces nothing.
+    await a.push([], ['198.51.100.0/24'], now);
+    expect(await admin.xlen('fg:events')).toBe(2);
+  });
+
+  it('resyncs from the keys when the stream was trimmed past the cursor', async () => {
+    const now = Date.now();
+    const a = engine('web-a');
+    const b = engine('web-b');
+    const start = await b.pull(now);
+    await a.push([{ target: '203.0.113.1/32', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    const seen = await b.pull(now, start.cursor);
+    await a.push(
+      [
+        { target: '203.0.113.2/32', rule: 'syn', expiresAt: now + 60_000 },
+        { target: '203.0.113.3/32', rule: 'syn', expiresAt: now + 60_000 },
+      ],
+      [],
+      now,
+    );
+    await admin.xtrim('fg:events', 'MAXLEN', 1);
+    const changes = await b.pull(now, seen.cursor);
+    expect(changes.complete).toBe(true);
+    expect(changes.added.map((d) => d.value).sort()).toEqual(['203.0.113.1/32', '203.0.113.2/32', '203.0.113.3/32']);
+    // A stream gone altogether (a Redis that lost its data) also means a resync.
+    await admin.del('fg:events');
+    expect((await b.pull(now, changes.cursor)).complete).toBe(true);
+  });
+
+  it('keeps fleets with different prefixes apart', async () => {
+    const now = Date.now();
+    await engine('web-a', 'one:').push([{ target: '192.0.2.9/32', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    expect(await engine('web-b', 'two:').snapshot(now)).toEqual([]);
+    expect((await engine('web-c', 'one:').snapshot(now)).map((d) => d.value)).toEqual(['192.0.2.9/32']);
+  });
+
+  it('fails a push at once while Redis is unreachable', async () => {
+    const down = new RedisEngine({ url: 'redis://127.0.0.1:1', host: 'web-a', prefix: 'fg:' });
+    engines.push(down);
+    const now = Date.now();
+    await expect(down.push([{ target: '192.0.2.1/32', rule: 'r', expiresAt: now + 1000 }], [], now)).rejects.toThrow(
+      /not reachable/,
+    );
+  });
+});
