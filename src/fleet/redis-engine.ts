@@ -219,6 +219,9 @@ export class RedisEngine implements FleetEngine {
     const lastId = String(field('last-generated-id') ?? '0-0');
     // A stream behind our cursor is not the one we followed (a restore, another server).
     if (compareIds(lastId, cursor) < 0) return true;
+    // Redis 7 counts every entry ever added: when all are still there, none can be missed.
+    const added = field('entries-added');
+    if (added !== undefined && Number(added) === Number(field('length'))) return false;
     // Entries trimmed are those before the first one left: when it comes after our cursor, some we
     // have not read may be among them (XTRIM does not move max-deleted-entry-id; XDEL does).
     const firstEntry = field('first-entry') as [string, unknown] | null | undefined;
