@@ -102,6 +102,17 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
     expect((await b.pull(now, changes.cursor)).complete).toBe(true);
   });
 
+  it('reads on from a cursor taken before the stream existed, as long as nothing was trimmed', async () => {
+    const now = Date.now();
+    const start = await engine('web-b').pull(now);
+    expect(start.cursor).toBe('0-0');
+    await engine('web-a').push([{ target: '192.0.2.5', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    // A restarted B (a new engine) with the saved id.
+    const changes = await engine('web-b').pull(now, start.cursor);
+    expect(changes.complete).toBe(false);
+    expect(changes.added.map((d) => d.value)).toEqual(['192.0.2.5']);
+  });
+
   it('keeps fleets with different prefixes apart', async () => {
     const now = Date.now();
     await engine('web-a', 'one:').push([{ target: '192.0.2.9/32', rule: 'syn', expiresAt: now + 60_000 }], [], now);
