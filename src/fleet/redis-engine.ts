@@ -79,6 +79,7 @@ export class RedisEngine implements FleetEngine {
   private readonly banPrefix: string;
   private started = false;
   private closed = false;
+  private connectionError: string | undefined;
 
   constructor(private readonly options: RedisEngineOptions) {
     const common: RedisOptions = {
@@ -93,8 +94,15 @@ export class RedisEngine implements FleetEngine {
     this.cmd = new Redis(options.url, { ...common, connectionName: `floodgate-${options.host}` }) as FleetRedis;
     this.reader = new Redis(options.url, { ...common, connectionName: `floodgate-${options.host}-follow` });
     // ioredis logs unhandled 'error' events to stderr; the sync reports failures itself.
-    this.cmd.on('error', () => {});
-    this.reader.on('error', () => {});
+    // Kept for the next failure's message (WRONGPASS, ECONNREFUSED…; never the password).
+    const keep = (error: Error) => {
+      this.connectionError = error.message;
+    };
+    this.cmd.on('error', keep);
+    this.reader.on('error', keep);
+    this.cmd.on('ready', () => {
+      this.connectionError = undefined;
+    });
     this.cmd.defineCommand('fgBan', { numberOfKeys: 2, lua: BAN_LUA });
     this.cmd.defineCommand('fgUnban', { numberOfKeys: 2, lua: UNBAN_LUA });
     this.stream = `${options.prefix}events`;
@@ -120,7 +128,7 @@ export class RedisEngine implements FleetEngine {
       client.once('ready', done);
     });
     if ((client.status as string) !== 'ready')
-      throw new Error(`Redis at ${this.where()} is not reachable (${client.status})`);
+      throw new Error(`Redis at ${this.where()} is not reachable (${this.connectionError ?? client.status})`);
   }
 
   /** The URL without anything secret (the schema refuses a password in it anyway). */

@@ -129,3 +129,28 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
     );
   });
 });
+
+describe.skipIf(!HAS_REDIS)('RedisEngine with a password', () => {
+  const server = new RedisServer(undefined, ['--requirepass', 'pw-s3cret-only-here']);
+  beforeAll(() => server.start(), 20_000);
+  afterAll(() => server.remove());
+
+  it('authenticates with the password, and a wrong one fails without showing it', async () => {
+    const now = Date.now();
+    const good = new RedisEngine({ url: server.url, host: 'web-a', prefix: 'fg:', password: 'pw-s3cret-only-here' });
+    const bad = new RedisEngine({ url: server.url, host: 'web-b', prefix: 'fg:', password: 'pw-wrong-one' });
+    try {
+      await good.push([{ target: '192.0.2.3', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+      expect((await good.snapshot(now)).map((d) => d.value)).toEqual(['192.0.2.3']);
+      const error = await bad.push([{ target: '192.0.2.4', rule: 'syn', expiresAt: now + 60_000 }], [], now).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).toMatch(/not reachable \(WRONGPASS/);
+      expect(error?.message).not.toContain('pw-');
+    } finally {
+      await good.close();
+      await bad.close();
+    }
+  });
+});
