@@ -115,18 +115,25 @@ export class RedisEngine implements FleetEngine {
     return String(this.options.maxlen ?? 100_000);
   }
 
+  /** Pulls waiting for a connection: a stop ends their wait at once. */
+  private readonly waiting = new Set<() => void>();
+
   /** Waits a little for a connection that is not ready, then lets the command fail. */
   private async ready(client: Redis): Promise<void> {
     if (client.status === 'ready' || this.closed) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, WAIT_READY_MS);
+      const waiting = this.waiting;
       function done() {
         clearTimeout(timer);
         client.off('ready', done);
+        waiting.delete(done);
         resolve();
       }
       client.once('ready', done);
+      waiting.add(done);
     });
+    if (this.closed) throw new Error('the Redis fleet engine is closed');
     if ((client.status as string) !== 'ready')
       throw new Error(`Redis at ${this.where()} is not reachable (${this.connectionError ?? client.status})`);
   }
@@ -288,6 +295,7 @@ export class RedisEngine implements FleetEngine {
   /** Closes both connections; a blocked read ends at once. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const done of [...this.waiting]) done();
     this.cmd.disconnect();
     this.reader.disconnect();
   }

@@ -120,6 +120,16 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
     expect((await engine('web-c', 'one:').snapshot(now)).map((d) => d.value)).toEqual(['192.0.2.9/32']);
   });
 
+  it('a stop ends a pull waiting for an unreachable Redis at once', async () => {
+    const down = new RedisEngine({ url: 'redis://127.0.0.1:1', host: 'web-a', prefix: 'fg:' });
+    const started = Date.now();
+    const pulling = down.pull(started).catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    await down.close();
+    expect(await pulling).toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('fails a push at once while Redis is unreachable', async () => {
     const down = new RedisEngine({ url: 'redis://127.0.0.1:1', host: 'web-a', prefix: 'fg:' });
     engines.push(down);
