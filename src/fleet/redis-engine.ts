@@ -22,18 +22,27 @@ export interface RedisEngineOptions {
 const ORIGIN = 'floodgate';
 /** Entries one XREAD takes: 10 000 bans pushed at once arrive in one read. */
 const READ_COUNT = 10_000;
+/** Bans per script call: Redis runs each call alone; 500 SET + XADD take it a few ms. */
+const BAN_CHUNK = 500;
 /** How long a pull waits for a lost connection to come back before it reports the failure. */
 const WAIT_READY_MS = 1000;
 
-// KEYS: ban key, stream. ARGV: target, host, rule, expiresAt (ms), maxlen.
+// KEYS: the stream, then one ban key per ban. ARGV: host, maxlen, then target, rule, expiresAt (ms)
+// per ban. One call per chunk of bans: a script call each cost A ~90 µs of its own CPU for 10,000
+// bans. Each ban is still its own SET NX + XADD, and the whole chunk runs atomically.
 const BAN_LUA = `
-if redis.call('SET', KEYS[1], cjson.encode({host=ARGV[2], rule=ARGV[3], expiresAt=tonumber(ARGV[4])}),
-    'NX', 'PXAT', ARGV[4]) then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
-    'op', 'ban', 'target', ARGV[1], 'host', ARGV[2], 'rule', ARGV[3], 'expiresAt', ARGV[4])
-  return 1
+local added = 0
+for i = 2, #KEYS do
+  local at = 3 + (i - 2) * 3
+  local target, rule, expiresAt = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  if redis.call('SET', KEYS[i], cjson.encode({host=ARGV[1], rule=rule, expiresAt=tonumber(expiresAt)}),
+      'NX', 'PXAT', expiresAt) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
+      'op', 'ban', 'target', target, 'host', ARGV[1], 'rule', rule, 'expiresAt', expiresAt)
+    added = added + 1
+  end
 end
-return 0`;
+return added`;
 
 // KEYS: ban key, stream. ARGV: target, host, maxlen. Nothing to announce when no ban was there.
 const UNBAN_LUA = `
@@ -44,15 +53,7 @@ end
 return 0`;
 
 type FleetRedis = Redis & {
-  fgBan(
-    key: string,
-    stream: string,
-    target: string,
-    host: string,
-    rule: string,
-    at: string,
-    max: string,
-  ): Promise<number>;
+  fgBan(numKeys: number, ...args: string[]): Promise<number>;
   fgUnban(key: string, stream: string, target: string, host: string, max: string): Promise<number>;
 };
 
@@ -103,7 +104,7 @@ export class RedisEngine implements FleetEngine {
     this.cmd.on('ready', () => {
       this.connectionError = undefined;
     });
-    this.cmd.defineCommand('fgBan', { numberOfKeys: 2, lua: BAN_LUA });
+    this.cmd.defineCommand('fgBan', { lua: BAN_LUA });
     this.cmd.defineCommand('fgUnban', { numberOfKeys: 2, lua: UNBAN_LUA });
     this.stream = `${options.prefix}events`;
     this.banPrefix = `${options.prefix}ban:`;
@@ -149,18 +150,13 @@ export class RedisEngine implements FleetEngine {
     const { host } = this.options;
     const pipeline = this.cmd.pipeline() as unknown as FleetRedis & { exec(): Promise<[Error | null, unknown][]> };
     let queued = 0;
-    for (const ban of bans) {
-      // SET PXAT in the past would store nothing: an expired ban has nothing to announce.
-      if (ban.expiresAt <= now) continue;
-      void pipeline.fgBan(
-        this.banPrefix + ban.target,
-        this.stream,
-        ban.target,
-        host,
-        ban.rule,
-        String(ban.expiresAt),
-        this.maxlen,
-      );
+    // SET PXAT in the past would store nothing: an expired ban has nothing to announce.
+    const live = bans.filter((ban) => ban.expiresAt > now);
+    for (let from = 0; from < live.length; from += BAN_CHUNK) {
+      const chunk = live.slice(from, from + BAN_CHUNK);
+      const keys = [this.stream, ...chunk.map((ban) => this.banPrefix + ban.target)];
+      const args = [host, this.maxlen, ...chunk.flatMap((ban) => [ban.target, ban.rule, String(ban.expiresAt)])];
+      void pipeline.fgBan(keys.length, ...keys, ...args);
       queued++;
     }
     for (const target of unbans) {

@@ -287,6 +287,8 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     const took = Date.now() - first;
     const onA = a.daemon.events.filter((e) => e.event === 'ban' && e.source === undefined).map(time);
     const onB = b.daemon.events.filter((e) => e.event === 'ban' && e.source === 'fleet').map(time);
+    const pushes = a.daemon.events.filter((e) => e.event === 'fleet-push').map((e) => `${e.bans} in ${e.tookMs} ms`);
+    console.log(`redis fleet 10k: A's pushes: ${pushes.join(', ')}`);
     console.log(
       `redis fleet 10k: A banned from +0 to +${onA.at(-1)! - first} ms; B applied from +${onB[0]! - first} ` +
         `to +${onB.at(-1)! - first} ms (${onB.length}); all in B's ipset after ${took} ms`,
