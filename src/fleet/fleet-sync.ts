@@ -321,8 +321,14 @@ export class FleetSync {
     if (cidr === null) return;
     const key = formatCidr(cidr);
     const decisions = this.known.get(key);
+    if (decisions === undefined) {
+      // After a restart, a stream read on from the saved cursor replays deletions of bans pulled
+      // before it, which only the store remembers.
+      if (this.options.enforcer.store.get(key)?.fleet?.decisionId === decision.id) this.apply(key, cidr, now);
+      return;
+    }
     // Repeats are normal (the LAPI reports a deletion for ~2 s of pulls).
-    if (decisions === undefined || !decisions.delete(decision.id)) return;
+    if (!decisions.delete(decision.id)) return;
     if (decisions.size === 0) this.known.delete(key);
     this.apply(key, cidr, now);
   }

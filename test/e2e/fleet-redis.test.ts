@@ -199,12 +199,16 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     ]);
   }, 60_000);
 
-  it('kill -9 B, ban on A, restart B: B reads on from its saved stream id and has the ban', async () => {
+  it('kill -9 B, ban and unban on A, restart B: B reads on from its saved stream id and applies both', async () => {
     const a = await start('web-a');
     const b = await start('web-b');
+    await floodgateOk(shared.lab, ['ban', '198.51.100.51', '--ttl', '10m', '--state-dir', a.stateDir]);
+    await b.daemon.waitForEvent('B gets the first ban', banEvent('198.51.100.51', 'fleet'), 5000);
     // Its stream id is saved with its store at the next scan.
     await sleep(2500);
     await b.daemon.stop('SIGKILL');
+    // While B is down: the first ban lifted, another made.
+    await floodgateOk(shared.lab, ['unban', '198.51.100.51', '--state-dir', a.stateDir]);
     await floodgateOk(shared.lab, ['ban', '203.0.113.0/24', '--ttl', '10m', '--state-dir', a.stateDir]);
     await waitFor('the key in Redis', async () => (await keys()).includes('203.0.113.0/24'), {
       timeoutMs: 5000,
@@ -212,6 +216,11 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     });
     const again = await restart('web-b', b.stateDir);
     await again.waitForEvent('B applies it from the stream', banEvent('203.0.113.0/24', 'fleet'), 5000);
+    await again.waitForEvent(
+      'B lifts the first from the stream',
+      (e) => e.event === 'unban' && e.target === '198.51.100.51' && e.source === 'fleet',
+      5000,
+    );
     // From its saved id, not a full resync.
     expect(again.events.filter((e) => e.event === 'fleet-sync' && e.during === 'start-up pull')).toEqual([]);
     expect((await listBans(shared.lab, b.stateDir)).map((x) => [x.target, x.source])).toEqual([

@@ -231,6 +231,39 @@ describe('FleetSync with an exact stream (Redis)', () => {
   });
 });
 
+describe('FleetSync after a restart', () => {
+  it('a deletion replayed from the saved cursor lifts a fleet ban pulled before the restart', async () => {
+    const first = setup();
+    first.engine.pulls.push({
+      added: [decision('198.51.100.7', { id: '198.51.100.7' })],
+      deleted: [],
+      complete: false,
+    });
+    await first.sync.pullOnce();
+    expect(first.store.get('198.51.100.7')?.fleet).toBeDefined();
+    // A new sync on the same store: what a restarted daemon has.
+    const again = new FleetSync({
+      engine: first.engine,
+      enforcer: first.enforcer,
+      log: first.log,
+      host: 'web-1',
+      dryRun: false,
+      poll: 500,
+      resync: MINUTE,
+      protectedSet: () => buildAllowlist([], []),
+      maxActive: () => 100,
+      clock: () => T0,
+    });
+    first.engine.pulls.push({
+      added: [],
+      deleted: [decision('198.51.100.7', { id: '198.51.100.7' })],
+      complete: false,
+    });
+    await again.pullOnce();
+    expect(first.store.get('198.51.100.7')).toBeUndefined();
+  });
+});
+
 describe('FleetSync cursor', () => {
   it('saves the cursor an engine returns (a Redis stream id) with the store and hands it back at the next pull', async () => {
     const { sync, engine, store } = setup();
