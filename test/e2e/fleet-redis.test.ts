@@ -199,6 +199,30 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     ]);
   }, 60_000);
 
+  it('a pulled ban of an allowlisted address, of every address or of no address is refused, as a local one', async () => {
+    const a = await start('web-a');
+    const b = await start('web-b', { allowlist: ['198.51.100.250'] });
+    await floodgateOk(shared.lab, ['ban', '198.51.100.250', '--ttl', '10m', '--state-dir', a.stateDir]);
+    const at = String(Date.now() + 600_000);
+    for (const target of ['0.0.0.0/0', 'not-an-address'])
+      await cli('XADD', 'fg:events', '*', 'op', 'ban', 'target', target, 'host', 'web-c', 'rule', 'r', 'expiresAt', at);
+    const refusals = await Promise.all(
+      ['198.51.100.250', '0.0.0.0/0', 'not-an-address'].map((target) =>
+        b.daemon.waitForEvent(
+          `B refuses ${target}`,
+          (e) => e.event === 'refused' && e.target === target && e.source === 'fleet',
+          5000,
+        ),
+      ),
+    );
+    expect(refusals.map((e) => e.why)).toEqual([
+      'it covers an allowlisted, loopback or one of this host’s own addresses',
+      'it covers every address',
+      'not an address or network',
+    ]);
+    expect(await listBans(shared.lab, b.stateDir)).toEqual([]);
+  }, 60_000);
+
   it('kill -9 B, ban and unban on A, restart B: B reads on from its saved stream id and applies both', async () => {
     const a = await start('web-a');
     const b = await start('web-b');
