@@ -58,6 +58,13 @@ export function createEngine(fleet: FleetPolicy): FleetEngine {
         url: fleet.url,
         host: fleetHost(fleet),
         prefix: fleet.prefix,
+        ...(fleet.sentinels !== undefined && {
+          sentinels: fleet.sentinels.map((address) => {
+            const at = address.lastIndexOf(':');
+            return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+          }),
+          sentinelName: fleet.sentinel_name,
+        }),
         ...(fleet.password_file !== undefined && { password: readSecret(fleet.password_file, 'password_file') }),
       });
   }

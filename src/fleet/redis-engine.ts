@@ -13,6 +13,9 @@ export interface RedisEngineOptions {
   readonly host: string;
   readonly password?: string;
   readonly prefix: string;
+  /** Redis Sentinel: the client asks these for the primary of `sentinelName` and follows a failover. */
+  readonly sentinels?: readonly { host: string; port: number }[];
+  readonly sentinelName?: string;
   /** How long one XREAD blocks; a stop closes the connection sooner. @default 5000 */
   readonly blockMs?: number;
   /** The stream is trimmed to about this many entries. @default 100000 */
@@ -91,6 +94,12 @@ export class RedisEngine implements FleetEngine {
       autoResendUnfulfilledCommands: false,
       retryStrategy: (times) => Math.min(100 * times, 1000),
       lazyConnect: true,
+      ...(options.sentinels !== undefined && {
+        sentinels: options.sentinels.map((s) => ({ ...s })),
+        name: options.sentinelName,
+        // A failover is a reconnection: the outbox waits, as while Redis is down.
+        sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+      }),
     };
     this.cmd = new Redis(options.url, { ...common, connectionName: `floodgate-${options.host}` }) as FleetRedis;
     this.reader = new Redis(options.url, { ...common, connectionName: `floodgate-${options.host}-follow` });
@@ -141,6 +150,9 @@ export class RedisEngine implements FleetEngine {
 
   /** The URL without anything secret (the schema refuses a password in it anyway). */
   private where(): string {
+    const { sentinels, sentinelName } = this.options;
+    if (sentinels !== undefined)
+      return `primary ${sentinelName} (sentinels ${sentinels.map((s) => `${s.host}:${s.port}`).join(', ')})`;
     const url = new URL(this.options.url);
     return `${url.protocol}//${url.host}`;
   }

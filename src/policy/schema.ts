@@ -322,6 +322,11 @@ const redisUrl = z
   })
   .pipe(redisUrlText);
 
+const sentinelAddress = expect('a sentinel address like 10.0.0.5:26379', (v) => {
+  const m = typeof v === 'string' ? /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(v) : null;
+  return m && Number(m[2]) >= 1 && Number(m[2]) <= 65_535 ? (v as string) : undefined;
+});
+
 /** Fleet bans through CrowdSec's Local API: this host is a machine (push) and a bouncer (pull). */
 const crowdsecFleetSchema = z.strictObject({
   engine: z.literal('crowdsec'),
@@ -338,18 +343,26 @@ const crowdsecFleetSchema = z.strictObject({
 });
 
 /** Fleet bans in Redis (issue 14): one key per ban and a stream of changes every host follows. */
-const redisFleetSchema = z.strictObject({
-  engine: z.literal('redis'),
-  url: redisUrl,
-  host: hostName.optional(),
-  /** The password (requirepass or the ACL user's) is read from this file, never from the policy. */
-  password_file: absolutePath('the Redis password file').optional(),
-  /** Every key floodgate writes starts with it: several fleets can share one Redis. */
-  prefix: expect('a key prefix of 1 to 64 letters, digits, or . _ : - characters, like "fg:"', (v) =>
-    typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v) ? v : undefined,
-  ).default('fg:'),
-  resync: duration(BOUNDS.fleetResync, '60s').default(60_000),
-});
+const redisFleetSchema = z
+  .strictObject({
+    engine: z.literal('redis'),
+    url: redisUrl,
+    host: hostName.optional(),
+    /** The password (requirepass or the ACL user's) is read from this file, never from the policy. */
+    password_file: absolutePath('the Redis password file').optional(),
+    /** Every key floodgate writes starts with it: several fleets can share one Redis. */
+    prefix: expect('a key prefix of 1 to 64 letters, digits, or . _ : - characters, like "fg:"', (v) =>
+      typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v) ? v : undefined,
+    ).default('fg:'),
+    resync: duration(BOUNDS.fleetResync, '60s').default(60_000),
+    /** Redis Sentinel: the sentinels asked for the current primary of `sentinel_name` (the URL's host is then unused). */
+    sentinels: listOf(sentinelAddress, 'sentinel addresses').min(1).optional(),
+    sentinel_name: name('a Sentinel primary name', 64, 'a letter or digit').optional(),
+  })
+  .refine((f) => (f.sentinels === undefined) === (f.sentinel_name === undefined), {
+    error: 'expected sentinels and sentinel_name together, or neither',
+    path: ['sentinel_name'],
+  });
 
 /**
  * Fleet bans through an engine both push to and pull from; the section is the engine's, each with

@@ -1,4 +1,7 @@
 // The Redis engine against a real redis-server started for these tests.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEngine, compareIds } from '../../src/fleet/redis-engine.js';
@@ -195,4 +198,45 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with appendfsync always', () => {
       await b.close();
     }
   }, 30_000);
+});
+
+describe.skipIf(!HAS_REDIS)('RedisEngine through Redis Sentinel', () => {
+  const primary = new RedisServer();
+  const sentinelPort = primary.port + 1;
+  let sentinel: ReturnType<typeof spawn> | undefined;
+  beforeAll(async () => {
+    await primary.start();
+    const conf = join(primary.dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      `port ${sentinelPort}\nbind 127.0.0.1\ndir ${primary.dir}\n` +
+        `sentinel monitor fleetprimary 127.0.0.1 ${primary.port} 1\n`,
+    );
+    sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+  }, 20_000);
+  afterAll(async () => {
+    sentinel?.kill('SIGKILL');
+    await primary.remove();
+  });
+
+  it('finds the primary through the sentinel and works as with a URL', async () => {
+    const now = Date.now();
+    const engine = new RedisEngine({
+      url: 'redis://unused.invalid:6379',
+      host: 'web-a',
+      prefix: 'fg:',
+      sentinels: [{ host: '127.0.0.1', port: sentinelPort }],
+      sentinelName: 'fleetprimary',
+    });
+    try {
+      await engine.push([{ target: '192.0.2.8', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+      expect((await engine.snapshot(now)).map((d) => d.value)).toEqual(['192.0.2.8']);
+    } finally {
+      await engine.close();
+    }
+    const direct = new Redis(primary.url);
+    expect(await direct.exists('fg:ban:192.0.2.8')).toBe(1);
+    direct.disconnect();
+  });
 });

@@ -92,6 +92,17 @@ describe('policy fleet section', () => {
     expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
   });
 
+  it('reads Sentinel addresses and the primary name', () => {
+    const policy = parsePolicy(
+      `${RULES + REDIS}  sentinels: ["10.0.0.5:26379", "[2001:db8::5]:26379"]\n  sentinel_name: fleet\n`,
+      'policy.yaml',
+    );
+    expect(policy.fleet).toMatchObject({
+      sentinels: ['10.0.0.5:26379', '[2001:db8::5]:26379'],
+      sentinel_name: 'fleet',
+    });
+  });
+
   it.each([
     ['an http URL', REDIS.replace('rediss://redis.example:6380/0', 'http://x'), /fleet\.url: expected a redis:\/\//],
     [
@@ -101,6 +112,12 @@ describe('policy fleet section', () => {
     ],
     ['a prefix with a glob character', `${REDIS}  prefix: "fg*"\n`, /fleet\.prefix: expected a key prefix/],
     ['a CrowdSec key', `${REDIS}  machine: m\n`, /machine/],
+    ['sentinels without a name', `${REDIS}  sentinels: ["10.0.0.5:26379"]\n`, /sentinels and sentinel_name together/],
+    [
+      'a sentinel without a port',
+      `${REDIS}  sentinels: ["10.0.0.5"]\n  sentinel_name: p\n`,
+      /fleet\.sentinels\[0\]: expected a sentinel address like 10\.0\.0\.5:26379, got "10\.0\.0\.5"/,
+    ],
   ])('refuses a Redis fleet with %s', (_what, text, message) => {
     const got = refusal(RULES + text);
     expect(got).toMatch(message);
