@@ -50,4 +50,8 @@ export interface FleetEngine {
   pull(now: number, cursor?: string): Promise<FleetChanges>;
   /** Every active fleet decision (other hosts' and the configured origins'), for a resync. */
   snapshot(now: number): Promise<FleetDecision[]>;
+  /** True when the engine's changes miss nothing (a Redis stream): no follow-up resync after a burst. */
+  readonly exactStream?: boolean;
+  /** Ends the engine's connections (a blocked pull returns at once). */
+  close?(): Promise<void>;
 }

@@ -92,7 +92,10 @@ export class FleetSync {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
-    await Promise.allSettled([this.pulling, this.pushing]);
+    // A push under way is let finish (its batch then leaves the outbox); a blocked pull is cut short.
+    await Promise.allSettled([this.pushing]);
+    await this.options.engine.close?.();
+    await Promise.allSettled([this.pulling]);
   }
 
   status(): FleetStatus {
@@ -206,6 +209,12 @@ export class FleetSync {
       try {
         const now = this.clock();
         const changes = await this.options.engine.pull(now, this.options.enforcer.store.fleetCursor);
+        if (this.stopped) return;
+        // The engine is back: a push waiting out its back-off goes now, and the outbox drains once.
+        if (!this.connected && this.pushBackoff > 0) {
+          this.nextPushAt = 0;
+          this.pushSoon();
+        }
         this.connected = true;
         this.lastPull = now;
         if (changes.complete) {
@@ -216,7 +225,8 @@ export class FleetSync {
           for (const decision of changes.deleted) this.deleted(decision, now);
           // The LAPI's stream can skip a decision for good (one committed after a concurrent poll
           // began: 100 of a 10k push here), and only a full list shows it: one follows each burst.
-          if (changes.added.length > 0) this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
+          if (changes.added.length > 0 && this.options.engine.exactStream !== true)
+            this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
         }
         if (changes.cursor !== undefined) this.options.enforcer.store.fleetCursor = changes.cursor;
         const due = this.lastResync !== undefined && now - this.lastResync >= this.options.resync;
@@ -311,8 +321,14 @@ export class FleetSync {
     if (cidr === null) return;
     const key = formatCidr(cidr);
     const decisions = this.known.get(key);
+    if (decisions === undefined) {
+      // After a restart, a stream read on from the saved cursor replays deletions of bans pulled
+      // before it, which only the store remembers.
+      if (this.options.enforcer.store.get(key)?.fleet?.decisionId === decision.id) this.apply(key, cidr, now);
+      return;
+    }
     // Repeats are normal (the LAPI reports a deletion for ~2 s of pulls).
-    if (decisions === undefined || !decisions.delete(decision.id)) return;
+    if (!decisions.delete(decision.id)) return;
     if (decisions.size === 0) this.known.delete(key);
     this.apply(key, cidr, now);
   }

@@ -13,6 +13,7 @@ import type { Policy } from '../policy/schema.js';
 import { CrowdsecEngine } from './crowdsec-engine.js';
 import type { FleetEngine } from './fleet-engine.js';
 import { FleetSync } from './fleet-sync.js';
+import { RedisEngine } from './redis-engine.js';
 
 export type FleetPolicy = NonNullable<Policy['fleet']>;
 
@@ -51,6 +52,20 @@ export function createEngine(fleet: FleetPolicy): FleetEngine {
         password: readSecret(fleet.password_file, 'password_file'),
         bouncerKey: readSecret(fleet.bouncer_key_file, 'bouncer_key_file'),
         origins: fleet.origins,
+      });
+    case 'redis':
+      return new RedisEngine({
+        url: fleet.url,
+        host: fleetHost(fleet),
+        prefix: fleet.prefix,
+        ...(fleet.sentinels !== undefined && {
+          sentinels: fleet.sentinels.map((address) => {
+            const at = address.lastIndexOf(':');
+            return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+          }),
+          sentinelName: fleet.sentinel_name,
+        }),
+        ...(fleet.password_file !== undefined && { password: readSecret(fleet.password_file, 'password_file') }),
       });
   }
 }
@@ -91,7 +106,9 @@ export function openFleet(options: {
     log,
     host: fleetHost(fleet),
     dryRun,
-    poll: fleet.poll,
+    // Redis: each pull is a blocking read that returns as soon as an entry comes, so the next one
+    // follows at once.
+    poll: fleet.engine === 'redis' ? 0 : fleet.poll,
     resync: fleet.resync,
     protectedSet: options.protectedSet,
     maxActive: options.maxActive,
@@ -109,8 +126,7 @@ export function openFleet(options: {
       engine: fleet.engine,
       url: fleet.url,
       host: fleetHost(fleet),
-      poll: fleet.poll,
-      origins: fleet.origins,
+      ...(fleet.engine === 'crowdsec' ? { poll: fleet.poll, origins: fleet.origins } : { prefix: fleet.prefix }),
       dryRun,
     },
     `fleet: ${fleet.engine} at ${fleet.url} as ` +

@@ -202,7 +202,11 @@ export function renderPolicy(policy: Policy): string {
       },
     }),
     ...(policy.fleet && {
-      fleet: { ...policy.fleet, poll: formatDuration(policy.fleet.poll), resync: formatDuration(policy.fleet.resync) },
+      fleet: {
+        ...policy.fleet,
+        ...('poll' in policy.fleet && { poll: formatDuration(policy.fleet.poll) }),
+        resync: formatDuration(policy.fleet.resync),
+      },
     }),
   };
   return stringify(plain, { flowCollectionPadding: false });

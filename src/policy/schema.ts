@@ -294,12 +294,42 @@ const lapiUrl = expect('an http:// or https:// URL like http://127.0.0.1:8080', 
 /** The host's name in the fleet (default: the hostname): it tags its decisions, so that it never pulls its own. */
 const hostName = name('a host name', 63, 'a letter or digit');
 
-/**
- * Fleet bans through an engine both push to and pull from. One engine so far (CrowdSec's LAPI);
- * the section is the engine's, so that another (issue 14: Redis) adds its own keys.
- */
-const fleetSchema = z.strictObject({
-  engine: oneOf(['crowdsec'] as const),
+const redisUrlText = expect('a redis:// or rediss:// URL like redis://127.0.0.1:6379 (no password in it)', (v) => {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const url = new URL(v);
+    return url.protocol === 'redis:' || url.protocol === 'rediss:' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+});
+/** A password in the URL is refused without being repeated: it goes in password_file. */
+const redisUrl = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    let password = '';
+    try {
+      password = typeof value === 'string' ? new URL(value).password : '';
+    } catch {}
+    if (password !== '')
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'expected a redis:// or rediss:// URL with no password in it (put it in password_file), got one with a password',
+        input: '',
+        abort: true,
+      });
+  })
+  .pipe(redisUrlText);
+
+const sentinelAddress = expect('a sentinel address like 10.0.0.5:26379', (v) => {
+  const m = typeof v === 'string' ? /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.exec(v) : null;
+  return m && Number(m[2]) >= 1 && Number(m[2]) <= 65_535 ? (v as string) : undefined;
+});
+
+/** Fleet bans through CrowdSec's Local API: this host is a machine (push) and a bouncer (pull). */
+const crowdsecFleetSchema = z.strictObject({
+  engine: z.literal('crowdsec'),
   url: lapiUrl,
   host: hostName.optional(),
   machine: name('a machine name', 63, 'a letter or digit'),
@@ -310,6 +340,39 @@ const fleetSchema = z.strictObject({
   origins: listOf(name('an origin', 40, 'a letter or digit'), 'origins')
     .min(1, { error: 'expected at least one origin (floodgate for the fleet’s own bans), got an empty list' })
     .default(['floodgate']),
+});
+
+/** Fleet bans in Redis (issue 14): one key per ban and a stream of changes every host follows. */
+const redisFleetSchema = z
+  .strictObject({
+    engine: z.literal('redis'),
+    url: redisUrl,
+    host: hostName.optional(),
+    /** The password (requirepass or the ACL user's) is read from this file, never from the policy. */
+    password_file: absolutePath('the Redis password file').optional(),
+    /** Every key floodgate writes starts with it: several fleets can share one Redis. */
+    prefix: expect('a key prefix of 1 to 64 letters, digits, or . _ : - characters, like "fg:"', (v) =>
+      typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v) ? v : undefined,
+    ).default('fg:'),
+    resync: duration(BOUNDS.fleetResync, '60s').default(60_000),
+    /** Redis Sentinel: the sentinels asked for the current primary of `sentinel_name` (the URL's host is then unused). */
+    sentinels: listOf(sentinelAddress, 'sentinel addresses').min(1).optional(),
+    sentinel_name: name('a Sentinel primary name', 64, 'a letter or digit').optional(),
+  })
+  .refine((f) => (f.sentinels === undefined) === (f.sentinel_name === undefined), {
+    error: 'expected sentinels and sentinel_name together, or neither',
+    path: ['sentinel_name'],
+  });
+
+/**
+ * Fleet bans through an engine both push to and pull from; the section is the engine's, each with
+ * its own keys.
+ */
+const fleetSchema = z.discriminatedUnion('engine', [crowdsecFleetSchema, redisFleetSchema], {
+  error: (issue) =>
+    issue.code === 'invalid_union'
+      ? `expected one of crowdsec | redis, got ${describeValue((issue.input as { engine?: unknown } | undefined)?.engine)}`
+      : undefined,
 });
 
 export const policySchema = z.strictObject({

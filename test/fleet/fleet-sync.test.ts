@@ -20,6 +20,8 @@ class ScriptedEngine implements FleetEngine {
   all: FleetDecision[] = [];
   pushed: { bans: PushBan[]; unbans: string[] }[] = [];
   failPushes = 0;
+  failPulls = 0;
+  exactStream = false;
   async push(bans: readonly PushBan[], unbans: readonly string[]): Promise<void> {
     if (this.failPushes > 0) {
       this.failPushes--;
@@ -30,6 +32,10 @@ class ScriptedEngine implements FleetEngine {
   cursors: (string | undefined)[] = [];
   async pull(_now: number, cursor?: string): Promise<FleetChanges> {
     this.cursors.push(cursor);
+    if (this.failPulls > 0) {
+      this.failPulls--;
+      throw new Error('connect ECONNREFUSED');
+    }
     return this.pulls.shift() ?? { added: [], deleted: [], complete: false };
   }
   async snapshot(): Promise<FleetDecision[]> {
@@ -182,6 +188,79 @@ describe('FleetSync follow-up resync', () => {
     advance(600);
     await sync.pullOnce();
     expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+});
+
+describe('FleetSync with an exact stream (Redis)', () => {
+  it('reads no full list after new entries: only at start and every resync', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.exactStream = true;
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.pulls.push({ added: [decision('198.51.100.7')], deleted: [], complete: false });
+    await sync.pullOnce();
+    engine.all = [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })];
+    advance(1100);
+    await sync.pullOnce();
+    advance(1100);
+    await sync.pullOnce();
+    expect(store.get('198.51.100.8')).toBeUndefined();
+  });
+
+  it('sends the outbox as soon as a pull reaches the engine again, not after the push back-off', async () => {
+    const { sync, engine, store, enforcer, advance } = setup();
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
+    sync.localBan('198.51.100.7');
+    engine.failPushes = 5;
+    for (let i = 0; i < 5; i++) {
+      if (i > 0) advance(20_000);
+      await sync.pushOnce();
+    }
+    // The last failure's wait (8 s) is not over yet.
+    engine.failPulls = 1;
+    await sync.pullOnce();
+    expect(sync.status().connected).toBe(false);
+    advance(100);
+    await sync.pullOnce();
+    await new Promise((resolve) => setImmediate(resolve));
+    await sync.pushOnce();
+    expect(engine.pushed).toHaveLength(1);
+    expect(store.outbox).toEqual([]);
+  });
+});
+
+describe('FleetSync after a restart', () => {
+  it('a deletion replayed from the saved cursor lifts a fleet ban pulled before the restart', async () => {
+    const first = setup();
+    first.engine.pulls.push({
+      added: [decision('198.51.100.7', { id: '198.51.100.7' })],
+      deleted: [],
+      complete: false,
+    });
+    await first.sync.pullOnce();
+    expect(first.store.get('198.51.100.7')?.fleet).toBeDefined();
+    // A new sync on the same store: what a restarted daemon has.
+    const again = new FleetSync({
+      engine: first.engine,
+      enforcer: first.enforcer,
+      log: first.log,
+      host: 'web-1',
+      dryRun: false,
+      poll: 500,
+      resync: MINUTE,
+      protectedSet: () => buildAllowlist([], []),
+      maxActive: () => 100,
+      clock: () => T0,
+    });
+    first.engine.pulls.push({
+      added: [],
+      deleted: [decision('198.51.100.7', { id: '198.51.100.7' })],
+      complete: false,
+    });
+    await again.pullOnce();
+    expect(first.store.get('198.51.100.7')).toBeUndefined();
   });
 });
 

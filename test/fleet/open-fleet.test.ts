@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { readSecret } from '../../src/fleet/open-fleet.js';
+import { createEngine, readSecret } from '../../src/fleet/open-fleet.js';
 
 let dir: string;
 beforeEach(() => {
@@ -103,5 +103,24 @@ describe('pushedChange: what a daemon pushes to the fleet', () => {
     expect(pushedChange({ event: 'ban', target: '198.51.100.9', dryRun: true }, false)).toBe(null);
     expect(pushedChange({ event: 'expire', target: '198.51.100.9' }, false)).toBe(null);
     expect(pushedChange({ event: 'ban' }, false)).toBe(null);
+  });
+});
+
+describe('createEngine for Redis', () => {
+  const fleet = (extra: Record<string, unknown>) =>
+    ({ engine: 'redis', url: 'redis://127.0.0.1:1', prefix: 'fg:', resync: 60_000, host: 'web-1', ...extra }) as never;
+
+  it('builds the engine, with or without a password file', async () => {
+    writeFileSync(join(dir, 'redis'), 'pw\n');
+    for (const engine of [createEngine(fleet({})), createEngine(fleet({ password_file: join(dir, 'redis') }))]) {
+      expect(engine.name).toBe('redis');
+      await engine.close?.();
+    }
+  });
+
+  it('refuses an unreadable password file before connecting', () => {
+    expect(() => createEngine(fleet({ password_file: join(dir, 'none') }))).toThrow(
+      /fleet\.password_file: cannot read .*\/none \(ENOENT\)/,
+    );
   });
 });

@@ -45,7 +45,11 @@ describe('policy fleet section', () => {
   });
 
   it.each([
-    ['an unknown engine', FLEET.replace('crowdsec', 'etcd'), /fleet\.engine: expected one of crowdsec, got "etcd"/],
+    [
+      'an unknown engine',
+      FLEET.replace('crowdsec', 'etcd'),
+      /fleet\.engine: expected one of crowdsec \| redis, got "etcd"/,
+    ],
     [
       'a URL that is not http',
       FLEET.replace('http://127.0.0.1:8080', 'ftp://x'),
@@ -71,5 +75,52 @@ describe('policy fleet section', () => {
     ['a host name with a space', FLEET.replace('host: web-1', 'host: "web 1"'), /fleet\.host: expected a host name/],
   ])('refuses %s', (_, fleet, why) => {
     expect(refusal(RULES + fleet)).toMatch(why);
+  });
+
+  const REDIS =
+    'fleet:\n  engine: redis\n  url: rediss://redis.example:6380/0\n  password_file: /etc/floodgate/redis-password\n';
+
+  it('reads a Redis fleet: URL, password file, prefix (default fg:) and resync', () => {
+    const policy = parsePolicy(RULES + REDIS, 'policy.yaml');
+    expect(policy.fleet).toEqual({
+      engine: 'redis',
+      url: 'rediss://redis.example:6380/0',
+      password_file: '/etc/floodgate/redis-password',
+      prefix: 'fg:',
+      resync: 60_000,
+    });
+    expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
+  });
+
+  it('reads Sentinel addresses and the primary name', () => {
+    const policy = parsePolicy(
+      `${RULES + REDIS}  sentinels: ["10.0.0.5:26379", "[2001:db8::5]:26379"]\n  sentinel_name: fleet\n`,
+      'policy.yaml',
+    );
+    expect(policy.fleet).toMatchObject({
+      sentinels: ['10.0.0.5:26379', '[2001:db8::5]:26379'],
+      sentinel_name: 'fleet',
+    });
+  });
+
+  it.each([
+    ['an http URL', REDIS.replace('rediss://redis.example:6380/0', 'http://x'), /fleet\.url: expected a redis:\/\//],
+    [
+      'a password in the URL',
+      REDIS.replace('rediss://', 'rediss://u:secret@'),
+      /fleet\.url: expected a redis:\/\/ or rediss:\/\/ URL .*no password/,
+    ],
+    ['a prefix with a glob character', `${REDIS}  prefix: "fg*"\n`, /fleet\.prefix: expected a key prefix/],
+    ['a CrowdSec key', `${REDIS}  machine: m\n`, /machine/],
+    ['sentinels without a name', `${REDIS}  sentinels: ["10.0.0.5:26379"]\n`, /sentinels and sentinel_name together/],
+    [
+      'a sentinel without a port',
+      `${REDIS}  sentinels: ["10.0.0.5"]\n  sentinel_name: p\n`,
+      /fleet\.sentinels\[0\]: expected a sentinel address like 10\.0\.0\.5:26379, got "10\.0\.0\.5"/,
+    ],
+  ])('refuses a Redis fleet with %s', (_what, text, message) => {
+    const got = refusal(RULES + text);
+    expect(got).toMatch(message);
+    expect(got).not.toContain('secret');
   });
 });
