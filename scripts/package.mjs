@@ -50,6 +50,18 @@ await build({
   },
   // version.ts reads import.meta.url only when FLOODGATE_VERSION is not defined, which it is here.
   logOverride: { 'empty-import-meta': 'silent' },
+  plugins: [
+    {
+      // `debug` (under ioredis) tries require('supports-color') in a try/catch. Left unbundled, that
+      // require reaches SEA's built-ins-only require, which prints a warning on every start (and
+      // the daemon's output must be log lines only). Bundled as "no colour support" instead.
+      name: 'no-optional-supports-color',
+      setup(esbuild) {
+        esbuild.onResolve({ filter: /^supports-color$/ }, () => ({ path: 'supports-color', namespace: 'stub' }));
+        esbuild.onLoad({ filter: /.*/, namespace: 'stub' }, () => ({ contents: 'module.exports = false;' }));
+      },
+    },
+  ],
   logLevel: 'warning',
 });
 // SEA's main script is run as CommonJS source: a #! line is not JavaScript.
