@@ -2,6 +2,7 @@
 // type, canonical targets and the CLI's own limits. A store is floodgate's own file, but an old
 // version, a damaged disk or a hand edit can put anything there, and whatever is in it reaches the
 // firewall at the next reconcile: a /0 entry dropped every packet the host got.
+import type { Ban } from './ban-store.js';
 import { type Cidr, formatCidr, parseCidr } from '../net/ip.js';
 
 /**
@@ -29,29 +30,13 @@ export interface FleetPart {
   readonly expiresAt: number;
 }
 
-export interface CheckedBan {
-  readonly target: string;
-  readonly rule: string;
-  readonly reason?: string;
-  readonly count: number;
-  readonly createdAt: number;
-  readonly expiresAt: number;
-  readonly ttl: number;
-  /** Set when the fleet holds a decision for the target: a fleet ban, or a local one it extends. */
-  readonly fleet?: FleetPart;
-  /**
-   * With `fleet`: the local ban's own expiry, what is left when the fleet's decision goes; absent for a fleet-only ban.
-   */
-  readonly localExpiresAt?: number;
-}
-
 /** A change waiting to be pushed to the fleet: kept with the state, so an outage or a restart loses none. */
 export type OutboxEntry =
   | { readonly op: 'ban'; readonly target: string; readonly rule: string; readonly expiresAt: number }
   | { readonly op: 'unban'; readonly target: string };
 
 export interface CheckedState {
-  readonly bans: CheckedBan[];
+  readonly bans: Ban[];
   readonly offenders: [string, { readonly lastTtl: number; readonly lastBanAt: number }][];
   readonly grace: [string, number][];
   readonly refused: number;
@@ -105,7 +90,7 @@ function targetProblem(value: unknown, cidrs: Map<string, Cidr>, rule?: string):
   return null;
 }
 
-function checkBan(value: unknown, cidrs: Map<string, Cidr>): CheckedBan | string {
+function checkBan(value: unknown, cidrs: Map<string, Cidr>): Ban | string {
   if (!isObject(value)) return `${shown(value)} is not a ban`;
   const { target, rule, reason, count, createdAt, expiresAt, ttl, fleet, localExpiresAt } = value;
   if (typeof rule !== 'string' || rule === '') return `rule ${shown(rule)} is not a name`;

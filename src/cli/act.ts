@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkStatePath } from '../bans/state-file.js';
+import type { BanStore } from '../bans/ban-store.js';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, LOCK_FILE, type ListedBan, type Request } from '../daemon/protocol.js';
 import { type Mode, defaultStateDir, ensureStateDir, stateFile } from '../daemon/state-dir.js';
@@ -181,18 +182,33 @@ export function warnInvalidEntries(store: {
 }
 
 /** Reads both stores without the lock or the firewall (the files are replaced atomically). */
-export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): Promise<ListedBan[]> {
-  const [{ BanStore }, { listedBan }] = await Promise.all([
-    import('../bans/ban-store.js'),
-    import('../daemon/operations.js'),
-  ]);
-  const out: ListedBan[] = [];
-  const now = Date.now();
+/**
+ * Both ban stores of a state directory, each with the mode it was made in, read without the lock or
+ * the firewall (the files are replaced atomically); a store's invalid entries are reported once.
+ */
+export async function readStores(
+  stateDir: string,
+  policyTtl: number,
+  policyMaxTtl: number,
+): Promise<{ readonly mode: Mode; readonly store: BanStore }[]> {
+  const { BanStore } = await import('../bans/ban-store.js');
+  const out: { mode: Mode; store: BanStore }[] = [];
   for (const mode of ['enforce', 'dry-run'] as const) {
     const file = stateFile(stateDir, mode);
     if (!existsSync(file)) continue;
     const store = BanStore.load(file, { ttl: policyTtl, maxTtl: policyMaxTtl });
     warnInvalidEntries(store);
+    out.push({ mode, store });
+  }
+  return out;
+}
+
+/** The active bans of both stores, as `list` shows them. */
+export async function readBans(stateDir: string, policyTtl: number, policyMaxTtl: number): Promise<ListedBan[]> {
+  const { listedBan } = await import('../daemon/operations.js');
+  const out: ListedBan[] = [];
+  const now = Date.now();
+  for (const { mode, store } of await readStores(stateDir, policyTtl, policyMaxTtl)) {
     for (const ban of store.all()) if (ban.expiresAt > now) out.push(listedBan(ban, mode === 'dry-run'));
   }
   return out;

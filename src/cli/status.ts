@@ -1,16 +1,15 @@
 // `floodgate status [--json]`: mode, backend, bans, the last scan and the kernel's flood counters,
 // and the state directory they were read from.
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendControl } from '../daemon/control-socket.js';
 import { CONTROL_SOCKET, type StatusResult } from '../daemon/protocol.js';
 import { peekStateDirInstance } from '../daemon/instance-id.js';
-import { type Mode, defaultStateDir, stateFile } from '../daemon/state-dir.js';
-import { BanStore } from '../bans/ban-store.js';
+import { type Mode, defaultStateDir } from '../daemon/state-dir.js';
+import type { BanStore } from '../bans/ban-store.js';
 import { formatDuration } from '../policy/duration.js';
 import { readKernelCounters } from '../table/live-table.js';
 import { FLOOD_COUNTERS } from '../table/kernel-counters.js';
-import { type CommonOptions, loadCommandPolicy, resolveMode, warnInvalidEntries } from './act.js';
+import { type CommonOptions, loadCommandPolicy, readStores, resolveMode } from './act.js';
 import { PROCESS_READER, type Reader, rootStateNote } from './state-dir-note.js';
 import { type PolicyChoice, daemonPolicy, describePolicy } from './policy-lookup.js';
 
@@ -35,20 +34,16 @@ export interface Status extends StatusResult {
  * With no daemon, both stores, as `list` reads them: a `ban --enforce` made without a daemon is in
  * the enforce store whatever mode the policy says.
  */
-function readStatus(
+async function readStatus(
   stateDir: string,
   mode: Mode,
   policy: Awaited<ReturnType<typeof loadCommandPolicy>>['policy'],
-): Status {
+): Promise<Status> {
   const now = Date.now();
   const counts = { enforce: 0, 'dry-run': 0 };
   let refused = 0;
   let last: BanStore['lastScan'];
-  for (const stored of ['enforce', 'dry-run'] as const) {
-    const file = stateFile(stateDir, stored);
-    if (!existsSync(file)) continue;
-    const store = BanStore.load(file, { ttl: policy.ban.ttl, maxTtl: policy.ban.max_ttl });
-    warnInvalidEntries(store);
+  for (const { mode: stored, store } of await readStores(stateDir, policy.ban.ttl, policy.ban.max_ttl)) {
     counts[stored] = store.all().filter((b) => b.expiresAt > now).length;
     refused += store.refused;
     if (store.lastScan && (last === undefined || store.lastScan.at > last.at)) last = store.lastScan;
@@ -90,7 +85,7 @@ export async function statusCommand(
   } else {
     const { policy, file, source } = await loadCommandPolicy(options, stateDir);
     used = { file, source };
-    status = readStatus(stateDir, resolveMode(policy.mode, options), policy);
+    status = await readStatus(stateDir, resolveMode(policy.mode, options), policy);
   }
   status = { ...status, tag: peekStateDirInstance(stateDir)?.tag ?? null };
   const note = rootStateNote(stateDir, status.daemon === null && status.active === 0, reader);
