@@ -47,7 +47,28 @@ class DaemonError extends FloodgateError {
 export interface Acted {
   readonly result: unknown;
   readonly via: 'daemon' | 'direct';
-  readonly mode?: Mode;
+  readonly mode: Mode;
+}
+
+/**
+ * The fields every `--json` answer of a changing command (`ban`, `unban`, `flush`) starts with: where
+ * and how the change was made, named as `status --json` names them.
+ */
+export interface ActedJson {
+  readonly stateDir: string;
+  /** enforce: the firewall was changed; dry-run: only the would-be bans were. */
+  readonly mode: Mode;
+  /** daemon: the running `floodgate run` made the change; direct: this command did, under the lock. */
+  readonly via: 'daemon' | 'direct';
+}
+
+export function actedJson(acted: Acted, options: CommonOptions): ActedJson {
+  return { stateDir: options.stateDir ?? defaultStateDir(), mode: acted.mode, via: acted.via };
+}
+
+/** A `--json` answer, as `list` and `status` print theirs. */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
 /**

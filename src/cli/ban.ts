@@ -3,8 +3,9 @@ import { UsageError } from '../errors.js';
 import { type BanResult, reasonProblem } from '../daemon/protocol.js';
 import { cidrContains, formatCidr } from '../net/ip.js';
 import { parseTarget, parseTargetList } from '../net/target.js';
+import { formatDuration } from '../policy/duration.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
-import { type CommonOptions, act } from './act.js';
+import { type Acted, type ActedJson, type CommonOptions, act, actedJson, printJson } from './act.js';
 import { type SessionLookup, findSshSession } from './ssh-session.js';
 
 export interface BanOptions extends CommonOptions {
@@ -12,6 +13,31 @@ export interface BanOptions extends CommonOptions {
   readonly reason?: string;
   readonly fromFile?: string;
   readonly force?: boolean;
+  readonly json?: boolean;
+}
+
+/** What `ban --json` prints: one object for the whole command. */
+export interface BanJson extends ActedJson {
+  /** The --ttl asked for, or null for the policy's ban.ttl (doubled for repeat offenders). */
+  readonly ttl: string | null;
+  readonly counts: { readonly banned: number; readonly already: number; readonly refused: number };
+  /**
+   * One per target, in the order given: banned or already (already banned: its expiry is left as it
+   * was) with expiresAt, or refused with the reason.
+   */
+  readonly results: readonly BanResult[];
+}
+
+export function banJson(acted: Acted, options: BanOptions): BanJson {
+  const results = (acted.result as BanResult[]).map(({ unsaved: _, ...r }) => r);
+  const counts = { banned: 0, already: 0, refused: 0 };
+  for (const r of results) counts[r.status]++;
+  return {
+    ...actedJson(acted, options),
+    ttl: options.ttl === undefined ? null : formatDuration(options.ttl),
+    counts,
+    results,
+  };
 }
 
 export { sshClientAddress } from './ssh-session.js';
@@ -62,7 +88,7 @@ export async function banCommand(
       );
     }
   }
-  const { result, via, mode } = await act(
+  const acted = await act(
     {
       cmd: 'ban',
       targets: targets.map(formatCidr),
@@ -72,10 +98,15 @@ export async function banCommand(
     },
     options,
   );
-  const results = result as BanResult[];
-  const counts = { banned: 0, already: 0, refused: 0 };
+  const json = banJson(acted, options);
+  const { results, counts } = json;
+  // A refusal is an answer, not an error: in the JSON and on stdout, with exit code 1 either way.
+  if (counts.refused > 0) process.exitCode = 1;
+  if (options.json) {
+    printJson(json);
+    return;
+  }
   for (const r of results) {
-    counts[r.status]++;
     if (results.length <= 50 || r.status === 'refused') {
       const line =
         r.status === 'refused'
@@ -86,8 +117,7 @@ export async function banCommand(
   }
   process.stdout.write(
     `${counts.banned} banned, ${counts.already} already banned, ${counts.refused} refused` +
-      `${via === 'daemon' ? ' (through the running daemon)' : ''}` +
-      `${mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`,
+      `${acted.via === 'daemon' ? ' (through the running daemon)' : ''}` +
+      `${acted.mode === 'dry-run' ? ' — dry-run: the firewall was not changed (use --enforce)' : ''}\n`,
   );
-  if (counts.refused > 0) process.exitCode = 1;
 }

@@ -126,6 +126,11 @@ common(program.command('ban'))
     '--force',
     'allow networks wider than /16 (IPv4) or /32 (IPv6), allowlisted addresses and your own SSH client address',
   )
+  .option(
+    '--json',
+    'print one JSON object: {"stateDir", "mode", "via", "ttl", "counts": {"banned", "already", "refused"}, ' +
+      '"results": [{"target", "status", "expiresAt" or "reason"}]}',
+  )
   .action(async (targets: string[], options) => (await import('./ban.js')).banCommand(targets, options));
 
 common(program.command('unban'))
@@ -136,6 +141,12 @@ common(program.command('unban'))
     "how long the detector must not ban it again (default: the policy's ban.ttl; 0 for none; at most 3650d)",
     durationOption('--grace', BOUNDS.grace),
   )
+  .option('--all', 'lift every ban: the same as flush (no targets, no --grace)')
+  .option(
+    '--json',
+    'print one JSON object: {"stateDir", "mode", "via", "grace", "counts": {"lifted", "notBanned"}, ' +
+      '"results": [{"target", "status"}]}; with --all, what flush --json prints',
+  )
   .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
 
 common(program.command('list'))
@@ -144,7 +155,10 @@ common(program.command('list'))
   .action(async (options) => (await import('./list.js')).listCommand(options));
 
 common(program.command('flush'))
-  .description("remove every rule this state directory's floodgate owns (never another's) and clear its bans")
+  .description(
+    "remove every rule this state directory's floodgate owns (never another's) and clear its bans; also unban --all",
+  )
+  .option('--json', 'print one JSON object: {"stateDir", "mode", "via", "cleared"}')
   .action(async (options) => (await import('./flush.js')).flushCommand(options));
 
 common(program.command('status'))

@@ -1,5 +1,6 @@
 // A ban's life with `floodgate run` enforcing in the lab: expiry and the repeat-offender doubling,
-// manual unban with its grace period, bans from a file, what `list --json` shows, and what a stop
+// manual unban with its grace period, bans from a file, what `list --json` shows, what `ban`, `unban`
+// and `flush --json` (and `unban --all`) say they did against what the firewall has, and what a stop
 // (SIGTERM, with or without --flush-on-exit) leaves in the firewall.
 import { describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   bannedSources,
   expectFloodCount,
   firewallText,
+  floodgate,
   floodgateOk,
   floodgateRule,
   inputRules,
@@ -189,6 +191,100 @@ describe.skipIf(SKIP_REASON !== null)('ban lifecycle', () => {
         expect(Date.parse(b.expiresAt) - Date.parse(b.createdAt)).toBe(3_600_000);
       }
     }
+  });
+
+  it('ban, unban and flush --json say what the firewall then has, through the daemon and without it', async () => {
+    const { lab } = shared;
+    const dir = tempDir('json');
+    const stateDir = `${dir}/state`;
+    const policy = writePolicy(dir);
+    const daemon = await Daemon.start(lab, { policy, stateDir });
+    const json = (stdout: string) => JSON.parse(stdout) as Record<string, unknown>;
+
+    // A refused target exits 1, as without --json; the document has all three answers.
+    const ban = await floodgate(lab, [
+      'ban',
+      '198.51.100.150',
+      '2001:db8:2::7',
+      '127.0.0.1',
+      '--ttl',
+      '1h',
+      '--json',
+      '--state-dir',
+      stateDir,
+    ]);
+    expect(ban.exitCode, ban.stderr).toBe(1);
+    const banned = json(ban.stdout);
+    expect(banned).toMatchObject({
+      stateDir,
+      mode: 'enforce',
+      via: 'daemon',
+      ttl: '1h',
+      counts: { banned: 2, already: 0, refused: 1 },
+    });
+    expect(banned.results).toEqual([
+      { target: '198.51.100.150', status: 'banned', expiresAt: expect.any(String) },
+      { target: '2001:db8:2::7', status: 'banned', expiresAt: expect.any(String) },
+      { target: '127.0.0.1', status: 'refused', reason: expect.stringContaining('loopback') },
+    ]);
+    expect(await bannedSources(lab)).toEqual(['198.51.100.150/32', '2001:db8:2::7/128']);
+    const listed = await listBans(lab, stateDir);
+    for (const r of banned.results as { target: string; expiresAt?: string }[]) {
+      expect(listed.find((b) => b.target === r.target)?.expiresAt).toBe(r.expiresAt);
+    }
+
+    const again = await floodgateOk(lab, ['ban', '198.51.100.150', '--json', '--state-dir', stateDir]);
+    expect(json(again.stdout)).toMatchObject({ counts: { banned: 0, already: 1, refused: 0 } });
+
+    const unban = await floodgateOk(lab, [
+      'unban',
+      '198.51.100.150',
+      '192.0.2.9',
+      '--grace',
+      '1m',
+      '--json',
+      '--state-dir',
+      stateDir,
+    ]);
+    expect(json(unban.stdout)).toEqual({
+      stateDir,
+      mode: 'enforce',
+      via: 'daemon',
+      grace: '1m',
+      counts: { lifted: 1, notBanned: 1 },
+      results: [
+        { target: '198.51.100.150', status: 'lifted' },
+        { target: '192.0.2.9', status: 'not-banned' },
+      ],
+    });
+    expect(await bannedSources(lab)).toEqual(['2001:db8:2::7/128']);
+
+    // unban --all with a target is a usage error, and lifts nothing.
+    const both = await floodgate(lab, ['unban', '--all', '2001:db8:2::7', '--json', '--state-dir', stateDir]);
+    expect(both).toMatchObject({ exitCode: 2, stdout: '' });
+    expect(both.stderr).toContain('floodgate: unban takes targets or --all, not both');
+    expect(await bannedSources(lab)).toEqual(['2001:db8:2::7/128']);
+
+    const all = await floodgateOk(lab, ['unban', '--all', '--json', '--state-dir', stateDir]);
+    expect(json(all.stdout)).toEqual({ stateDir, mode: 'enforce', via: 'daemon', cleared: 1 });
+    expect(await bannedSources(lab)).toEqual([]);
+    expect(await listBans(lab, stateDir)).toEqual([]);
+
+    // With no daemon, the command itself changes the firewall; its note stays on stderr.
+    expect(await daemon.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const direct = ['--enforce', '--policy', policy, '--json', '--state-dir', stateDir];
+    const alone = await floodgateOk(lab, ['ban', '203.0.113.0/24', ...direct]);
+    expect(alone.stderr).toContain('no `floodgate run` is running here');
+    expect(json(alone.stdout)).toMatchObject({
+      mode: 'enforce',
+      via: 'direct',
+      ttl: null,
+      counts: { banned: 1, already: 0, refused: 0 },
+    });
+    expect(await bannedSources(lab)).toEqual(['203.0.113.0/24']);
+    const flush = await floodgateOk(lab, ['flush', ...direct]);
+    expect(json(flush.stdout)).toEqual({ stateDir, mode: 'enforce', via: 'direct', cleared: 1 });
+    expect(await bannedSources(lab)).toEqual([]);
   });
 
   it('SIGTERM stops run with exit code 0 and leaves the bans in place', async () => {

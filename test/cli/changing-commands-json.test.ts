@@ -1,0 +1,224 @@
+// `ban`, `unban` and `flush` with --json: one JSON document on stdout saying what was done, with the
+// exit codes and the stderr of the text output; and `unban --all`, which is `flush`.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { banCommand } from '../../src/cli/ban.js';
+import { flushCommand } from '../../src/cli/flush.js';
+import { listCommand } from '../../src/cli/list.js';
+import { unbanCommand } from '../../src/cli/unban.js';
+import { type ControlServer, DEFAULT_CONTROL_LIMITS, serveControl } from '../../src/daemon/control-socket.js';
+import type { ListedBan, Request } from '../../src/daemon/protocol.js';
+import { UsageError } from '../../src/errors.js';
+
+let dir: string;
+let stateDir: string;
+let stdout: string;
+let stderr: string;
+/** A direct command in dry-run with the embedded default policy (ban.ttl 10m), no SSH session. */
+let options: { stateDir: string; policy: string; dryRun: true };
+const noSsh = { env: {} };
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'floodgate-json-'));
+  stateDir = join(dir, 'state');
+  options = { stateDir, policy: 'policies/default.yaml', dryRun: true };
+  stdout = '';
+  stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+});
+afterEach(() => {
+  process.exitCode = undefined;
+  vi.restoreAllMocks();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs a command and returns what it printed on stdout (parsed: the whole of stdout is one document). */
+async function json(run: () => Promise<void>): Promise<Record<string, unknown>> {
+  stdout = '';
+  await run();
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+async function listed(): Promise<string[]> {
+  const bans = (await json(() => listCommand({ ...options, json: true }))) as unknown as ListedBan[];
+  return bans.map((b) => b.target).sort();
+}
+
+describe('ban --json', () => {
+  it('says per target banned, already banned or refused (with why), the expiry, the mode and the state directory', async () => {
+    const first = await json(() => banCommand(['203.0.113.7'], { ...options, json: true }, noSsh));
+    expect(process.exitCode).toBeUndefined();
+    expect(first).toEqual({
+      stateDir,
+      mode: 'dry-run',
+      via: 'direct',
+      ttl: null,
+      counts: { banned: 1, already: 0, refused: 0 },
+      results: [{ target: '203.0.113.7', status: 'banned', expiresAt: expect.any(String) }],
+    });
+    // No --ttl: the policy's 10m.
+    const expiresAt = Date.parse((first.results as { expiresAt: string }[])[0]!.expiresAt);
+    expect(expiresAt - Date.now()).toBeGreaterThan(10 * 60_000 - 10_000);
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+
+    const second = await json(() =>
+      banCommand(['2001:DB8::0:7', '203.0.113.7', '127.0.0.1'], { ...options, ttl: 3_600_000, json: true }, noSsh),
+    );
+    expect(second).toMatchObject({ ttl: '1h', counts: { banned: 1, already: 1, refused: 1 } });
+    expect(second.results).toEqual([
+      { target: '2001:db8::7', status: 'banned', expiresAt: expect.any(String) },
+      // Already banned: its expiry stays the first ban's, not the new --ttl.
+      { target: '203.0.113.7', status: 'already', expiresAt: new Date(expiresAt).toISOString() },
+      {
+        target: '127.0.0.1',
+        status: 'refused',
+        reason: 'it is allowlisted, loopback or one of this host’s own addresses',
+      },
+    ]);
+    const banned = Date.parse((second.results as { expiresAt: string }[])[0]!.expiresAt);
+    expect(banned - Date.now()).toBeGreaterThan(3_600_000 - 10_000);
+    // A refusal exits 1, as the text output does, and is said once, in the document.
+    expect(process.exitCode).toBe(1);
+    expect(stderr).toBe('');
+    expect(await listed()).toEqual(['2001:db8::7', '203.0.113.7']);
+  });
+
+  it('prints the same counts as the text summary', async () => {
+    await banCommand(['203.0.113.7', '127.0.0.1'], options, noSsh);
+    expect(stdout).toContain('1 banned, 0 already banned, 1 refused — dry-run');
+    expect(process.exitCode).toBe(1);
+    process.exitCode = undefined;
+    const doc = await json(() => banCommand(['203.0.113.7', '127.0.0.1'], { ...options, json: true }, noSsh));
+    expect(doc.counts).toEqual({ banned: 0, already: 1, refused: 1 });
+    expect(process.exitCode).toBe(1);
+  });
+
+  it('prints nothing on stdout for a usage error: the error is thrown for stderr, exit 2', async () => {
+    const bad = banCommand(['203.0.113.7', '1.2.3.4/33'], { ...options, json: true }, noSsh);
+    await expect(bad).rejects.toThrow(UsageError);
+    await expect(bad).rejects.toThrow('"1.2.3.4/33" is not an IP address or network');
+    expect(stdout).toBe('');
+  });
+});
+
+describe('unban --json', () => {
+  it('says per target lifted or not banned, the grace, the mode and the state directory', async () => {
+    await banCommand(['203.0.113.7'], options, noSsh);
+    const doc = await json(() =>
+      unbanCommand(['203.0.113.7', '198.51.100.9'], { ...options, grace: 5 * 60_000, json: true }),
+    );
+    expect(doc).toEqual({
+      stateDir,
+      mode: 'dry-run',
+      via: 'direct',
+      grace: '5m',
+      counts: { lifted: 1, notBanned: 1 },
+      results: [
+        { target: '203.0.113.7', status: 'lifted' },
+        { target: '198.51.100.9', status: 'not-banned' },
+      ],
+    });
+    expect(process.exitCode).toBeUndefined();
+    expect(await listed()).toEqual([]);
+    const again = await json(() => unbanCommand(['203.0.113.7'], { ...options, json: true }));
+    expect(again).toMatchObject({ grace: null, counts: { lifted: 0, notBanned: 1 } });
+  });
+});
+
+describe('flush --json and unban --all', () => {
+  it('flush --json says how many bans it cleared, and where', async () => {
+    await banCommand(['203.0.113.7', '198.51.100.0/24'], options, noSsh);
+    const doc = await json(() => flushCommand({ ...options, json: true }));
+    expect(doc).toEqual({ stateDir, mode: 'dry-run', via: 'direct', cleared: 2 });
+    expect(await listed()).toEqual([]);
+  });
+
+  it('unban --all does what flush does, and says it the same way, in text and JSON', async () => {
+    await banCommand(['203.0.113.7', '198.51.100.0/24'], options, noSsh);
+    stdout = '';
+    await unbanCommand([], { ...options, all: true });
+    expect(stdout).toBe('dry-run: 2 would-be ban(s) cleared; the firewall was not changed (use --enforce)\n');
+    expect(await listed()).toEqual([]);
+
+    await banCommand(['203.0.113.8'], options, noSsh);
+    const doc = await json(() => unbanCommand([], { ...options, all: true, json: true }));
+    expect(doc).toEqual({ stateDir, mode: 'dry-run', via: 'direct', cleared: 1 });
+    expect(await listed()).toEqual([]);
+  });
+
+  it.each([
+    ['targets', ['203.0.113.7'], {}, 'unban takes targets or --all, not both'],
+    ['--grace', [], { grace: 60_000 }, '--grace does not go with --all'],
+  ])('unban --all with %s is a usage error, and nothing is lifted', async (_what, targets, extra, message) => {
+    await banCommand(['203.0.113.7', '198.51.100.0/24'], options, noSsh);
+    stdout = '';
+    const refused = unbanCommand(targets, { ...options, ...extra, all: true, json: true });
+    await expect(refused).rejects.toThrow(UsageError);
+    await expect(refused).rejects.toThrow(message);
+    expect(stdout).toBe('');
+    expect(await listed()).toEqual(['198.51.100.0/24', '203.0.113.7']);
+  });
+
+  it('unban with neither targets nor --all names --all', async () => {
+    await expect(unbanCommand([], options)).rejects.toThrow(
+      new UsageError('nothing to unban: give one or more targets, or --all to lift every ban (as flush does)'),
+    );
+  });
+});
+
+describe('--json through a running daemon', () => {
+  let control: ControlServer | undefined;
+  afterEach(async () => {
+    await control?.stop();
+    await new Promise<void>((resolve) => (control ? control.server.close(() => resolve()) : resolve()));
+    control = undefined;
+  });
+
+  it('says via daemon, keeps an unsaved change’s warning on stderr (exit 3) and out of the document', async () => {
+    const unsaved = 'the running floodgate applied this, but cannot save its ban store';
+    const answers: Record<string, unknown> = {
+      ban: [{ target: '203.0.113.7', status: 'banned', expiresAt: '2026-12-01T20:00:00.000Z', unsaved }],
+      unban: [{ target: '203.0.113.7', status: 'lifted', unsaved }],
+      flush: { cleared: 4, unsaved },
+    };
+    const asked: Request[] = [];
+    mkdirSync(stateDir, { mode: 0o700 });
+    control = await serveControl(
+      join(stateDir, 'control.sock'),
+      'enforce',
+      async (raw) => {
+        asked.push(raw as Request);
+        return answers[(raw as Request).cmd];
+      },
+      DEFAULT_CONTROL_LIMITS,
+    );
+    const daemonOptions = { stateDir, json: true };
+    const ban = await json(() => banCommand(['203.0.113.7'], daemonOptions, noSsh));
+    expect(ban).toEqual({
+      stateDir,
+      mode: 'enforce',
+      via: 'daemon',
+      ttl: null,
+      counts: { banned: 1, already: 0, refused: 0 },
+      results: [{ target: '203.0.113.7', status: 'banned', expiresAt: '2026-12-01T20:00:00.000Z' }],
+    });
+    expect(process.exitCode).toBe(3);
+    expect(stderr).toBe(`floodgate: ${unsaved}\n`);
+    process.exitCode = undefined;
+    const unban = await json(() => unbanCommand(['203.0.113.7'], daemonOptions));
+    expect(unban).toMatchObject({ via: 'daemon', results: [{ target: '203.0.113.7', status: 'lifted' }] });
+    expect(process.exitCode).toBe(3);
+    const flush = await json(() => unbanCommand([], { ...daemonOptions, all: true }));
+    expect(flush).toEqual({ stateDir, mode: 'enforce', via: 'daemon', cleared: 4 });
+    expect(asked.map((r) => r.cmd)).toEqual(['ban', 'unban', 'flush']);
+  });
+});
