@@ -14,6 +14,8 @@ const program = new Command('floodgate')
       'connection table -> detector -> rate-limited queue -> firewall',
   )
   .version(version())
+  // One style for every error: commander's own say `floodgate:` too, as the commands' do.
+  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'floodgate: ')) })
   .showHelpAfterError('(run floodgate --help for usage)')
   .exitOverride();
 
@@ -218,9 +220,30 @@ policy
   .argument('[file]', 'where to write it (default: /etc/floodgate/policy.yaml)')
   .action(async (file?: string) => (await import('./policy-init.js')).policyInitCommand(file));
 
-export async function main(): Promise<void> {
+/**
+ * The command a bare `floodgate` or `floodgate policy` names when it only holds subcommands, or
+ * null when the arguments are anything else.
+ */
+function groupNamed(args: readonly string[]): Command | null {
+  let command = program;
+  for (const arg of args) {
+    const next = command.commands.find((c) => c.name() === arg);
+    if (next === undefined) return null;
+    command = next;
+  }
+  return command.commands.length > 0 ? command : null;
+}
+
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  // Asking with no command is asking what there is: the help on stdout with exit code 0, so that
+  // `floodgate | less` shows it (commander writes it to stderr as an error).
+  const group = groupNamed(argv.slice(2));
+  if (group !== null) {
+    group.outputHelp();
+    return;
+  }
   try {
-    await program.parseAsync(process.argv);
+    await program.parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version end here too, with exit code 0.

@@ -1,0 +1,81 @@
+// What the command line answers before any command runs: a bare `floodgate` (or `floodgate policy`)
+// prints the help on stdout with exit code 0; an unknown command or flag is a usage error on stderr,
+// exit 2, in the `floodgate:` style of every other error.
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+let main: (argv?: readonly string[]) => Promise<void>;
+beforeAll(async () => {
+  // version.ts reads package.json beside dist/; from src/ the single executable's build-time name stands in.
+  (globalThis as { FLOODGATE_VERSION?: string }).FLOODGATE_VERSION = '0.0.0-test';
+  ({ main } = await import('../../src/cli/program.js'));
+});
+
+let stdout: string;
+let stderr: string;
+beforeEach(() => {
+  stdout = '';
+  stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+});
+afterEach(() => {
+  process.exitCode = undefined;
+  vi.restoreAllMocks();
+});
+
+const floodgate = (...args: string[]) => main(['node', 'floodgate', ...args]);
+
+describe('a bare floodgate', () => {
+  it('prints the help, every command included, on stdout and exits 0', async () => {
+    await floodgate();
+    expect(stderr).toBe('');
+    expect(process.exitCode ?? 0).toBe(0);
+    expect(stdout).toMatch(/^Usage: floodgate \[options\] \[command\]/);
+    for (const command of ['scan', 'run', 'ban', 'unban', 'list', 'flush', 'status', 'explain', 'top', 'policy'])
+      expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  });
+
+  it('floodgate policy alone prints the help of policy on stdout, exit 0', async () => {
+    await floodgate('policy');
+    expect(stderr).toBe('');
+    expect(process.exitCode ?? 0).toBe(0);
+    expect(stdout).toMatch(/^Usage: floodgate policy/);
+    expect(stdout).toMatch(/^ {2}check \[file\]/m);
+  });
+});
+
+describe('mistakes on the command line', () => {
+  it.each([
+    [['bogus'], "floodgate: unknown command 'bogus'"],
+    [['policy', 'bogus'], "floodgate: unknown command 'bogus'"],
+    [['scna'], "floodgate: unknown command 'scna'\n(Did you mean scan?)"],
+    [['scan', '--bogus'], "floodgate: unknown option '--bogus'"],
+    [['--bogus'], "floodgate: unknown option '--bogus'"],
+  ])('floodgate %j is a usage error on stderr, exit 2', async (args, message) => {
+    await floodgate(...args);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`${message}\n`);
+    expect(stderr).toContain('(run floodgate --help for usage)');
+    expect(stderr).not.toMatch(/^error:/m);
+    expect(process.exitCode).toBe(2);
+  });
+});
+
+describe('--json on the commands that change bans', () => {
+  it.each(['ban', 'unban', 'flush'])('%s --help offers --json', async (command) => {
+    await floodgate(command, '--help');
+    expect(process.exitCode ?? 0).toBe(0);
+    expect(stdout).toMatch(/^ {2}--json +print one JSON object/m);
+  });
+
+  it('unban --help offers --all', async () => {
+    await floodgate('unban', '--help');
+    expect(stdout).toMatch(/^ {2}--all +lift every ban: the same as flush/m);
+  });
+});
