@@ -234,7 +234,16 @@ function groupNamed(args: readonly string[]): Command | null {
   return command.commands.length > 0 ? command : null;
 }
 
+/**
+ * `floodgate list | head`: once the reader has gone the rest of the output is dropped, and the
+ * command finishes (its change made) with its own exit code instead of an EPIPE stack trace.
+ */
+function dropAfterEpipe(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EPIPE') throw error;
+}
+
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  if (!process.stdout.listeners('error').includes(dropAfterEpipe)) process.stdout.on('error', dropAfterEpipe);
   // Asking with no command is asking what there is: the help on stdout with exit code 0, so that
   // `floodgate | less` shows it (commander writes it to stderr as an error).
   const group = groupNamed(argv.slice(2));

@@ -1,7 +1,15 @@
 // What the command line answers before any command runs: a bare `floodgate` (or `floodgate policy`)
 // prints the help on stdout with exit code 0; an unknown command or flag is a usage error on stderr,
-// exit 2, in the `floodgate:` style of every other error.
+// exit 2, in the `floodgate:` style of every other error; and a reader that goes away (`| head`)
+// ends the output, not the command.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { BanStore } from '../../src/bans/ban-store.js';
+import { stateFile } from '../../src/daemon/state-dir.js';
 
 let main: (argv?: readonly string[]) => Promise<void>;
 beforeAll(async () => {
@@ -77,5 +85,46 @@ describe('--json on the commands that change bans', () => {
   it('unban --help offers --all', async () => {
     await floodgate('unban', '--help');
     expect(stdout).toMatch(/^ {2}--all +lift every ban: the same as flush/m);
+  });
+});
+
+describe('a reader that goes away', () => {
+  it('floodgate list | head: the rest is dropped, exit 0, no EPIPE stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floodgate-epipe-'));
+    try {
+      // 5000 rows, far more than a pipe holds: the command is still writing when the reader goes.
+      const stateDir = join(dir, 'state');
+      mkdirSync(stateDir, { mode: 0o700 });
+      const store = BanStore.load(stateFile(stateDir, 'dry-run'), { ttl: 3_600_000, maxTtl: 86_400_000 });
+      for (let i = 0; i < 5000; i++)
+        store.add(
+          { target: `198.18.${i >> 8}.${i & 255}`, rule: 'manual', count: 0, createdAt: Date.now() },
+          3_600_000,
+        );
+      store.save();
+      const argv = ['node', 'floodgate', 'list', '--state-dir', stateDir, '--policy', 'policies/default.yaml'];
+      const code =
+        "globalThis.FLOODGATE_VERSION = 't'; const { main } = await import('./src/cli/program.ts'); " +
+        `await main(${JSON.stringify(argv)});`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        stderr += chunk;
+      });
+      let first = '';
+      child.stdout.once('data', (chunk: Buffer) => {
+        first = chunk.toString('utf8');
+        child.stdout.destroy();
+      });
+      const exitCode = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      expect(first).toContain('state directory');
+      expect(stderr).not.toContain('EPIPE');
+      expect(exitCode, stderr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
