@@ -6,9 +6,10 @@ import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import { type ParsedTable, QUOTE_MAX, quoteLine } from './parse-result.js';
+import { type ParsedTable, QUOTE_MAX, quoteLine, rowsRead } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
 import { ProcNetParser, parseProcNetBytes, procProtoFromHeader } from './proc-net-parser.js';
+import type { SocketState } from './socket-row.js';
 import { SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
@@ -39,7 +40,11 @@ const STREAM_CHUNK = 1 << 20;
  * twice what the chunks do. Null for anything else (small, gzip, another format, not readable): the
  * ordinary path then reads it and reports what is wrong.
  */
-function streamProcFile(name: string, forced: TableFormat | undefined): ParsedTable | null {
+function streamProcFile(
+  name: string,
+  forced: TableFormat | undefined,
+  states: ReadonlySet<SocketState> | undefined,
+): ParsedTable | null {
   let fd: number;
   try {
     fd = openSync(name, 'r');
@@ -53,7 +58,7 @@ function streamProcFile(name: string, forced: TableFormat | undefined): ParsedTa
     if (n < buffer.length || (buffer[0] === 0x1f && buffer[1] === 0x8b)) return null;
     const head = buffer.toString('latin1', 0, 64 * 1024);
     if ((forced ?? detectFormat(head)) !== 'proc') return null;
-    const parser = new ProcNetParser(procProtoFromHeader(head));
+    const parser = new ProcNetParser(procProtoFromHeader(head), new SocketTable(), states);
     parser.push(buffer, n);
     for (let m = readSync(fd, buffer, 0, buffer.length, null); m > 0; m = readSync(fd, buffer, 0, buffer.length, null))
       parser.push(buffer, m);
@@ -65,8 +70,16 @@ function streamProcFile(name: string, forced: TableFormat | undefined): ParsedTa
   }
 }
 
-export async function readInput(name: string, forced?: TableFormat): Promise<InputTable> {
-  const streamed = name === '-' ? null : streamProcFile(name, forced);
+/**
+ * Reads one capture. Given `states`, a /proc capture keeps only the rows in those states (the others
+ * are checked and counted in `skipped`); other formats keep every row: filter the table as well.
+ */
+export async function readInput(
+  name: string,
+  forced?: TableFormat,
+  states?: ReadonlySet<SocketState>,
+): Promise<InputTable> {
+  const streamed = name === '-' ? null : streamProcFile(name, forced, states);
   if (streamed !== null) return checked({ name, format: 'proc', ...streamed }, name);
   let bytes: Buffer;
   try {
@@ -107,7 +120,11 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
   // /proc text is parsed as bytes: a 1M-row capture is 143 MB, and as a string it was copied twice.
   // The others are read as text a chunk at a time: V8 makes no string over 512 MiB.
   return checked(
-    { name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(textChunks(bytes), format)) },
+    {
+      name,
+      format,
+      ...(format === 'proc' ? parseProcNetBytes(bytes, undefined, states) : parseTable(textChunks(bytes), format)),
+    },
     label,
   );
 }
@@ -116,7 +133,7 @@ function checked(table: InputTable & { readonly format: TableFormat }, label: st
   const { format } = table;
   // Not one line read: the wrong file, or the wrong --format. Counting 0 sockets would look like a
   // quiet host.
-  if (table.rows.length === 0 && table.malformed.length > 0) {
+  if (rowsRead(table) === 0 && table.malformed.length > 0) {
     const first = table.malformed[0]!;
     const lines = table.malformed.length === 1 ? 'its only row is' : `all ${table.malformed.length} of its rows are`;
     throw new UsageError(
