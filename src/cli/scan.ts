@@ -123,7 +123,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]),
   );
   // The top sources shown are accounted for too: banned, or spared and why.
-  const outcome = policy && whatIf && whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
+  const outcome = policy && whatIf?.(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
 
   if (options.json) {
     const out = {
