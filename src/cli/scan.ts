@@ -1,12 +1,11 @@
 // `floodgate scan`: totals per state and the top sources of the live or a captured table.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type WhatIf, type WhatIfSpared, whatIf } from '../detect/what-if.js';
+import type { WhatIf, WhatIfSpared } from '../detect/what-if.js';
 import { UsageError } from '../errors.js';
-import { loadPolicy } from '../policy/load-policy.js';
 import { type Grouping, countTop } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
-import { type MalformedLine, quoteLine } from '../table/parse-result.js';
+import { type MalformedLine, quoteLine, rowsRead } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
 import { STATES, type SocketState } from '../table/socket-row.js';
@@ -58,7 +57,15 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   if (live && options.policy !== undefined)
     throw new UsageError('--policy runs a what-if on captured tables; give them with --input');
   // Read first: a policy file with a mistake is reported before any capture is read.
-  const policy = options.policy === undefined ? undefined : loadPolicy(options.policy).policy;
+  // The policy modules (YAML, the schema) and the detector are loaded for a what-if only: they are
+  // most of a plain scan's start-up otherwise.
+  const policy =
+    options.policy === undefined
+      ? undefined
+      : (await import('../policy/load-policy.js')).loadPolicy(options.policy).policy;
+  const whatIf = policy && (await import('../detect/what-if.js')).whatIf;
+  // Rows of other states are left out as they are read (what-if judges every row: it keeps them all).
+  const keep = policy === undefined && options.state ? new Set(options.state) : undefined;
 
   let tables: InputTable[];
   let counters: Counters | undefined;
@@ -68,7 +75,10 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       before = await readKernelCounters();
       await sleep(options.interval);
     }
-    const [table, after] = await Promise.all([readLiveTable(options.proto), readKernelCounters()]);
+    const [table, after] = await Promise.all([
+      readLiveTable(options.proto, undefined, undefined, keep),
+      readKernelCounters(),
+    ]);
     tables = [{ name: 'live', format: 'proc', ...table }];
     counters =
       before === undefined
@@ -79,7 +89,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
             seconds: options.interval! / 1000,
           };
   } else {
-    tables = await Promise.all(options.input!.map((name) => readInput(name, options.format)));
+    tables = await Promise.all(options.input!.map((name) => readInput(name, options.format, keep)));
     counters = capturedCounters(tables);
   }
   const socketTables = tables.filter((t) => t.format !== 'counters');
@@ -113,7 +123,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]),
   );
   // The top sources shown are accounted for too: banned, or spared and why.
-  const outcome = policy && whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
+  const outcome = policy && whatIf?.(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
 
   if (options.json) {
     const out = {
@@ -122,7 +132,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       groups,
       distinct: counts.distinct,
       malformed: malformed.length,
-      source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: t.rows.length })),
+      source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: rowsRead(t) })),
       ...(counters && {
         counters: counters.total,
         ...(counters.perSecond && { countersPerSecond: counters.perSecond }),

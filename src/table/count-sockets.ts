@@ -119,8 +119,8 @@ export function countSockets(
     }
   } else {
     for (let slot = 0; slot < nets.capacity; slot++) {
-      if (nets.counts[slot]! > above && nets.sources[slot]! >= minSources)
-        groups.set(nets.name(slot), nets.counts[slot]!);
+      const count = nets.count(slot);
+      if (count > above && nets.sources(slot) >= minSources) groups.set(nets.name(slot), count);
     }
   }
   return { total, states: stateTotals(stateCounts), groups };
@@ -159,7 +159,7 @@ export function countTop(table: SocketTable, filter: SocketFilter, grouping: Gro
     name = (i) => addresses.name(i);
   } else {
     size = nets.capacity;
-    countOf = (i) => nets.counts[i]!;
+    countOf = (i) => nets.count(i);
     before = (i, j) => nets.before(i, j);
     name = (i) => nets.name(i);
   }
@@ -217,104 +217,125 @@ function wordMask(prefix: number, word: number): number {
 const netHash = (a: number, b: number, c: number, d: number, shift: number): number =>
   Math.imul(a ^ Math.imul(b, 0x85ebca6b) ^ Math.imul(c, 0xc2b2ae35) ^ Math.imul(d, 0x27d4eb2f), 0x9e3779b1) >>> shift;
 
+/** The slot count for `expected` keys at most half full: a power of two, at least 64. */
+function capacityFor(expected: number): number {
+  let capacity = 64;
+  while (capacity < expected * 2) capacity *= 2;
+  return capacity;
+}
+
 /**
- * Networks keyed by number in an open-addressing table over typed arrays: four big-endian words,
- * an IPv4 network as its IPv4-mapped form (::ffff:a.b.c.d, which no IPv6 id holds: the address book
- * numbers mapped addresses as IPv4). Each address id is one source, so a network's sources are the
- * ids added to it.
+ * Networks keyed by number in open-addressing tables over typed arrays, one per family: an IPv4
+ * network is one word, stored with its count and sources side by side (one cache line per probe:
+ * with every source distinct there are as many networks as sources); an IPv6 network is four
+ * big-endian words and its count and sources. Each address id is one source, so a network's sources
+ * are the ids added to it. Slots [0, v4 capacity) are the IPv4 networks, the rest the IPv6 ones.
  */
 class NetCounts {
-  keys: Uint32Array;
-  counts: Uint32Array;
-  sources: Uint32Array;
-  capacity: number;
-  /** 32 − log2(capacity): the slot is the high bits of the hash. */
-  private shift: number;
-  private used = 0;
+  /** Per IPv4 slot: network, count, sources (0: empty). */
+  private readonly v4: Uint32Array;
+  /** Per IPv6 slot: four words, count, sources (0: empty). */
+  private readonly v6: Uint32Array;
+  private readonly cap4: number;
+  private readonly cap6: number;
+  /** 32 − log2(capacity) per family: a slot is the high bits of the hash. */
+  private readonly shift4: number;
+  private readonly shift6: number;
+  readonly capacity: number;
 
   constructor(
-    expected: number,
+    expected4: number,
+    expected6: number,
     private readonly prefix4: number,
     private readonly prefix6: number,
   ) {
-    let capacity = 64;
-    while (capacity < expected * 2) capacity *= 2;
-    this.capacity = capacity;
-    this.shift = 32 - Math.log2(capacity);
-    this.keys = new Uint32Array(capacity * 4);
-    this.counts = new Uint32Array(capacity);
-    this.sources = new Uint32Array(capacity);
+    // Sized for every source once, so they never grow: a network holds at least one source.
+    this.cap4 = capacityFor(expected4);
+    this.cap6 = capacityFor(expected6);
+    this.capacity = this.cap4 + this.cap6;
+    this.shift4 = 32 - Math.log2(this.cap4);
+    this.shift6 = 32 - Math.log2(this.cap6);
+    this.v4 = new Uint32Array(this.cap4 * 3);
+    this.v6 = new Uint32Array(this.cap6 * 6);
   }
 
-  add(a: number, b: number, c: number, d: number, count: number): void {
-    const mask = this.capacity - 1;
-    const keys = this.keys;
-    let slot = netHash(a, b, c, d, this.shift);
+  add4(network: number, count: number): void {
+    const mask = this.cap4 - 1;
+    const v4 = this.v4;
+    let slot = Math.imul(network, 0x9e3779b1) >>> this.shift4;
+    let k = slot * 3;
     for (;;) {
-      if (this.sources[slot] === 0) break;
-      const k = slot * 4;
-      if (keys[k] === a && keys[k + 1] === b && keys[k + 2] === c && keys[k + 3] === d) {
-        this.counts[slot]! += count;
-        this.sources[slot]!++;
+      if (v4[k + 2] === 0) break;
+      if (v4[k] === network) {
+        v4[k + 1]! += count;
+        v4[k + 2]!++;
+        return;
+      }
+      slot = (slot + 1) & mask;
+      k = slot * 3;
+    }
+    v4[k] = network;
+    v4[k + 1] = count;
+    v4[k + 2] = 1;
+  }
+
+  add6(a: number, b: number, c: number, d: number, count: number): void {
+    const mask = this.cap6 - 1;
+    const v6 = this.v6;
+    let slot = netHash(a, b, c, d, this.shift6);
+    for (;;) {
+      const k = slot * 6;
+      if (v6[k + 5] === 0) break;
+      if (v6[k] === a && v6[k + 1] === b && v6[k + 2] === c && v6[k + 3] === d) {
+        v6[k + 4]! += count;
+        v6[k + 5]!++;
         return;
       }
       slot = (slot + 1) & mask;
     }
-    const k = slot * 4;
-    keys[k] = a;
-    keys[k + 1] = b;
-    keys[k + 2] = c;
-    keys[k + 3] = d;
-    this.counts[slot] = count;
-    this.sources[slot] = 1;
-    if (++this.used * 2 > this.capacity) this.grow();
+    const k = slot * 6;
+    v6[k] = a;
+    v6[k + 1] = b;
+    v6[k + 2] = c;
+    v6[k + 3] = d;
+    v6[k + 4] = count;
+    v6[k + 5] = 1;
   }
 
-  private isV4(slot: number): boolean {
-    const k = slot * 4;
-    return this.keys[k] === 0 && this.keys[k + 1] === 0 && this.keys[k + 2] === 0xffff;
+  /** The sockets of a slot's network; 0 for an empty slot. */
+  count(slot: number): number {
+    return slot < this.cap4 ? this.v4[slot * 3 + 1]! : this.v6[(slot - this.cap4) * 6 + 4]!;
   }
 
+  /** The distinct sources of a slot's network. */
+  sources(slot: number): number {
+    return slot < this.cap4 ? this.v4[slot * 3 + 2]! : this.v6[(slot - this.cap4) * 6 + 5]!;
+  }
+
+  /** Network order: IPv4 before IPv6, then by value. */
   before(i: number, j: number): boolean {
-    const fi = this.isV4(i);
-    if (fi !== this.isV4(j)) return fi;
+    const v4i = i < this.cap4;
+    if (v4i !== j < this.cap4) return v4i;
+    if (v4i) return this.v4[i * 3]! < this.v4[j * 3]!;
+    const ki = (i - this.cap4) * 6;
+    const kj = (j - this.cap4) * 6;
     for (let w = 0; w < 4; w++) {
-      const a = this.keys[i * 4 + w]!;
-      const b = this.keys[j * 4 + w]!;
+      const a = this.v6[ki + w]!;
+      const b = this.v6[kj + w]!;
       if (a !== b) return a < b;
     }
     return false;
   }
 
   name(slot: number): string {
-    const k = slot * 4;
-    if (this.isV4(slot))
-      return this.prefix4 === 32 ? formatIpv4(this.keys[k + 3]!) : `${formatIpv4(this.keys[k + 3]!)}/${this.prefix4}`;
-    const w = this.keys;
+    if (slot < this.cap4) {
+      const network = formatIpv4(this.v4[slot * 3]!);
+      return this.prefix4 === 32 ? network : `${network}/${this.prefix4}`;
+    }
+    const k = (slot - this.cap4) * 6;
+    const w = this.v6;
     const value = (BigInt(w[k]!) << 96n) | (BigInt(w[k + 1]!) << 64n) | (BigInt(w[k + 2]!) << 32n) | BigInt(w[k + 3]!);
     return formatCidr({ family: 6, value, prefix: this.prefix6 });
-  }
-
-  private grow(): void {
-    const { keys, counts, sources, capacity } = this;
-    this.capacity = capacity * 2;
-    this.shift--;
-    this.keys = new Uint32Array(this.capacity * 4);
-    this.counts = new Uint32Array(this.capacity);
-    this.sources = new Uint32Array(this.capacity);
-    this.used = 0;
-    const mask = this.capacity - 1;
-    for (let i = 0; i < capacity; i++) {
-      if (sources[i] === 0) continue;
-      const k = i * 4;
-      const [a, b, c, d] = [keys[k]!, keys[k + 1]!, keys[k + 2]!, keys[k + 3]!];
-      let slot = netHash(a, b, c, d, this.shift);
-      while (this.sources[slot] !== 0) slot = (slot + 1) & mask;
-      this.keys.set(keys.subarray(k, k + 4), slot * 4);
-      this.counts[slot] = counts[i]!;
-      this.sources[slot] = sources[i]!;
-      this.used++;
-    }
   }
 }
 
@@ -325,15 +346,20 @@ class NetCounts {
 function countNetworks(addresses: AddressBook, counts: Uint32Array, prefix4: number, prefix6: number): NetCounts {
   const mask4 = wordMask(prefix4, 0);
   const m6 = [wordMask(prefix6, 0), wordMask(prefix6, 1), wordMask(prefix6, 2), wordMask(prefix6, 3)] as const;
-  let sources = 0;
-  for (let id = 1; id < counts.length; id++) if (counts[id] !== 0) sources++;
-  const nets = new NetCounts(Math.min(sources, 1 << 20), prefix4, prefix6);
+  let sources4 = 0;
+  let sources6 = 0;
+  for (let id = 1; id < counts.length; id++) {
+    if (counts[id] === 0) continue;
+    if (addresses.family(id) === 4) sources4++;
+    else sources6++;
+  }
+  const nets = new NetCounts(sources4, sources6, prefix4, prefix6);
   for (let id = 1; id < counts.length; id++) {
     const count = counts[id]!;
     if (count === 0) continue;
-    if (addresses.family(id) === 4) nets.add(0, 0, 0xffff, (addresses.ipv4(id) & mask4) >>> 0, count);
+    if (addresses.family(id) === 4) nets.add4((addresses.ipv4(id) & mask4) >>> 0, count);
     else {
-      nets.add(
+      nets.add6(
         (addresses.ipv6Word(id, 0) & m6[0]) >>> 0,
         (addresses.ipv6Word(id, 1) & m6[1]) >>> 0,
         (addresses.ipv6Word(id, 2) & m6[2]) >>> 0,

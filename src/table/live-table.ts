@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
 import type { MalformedLine, ParsedTable } from './parse-result.js';
 import { ProcNetParser } from './proc-net-parser.js';
-import type { Proto } from './socket-row.js';
+import type { Proto, SocketState } from './socket-row.js';
 import { SocketTable } from './socket-table.js';
 
 const SOURCES: readonly { file: string; proto: Proto }[] = [
@@ -64,20 +64,25 @@ export async function readLiveTable(
   procRoot = defaultProcRoot(),
   /** A table to empty and fill again (the daemon's, from its previous scan); a new one when absent. */
   into?: SocketTable,
+  /** Only rows in these states are kept (the others are counted in `skipped`); every row when absent. */
+  states?: ReadonlySet<SocketState>,
 ): Promise<ParsedTable> {
   readBuffer ??= Buffer.allocUnsafe(CHUNK);
   const buffer = readBuffer;
   const table = into ?? new SocketTable();
   table.clear();
   const malformed: MalformedLine[] = [];
+  let skipped = 0;
   for (const source of SOURCES) {
     if (proto !== 'all' && source.proto !== proto) continue;
     // One parser per file: each file ends its last line, and one cut short must not glue onto the next.
-    const parser = new ProcNetParser(source.proto, table);
+    const parser = new ProcNetParser(source.proto, table, states);
     readInto(`${procRoot}/net/${source.file}`, parser, buffer);
-    for (const line of parser.end().malformed) malformed.push(line); // no spread: unbounded in principle
+    const parsed = parser.end();
+    for (const line of parsed.malformed) malformed.push(line); // no spread: unbounded in principle
+    skipped += parsed.skipped ?? 0;
   }
-  return { rows: table, malformed };
+  return { rows: table, malformed, skipped };
 }
 
 export async function readKernelCounters(procRoot = defaultProcRoot()): Promise<FloodCounters> {

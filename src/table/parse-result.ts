@@ -34,7 +34,12 @@ export interface ParsedTable {
   readonly rows: SocketTable;
   /** Lines that looked like table rows but could not be read. */
   readonly malformed: MalformedLine[];
+  /** Well-formed rows the parser was told to leave out (a state not asked for); 0 when absent. */
+  readonly skipped?: number;
 }
+
+/** How many well-formed rows a table had, kept or left out. */
+export const rowsRead = (table: ParsedTable): number => table.rows.length + (table.skipped ?? 0);
 
 /** Remembers the AddressBook id of each address text seen: a flood repeats the same few sources. */
 export class AddressCache {

@@ -1,14 +1,14 @@
 // Reads captured tables named by --input (files or "-" for stdin, gzip or not), detecting each one's
 // format; a /proc/net/netstat capture gives the kernel's flood counters instead of sockets.
 import { constants } from 'node:buffer';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import { type ParsedTable, QUOTE_MAX, quoteLine } from './parse-result.js';
+import { type ParsedTable, QUOTE_MAX, quoteLine, rowsRead } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
 import { ProcNetParser, parseProcNetBytes, procProtoFromHeader } from './proc-net-parser.js';
+import type { SocketState } from './socket-row.js';
 import { SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
@@ -35,38 +35,54 @@ const STREAM_CHUNK = 1 << 20;
 
 /**
  * A /proc/net capture in a plain file of more than a megabyte, parsed a megabyte at a time as it is
- * read into one buffer. A 1M-row capture is 150 MB: read whole, the fresh buffer's page faults cost
- * twice what the chunks do. Null for anything else (small, gzip, another format, not readable): the
- * ordinary path then reads it and reports what is wrong.
+ * read. A 1M-row capture is 150 MB: read whole, the fresh buffer's page faults cost twice what the
+ * chunks do. Two buffers take turns: the next megabyte is read (on libuv's thread pool, so on the
+ * other core) while this one is parsed, and the kernel's copy costs no time on the parsing thread.
+ * Null for anything else (small, gzip, another format, not readable): the ordinary path then reads
+ * it and reports what is wrong.
  */
-function streamProcFile(name: string, forced: TableFormat | undefined): ParsedTable | null {
-  let fd: number;
+async function streamProcFile(
+  name: string,
+  forced: TableFormat | undefined,
+  states: ReadonlySet<SocketState> | undefined,
+): Promise<ParsedTable | null> {
+  let file: FileHandle;
   try {
-    fd = openSync(name, 'r');
+    file = await open(name, 'r');
   } catch {
     return null;
   }
   try {
-    const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
-    let n = 0;
-    for (let m = 1; m > 0 && n < buffer.length; n += m) m = readSync(fd, buffer, n, buffer.length - n, null);
-    if (n < buffer.length || (buffer[0] === 0x1f && buffer[1] === 0x8b)) return null;
+    let buffer = Buffer.allocUnsafe(STREAM_CHUNK);
+    let spare = Buffer.allocUnsafe(STREAM_CHUNK);
+    let length = 0;
+    for (let m = 1; m > 0 && length < STREAM_CHUNK; length += m)
+      m = (await file.read(buffer, length, STREAM_CHUNK - length, null)).bytesRead;
+    if (length < STREAM_CHUNK || (buffer[0] === 0x1f && buffer[1] === 0x8b)) return null;
     const head = buffer.toString('latin1', 0, 64 * 1024);
     if ((forced ?? detectFormat(head)) !== 'proc') return null;
-    const parser = new ProcNetParser(procProtoFromHeader(head));
-    parser.push(buffer, n);
-    for (let m = readSync(fd, buffer, 0, buffer.length, null); m > 0; m = readSync(fd, buffer, 0, buffer.length, null))
-      parser.push(buffer, m);
+    const parser = new ProcNetParser(procProtoFromHeader(head), new SocketTable(), states);
+    while (length > 0) {
+      // The parser keeps what it needs of a chunk (an unfinished line): the buffer is free after push.
+      const next = file.read(spare, 0, STREAM_CHUNK, null);
+      parser.push(buffer, length);
+      length = (await next).bytesRead;
+      [buffer, spare] = [spare, buffer];
+    }
     return parser.end();
   } catch {
     return null;
   } finally {
-    closeSync(fd);
+    await file.close();
   }
 }
 
-export async function readInput(name: string, forced?: TableFormat): Promise<InputTable> {
-  const streamed = name === '-' ? null : streamProcFile(name, forced);
+export async function readInput(
+  name: string,
+  forced?: TableFormat,
+  states?: ReadonlySet<SocketState>,
+): Promise<InputTable> {
+  const streamed = name === '-' ? null : await streamProcFile(name, forced, states);
   if (streamed !== null) return checked({ name, format: 'proc', ...streamed }, name);
   let bytes: Buffer;
   try {
@@ -107,7 +123,11 @@ export async function readInput(name: string, forced?: TableFormat): Promise<Inp
   // /proc text is parsed as bytes: a 1M-row capture is 143 MB, and as a string it was copied twice.
   // The others are read as text a chunk at a time: V8 makes no string over 512 MiB.
   return checked(
-    { name, format, ...(format === 'proc' ? parseProcNetBytes(bytes) : parseTable(textChunks(bytes), format)) },
+    {
+      name,
+      format,
+      ...(format === 'proc' ? parseProcNetBytes(bytes, undefined, states) : parseTable(textChunks(bytes), format)),
+    },
     label,
   );
 }
@@ -116,7 +136,7 @@ function checked(table: InputTable & { readonly format: TableFormat }, label: st
   const { format } = table;
   // Not one line read: the wrong file, or the wrong --format. Counting 0 sockets would look like a
   // quiet host.
-  if (table.rows.length === 0 && table.malformed.length > 0) {
+  if (rowsRead(table) === 0 && table.malformed.length > 0) {
     const first = table.malformed[0]!;
     const lines = table.malformed.length === 1 ? 'its only row is' : `all ${table.malformed.length} of its rows are`;
     throw new UsageError(

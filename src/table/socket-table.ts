@@ -156,6 +156,13 @@ export class AddressBook {
     return id;
   }
 
+  /** The id in this book of address `id` of another book. */
+  idFrom(other: AddressBook, id: number): number {
+    if (id === 0) return 0;
+    if (other.family(id) === 4) return this.ipv4Id(other.ipv4(id));
+    return this.ipv6Id(other.ipv6Word(id, 0), other.ipv6Word(id, 1), other.ipv6Word(id, 2), other.ipv6Word(id, 3));
+  }
+
   /** The id of an address given as text ('' is no peer); throws on text that is not an address. */
   idOf(text: string): number {
     if (text === '') return 0;
@@ -279,7 +286,7 @@ export class SocketTable implements Iterable<SocketRow> {
     for (let i = 0; i < other.length; i++) {
       const from = other.remotes[i]!;
       let id = ids[from]!;
-      if (id < 0) ids[from] = id = this.addresses.idOf(other.addresses.name(from));
+      if (id < 0) ids[from] = id = this.addresses.idFrom(other.addresses, from);
       this.push(other.protos[i]!, other.states[i]!, other.localPorts[i]!, id, other.remotePorts[i]!);
     }
   }

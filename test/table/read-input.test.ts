@@ -220,6 +220,22 @@ describe('a large /proc/net capture, read a megabyte at a time', () => {
     expect(plain.malformed).toEqual(gzipped.malformed);
   });
 
+  it('read for some states keeps their rows only, and scan counts them as from the whole table', async () => {
+    const file = capture('large-states.txt', text);
+    const synRecv = await readInput(file, undefined, new Set(['SYN_RECV']));
+    expect([synRecv.rows.length, synRecv.skipped, synRecv.malformed.length]).toEqual([8_000, 16_000, 1]);
+    const filtered = await scanJson([file], { state: ['SYN_RECV'], by: 'net' });
+    expect(filtered).toMatchObject({
+      total: 8_000,
+      states: { SYN_RECV: 8_000 },
+      malformed: 1,
+      source: [{ input: file, format: 'proc', rows: 24_000 }],
+    });
+    // A capture whose rows are all of other states is read, not refused as unreadable.
+    const none = await scanJson([capture('no-listen.txt', text)], { state: ['LISTEN'] });
+    expect(none).toMatchObject({ total: 0, states: {}, source: [{ rows: 24_000 }] });
+  });
+
   it('still refuses a large capture none of whose rows can be read, naming the file', async () => {
     const file = capture('bad.txt', `${header}\n${'   0: 0100007F:0050 zz\n'.repeat(60_000)}`);
     await expect(readInput(file, 'proc')).rejects.toThrow(

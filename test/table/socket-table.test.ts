@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CidrSet } from '../../src/net/cidr-set.js';
 import { formatCidr, networkOf, parseIp } from '../../src/net/ip.js';
 import { type Grouping, type SocketFilter, countSockets, countTop, topGroups } from '../../src/table/count-sockets.js';
+import { rowsRead } from '../../src/table/parse-result.js';
 import { ProcNetParser, parseProcNet } from '../../src/table/proc-net-parser.js';
 import { STATES, type SocketRow } from '../../src/table/socket-row.js';
 import { AddressBook, SocketTable } from '../../src/table/socket-table.js';
@@ -201,6 +202,24 @@ describe('ProcNetParser on bytes', () => {
     expect(malformed).toEqual([{ line: 4, text: '   2: 0100007F:0050 446433C6:A3C3 0' }]);
   });
 
+  it('keeps only the states it is told, counts the others as skipped, and still finds a bad row among them', () => {
+    const bad = [
+      '   2: 0100007F:0050 4464ZZC6:A3C3 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0',
+      '   3: 0100007F:0050 446433C6:A3C3 0G 00000000:00000000 00:00000000 00000000     0        0 0 1 0',
+      '   4: 0100007F:0050 446433C6:A3CX 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0',
+    ];
+    const parser = new ProcNetParser('tcp', new SocketTable(), new Set(['SYN_RECV']));
+    parser.push(Buffer.from(`${[text, ...bad].join('\n')}\n`, 'latin1'));
+    const { rows, malformed, skipped } = parser.end();
+    expect(rows.toRows().map((r) => `${r.state} ${r.remote}:${r.remotePort}`)).toEqual([
+      'SYN_RECV 198.51.100.66:41921',
+    ]);
+    expect(skipped).toBe(1);
+    // an ESTABLISHED row is left out only when it would have been read: a bad address, state or port is reported
+    expect(malformed.map((m) => m.line)).toEqual([4, 5, 6]);
+    expect(rowsRead({ rows, malformed, skipped })).toBe(2);
+  });
+
   it('gives what parseProcNet gives on the whole text, even with no newline at the end', () => {
     const parser = new ProcNetParser('tcp');
     parser.push(Buffer.from(text, 'latin1'));
@@ -390,6 +409,33 @@ describe('columnar counts on random kernel tables, against a plain count over ro
 
     it(`${mix} sources (seed ${seed}): the parser reads every socket, an IPv4-mapped source as its IPv4 address`, () => {
       expect(sorted).toEqual(canonical);
+    });
+
+    it(`${mix} sources (seed ${seed}): a parser told the states keeps their rows only, and counts them the same`, () => {
+      for (const [, filter] of filters) {
+        if (filter.states === undefined) continue;
+        const kept = new SocketTable();
+        let skipped = 0;
+        for (const text of [tcp, tcp6]) {
+          const parser = new ProcNetParser('tcp', kept, filter.states);
+          parser.push(Buffer.from(`${text}\n`, 'latin1'));
+          const result = parser.end();
+          expect(result.malformed).toEqual([]);
+          skipped += result.skipped ?? 0;
+        }
+        expect(kept.length + skipped).toBe(rows.length);
+        expect(kept.toRows().every((row) => filter.states!.has(row.state))).toBe(true);
+        for (const grouping of groupings) {
+          const counted = countSockets(kept, filter, grouping, { above: 1, minSources: 2 });
+          expect({ ...counted, groups: Object.fromEntries(counted.groups) }).toEqual(
+            referenceWithSources(rows, filter, grouping, () => false, 1, 2),
+          );
+          const all = reference(rows, filter, grouping, () => false, 0);
+          expect(countTop(kept, filter, grouping, 10).top).toEqual(
+            topGroups(new Map(Object.entries(all.groups)), 10, grouping.by === 'port'),
+          );
+        }
+      }
     });
 
     for (const [name, filter] of filters) {
