@@ -25,11 +25,29 @@ export interface InputTable extends ParsedTable {
 /** A /proc/net/netstat capture: its TcpExt name line is followed by its value line. */
 const TCP_EXT = /^TcpExt:[ \t]+[A-Za-z]/m;
 
-async function readStdin(): Promise<Buffer> {
+/**
+ * All of a stream (standard input), up to `limit` bytes, the most a plain file is read: a pipe that
+ * never ends (`--input - < /dev/zero`) is refused there rather than filling the memory.
+ */
+export async function readStream(stream: AsyncIterable<unknown>, limit: number = STDIN_MAX): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of stream) {
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), 'latin1');
+    size += bytes.length;
+    if (size > limit) {
+      throw new UsageError(
+        `cannot read standard input: it holds more than ${formatBytes(limit)}; save the capture to a file ` +
+          'and name the file with --input',
+      );
+    }
+    chunks.push(bytes);
+  }
   return Buffer.concat(chunks);
 }
+
+const formatBytes = (n: number): string =>
+  n >= 1 << 30 ? `${n / (1 << 30)} GiB` : n >= 1 << 20 ? `${n / (1 << 20)} MiB` : `${n} bytes`;
 
 const STREAM_CHUNK = 1 << 20;
 
@@ -86,8 +104,9 @@ export async function readInput(
   if (streamed !== null) return checked({ name, format: 'proc', ...streamed }, name);
   let bytes: Buffer;
   try {
-    bytes = name === '-' ? await readStdin() : await readFile(name);
+    bytes = name === '-' ? await readStream(process.stdin) : await readFile(name);
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
       `cannot read --input ${name}: ${code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
@@ -198,6 +217,8 @@ export function* textChunks(bytes: Buffer, chunkBytes = 64 * 1024 * 1024): Gener
 const NEWLINE = 10;
 /** readFile's own limit for a plain file: 2 GiB. */
 const GUNZIP_MAX = Math.min(constants.MAX_LENGTH, 2 ** 31 - 1);
+/** Standard input is read up to what a plain file may hold. */
+const STDIN_MAX = 2 ** 31;
 
 function isBlank(bytes: Buffer): boolean {
   for (const byte of bytes) if (byte !== 32 && byte !== 10 && byte !== 13 && byte !== 9) return false;

@@ -3,11 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { scanCommand } from '../../src/cli/scan.js';
 import { UsageError } from '../../src/errors.js';
-import { readInput } from '../../src/table/read-input.js';
+import { readInput, readStream } from '../../src/table/read-input.js';
 import { fixtureText } from './fixture-tables.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'floodgate-input-'));
@@ -110,6 +111,17 @@ describe('a capture in which no row can be read', () => {
     const table = await readInput(file);
     expect(table.rows.length).toBeGreaterThan(0);
     expect(table.malformed).toHaveLength(1);
+  });
+});
+
+describe('standard input', () => {
+  it('is read whole up to the limit, and refused past it with what to do instead', async () => {
+    const chunks = () => Readable.from([Buffer.alloc(600, 'a'), Buffer.alloc(600, 'b')]);
+    expect((await readStream(chunks(), 1200)).length).toBe(1200);
+    expect(await refusal(readStream(chunks(), 1000))).toBe(
+      'cannot read standard input: it holds more than 1000 bytes; save the capture to a file and name the file with --input',
+    );
+    expect(await refusal(readStream(Readable.from([Buffer.alloc(3 << 20)]), 2 << 20))).toMatch(/more than 2 MiB;/);
   });
 });
 
