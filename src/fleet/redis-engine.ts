@@ -16,6 +16,11 @@ export interface RedisEngineOptions {
   /** Redis Sentinel: the client asks these for the primary of `sentinelName` and follows a failover. */
   readonly sentinels?: readonly { host: string; port: number }[];
   readonly sentinelName?: string;
+  /**
+   * The CA certificates (PEM) a rediss:// server's certificate must chain to, for both the sentinels
+   * and the primary. @default Node's bundled CAs
+   */
+  readonly tlsCa?: string;
   /** How long one XREAD blocks; a stop closes the connection sooner. @default 5000 */
   readonly blockMs?: number;
   /** The stream is trimmed to about this many entries. @default 100000 */
@@ -73,6 +78,19 @@ export function compareIds(a: string, b: string): number {
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
+/**
+ * A connection's error as the operator needs it: a certificate Node refused is said to be one, with
+ * the usual cause (a CA file that did not sign the server's certificate), and Node's reason kept.
+ */
+export function connectionProblem(error: Error & { code?: unknown }): string {
+  const code = typeof error.code === 'string' ? error.code : '';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `TLS: the server's certificate is not for this address (${error.message})`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code) || /certificate/i.test(error.message))
+    return `TLS: the server's certificate is not trusted (${error.message}); is fleet.tls_ca_file the CA that signed it?`;
+  return error.message;
+}
+
 export class RedisEngine implements FleetEngine {
   readonly name = 'redis';
   /** The stream is exact: no follow-up resync after new entries. */
@@ -86,7 +104,14 @@ export class RedisEngine implements FleetEngine {
   private connectionError: string | undefined;
 
   constructor(private readonly options: RedisEngineOptions) {
+    // rediss:// is TLS to every server this engine talks to: ioredis, given sentinels, would
+    // otherwise reach the sentinels and the primary they name in plain text whatever the scheme.
+    const tls =
+      new URL(options.url).protocol === 'rediss:'
+        ? { ...(options.tlsCa !== undefined && { ca: options.tlsCa }) }
+        : undefined;
     const common: RedisOptions = {
+      ...(tls !== undefined && { tls }),
       ...(options.password !== undefined && { password: options.password }),
       // A command while Redis is down fails at once (the outbox keeps it) rather than queueing here.
       enableOfflineQueue: false,
@@ -97,6 +122,7 @@ export class RedisEngine implements FleetEngine {
       ...(options.sentinels !== undefined && {
         sentinels: options.sentinels.map((s) => ({ ...s })),
         name: options.sentinelName,
+        ...(tls !== undefined && { enableTLSForSentinelMode: true, sentinelTLS: tls }),
         // A failover is a reconnection: the outbox waits, as while Redis is down.
         sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
       }),
@@ -106,7 +132,7 @@ export class RedisEngine implements FleetEngine {
     // ioredis logs unhandled 'error' events to stderr; the sync reports failures itself.
     // Kept for the next failure's message (WRONGPASS, ECONNREFUSED…; never the password).
     const keep = (error: Error) => {
-      this.connectionError = error.message;
+      this.connectionError = connectionProblem(error);
     };
     this.cmd.on('error', keep);
     this.reader.on('error', keep);
