@@ -183,7 +183,35 @@ export class RedisEngine implements FleetEngine {
     return `${url.protocol}//${url.host}`;
   }
 
-  async push(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
+  /**
+   * A command cut off by a lost connection fails in ioredis with an error about its own retry
+   * option (maxRetriesPerRequest): said here as what happened, where.
+   */
+  private explain(error: unknown): unknown {
+    if (!(error instanceof Error) || error.name !== 'MaxRetriesPerRequestError') return error;
+    const why = this.connectionError === undefined ? '' : `: ${this.connectionError}`;
+    return new Error(`Redis at ${this.where()} is not reachable (the connection was lost${why})`, { cause: error });
+  }
+
+  push(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
+    return this.pushChanges(bans, unbans, now).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  pull(now: number, cursor?: string): Promise<FleetChanges> {
+    return this.pullChanges(now, cursor).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  snapshot(now: number): Promise<FleetDecision[]> {
+    return this.readKeys(now).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  private async pushChanges(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
     await this.ready(this.cmd);
     const { host } = this.options;
     const pipeline = this.cmd.pipeline() as unknown as FleetRedis & { exec(): Promise<[Error | null, unknown][]> };
@@ -205,10 +233,13 @@ export class RedisEngine implements FleetEngine {
     const results = await pipeline.exec();
     // Each script is atomic and NX makes a repeat a no-op: a retry of the whole batch is harmless.
     const failed = results?.find(([error]) => error !== null);
-    if (failed) throw new Error(`Redis refused a ban: ${failed[0]!.message}`);
+    if (failed) {
+      const error = this.explain(failed[0]);
+      throw error === failed[0] ? new Error(`Redis refused a ban: ${failed[0]!.message}`) : error;
+    }
   }
 
-  async pull(now: number, cursor?: string): Promise<FleetChanges> {
+  private async pullChanges(now: number, cursor?: string): Promise<FleetChanges> {
     await this.ready(this.cmd);
     const first = !this.started;
     this.started = true;
@@ -288,10 +319,11 @@ export class RedisEngine implements FleetEngine {
     } catch (error) {
       if (!/no such key/i.test((error as Error).message)) throw error;
     }
-    return { added: await this.snapshot(now), deleted: [], complete: true, cursor };
+    return { added: await this.readKeys(now), deleted: [], complete: true, cursor };
   }
 
-  async snapshot(now: number): Promise<FleetDecision[]> {
+  /** Every live ban in the keys. */
+  private async readKeys(now: number): Promise<FleetDecision[]> {
     await this.ready(this.cmd);
     const decisions: FleetDecision[] = [];
     // The prefix may hold glob characters' lookalikes only ([A-Za-z0-9._:-]): MATCH needs no escape.

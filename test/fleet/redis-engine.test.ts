@@ -199,6 +199,32 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with appendfsync always', () => {
   }, 30_000);
 });
 
+describe.skipIf(!HAS_REDIS)('RedisEngine when Redis goes away', () => {
+  const server = new RedisServer();
+  beforeAll(() => server.start(), 20_000);
+  afterAll(() => server.remove());
+
+  it('a read blocked when redis-server is killed fails saying the connection was lost', async () => {
+    const b = new RedisEngine({ url: server.url, host: 'web-b', prefix: 'fg:', blockMs: 10_000 });
+    try {
+      const start = await b.pull(Date.now());
+      const waiting = b.pull(Date.now(), start.cursor).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      await server.stop(true);
+      const error = await waiting;
+      expect(error?.message).toMatch(
+        new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${server.port} is not reachable \\(the connection was lost`),
+      );
+      expect(error?.message).not.toContain('maxRetriesPerRequest');
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 describe.skipIf(!HAS_REDIS)('RedisEngine over TLS (rediss://)', () => {
   // Made in beforeAll: a run that filters these tests out leaves no files behind.
   let files: ReturnType<typeof makeTlsFiles>;
