@@ -159,7 +159,11 @@ export interface SentinelOptions {
   readonly spawn?: Spawner;
 }
 
-/** One Redis Sentinel (redis-server --sentinel), the only one: quorum 1, so it fails over alone. */
+/**
+ * One Redis Sentinel, the only one: quorum 1, so it fails over alone. Debian's redis-server binary
+ * runs as a sentinel with --sentinel; the redis-sentinel package adds only a symlink and a system
+ * service on port 26379, which the tests neither need nor want.
+ */
 export class RedisSentinel extends RedisProcess {
   constructor(private readonly options: SentinelOptions) {
     super(options.spawn);
