@@ -32,6 +32,8 @@ const ORIGIN = 'floodgate';
 const READ_COUNT = 10_000;
 /** Bans per script call: Redis runs each call alone; 500 SET + XADD take it a few ms. */
 const BAN_CHUNK = 500;
+/** ioredis's error after a round of the sentinels with no reply but the primary's refusal. */
+const SENTINEL_ROUND_OVER = /^All sentinels are unreachable\. Retrying from scratch after \d+ms\.$/;
 /** How long a pull waits for a lost connection to come back before it reports the failure. */
 const WAIT_READY_MS = 1000;
 
@@ -132,6 +134,9 @@ export class RedisEngine implements FleetEngine {
     // ioredis logs unhandled 'error' events to stderr; the sync reports failures itself.
     // Kept for the next failure's message (WRONGPASS, ECONNREFUSED…; never the password).
     const keep = (error: Error) => {
+      // ioredis says this after each round of the sentinels, also when they answered and the
+      // primary they named refused the connection: then that refusal, kept, is the cause.
+      if (SENTINEL_ROUND_OVER.test(error.message) && this.connectionError !== undefined) return;
       this.connectionError = connectionProblem(error);
     };
     this.cmd.on('error', keep);
@@ -184,11 +189,12 @@ export class RedisEngine implements FleetEngine {
   }
 
   /**
-   * A command cut off by a lost connection fails in ioredis with an error about its own retry
-   * option (maxRetriesPerRequest): said here as what happened, where.
+   * A command cut off by a lost connection fails in ioredis with an error about its own options
+   * (maxRetriesPerRequest, enableOfflineQueue): said here as what happened, where.
    */
   private explain(error: unknown): unknown {
-    if (!(error instanceof Error) || error.name !== 'MaxRetriesPerRequestError') return error;
+    if (!(error instanceof Error)) return error;
+    if (error.name !== 'MaxRetriesPerRequestError' && !/^Stream isn't writeable/.test(error.message)) return error;
     const why = this.connectionError === undefined ? '' : `: ${this.connectionError}`;
     return new Error(`Redis at ${this.where()} is not reachable (the connection was lost${why})`, { cause: error });
   }
