@@ -84,7 +84,7 @@ export function compareIds(a: string, b: string): number {
  * A connection's error as the operator needs it: a certificate Node refused is said to be one, with
  * the usual cause (a CA file that did not sign the server's certificate), and Node's reason kept.
  */
-export function connectionProblem(error: Error & { code?: unknown }): string {
+function connectionProblem(error: Error & { code?: unknown }): string {
   const code = typeof error.code === 'string' ? error.code : '';
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
     return `TLS: the server's certificate is not for this address (${error.message})`;
