@@ -39,6 +39,8 @@ const PUSH_EVERY_MS = 100;
 /** Entries per push: 10 000 decisions in one alert took the LAPI 0.7 s. */
 const PUSH_BATCH = 10_000;
 const BACKOFF_MAX_MS = 30_000;
+/** The least time from a failed pull's start to the next pull's. */
+const PULL_RETRY_MS = 500;
 const ERROR_LOG_EVERY_MS = 60_000;
 /** How long after new decisions arrive the follow-up resync comes, at least. */
 const FOLLOW_UP_MS = 1000;
@@ -59,6 +61,8 @@ export class FleetSync {
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private pulling: Promise<void> | undefined;
+  /** Whether the last pull failed (pushes may go through meanwhile: `connected` does not say). */
+  private pullFailed = false;
   private pushing: Promise<void> | undefined;
   /** When the resync that follows a burst of new decisions is due. */
   private followUpAt: number | undefined;
@@ -76,8 +80,10 @@ export class FleetSync {
       if (this.stopped) return;
       const started = this.clock();
       await this.pullOnce();
-      if (!this.stopped)
-        this.timers[0] = setTimeout(pullLoop, Math.max(0, this.options.poll - (this.clock() - started)));
+      // After a failure, at least PULL_RETRY_MS: an error reply comes back at once, and with poll 0
+      // (Redis) the next pull would follow at once too, a busy loop against the server.
+      const every = this.pullFailed ? Math.max(this.options.poll, PULL_RETRY_MS) : this.options.poll;
+      if (!this.stopped) this.timers[0] = setTimeout(pullLoop, Math.max(0, every - (this.clock() - started)));
     };
     const pushLoop = async () => {
       if (this.stopped) return;
@@ -216,6 +222,7 @@ export class FleetSync {
           this.pushSoon();
         }
         this.connected = true;
+        this.pullFailed = false;
         this.lastPull = now;
         if (changes.complete) {
           this.applyAll(changes.added, now, 'start-up pull');
@@ -236,6 +243,7 @@ export class FleetSync {
         }
       } catch (error) {
         this.connected = false;
+        this.pullFailed = true;
         this.failed('pull', error, {});
       } finally {
         this.pulling = undefined;

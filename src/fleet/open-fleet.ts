@@ -37,6 +37,25 @@ export function readSecret(file: string, what: string): string {
   return secret;
 }
 
+/** A CA certificate file (PEM) for TLS; the error names the file and what it holds instead. */
+export function readCaFile(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `fleet.${what}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      { cause: error },
+    );
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new ConfigError(
+      `fleet.${what}: expected ${file} to hold PEM certificates (-----BEGIN CERTIFICATE-----), ` +
+        `got ${text.trim() === '' ? 'an empty file' : 'none'}`,
+    );
+  return text;
+}
+
 /** This host's name in the fleet: the policy's, or the hostname. */
 export function fleetHost(fleet: FleetPolicy): string {
   return fleet.host ?? hostname();
@@ -66,6 +85,7 @@ export function createEngine(fleet: FleetPolicy): FleetEngine {
           sentinelName: fleet.sentinel_name,
         }),
         ...(fleet.password_file !== undefined && { password: readSecret(fleet.password_file, 'password_file') }),
+        ...(fleet.tls_ca_file !== undefined && { tlsCa: readCaFile(fleet.tls_ca_file, 'tls_ca_file') }),
       });
   }
 }

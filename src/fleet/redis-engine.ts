@@ -16,6 +16,11 @@ export interface RedisEngineOptions {
   /** Redis Sentinel: the client asks these for the primary of `sentinelName` and follows a failover. */
   readonly sentinels?: readonly { host: string; port: number }[];
   readonly sentinelName?: string;
+  /**
+   * The CA certificates (PEM) a rediss:// server's certificate must chain to, for both the sentinels
+   * and the primary. @default Node's bundled CAs
+   */
+  readonly tlsCa?: string;
   /** How long one XREAD blocks; a stop closes the connection sooner. @default 5000 */
   readonly blockMs?: number;
   /** The stream is trimmed to about this many entries. @default 100000 */
@@ -27,6 +32,8 @@ const ORIGIN = 'floodgate';
 const READ_COUNT = 10_000;
 /** Bans per script call: Redis runs each call alone; 500 SET + XADD take it a few ms. */
 const BAN_CHUNK = 500;
+/** ioredis's error after a round of the sentinels with no reply but the primary's refusal. */
+const SENTINEL_ROUND_OVER = /^All sentinels are unreachable\. Retrying from scratch after \d+ms\.$/;
 /** How long a pull waits for a lost connection to come back before it reports the failure. */
 const WAIT_READY_MS = 1000;
 
@@ -73,6 +80,19 @@ export function compareIds(a: string, b: string): number {
   return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1;
 }
 
+/**
+ * A connection's error as the operator needs it: a certificate Node refused is said to be one, with
+ * the usual cause (a CA file that did not sign the server's certificate), and Node's reason kept.
+ */
+function connectionProblem(error: Error & { code?: unknown }): string {
+  const code = typeof error.code === 'string' ? error.code : '';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+    return `TLS: the server's certificate is not for this address (${error.message})`;
+  if (/CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code) || /certificate/i.test(error.message))
+    return `TLS: the server's certificate is not trusted (${error.message}); is fleet.tls_ca_file the CA that signed it?`;
+  return error.message;
+}
+
 export class RedisEngine implements FleetEngine {
   readonly name = 'redis';
   /** The stream is exact: no follow-up resync after new entries. */
@@ -86,7 +106,14 @@ export class RedisEngine implements FleetEngine {
   private connectionError: string | undefined;
 
   constructor(private readonly options: RedisEngineOptions) {
+    // rediss:// is TLS to every server this engine talks to: ioredis, given sentinels, would
+    // otherwise reach the sentinels and the primary they name in plain text whatever the scheme.
+    const tls =
+      new URL(options.url).protocol === 'rediss:'
+        ? { ...(options.tlsCa !== undefined && { ca: options.tlsCa }) }
+        : undefined;
     const common: RedisOptions = {
+      ...(tls !== undefined && { tls }),
       ...(options.password !== undefined && { password: options.password }),
       // A command while Redis is down fails at once (the outbox keeps it) rather than queueing here.
       enableOfflineQueue: false,
@@ -97,6 +124,7 @@ export class RedisEngine implements FleetEngine {
       ...(options.sentinels !== undefined && {
         sentinels: options.sentinels.map((s) => ({ ...s })),
         name: options.sentinelName,
+        ...(tls !== undefined && { enableTLSForSentinelMode: true, sentinelTLS: tls }),
         // A failover is a reconnection: the outbox waits, as while Redis is down.
         sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
       }),
@@ -106,7 +134,10 @@ export class RedisEngine implements FleetEngine {
     // ioredis logs unhandled 'error' events to stderr; the sync reports failures itself.
     // Kept for the next failure's message (WRONGPASS, ECONNREFUSED…; never the password).
     const keep = (error: Error) => {
-      this.connectionError = error.message;
+      // ioredis says this after each round of the sentinels, also when they answered and the
+      // primary they named refused the connection: then that refusal, kept, is the cause.
+      if (SENTINEL_ROUND_OVER.test(error.message) && this.connectionError !== undefined) return;
+      this.connectionError = connectionProblem(error);
     };
     this.cmd.on('error', keep);
     this.reader.on('error', keep);
@@ -157,7 +188,36 @@ export class RedisEngine implements FleetEngine {
     return `${url.protocol}//${url.host}`;
   }
 
-  async push(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
+  /**
+   * A command cut off by a lost connection fails in ioredis with an error about its own options
+   * (maxRetriesPerRequest, enableOfflineQueue): said here as what happened, where.
+   */
+  private explain(error: unknown): unknown {
+    if (!(error instanceof Error)) return error;
+    if (error.name !== 'MaxRetriesPerRequestError' && !/^Stream isn't writeable/.test(error.message)) return error;
+    const why = this.connectionError === undefined ? '' : `: ${this.connectionError}`;
+    return new Error(`Redis at ${this.where()} is not reachable (the connection was lost${why})`, { cause: error });
+  }
+
+  push(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
+    return this.pushChanges(bans, unbans, now).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  pull(now: number, cursor?: string): Promise<FleetChanges> {
+    return this.pullChanges(now, cursor).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  snapshot(now: number): Promise<FleetDecision[]> {
+    return this.readKeys(now).catch((error: unknown) => {
+      throw this.explain(error);
+    });
+  }
+
+  private async pushChanges(bans: readonly PushBan[], unbans: readonly string[], now: number): Promise<void> {
     await this.ready(this.cmd);
     const { host } = this.options;
     const pipeline = this.cmd.pipeline() as unknown as FleetRedis & { exec(): Promise<[Error | null, unknown][]> };
@@ -179,10 +239,13 @@ export class RedisEngine implements FleetEngine {
     const results = await pipeline.exec();
     // Each script is atomic and NX makes a repeat a no-op: a retry of the whole batch is harmless.
     const failed = results?.find(([error]) => error !== null);
-    if (failed) throw new Error(`Redis refused a ban: ${failed[0]!.message}`);
+    if (failed) {
+      const error = this.explain(failed[0]);
+      throw error === failed[0] ? new Error(`Redis refused a ban: ${failed[0]!.message}`) : error;
+    }
   }
 
-  async pull(now: number, cursor?: string): Promise<FleetChanges> {
+  private async pullChanges(now: number, cursor?: string): Promise<FleetChanges> {
     await this.ready(this.cmd);
     const first = !this.started;
     this.started = true;
@@ -262,10 +325,11 @@ export class RedisEngine implements FleetEngine {
     } catch (error) {
       if (!/no such key/i.test((error as Error).message)) throw error;
     }
-    return { added: await this.snapshot(now), deleted: [], complete: true, cursor };
+    return { added: await this.readKeys(now), deleted: [], complete: true, cursor };
   }
 
-  async snapshot(now: number): Promise<FleetDecision[]> {
+  /** Every live ban in the keys. */
+  private async readKeys(now: number): Promise<FleetDecision[]> {
     await this.ready(this.cmd);
     const decisions: FleetDecision[] = [];
     // The prefix may hold glob characters' lookalikes only ([A-Za-z0-9._:-]): MATCH needs no escape.

@@ -350,6 +350,10 @@ const redisFleetSchema = z
     host: hostName.optional(),
     /** The password (requirepass or the ACL user's) is read from this file, never from the policy. */
     password_file: absolutePath('the Redis password file').optional(),
+    /** rediss:// only: the CA certificates (PEM) the server's (and sentinels') certificate must chain to. */
+    tls_ca_file: expect('the CA certificate file (PEM) as an absolute path', (v) =>
+      typeof v === 'string' && v.startsWith('/') && !v.includes('\0') ? v : undefined,
+    ).optional(),
     /** Every key floodgate writes starts with it: several fleets can share one Redis. */
     prefix: expect('a key prefix of 1 to 64 letters, digits, or . _ : - characters, like "fg:"', (v) =>
       typeof v === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(v) ? v : undefined,
@@ -362,6 +366,11 @@ const redisFleetSchema = z
   .refine((f) => (f.sentinels === undefined) === (f.sentinel_name === undefined), {
     error: 'expected sentinels and sentinel_name together, or neither',
     path: ['sentinel_name'],
+  })
+  .refine((f) => f.tls_ca_file === undefined || /^rediss:/i.test(f.url), {
+    error: (issue) =>
+      `expected tls_ca_file only with a rediss:// URL (TLS), got url ${describeValue((issue.input as { url?: unknown }).url)}`,
+    path: ['tls_ca_file'],
   });
 
 /**

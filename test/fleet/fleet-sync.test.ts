@@ -53,7 +53,7 @@ const decision = (value: string, extra: Partial<FleetDecision> = {}): FleetDecis
   ...extra,
 });
 
-function setup(options: { dryRun?: boolean; maxActive?: number } = {}) {
+function setup(options: { dryRun?: boolean; maxActive?: number; poll?: number } = {}) {
   let now = T0;
   const memory = memoryLog();
   const store = new BanStore(undefined, { ttl: 10 * MINUTE, maxTtl: 60 * MINUTE });
@@ -76,7 +76,7 @@ function setup(options: { dryRun?: boolean; maxActive?: number } = {}) {
     log: memory.log,
     host: 'web-1',
     dryRun: options.dryRun ?? false,
-    poll: 500,
+    poll: options.poll ?? 500,
     resync: MINUTE,
     protectedSet: () => protectedSet,
     maxActive: () => options.maxActive ?? 100,
@@ -228,6 +228,24 @@ describe('FleetSync with an exact stream (Redis)', () => {
     await sync.pushOnce();
     expect(engine.pushed).toHaveLength(1);
     expect(store.outbox).toEqual([]);
+  });
+});
+
+describe('FleetSync pull loop', () => {
+  it('with poll 0 (Redis), a pull that fails at once is retried after 500 ms, not in a busy loop', async () => {
+    // An error reply comes back at once (WRONGTYPE on the stream key, NOPERM for an ACL user
+    // without XINFO): with the next pull right after, the loop would hammer Redis and the CPU.
+    const { sync, engine, enforcer } = setup({ poll: 0 });
+    engine.failPulls = 1_000_000;
+    sync.start();
+    // Pushes go through meanwhile: the loop must not take their success for the pulls'.
+    enforcer.ban({ target: parseCidr('198.51.100.7')!, rule: 'syn-flood', count: 40 });
+    sync.localBan('198.51.100.7');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await sync.stop();
+    expect(engine.pushed).toHaveLength(1);
+    expect(engine.cursors).toHaveLength(2);
+    expect(sync.status().lastError?.message).toBe('connect ECONNREFUSED');
   });
 });
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { createEngine, readSecret } from '../../src/fleet/open-fleet.js';
+import { createEngine, readCaFile, readSecret } from '../../src/fleet/open-fleet.js';
 
 let dir: string;
 beforeEach(() => {
@@ -37,6 +37,30 @@ describe('readSecret', () => {
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(why);
     expect((error as Error).message).not.toContain('hunter2');
+  });
+});
+
+describe('readCaFile', () => {
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('reads PEM certificates as they are', () => {
+    writeFileSync(join(dir, 'ca.crt'), PEM);
+    expect(readCaFile(join(dir, 'ca.crt'), 'tls_ca_file')).toBe(PEM);
+  });
+
+  it.each([
+    ['missing', undefined, /^fleet\.tls_ca_file: cannot read .*\/ca\.crt \(ENOENT\)$/],
+    ['empty', '', /^fleet\.tls_ca_file: expected .*\/ca\.crt to hold PEM certificates .*, got an empty file$/],
+    [
+      'a key, not a certificate,',
+      '-----BEGIN PRIVATE KEY-----\nMIIE\n',
+      /^fleet\.tls_ca_file: expected .*\/ca\.crt to hold PEM certificates \(-----BEGIN CERTIFICATE-----\), got none$/,
+    ],
+  ])('refuses a %s file', (_, content, why) => {
+    const file = join(dir, 'ca.crt');
+    if (content !== undefined) writeFileSync(file, content);
+    expect(() => readCaFile(file, 'tls_ca_file')).toThrow(ConfigError);
+    expect(() => readCaFile(file, 'tls_ca_file')).toThrow(why);
   });
 });
 

@@ -1,11 +1,10 @@
 // The Redis engine against a real redis-server started for these tests.
-import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEngine, compareIds } from '../../src/fleet/redis-engine.js';
-import { HAS_REDIS, RedisServer } from '../support/redis-server.js';
+import { HAS_REDIS, RedisSentinel, RedisServer, freePort } from '../support/redis-server.js';
+import { type TlsFiles, makeTlsFiles } from '../support/tls-files.js';
 
 describe('compareIds', () => {
   it('orders stream ids by time, then sequence', () => {
@@ -200,43 +199,254 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with appendfsync always', () => {
   }, 30_000);
 });
 
-describe.skipIf(!HAS_REDIS)('RedisEngine through Redis Sentinel', () => {
-  const primary = new RedisServer();
-  const sentinelPort = primary.port + 1;
-  let sentinel: ReturnType<typeof spawn> | undefined;
+describe.skipIf(!HAS_REDIS)('RedisEngine when Redis goes away', () => {
+  const server = new RedisServer();
+  beforeAll(() => server.start(), 20_000);
+  afterAll(() => server.remove());
+
+  it('a read blocked when redis-server is killed fails saying the connection was lost', async () => {
+    const b = new RedisEngine({ url: server.url, host: 'web-b', prefix: 'fg:', blockMs: 10_000 });
+    try {
+      const start = await b.pull(Date.now());
+      const waiting = b.pull(Date.now(), start.cursor).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      await server.stop(true);
+      const error = await waiting;
+      expect(error?.message).toMatch(
+        new RegExp(`^Redis at redis://127\\.0\\.0\\.1:${server.port} is not reachable \\(the connection was lost`),
+      );
+      expect(error?.message).not.toContain('maxRetriesPerRequest');
+    } finally {
+      await b.close();
+    }
+  });
+});
+
+describe.skipIf(!HAS_REDIS)('RedisEngine over TLS (rediss://)', () => {
+  // Made in beforeAll: a run that filters these tests out leaves no files behind.
+  let files: ReturnType<typeof makeTlsFiles>;
+  let other: ReturnType<typeof makeTlsFiles>;
+  let server: RedisServer;
+  const engines: RedisEngine[] = [];
+  const engine = (host: string, tlsCa?: string) => {
+    const e = new RedisEngine({
+      url: server.url,
+      host,
+      prefix: 'fg:',
+      blockMs: 200,
+      ...(tlsCa !== undefined && { tlsCa }),
+    });
+    engines.push(e);
+    return e;
+  };
   beforeAll(async () => {
-    await primary.start();
-    const conf = join(primary.dir, 'sentinel.conf');
-    writeFileSync(
-      conf,
-      `port ${sentinelPort}\nbind 127.0.0.1\ndir ${primary.dir}\n` +
-        `sentinel monitor fleetprimary 127.0.0.1 ${primary.port} 1\n`,
-    );
-    sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 500));
+    files = makeTlsFiles();
+    other = makeTlsFiles('another CA');
+    server = new RedisServer(undefined, [], { tls: files });
+    await server.start();
   }, 20_000);
+  afterEach(async () => {
+    for (const e of engines.splice(0)) await e.close();
+  });
   afterAll(async () => {
-    sentinel?.kill('SIGKILL');
-    await primary.remove();
+    await server?.remove();
+    files?.remove();
+    other?.remove();
   });
 
-  it('finds the primary through the sentinel and works as with a URL', async () => {
+  it('a ban pushed by A through TLS reaches B, with the CA given', async () => {
     const now = Date.now();
-    const engine = new RedisEngine({
-      url: 'redis://unused.invalid:6379',
-      host: 'web-a',
-      prefix: 'fg:',
-      sentinels: [{ host: '127.0.0.1', port: sentinelPort }],
-      sentinelName: 'fleetprimary',
-    });
-    try {
-      await engine.push([{ target: '192.0.2.8', rule: 'syn', expiresAt: now + 60_000 }], [], now);
-      expect((await engine.snapshot(now)).map((d) => d.value)).toEqual(['192.0.2.8']);
-    } finally {
-      await engine.close();
-    }
-    const direct = new Redis(primary.url);
-    expect(await direct.exists('fg:ban:192.0.2.8')).toBe(1);
-    direct.disconnect();
+    const ca = readFileSync(files.ca, 'utf8');
+    const [a, b] = [engine('web-a', ca), engine('web-b', ca)];
+    const start = await b.pull(now);
+    await a.push([{ target: '192.0.2.10', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    const changes = await b.pull(now, start.cursor);
+    expect(changes.added.map((d) => [d.value, d.host])).toEqual([['192.0.2.10', 'web-a']]);
   });
+
+  it.each([
+    ['another CA', () => readFileSync(other.ca, 'utf8')],
+    ["Node's bundled CAs only", () => undefined],
+  ])('with %s, fails saying the certificate is not trusted', async (_what, ca) => {
+    const now = Date.now();
+    const e = engine('web-c', ca());
+    const error = await e.push([{ target: '192.0.2.11', rule: 'syn', expiresAt: now + 60_000 }], [], now).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^Redis at rediss://127\\.0\\.0\\.1:${server.port} is not reachable \\(TLS: the server's certificate is not trusted ` +
+          '\\([^()]*certificate[^()]*\\); is fleet\\.tls_ca_file the CA that signed it\\?\\)$',
+      ),
+    );
+  });
+});
+
+/**
+ * A primary, its replica and one sentinel watching them (down after 1 s), plain or all TLS, for
+ * the failover tests; `stop()` ends every process, also the ones a test killed already.
+ */
+async function sentinelFleet(tls?: TlsFiles) {
+  const [primaryPort, replicaPort, sentinelPort] = [await freePort(), await freePort(), await freePort()];
+  const primary = new RedisServer(primaryPort, [], { ...(tls && { tls }) });
+  const replica = new RedisServer(replicaPort, ['--replicaof', '127.0.0.1', String(primaryPort)], {
+    ...(tls && { tls }),
+  });
+  const sentinel = new RedisSentinel({ port: sentinelPort, name: 'fleetprimary', primaryPort, ...(tls && { tls }) });
+  const admin = (port: number) =>
+    new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      ...(tls && { tls: { ca: readFileSync(tls.ca, 'utf8') } }),
+    });
+  const stop = async () => {
+    await Promise.all([sentinel.remove(), replica.remove(), primary.remove()]);
+  };
+  try {
+    await primary.start();
+    await replica.start();
+    const onReplica = admin(replicaPort);
+    try {
+      await waitUntil('the replica in sync', async () =>
+        /master_link_status:up/.test(await onReplica.info('replication')),
+      );
+    } finally {
+      onReplica.disconnect();
+    }
+    await sentinel.start();
+    const onSentinel = admin(sentinelPort);
+    try {
+      await waitUntil(
+        'the sentinel knows the replica',
+        async () => ((await onSentinel.call('SENTINEL', 'REPLICAS', 'fleetprimary')) as unknown[]).length === 1,
+      );
+    } finally {
+      onSentinel.disconnect();
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  /** The port of the primary the sentinel names now. */
+  const currentPrimary = async () => {
+    const onSentinel = admin(sentinelPort);
+    try {
+      const [, port] = (await onSentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'fleetprimary')) as string[];
+      return Number(port);
+    } finally {
+      onSentinel.disconnect();
+    }
+  };
+  return { primary, replica, sentinel, stop, currentPrimary };
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${(last as Error).message})` : ''}`);
+}
+
+describe.skipIf(!HAS_REDIS).each([
+  ['plain', false],
+  ['TLS everywhere (rediss://)', true],
+])('RedisEngine through Redis Sentinel, %s', (_what, withTls) => {
+  let files: ReturnType<typeof makeTlsFiles> | undefined;
+  beforeAll(() => {
+    if (withTls) files = makeTlsFiles();
+  });
+  afterAll(() => files?.remove());
+
+  it('follows the primary through a failover: a ban after it reaches B as one before it did', async () => {
+    const fleet = await sentinelFleet(files);
+    const engines: RedisEngine[] = [];
+    const engine = (host: string) => {
+      const e = new RedisEngine({
+        url: `${withTls ? 'rediss' : 'redis'}://unused.invalid:6379`,
+        host,
+        prefix: 'fg:',
+        blockMs: 200,
+        sentinels: [{ host: '127.0.0.1', port: fleet.sentinel.port }],
+        sentinelName: 'fleetprimary',
+        ...(files && { tlsCa: readFileSync(files.ca, 'utf8') }),
+      });
+      engines.push(e);
+      return e;
+    };
+    try {
+      const now = Date.now();
+      const [a, b] = [engine('web-a'), engine('web-b')];
+      const start = await b.pull(now);
+      await a.push([{ target: '192.0.2.20', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+      const before = await b.pull(now, start.cursor);
+      expect(before.added.map((d) => d.value)).toEqual(['192.0.2.20']);
+
+      // Replicated before the primary dies: the failover is to lose nothing here.
+      await waitUntil('the ban on the replica', async () => {
+        const onReplica = new Redis({
+          port: fleet.replica.port,
+          host: '127.0.0.1',
+          ...(files && { tls: { ca: readFileSync(files.ca, 'utf8') } }),
+        });
+        try {
+          return (await onReplica.exists('fg:ban:192.0.2.20')) === 1;
+        } finally {
+          onReplica.disconnect();
+        }
+      });
+      await fleet.primary.stop(true);
+      const killed = Date.now();
+      // As the sync does: a failed push is retried, a failed pull too, from the same cursor.
+      let pushedAt = 0;
+      let lastError = '';
+      const errors = new Set<string>();
+      while (Date.now() - killed < 20_000) {
+        try {
+          await a.push([{ target: '192.0.2.21', rule: 'syn', expiresAt: now + 60_000 }], [], Date.now());
+          pushedAt = Date.now();
+          break;
+        } catch (error) {
+          lastError = (error as Error).message;
+          errors.add(lastError.replace(/\d+/g, 'N'));
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      expect(pushedAt, `no push went through after the failover; last error: ${lastError}`).toBeGreaterThan(0);
+      // What the primary's absence looks like, never that the sentinels (which answered) were unreachable.
+      for (const message of errors)
+        expect(message).toMatch(
+          /^Redis at primary fleetprimary \(sentinels N\.N\.N\.N:N\) is not reachable \((connect ECONNREFUSED N\.N\.N\.N:N|the connection was lost.*)\)$/,
+        );
+      expect(await fleet.currentPrimary()).toBe(fleet.replica.port);
+      let cursor = before.cursor;
+      const seen: string[] = [];
+      while (!seen.includes('192.0.2.21') && Date.now() - killed < 25_000) {
+        try {
+          const changes = await b.pull(Date.now(), cursor);
+          seen.push(...changes.added.map((d) => d.value));
+          cursor = changes.cursor;
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+      expect(seen).toEqual(['192.0.2.21']);
+      console.log(`redis sentinel failover (${_what}): A's push went through ${pushedAt - killed} ms after kill -9`);
+    } finally {
+      for (const e of engines) await e.close();
+      await fleet.stop();
+    }
+  }, 30_000);
 });

@@ -103,7 +103,26 @@ describe('policy fleet section', () => {
     });
   });
 
+  it('reads a CA file for rediss://', () => {
+    const policy = parsePolicy(`${RULES + REDIS}  tls_ca_file: /etc/floodgate/redis-ca.crt\n`, 'policy.yaml');
+    expect(policy.fleet).toMatchObject({
+      url: 'rediss://redis.example:6380/0',
+      tls_ca_file: '/etc/floodgate/redis-ca.crt',
+    });
+    expect(parsePolicy(renderPolicy(policy), 'policy.yaml')).toEqual(policy);
+  });
+
   it.each([
+    [
+      'a CA file for a plain redis:// URL',
+      `${REDIS.replace('rediss://', 'redis://')}  tls_ca_file: /etc/floodgate/redis-ca.crt\n`,
+      /policy\.yaml:8 fleet\.tls_ca_file: expected tls_ca_file only with a rediss:\/\/ URL \(TLS\), got url "redis:\/\/redis\.example:6380\/0"/,
+    ],
+    [
+      'a relative CA file',
+      `${REDIS}  tls_ca_file: redis-ca.crt\n`,
+      /policy\.yaml:8 fleet\.tls_ca_file: expected the CA certificate file \(PEM\) as an absolute path, got "redis-ca\.crt"/,
+    ],
     ['an http URL', REDIS.replace('rediss://redis.example:6380/0', 'http://x'), /fleet\.url: expected a redis:\/\//],
     [
       'a password in the URL',
