@@ -5,7 +5,7 @@ import { FloodgateError } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
 import { BOUNDS } from '../policy/duration.js';
 import { FORMATS } from '../table/parse-table.js';
-import { version } from './version.js';
+import { VERSION_ARGS, version } from './version.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
 const program = new Command('floodgate')
@@ -13,7 +13,7 @@ const program = new Command('floodgate')
     'Connection-flood mitigation for Linux servers: kernel ' +
       'connection table -> detector -> rate-limited queue -> firewall',
   )
-  .version(version())
+  .version(version(), '-V, --version', 'print the version (also -v)')
   // One style for every error: commander's own say `floodgate:` too, as the commands' do.
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'floodgate: ')) })
   .showHelpAfterError('(run floodgate --help for usage)')
@@ -220,6 +220,13 @@ policy
   .argument('[file]', 'where to write it (default: /etc/floodgate/policy.yaml)')
   .action(async (file?: string) => (await import('./policy-init.js')).policyInitCommand(file));
 
+program
+  .command('version')
+  .description('print the version, as --version does')
+  .action(() => {
+    process.stdout.write(`${version()}\n`);
+  });
+
 /**
  * The command a bare `floodgate` or `floodgate policy` names when it only holds subcommands, or
  * null when the arguments are anything else.
@@ -244,9 +251,16 @@ function dropAfterEpipe(error: NodeJS.ErrnoException): void {
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   if (!process.stdout.listeners('error').includes(dropAfterEpipe)) process.stdout.on('error', dropAfterEpipe);
+  // main.ts answers these before loading this module; the same answer when it is called directly
+  // (tests, and `-v`, which commander's one short version flag cannot also take).
+  const args = argv.slice(2);
+  if (args.length === 1 && VERSION_ARGS.includes(args[0]!)) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
   // Asking with no command is asking what there is: the help on stdout with exit code 0, so that
   // `floodgate | less` shows it (commander writes it to stderr as an error).
-  const group = groupNamed(argv.slice(2));
+  const group = groupNamed(args);
   if (group !== null) {
     group.outputHelp();
     return;
