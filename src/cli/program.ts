@@ -56,7 +56,11 @@ program
       .default('all'),
   )
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
-  .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
+  .option(
+    '--json',
+    'print one JSON object: {"total", "states", "groups": [{"key", "count"}], ' +
+      '"source": [{"input", "format", "rows"}] (live: input "live" and its "files"), …}',
+  )
   .option(
     '--interval <duration>',
     'live only: sample the kernel flood counters twice, this far apart, and show rates per second',
