@@ -217,7 +217,15 @@ policy
     'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, ' +
       '/etc/floodgate/policy.yaml if it exists, the embedded default)',
   )
-  .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
+  .option(
+    '--json',
+    'print one JSON object, valid or not: {"file", "ok", "errors": [{"file", "line", "key", "message"}], ' +
+      '"policy"} (the effective policy, or null); the exit code is the same',
+  )
+  .option('-q, --quiet', 'print nothing, errors included: exit code 0 if the policy is valid, 2 if not')
+  .action(async (file: string | undefined, options) =>
+    (await import('./policy-check.js')).policyCheckCommand(file, options),
+  );
 policy
   .command('init')
   .description('write a commented copy of the default policy (never over an existing file)')

@@ -54,7 +54,7 @@ describe('a bare floodgate', () => {
     expect(stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
     expect(stdout).toMatch(/^Usage: floodgate policy/);
-    expect(stdout).toMatch(/^ {2}check \[file\]/m);
+    expect(stdout).toMatch(/^ {2}check \[options\] \[file\]/m);
   });
 });
 
