@@ -135,7 +135,7 @@ common(program.command('ban'))
   .option(
     '--json',
     'print one JSON object: {"stateDir", "mode", "via", "ttl", "counts": {"banned", "already", "refused"}, ' +
-      '"results": [{"target", "status", "expiresAt" or "reason"}]}',
+      '"results": [{"target", "status", "expiresAt" or "reason", and "note" for a target with host bits}]}',
   )
   .action(async (targets: string[], options) => (await import('./ban.js')).banCommand(targets, options));
 
@@ -151,7 +151,7 @@ common(program.command('unban'))
   .option(
     '--json',
     'print one JSON object: {"stateDir", "mode", "via", "grace", "counts": {"lifted", "notBanned"}, ' +
-      '"results": [{"target", "status"}]}; with --all, what flush --json prints',
+      '"results": [{"target", "status", and "note" for a target with host bits}]}; with --all, what flush --json prints',
   )
   .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
 
