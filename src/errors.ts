@@ -14,9 +14,25 @@ export class UsageError extends FloodgateError {
   readonly exitCode = 2;
 }
 
+/** One mistake in a policy file, as `policy check --json` lists it. */
+export interface PolicyProblem {
+  readonly file: string;
+  /** null when the file could not be read at all. */
+  readonly line: number | null;
+  /** "rules[0].threshold", "(top level)"; null for YAML syntax and an unreadable file. */
+  readonly key: string | null;
+  readonly message: string;
+}
+
 /** A policy file that is not valid; the message names the file, the line and the key. */
 export class ConfigError extends FloodgateError {
   readonly exitCode = 2;
+  /** The policy file's mistakes one by one, when that is what is wrong (the message has them as lines). */
+  readonly problems: readonly PolicyProblem[] | undefined;
+  constructor(message: string, options?: { cause?: unknown; problems?: readonly PolicyProblem[] }) {
+    super(message, options);
+    this.problems = options?.problems;
+  }
 }
 
 /** A tool, a permission or a resource that enforcement needs is not there. */

@@ -2,11 +2,12 @@
 import { UsageError } from '../errors.js';
 import { type BanResult, reasonProblem } from '../daemon/protocol.js';
 import { cidrContains, formatCidr } from '../net/ip.js';
-import { parseTarget, parseTargetList } from '../net/target.js';
+import { hostBitsNote, parseTarget, parseTargetList } from '../net/target.js';
 import { formatDuration } from '../policy/duration.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { type Acted, type ActedJson, type CommonOptions, act, actedJson, printJson } from './act.js';
 import { type SessionLookup, findSshSession } from './ssh-session.js';
+import { type TargetNotes, printTargetNotes } from './target-notes.js';
 
 export interface BanOptions extends CommonOptions {
   readonly ttl?: number;
@@ -23,13 +24,16 @@ export interface BanJson extends ActedJson {
   readonly counts: { readonly banned: number; readonly already: number; readonly refused: number };
   /**
    * One per target, in the order given: banned or already (already banned: its expiry is left as it
-   * was) with expiresAt, or refused with the reason.
+   * was) with expiresAt, or refused with the reason; `note` when the target was written with host
+   * bits, saying which network is banned (as on stderr).
    */
-  readonly results: readonly BanResult[];
+  readonly results: readonly (BanResult & { readonly note?: string })[];
 }
 
-export function banJson(acted: Acted, options: BanOptions): BanJson {
-  const results = (acted.result as BanResult[]).map(({ unsaved: _, ...r }) => r);
+export function banJson(acted: Acted, options: BanOptions, notes: TargetNotes = []): BanJson {
+  const results = (acted.result as BanResult[]).map(({ unsaved: _, ...r }, i) =>
+    notes[i] === undefined ? r : { ...r, note: notes[i] },
+  );
   const counts = { banned: 0, already: 0, refused: 0 };
   for (const r of results) counts[r.status]++;
   return {
@@ -65,11 +69,21 @@ export async function banCommand(
 ): Promise<void> {
   const reasonTooLong = options.reason === undefined ? null : reasonProblem(options.reason);
   if (reasonTooLong !== null) throw new UsageError(reasonTooLong);
-  const targets = targetTexts.map((text) => parseTarget(text, options.force));
+  const notes: (string | undefined)[] = [];
+  const targets = targetTexts.map((text, i) => {
+    const target = parseTarget(text, options.force);
+    const note = hostBitsNote(text, target);
+    if (note !== null) notes[i] = `${note}; banning that`;
+    return target;
+  });
   if (options.fromFile !== undefined) {
     const text = readTargetFile(options.fromFile);
+    const first = targets.length;
+    const listed = parseTargetList(text, options.fromFile, options.force, (i, note) => {
+      notes[first + i] = `${note}; banning that`;
+    });
     // A loop, not push(...list): spreading 125k+ arguments overflows V8's stack.
-    for (const target of parseTargetList(text, options.fromFile, options.force)) targets.push(target);
+    for (const target of listed) targets.push(target);
   }
   if (targets.length === 0) throw new UsageError('nothing to ban: give one or more targets, or --from-file FILE');
   if (!options.force) {
@@ -88,6 +102,7 @@ export async function banCommand(
       );
     }
   }
+  printTargetNotes(notes);
   const acted = await act(
     {
       cmd: 'ban',
@@ -98,7 +113,7 @@ export async function banCommand(
     },
     options,
   );
-  const json = banJson(acted, options);
+  const json = banJson(acted, options, notes);
   const { results, counts } = json;
   // A refusal is an answer, not an error: in the JSON and on stdout, with exit code 1 either way.
   if (counts.refused > 0) process.exitCode = 1;

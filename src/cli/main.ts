@@ -1,13 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
-// floodgate's one executable. `--version` is answered before commander and the command table load
-// (a third of the start-up: monitoring and packaging scripts call it often); everything else goes
-// to program.ts.
+// floodgate's one executable. The version (`--version`, `-V`, `-v` or `floodgate version`) is answered
+// before commander and the command table load (a third of the start-up: monitoring and packaging
+// scripts call it often); everything else goes to program.ts.
 // The small young generation (2 MiB semi-spaces, not 16) keeps a daemon holding 100k bans at about
 // 120 MiB instead of 150 (scripts/bench-bans.ts, part 4); floodgate allocates little per scan.
-import { version } from './version.js';
+import { VERSION_ARGS, version } from './version.js';
 
 const args = process.argv.slice(2);
-if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+if (args.length === 1 && VERSION_ARGS.includes(args[0]!)) {
   process.stdout.write(`${version()}\n`);
 } else {
   // Not a top-level await: the single executable is one CommonJS file, which has none.

@@ -5,7 +5,7 @@ import { FloodgateError } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
 import { BOUNDS } from '../policy/duration.js';
 import { FORMATS } from '../table/parse-table.js';
-import { version } from './version.js';
+import { VERSION_ARGS, version } from './version.js';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
 const program = new Command('floodgate')
@@ -13,7 +13,7 @@ const program = new Command('floodgate')
     'Connection-flood mitigation for Linux servers: kernel ' +
       'connection table -> detector -> rate-limited queue -> firewall',
   )
-  .version(version())
+  .version(version(), '-V, --version', 'print the version (also -v)')
   // One style for every error: commander's own say `floodgate:` too, as the commands' do.
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'floodgate: ')) })
   .showHelpAfterError('(run floodgate --help for usage)')
@@ -56,7 +56,11 @@ program
       .default('all'),
   )
   .option('-n, --top <n>', 'how many groups to show (0 for none)', wholeNumberOption('--top', 0, 1_000_000_000), 20)
-  .option('--json', 'print one JSON object: {"total", "states", "groups": [{"key", "count"}], …}')
+  .option(
+    '--json',
+    'print one JSON object: {"total", "states", "groups": [{"key", "count"}], ' +
+      '"source": [{"input", "format", "rows"}] (live: input "live" and its "files"), …}',
+  )
   .option(
     '--interval <duration>',
     'live only: sample the kernel flood counters twice, this far apart, and show rates per second',
@@ -131,7 +135,7 @@ common(program.command('ban'))
   .option(
     '--json',
     'print one JSON object: {"stateDir", "mode", "via", "ttl", "counts": {"banned", "already", "refused"}, ' +
-      '"results": [{"target", "status", "expiresAt" or "reason"}]}',
+      '"results": [{"target", "status", "expiresAt" or "reason", and "note" for a target with host bits}]}',
   )
   .action(async (targets: string[], options) => (await import('./ban.js')).banCommand(targets, options));
 
@@ -147,7 +151,7 @@ common(program.command('unban'))
   .option(
     '--json',
     'print one JSON object: {"stateDir", "mode", "via", "grace", "counts": {"lifted", "notBanned"}, ' +
-      '"results": [{"target", "status"}]}; with --all, what flush --json prints',
+      '"results": [{"target", "status", and "note" for a target with host bits}]}; with --all, what flush --json prints',
   )
   .action(async (targets: string[], options) => (await import('./unban.js')).unbanCommand(targets, options));
 
@@ -213,12 +217,27 @@ policy
     'the policy file (default: the one `run` would use: $FLOODGATE_POLICY, ' +
       '/etc/floodgate/policy.yaml if it exists, the embedded default)',
   )
-  .action(async (file?: string) => (await import('./policy-check.js')).policyCheckCommand(file));
+  .option(
+    '--json',
+    'print one JSON object, valid or not: {"file", "ok", "errors": [{"file", "line", "key", "message"}], ' +
+      '"policy"} (the effective policy, or null); the exit code is the same',
+  )
+  .option('-q, --quiet', 'print nothing, errors included: exit code 0 if the policy is valid, 2 if not')
+  .action(async (file: string | undefined, options) =>
+    (await import('./policy-check.js')).policyCheckCommand(file, options),
+  );
 policy
   .command('init')
   .description('write a commented copy of the default policy (never over an existing file)')
   .argument('[file]', 'where to write it (default: /etc/floodgate/policy.yaml)')
   .action(async (file?: string) => (await import('./policy-init.js')).policyInitCommand(file));
+
+program
+  .command('version')
+  .description('print the version, as --version does')
+  .action(() => {
+    process.stdout.write(`${version()}\n`);
+  });
 
 /**
  * The command a bare `floodgate` or `floodgate policy` names when it only holds subcommands, or
@@ -244,9 +263,16 @@ function dropAfterEpipe(error: NodeJS.ErrnoException): void {
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   if (!process.stdout.listeners('error').includes(dropAfterEpipe)) process.stdout.on('error', dropAfterEpipe);
+  // main.ts answers these before loading this module; the same answer when it is called directly
+  // (tests, and `-v`, which commander's one short version flag cannot also take).
+  const args = argv.slice(2);
+  if (args.length === 1 && VERSION_ARGS.includes(args[0]!)) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
   // Asking with no command is asking what there is: the help on stdout with exit code 0, so that
   // `floodgate | less` shows it (commander writes it to stderr as an error).
-  const group = groupNamed(argv.slice(2));
+  const group = groupNamed(args);
   if (group !== null) {
     group.outputHelp();
     return;

@@ -4,7 +4,7 @@ import type { WhatIf, WhatIfSpared } from '../detect/what-if.js';
 import { UsageError } from '../errors.js';
 import { type Grouping, countTop } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
-import { defaultProcRoot, readKernelCounters, readLiveTable } from '../table/live-table.js';
+import { defaultProcRoot, liveTableFiles, readKernelCounters, readLiveTable } from '../table/live-table.js';
 import { type MalformedLine, quoteLine, rowsRead } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
@@ -132,7 +132,13 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
       groups,
       distinct: counts.distinct,
       malformed: malformed.length,
-      source: live ? 'live' : tables.map((t) => ({ input: t.name, format: t.format, rows: rowsRead(t) })),
+      // One shape for both: what was read, as what, how many rows; the live table also names its files.
+      source: tables.map((t) => ({
+        input: t.name,
+        format: t.format,
+        rows: rowsRead(t),
+        ...(live && { files: liveTableFiles(options.proto) }),
+      })),
       ...(counters && {
         counters: counters.total,
         ...(counters.perSecond && { countersPerSecond: counters.perSecond }),

@@ -3,10 +3,11 @@
 import type { UnbanResult } from '../daemon/protocol.js';
 import { UsageError } from '../errors.js';
 import { formatCidr } from '../net/ip.js';
-import { parseTarget } from '../net/target.js';
+import { hostBitsNote, parseTarget } from '../net/target.js';
 import { formatDuration } from '../policy/duration.js';
 import { type Acted, type ActedJson, type CommonOptions, act, actedJson, printJson } from './act.js';
 import { flushCommand } from './flush.js';
+import { type TargetNotes, printTargetNotes } from './target-notes.js';
 
 export interface UnbanOptions extends CommonOptions {
   readonly grace?: number;
@@ -19,12 +20,17 @@ export interface UnbanJson extends ActedJson {
   /** The --grace asked for, or null for the policy's ban.ttl. */
   readonly grace: string | null;
   readonly counts: { readonly lifted: number; readonly notBanned: number };
-  /** One per target, in the order given: lifted, or not-banned (any rule left for it is removed). */
-  readonly results: readonly UnbanResult[];
+  /**
+   * One per target, in the order given: lifted, or not-banned (any rule left for it is removed);
+   * `note` when the target was written with host bits, saying which network is unbanned.
+   */
+  readonly results: readonly (UnbanResult & { readonly note?: string })[];
 }
 
-export function unbanJson(acted: Acted, options: UnbanOptions): UnbanJson {
-  const results = (acted.result as UnbanResult[]).map(({ unsaved: _, ...r }) => r);
+export function unbanJson(acted: Acted, options: UnbanOptions, notes: TargetNotes = []): UnbanJson {
+  const results = (acted.result as UnbanResult[]).map(({ unsaved: _, ...r }, i) =>
+    notes[i] === undefined ? r : { ...r, note: notes[i] },
+  );
   const lifted = results.filter((r) => r.status === 'lifted').length;
   return {
     ...actedJson(acted, options),
@@ -47,13 +53,20 @@ export async function unbanCommand(targetTexts: string[], options: UnbanOptions)
   }
   if (targetTexts.length === 0)
     throw new UsageError('nothing to unban: give one or more targets, or --all to lift every ban (as flush does)');
-  const targets = targetTexts.map((text) => formatCidr(parseTarget(text, true)));
+  const notes: (string | undefined)[] = [];
+  const targets = targetTexts.map((text, i) => {
+    const target = parseTarget(text, true);
+    const note = hostBitsNote(text, target);
+    if (note !== null) notes[i] = `${note}; unbanning that`;
+    return formatCidr(target);
+  });
+  printTargetNotes(notes);
   const acted = await act(
     { cmd: 'unban', targets, ...(options.grace !== undefined && { grace: options.grace }) },
     options,
   );
   if (options.json) {
-    printJson(unbanJson(acted, options));
+    printJson(unbanJson(acted, options, notes));
     return;
   }
   for (const r of acted.result as UnbanResult[]) {

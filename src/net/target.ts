@@ -1,7 +1,7 @@
 // Strict validation of ban targets typed by people: an address or a network, never anything that
 // could reach a command line unchecked, and no accidental bans of huge networks.
 import { UsageError, quoteInput } from '../errors.js';
-import { type Cidr, formatCidr, parseCidr } from './ip.js';
+import { type Cidr, bitsOf, formatCidr, parseCidr, parseIp } from './ip.js';
 
 /** Networks wider than these are refused without --force. */
 export const WIDEST = { 4: 16, 6: 32 } as const;
@@ -20,6 +20,17 @@ function quoteBadTarget(text: string): string {
   return `${quoteInput(shown)}${text.length > shown.length ? '…' : ''}`;
 }
 
+/**
+ * "203.0.113.10/24 is the network 203.0.113.0/24" when the text sets host bits, which parsing
+ * clears; null when it names its network exactly (in any spelling).
+ */
+export function hostBitsNote(text: string, cidr: Cidr): string | null {
+  if (cidr.prefix === bitsOf(cidr.family)) return null;
+  const trimmed = text.trim();
+  const address = parseIp(trimmed.slice(0, trimmed.indexOf('/')));
+  return address === null || address.value === cidr.value ? null : `${trimmed} is the network ${formatCidr(cidr)}`;
+}
+
 export function parseTarget(text: string, force = false): Cidr {
   const trimmed = text.trim();
   const cidr = TARGET_CHARS.test(trimmed) ? parseCidr(trimmed) : null;
@@ -35,9 +46,10 @@ export function parseTarget(text: string, force = false): Cidr {
     );
   }
   if (!force && cidr.prefix < WIDEST[cidr.family]) {
-    throw new UsageError(
-      `${text} is wider than /${WIDEST[cidr.family]} (${formatCidr(cidr)}): refused without --force`,
-    );
+    // The network is named only when the text is not already it: "10.1.2.3/15 is the network 10.0.0.0/15, …".
+    const network = formatCidr(cidr);
+    const what = network === trimmed.toLowerCase() ? `${network} is` : `${trimmed} is the network ${network},`;
+    throw new UsageError(`${what} wider than /${WIDEST[cidr.family]}: refused without --force`);
   }
   return cidr;
 }
@@ -45,8 +57,17 @@ export function parseTarget(text: string, force = false): Cidr {
 /** The longest line a --from-file list may have: a target is at most 49 characters, the rest is comment. */
 export const MAX_TARGET_LINE = 4096;
 
-/** Lines of a --from-file list: one target per line, "#" comments and blank lines ignored. */
-export function parseTargetList(text: string, file: string, force = false): Cidr[] {
+/**
+ * Lines of a --from-file list: one target per line, "#" comments and blank lines ignored. `onNote`
+ * hears of a target whose host bits were dropped: its index in the answer, and the note with the
+ * file and line ("bans.txt:4: 203.0.113.10/24 is the network 203.0.113.0/24").
+ */
+export function parseTargetList(
+  text: string,
+  file: string,
+  force = false,
+  onNote?: (index: number, note: string) => void,
+): Cidr[] {
   const out: Cidr[] = [];
   let start = 0;
   for (let i = 1; start <= text.length; i++) {
@@ -63,11 +84,17 @@ export function parseTargetList(text: string, file: string, force = false): Cidr
     const hash = raw.indexOf('#');
     const line = (hash < 0 ? raw : raw.slice(0, hash)).trim();
     if (line === '') continue;
+    let target: Cidr;
     try {
-      out.push(parseTarget(line, force));
+      target = parseTarget(line, force);
     } catch (error) {
       throw new UsageError(`${file}:${i}: ${(error as Error).message}`);
     }
+    if (onNote !== undefined) {
+      const note = hostBitsNote(line, target);
+      if (note !== null) onNote(out.length, `${file}:${i}: ${note}`);
+    }
+    out.push(target);
   }
   return out;
 }

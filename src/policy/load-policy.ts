@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Alias, LineCounter, type Node, isMap, isScalar, parseDocument, stringify, visit } from 'yaml';
 import { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError, type PolicyProblem } from '../errors.js';
 import { ReadBoundedError, readBounded } from '../system/read-bounded.js';
 import { formatDuration, formatRate } from './duration.js';
 import { EMBEDDED_POLICY_NAME, EMBEDDED_POLICY_TEXT } from './embedded-policy.js';
@@ -60,6 +60,16 @@ function allowedKeys(path: readonly PathSegment[]): string[] {
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
 }
 
+/** The text of a problem, as every command prints it: "file:line key: message". */
+function problemText(p: PolicyProblem): string {
+  return `${p.file}${p.line === null ? '' : `:${p.line}`}${p.key === null ? '' : ` ${p.key}:`} ${p.message}`;
+}
+
+/** A policy file's mistakes as one ConfigError: their lines for the message, the list for --json. */
+function policyError(problems: readonly PolicyProblem[], options?: { cause?: unknown; message?: string }): ConfigError {
+  return new ConfigError(options?.message ?? problems.map(problemText).join('\n'), { cause: options?.cause, problems });
+}
+
 export interface LoadedPolicy {
   readonly policy: Policy;
   readonly file: string;
@@ -77,12 +87,18 @@ export function parsePolicy(text: string, file: string): Policy {
         .exec(text.slice(error.pos[0]))![0]
         .trim()
         .replace(/^(["'])(.*)\1$/, '$2');
-      throw new ConfigError(
-        `${file}:${lineAt(error.pos[0])} ${key.length > 80 ? `${key.slice(0, 80)}…` : key}: ` +
-          'given twice in the same mapping (not valid YAML: keys must be unique)',
-      );
+      throw policyError([
+        {
+          file,
+          line: lineAt(error.pos[0]),
+          key: key.length > 80 ? `${key.slice(0, 80)}…` : key,
+          message: 'given twice in the same mapping (not valid YAML: keys must be unique)',
+        },
+      ]);
     }
-    throw new ConfigError(`${file}:${lineAt(error.pos[0])} not valid YAML: ${error.message.split('\n')[0]}`);
+    throw policyError([
+      { file, line: lineAt(error.pos[0]), key: null, message: `not valid YAML: ${error.message.split('\n')[0]}` },
+    ]);
   }
   let data: unknown;
   try {
@@ -97,17 +113,29 @@ export function parsePolicy(text: string, file: string): Policy {
       },
     });
     const where = at === undefined ? 1 : lineAt(at.range?.[0]);
-    throw new ConfigError(
-      `${file}:${where} not valid YAML: ` +
-        `${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`,
+    throw policyError(
+      [
+        {
+          file,
+          line: where,
+          key: null,
+          message: `not valid YAML: ${(error as Error).message}${at === undefined ? '' : ` (at the alias *${at.source})`}`,
+        },
+      ],
       { cause: error },
     );
   }
   if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError(
-      `${file}:1 (top level): expected a mapping of policy keys (mode, interval, ` +
-        `rules, …), got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`,
-    );
+    throw policyError([
+      {
+        file,
+        line: 1,
+        key: '(top level)',
+        message:
+          'expected a mapping of policy keys (mode, interval, rules, …), ' +
+          `got ${Array.isArray(data) ? 'a list' : JSON.stringify(data)}`,
+      },
+    ]);
   }
 
   // The line of the nearest node that exists along `path` (a missing key points at its parent).
@@ -129,28 +157,30 @@ export function parsePolicy(text: string, file: string): Policy {
     const names = new Set<string>();
     result.data.rules.forEach((rule, i) => {
       if (names.has(rule.name)) {
-        throw new ConfigError(
-          `${file}:${lineOf(['rules', i, 'name'])} rules[${i}].name: expected ` +
-            `a name no other rule has, got ${JSON.stringify(rule.name)} twice`,
-        );
+        throw policyError([
+          {
+            file,
+            line: lineOf(['rules', i, 'name']),
+            key: `rules[${i}].name`,
+            message: `expected a name no other rule has, got ${JSON.stringify(rule.name)} twice`,
+          },
+        ]);
       }
       names.add(rule.name);
     });
     return result.data;
   }
 
-  const messages = result.error.issues.map((issue) => {
+  const problems = result.error.issues.flatMap((issue): PolicyProblem[] => {
     const path = issue.path as PathSegment[];
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys
-        .map((key) => {
-          const allowed = allowedKeys(path);
-          return (
-            `${file}:${lineOf(path, key)} ${formatPath([...path, key])}: unknown ` +
-            `key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`
-          );
-        })
-        .join('\n');
+      const allowed = allowedKeys(path);
+      return issue.keys.map((key) => ({
+        file,
+        line: lineOf(path, key),
+        key: formatPath([...path, key]),
+        message: `unknown key${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`,
+      }));
     }
     let message = issue.message;
     if (issue.code === 'invalid_type' && !/^expected .*, got /.test(message)) {
@@ -159,9 +189,9 @@ export function parsePolicy(text: string, file: string): Policy {
           ? 'required, but missing'
           : `expected ${issue.expected}, got ${JSON.stringify(issue.input)}`;
     }
-    return `${file}:${lineOf(path)} ${formatPath(path)}: ${message}`;
+    return [{ file, line: lineOf(path), key: formatPath(path), message }];
   });
-  throw new ConfigError(messages.join('\n'));
+  throw policyError(problems);
 }
 
 /** A policy is a page or two; `--policy /dev/zero` was read for ever. */
@@ -177,14 +207,17 @@ export function loadPolicy(file?: string): LoadedPolicy {
         : readBounded(path, MAX_POLICY_BYTES, 'a policy');
   } catch (error) {
     if (!(error instanceof ReadBoundedError)) throw error;
-    throw new ConfigError(`cannot read policy ${path}: ${error.message}`, { cause: error });
+    throw policyError([{ file: path, line: null, key: null, message: `cannot read the file: ${error.message}` }], {
+      cause: error,
+      message: `cannot read policy ${path}: ${error.message}`,
+    });
   }
   return { policy: parsePolicy(text, path), file: path };
 }
 
-/** The policy as YAML with every default written out and durations as text again. */
-export function renderPolicy(policy: Policy): string {
-  const plain = {
+/** The policy with every default written out and durations as text again, as `policy check --json` prints it. */
+export function plainPolicy(policy: Policy): Record<string, unknown> {
+  return {
     ...policy,
     interval: formatDuration(policy.interval),
     reconcile_interval: formatDuration(policy.reconcile_interval),
@@ -209,5 +242,9 @@ export function renderPolicy(policy: Policy): string {
       },
     }),
   };
-  return stringify(plain, { flowCollectionPadding: false });
+}
+
+/** The policy as YAML with every default written out and durations as text again. */
+export function renderPolicy(policy: Policy): string {
+  return stringify(plainPolicy(policy), { flowCollectionPadding: false });
 }

@@ -59,6 +59,11 @@ export function defaultProcRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.FLOODGATE_PROC_ROOT || '/proc';
 }
 
+/** The files readLiveTable reads for `proto`, as scan --json names them ("/proc/net/tcp", …). */
+export function liveTableFiles(proto: Proto | 'all' = 'all', procRoot = defaultProcRoot()): string[] {
+  return SOURCES.filter((s) => proto === 'all' || s.proto === proto).map((s) => `${procRoot}/net/${s.file}`);
+}
+
 export async function readLiveTable(
   proto: Proto | 'all' = 'all',
   procRoot = defaultProcRoot(),

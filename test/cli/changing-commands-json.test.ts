@@ -1,6 +1,7 @@
 // `ban`, `unban` and `flush` with --json: one JSON document on stdout saying what was done, with the
-// exit codes and the stderr of the text output; and `unban --all`, which is `flush`.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// exit codes and the stderr of the text output; `unban --all`, which is `flush`; and the note on a
+// target written with host bits, on stderr and in the document.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -131,6 +132,73 @@ describe('unban --json', () => {
     expect(await listed()).toEqual([]);
     const again = await json(() => unbanCommand(['203.0.113.7'], { ...options, json: true }));
     expect(again).toMatchObject({ grace: null, counts: { lifted: 0, notBanned: 1 } });
+  });
+});
+
+describe('a target written with host bits', () => {
+  const note = (verb: string) => `203.0.113.10/24 is the network 203.0.113.0/24; ${verb} that`;
+
+  it('ban says once on stderr which network it bans, and bans that', async () => {
+    await banCommand(['203.0.113.10/24', '198.51.100.7', '203.0.113.10/24'], options, noSsh);
+    expect(stderr).toBe(`floodgate: note: ${note('banning')}\n`);
+    expect(stdout).toMatch(
+      /^banned 203\.0\.113\.0\/24 until .*\nbanned 198\.51\.100\.7 until .*\nalready banned 203\.0\.113\.0\/24 until /,
+    );
+    expect(process.exitCode).toBeUndefined();
+    expect(await listed()).toEqual(['198.51.100.7', '203.0.113.0/24']);
+  });
+
+  it('says nothing of a network written exactly, or of an address', async () => {
+    await banCommand(['203.0.113.0/24', '2001:DB8::/64', '198.51.100.7'], options, noSsh);
+    expect(stderr).toBe('');
+  });
+
+  it('ban --json: the note is in that target’s result, and on stderr, not beside the document', async () => {
+    const list = join(dir, 'feed.txt');
+    writeFileSync(list, '# feed\n198.51.100.9\n2001:db8::7/64\n');
+    const doc = await json(() =>
+      banCommand(['203.0.113.10/24', '198.51.100.7'], { ...options, fromFile: list, json: true }, noSsh),
+    );
+    expect(doc.results).toEqual([
+      { target: '203.0.113.0/24', status: 'banned', expiresAt: expect.any(String), note: note('banning') },
+      { target: '198.51.100.7', status: 'banned', expiresAt: expect.any(String) },
+      { target: '198.51.100.9', status: 'banned', expiresAt: expect.any(String) },
+      {
+        target: '2001:db8::/64',
+        status: 'banned',
+        expiresAt: expect.any(String),
+        note: `${list}:3: 2001:db8::7/64 is the network 2001:db8::/64; banning that`,
+      },
+    ]);
+    expect(stderr).toBe(
+      `floodgate: note: ${note('banning')}\n` +
+        `floodgate: note: ${list}:3: 2001:db8::7/64 is the network 2001:db8::/64; banning that\n`,
+    );
+  });
+
+  it('unban says which network it lifts, in text and in JSON', async () => {
+    await banCommand(['203.0.113.0/24', '198.51.100.0/24'], options, noSsh);
+    stdout = '';
+    await unbanCommand(['203.0.113.10/24'], options);
+    expect(stderr).toBe(`floodgate: note: ${note('unbanning')}\n`);
+    expect(stdout).toMatch(/^lifted 203\.0\.113\.0\/24\n/);
+    stderr = '';
+    const doc = await json(() => unbanCommand(['198.51.100.0/24', '198.51.100.200/24'], { ...options, json: true }));
+    expect(doc.results).toEqual([
+      { target: '198.51.100.0/24', status: 'lifted' },
+      {
+        target: '198.51.100.0/24',
+        status: 'not-banned',
+        note: '198.51.100.200/24 is the network 198.51.100.0/24; unbanning that',
+      },
+    ]);
+    expect(stderr).toBe('floodgate: note: 198.51.100.200/24 is the network 198.51.100.0/24; unbanning that\n');
+    expect(await listed()).toEqual([]);
+  });
+
+  it('a usage error in a later target comes alone, with no note before it', async () => {
+    await expect(banCommand(['203.0.113.10/24', 'bogus'], options, noSsh)).rejects.toThrow(UsageError);
+    expect(stderr).toBe('');
   });
 });
 

@@ -2,7 +2,7 @@
 // prints the help on stdout with exit code 0; an unknown command or flag is a usage error on stderr,
 // exit 2, in the `floodgate:` style of every other error; and a reader that goes away (`| head`)
 // ends the output, not the command.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,8 +54,54 @@ describe('a bare floodgate', () => {
     expect(stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
     expect(stdout).toMatch(/^Usage: floodgate policy/);
-    expect(stdout).toMatch(/^ {2}check \[file\]/m);
+    expect(stdout).toMatch(/^ {2}check \[options\] \[file\]/m);
   });
+});
+
+describe('the version', () => {
+  it.each([['--version'], ['-V'], ['-v'], ['version']])('floodgate %s prints it on stdout, exit 0', async (arg) => {
+    await floodgate(arg);
+    expect(stdout).toBe('0.0.0-test\n');
+    expect(stderr).toBe('');
+    expect(process.exitCode ?? 0).toBe(0);
+  });
+
+  it('the help lists floodgate version and names -v beside --version', async () => {
+    await floodgate('--help');
+    expect(stdout).toMatch(/^ {2}-V, --version +print the version \(also -v\)$/m);
+    expect(stdout).toMatch(/^ {2}version +print the version/m);
+  });
+
+  // main.ts answers before commander and the command table load: a third of the start-up.
+  it.each(['-v', '-V', '--version', 'version'])(
+    'main.ts answers floodgate %s without loading commander',
+    async (arg) => {
+      // A resolve hook that fails any import of commander; --help shows that it does.
+      const noCommander =
+        'data:text/javascript,import{register}from"node:module";register("data:text/javascript,' +
+        'export async function resolve(s,c,n){if(s===\\"commander\\")throw new Error(\\"commander was loaded\\");return n(s,c)}")';
+      const run = (arg: string) => {
+        const code =
+          `process.argv = [process.execPath, 'floodgate', ${JSON.stringify(arg)}]; ` +
+          "globalThis.FLOODGATE_VERSION = '0.0.0-test'; await import('./src/cli/main.ts');";
+        return spawnSync(
+          process.execPath,
+          ['--import', 'tsx', '--import', noCommander, '--input-type=module', '-e', code],
+          {
+            cwd: fileURLToPath(new URL('../..', import.meta.url)),
+            encoding: 'utf8',
+          },
+        );
+      };
+      const answered = run(arg);
+      expect(answered.stderr).toBe('');
+      expect(answered).toMatchObject({ status: 0, stdout: '0.0.0-test\n' });
+      const help = run('--help');
+      expect(help.status).not.toBe(0);
+      expect(help.stderr).toContain('commander was loaded');
+    },
+    20_000,
+  );
 });
 
 describe('mistakes on the command line', () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { formatCidr } from '../../src/net/ip.js';
-import { MAX_TARGET_LINE, parseTarget, parseTargetList } from '../../src/net/target.js';
+import { MAX_TARGET_LINE, hostBitsNote, parseTarget, parseTargetList } from '../../src/net/target.js';
 
 const refusal = (fn: () => unknown): UsageError => {
   try {
@@ -60,14 +60,21 @@ describe('parseTarget', () => {
 
   it('refuses a network wider than /16 (IPv6 /32) without force, saying why and how', () => {
     expect(refusal(() => parseTarget('10.0.0.0/8')).message).toBe(
-      '10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force',
-    );
-    expect(refusal(() => parseTarget('10.1.2.3/15')).message).toBe(
-      '10.1.2.3/15 is wider than /16 (10.0.0.0/15): refused without --force',
+      '10.0.0.0/8 is wider than /16: refused without --force',
     );
     expect(refusal(() => parseTarget('2001:db8::/31')).message).toBe(
-      '2001:db8::/31 is wider than /32 (2001:db8::/31): refused without --force',
+      '2001:db8::/31 is wider than /32: refused without --force',
     );
+  });
+
+  // The network is named only when the text is not it already, not repeated beside it.
+  it.each([
+    ['10.1.2.3/15', '10.1.2.3/15 is the network 10.0.0.0/15, wider than /16'],
+    ['2001:DB8::/31', '2001:db8::/31 is wider than /32'],
+    ['2001:db8::1/20', '2001:db8::1/20 is the network 2001::/20, wider than /32'],
+    ['::ffff:10.0.0.0/104', '::ffff:10.0.0.0/104 is the network 10.0.0.0/8, wider than /16'],
+  ])('a wide %s is refused as: %s', (text, said) => {
+    expect(refusal(() => parseTarget(text)).message).toBe(`${said}: refused without --force`);
   });
 
   it('accepts a network wider than /16 with force', () => {
@@ -87,6 +94,28 @@ describe('parseTarget', () => {
   );
 });
 
+describe('hostBitsNote', () => {
+  it.each([
+    ['203.0.113.10/24', '203.0.113.10/24 is the network 203.0.113.0/24'],
+    [' 203.0.113.10/24\t', '203.0.113.10/24 is the network 203.0.113.0/24'],
+    ['2001:db8::7/64', '2001:db8::7/64 is the network 2001:db8::/64'],
+    ['::ffff:198.51.100.7/120', '::ffff:198.51.100.7/120 is the network 198.51.100.0/24'],
+  ])('says which network %j stands for', (text, note) => {
+    expect(hostBitsNote(text, parseTarget(text))).toBe(note);
+  });
+
+  it.each([
+    '203.0.113.0/24',
+    '203.0.113.10',
+    '203.0.113.10/32',
+    '2001:DB8::/64',
+    '::ffff:198.51.100.0/120',
+    '2001:db8::7',
+  ])('has nothing to say of %j, which names its network or address exactly', (text) => {
+    expect(hostBitsNote(text, parseTarget(text))).toBeNull();
+  });
+});
+
 describe('parseTargetList', () => {
   it('reads one target per line, skipping comments and blank lines', () => {
     const text =
@@ -95,6 +124,17 @@ describe('parseTargetList', () => {
       '198.51.100.7',
       '2001:db8::7',
       '203.0.113.0/24',
+    ]);
+  });
+
+  it('tells of each target written with host bits: its index in the answer, and its file and line', () => {
+    const text = '# feed\n198.51.100.7\n203.0.113.10/24\n\n203.0.113.0/24\n2001:db8::7/64 # v6\n';
+    const notes: [number, string][] = [];
+    const targets = parseTargetList(text, 'feed.txt', false, (index, note) => notes.push([index, note]));
+    expect(targets.map(formatCidr)).toEqual(['198.51.100.7', '203.0.113.0/24', '203.0.113.0/24', '2001:db8::/64']);
+    expect(notes).toEqual([
+      [1, 'feed.txt:3: 203.0.113.10/24 is the network 203.0.113.0/24'],
+      [3, 'feed.txt:6: 2001:db8::7/64 is the network 2001:db8::/64'],
     ]);
   });
 
@@ -109,7 +149,7 @@ describe('parseTargetList', () => {
   it('applies force to every line: a wide network fails without it and passes with it', () => {
     const text = '198.51.100.7\n10.0.0.0/8\n';
     expect(refusal(() => parseTargetList(text, 'wide.txt')).message).toBe(
-      'wide.txt:2: 10.0.0.0/8 is wider than /16 (10.0.0.0/8): refused without --force',
+      'wide.txt:2: 10.0.0.0/8 is wider than /16: refused without --force',
     );
     expect(parseTargetList(text, 'wide.txt', true).map(formatCidr)).toEqual(['198.51.100.7', '10.0.0.0/8']);
   });

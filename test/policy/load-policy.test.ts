@@ -123,7 +123,11 @@ describe('the shipped policies', () => {
 
   it('a policy file that does not exist is a ConfigError naming it', () => {
     expect(() => loadPolicy('/nonexistent/floodgate.yaml')).toThrow(
-      new ConfigError('cannot read policy /nonexistent/floodgate.yaml: no such file'),
+      new ConfigError('cannot read policy /nonexistent/floodgate.yaml: no such file', {
+        problems: [
+          { file: '/nonexistent/floodgate.yaml', line: null, key: null, message: 'cannot read the file: no such file' },
+        ],
+      }),
     );
   });
 });

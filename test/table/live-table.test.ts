@@ -3,8 +3,9 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { defaultProcRoot, readLiveTable } from '../../src/table/live-table.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { type ScanOptions, scanCommand } from '../../src/cli/scan.js';
+import { defaultProcRoot, liveTableFiles, readLiveTable } from '../../src/table/live-table.js';
 import { ProcNetParser, parseProcNet } from '../../src/table/proc-net-parser.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tables', 'mixed');
@@ -74,6 +75,62 @@ describe('readLiveTable', () => {
       );
     } finally {
       rmSync(v4only, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('scan --json of the live table', () => {
+  /** What `scan --json` prints, live (no input) or of captures. */
+  async function scanJson(options: Partial<ScanOptions>): Promise<{ total: number; source: unknown[] }> {
+    let out = '';
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      out += String(chunk);
+      return true;
+    });
+    try {
+      await scanCommand({ by: 'ip', prefix4: 24, prefix6: 64, proto: 'all', top: 3, json: true, ...options });
+    } finally {
+      write.mockRestore();
+    }
+    return JSON.parse(out);
+  }
+
+  // "source" was the string "live" for a live scan and an array for --input: scripts needed two cases.
+  it('gives its source in the shape of --input entries: input "live", format, rows read, and the files', async () => {
+    const proc = mkdtempSync(join(tmpdir(), 'floodgate-proc-json-'));
+    const saved = process.env.FLOODGATE_PROC_ROOT;
+    try {
+      mkdirSync(join(proc, 'net'));
+      const captures: string[] = [];
+      for (const file of ['tcp', 'tcp6', 'udp', 'udp6']) {
+        captures.push(join(FIXTURE, `proc-${file}.txt`));
+        copyFileSync(captures.at(-1)!, join(proc, 'net', file));
+      }
+      process.env.FLOODGATE_PROC_ROOT = proc;
+      const captured = await scanJson({ input: captures });
+      const rows = (captured.source as { rows: number }[]).reduce((sum, s) => sum + s.rows, 0);
+      expect(rows).toBeGreaterThan(500);
+      const live = await scanJson({});
+      expect(live.total).toBe(captured.total);
+      expect(live.source).toEqual([
+        {
+          input: 'live',
+          format: 'proc',
+          rows,
+          files: [`${proc}/net/tcp`, `${proc}/net/tcp6`, `${proc}/net/udp`, `${proc}/net/udp6`],
+        },
+      ]);
+      expect(Object.keys(live.source[0]!).slice(0, 3)).toEqual(Object.keys(captured.source[0]!));
+      // --proto tcp reads, and names, the TCP tables only.
+      const tcp = await scanJson({ proto: 'tcp' });
+      expect(tcp.source).toEqual([
+        expect.objectContaining({ input: 'live', files: [`${proc}/net/tcp`, `${proc}/net/tcp6`] }),
+      ]);
+      expect(liveTableFiles('udp', '/host/proc')).toEqual(['/host/proc/net/udp', '/host/proc/net/udp6']);
+    } finally {
+      if (saved === undefined) delete process.env.FLOODGATE_PROC_ROOT;
+      else process.env.FLOODGATE_PROC_ROOT = saved;
+      rmSync(proc, { recursive: true, force: true });
     }
   });
 });
