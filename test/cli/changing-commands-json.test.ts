@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { banCommand } from '../../src/cli/ban.js';
 import { flushCommand } from '../../src/cli/flush.js';
 import { listCommand } from '../../src/cli/list.js';
+import { printTargetNotes } from '../../src/cli/target-notes.js';
 import { unbanCommand } from '../../src/cli/unban.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, serveControl } from '../../src/daemon/control-socket.js';
 import type { ListedBan, Request } from '../../src/daemon/protocol.js';
@@ -288,5 +289,27 @@ describe('--json through a running daemon', () => {
     const flush = await json(() => unbanCommand([], { ...daemonOptions, all: true }));
     expect(flush).toEqual({ stateDir, mode: 'enforce', via: 'daemon', cleared: 4 });
     expect(asked.map((r) => r.cmd)).toEqual(['ban', 'unban', 'flush']);
+  });
+});
+
+describe('notes on targets written with host bits', () => {
+  it('are printed once each, the first ten, then counted', () => {
+    let stderr = '';
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      stderr += String(chunk);
+      return true;
+    });
+    try {
+      const notes = Array.from({ length: 14 }, (_, i) => `n${i % 13}`);
+      notes.splice(3, 0, undefined as unknown as string);
+      printTargetNotes(notes);
+    } finally {
+      write.mockRestore();
+    }
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `floodgate: note: n${i}`));
+    expect(lines.slice(10)).toEqual([
+      'floodgate: note: and 3 more targets written with host bits, each taken as its network (--json lists every note)',
+    ]);
   });
 });
