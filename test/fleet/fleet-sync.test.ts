@@ -173,6 +173,27 @@ describe('FleetSync pull', () => {
   });
 });
 
+describe('FleetSync log lines', () => {
+  it('a pull of more than 100 changes logs one summary line at info and a line per ban at debug', async () => {
+    const { sync, engine, store, events } = setup({ maxActive: 1000 });
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    const many = Array.from({ length: 150 }, (_, i) => decision(`198.18.0.${i}`, { id: String(i) }));
+    engine.pulls.push({ added: many, deleted: [], complete: false });
+    await sync.pullOnce();
+    engine.pulls.push({ added: [decision('198.18.1.1', { id: 'one' })], deleted: [], complete: false });
+    await sync.pullOnce();
+    expect(store.size).toBe(151);
+    const info = events().filter((e) => e.level === 30);
+    expect(info.filter((e) => e.event === 'fleet-sync' && e.during === 'pull')).toEqual([
+      expect.objectContaining({ decisions: 150, deleted: 0, applied: 150, extended: 0, lifted: 0 }),
+    ]);
+    // The single ban after it has its own line at info, as before.
+    expect(info.filter((e) => e.event === 'ban').map((e) => e.target)).toEqual(['198.18.1.1']);
+    expect(events().filter((e) => e.event === 'ban' && e.level === 20)).toHaveLength(150);
+  });
+});
+
 describe('FleetSync follow-up resync', () => {
   it('reads the full list about a second after new decisions arrive: the stream can skip some for good', async () => {
     const { sync, engine, store, advance } = setup();
