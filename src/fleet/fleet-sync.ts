@@ -40,7 +40,7 @@ const PUSH_EVERY_MS = 100;
 const PUSH_BATCH = 10_000;
 const BACKOFF_MAX_MS = 30_000;
 const ERROR_LOG_EVERY_MS = 60_000;
-/** How long after new decisions arrive the follow-up resync comes, at least. */
+/** How long after new decisions arrive the follow-up resync comes at the latest, while more keep coming. */
 const FOLLOW_UP_MS = 1000;
 
 export class FleetSync {
@@ -254,9 +254,12 @@ export class FleetSync {
             );
           }
           // The LAPI's stream can skip a decision for good (one committed after a concurrent poll
-          // began: 100 of a 10k push here), and only a full list shows it: one follows each burst.
+          // began: 100 of a 10k push here), and only a full list shows it: one follows each burst,
+          // at the first pull that brings nothing new (the burst is over, and what this pull's
+          // predecessor skipped is committed by now), or a while after it began if it goes on.
           if (changes.added.length > 0 && this.options.engine.exactStream !== true)
             this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
+          else if (this.followUpAt !== undefined) this.followUpAt = now;
         }
         if (changes.cursor !== undefined) this.options.enforcer.store.fleetCursor = changes.cursor;
         const due = this.lastResync !== undefined && now - this.lastResync >= this.options.resync;

@@ -195,7 +195,7 @@ describe('FleetSync log lines', () => {
 });
 
 describe('FleetSync follow-up resync', () => {
-  it('reads the full list about a second after new decisions arrive: the stream can skip some for good', async () => {
+  it('reads the full list at the first pull that brings nothing new after new decisions: the stream can skip some for good', async () => {
     const { sync, engine, store, advance } = setup();
     engine.pulls.push({ added: [], deleted: [], complete: true });
     await sync.pullOnce();
@@ -203,12 +203,29 @@ describe('FleetSync follow-up resync', () => {
     await sync.pullOnce();
     // The LAPI holds one more that the stream never returned.
     engine.all = [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })];
-    advance(500);
+    engine.pulls.push({ added: [decision('198.51.100.9', { id: '3' })], deleted: [], complete: false });
+    advance(200);
     await sync.pullOnce();
+    // Still arriving: no full list yet.
     expect(store.get('198.51.100.8')).toBeUndefined();
-    advance(600);
+    // Nothing new, well before a second has passed: the burst is over.
+    advance(200);
     await sync.pullOnce();
     expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+
+  it('reads the full list about a second after new decisions began to arrive, while they keep coming', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.all = [decision('198.51.100.200', { id: '200' })];
+    for (let i = 1; i <= 3; i++) {
+      engine.pulls.push({ added: [decision(`198.51.100.${i}`, { id: String(i) })], deleted: [], complete: false });
+      await sync.pullOnce();
+      if (i < 3) expect(store.get('198.51.100.200')).toBeUndefined();
+      advance(500);
+    }
+    expect(store.get('198.51.100.200')?.fleet?.decisionId).toBe('200');
   });
 });
 
