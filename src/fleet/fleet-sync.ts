@@ -214,6 +214,12 @@ export class FleetSync {
     if (this.pulling !== undefined) return this.pulling;
     this.pulling = (async () => {
       try {
+        // Not while our push is being stored: each LAPI pull is a write too (the bouncer's last
+        // pull), and SQLite fails a 10k push that a concurrent write collides with, after storing
+        // part of it (then it is checked and resent: 0.5-2 s more). A pull waits a push at most
+        // the push's timeout; a Redis read writes nothing.
+        if (this.pushing !== undefined && this.options.engine.exactStream !== true)
+          await this.pushing.catch(() => undefined);
         const now = this.clock();
         const changes = await this.options.engine.pull(now, this.options.enforcer.store.fleetCursor);
         if (this.stopped) return;
