@@ -502,11 +502,9 @@ export class FleetSync {
           extended: result === 'extended',
           dryRun: dry,
         },
-        // The message only for a line that is written: the taps (history, metrics) need the fields.
-        log.isLevelEnabled(level)
-          ? `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ` +
-              `${key} (fleet, ${from}) until ${expiresAt}`
-          : '',
+        // Built at debug too: the notifications quote it.
+        `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ` +
+          `${key} (fleet, ${from}) until ${expiresAt}`,
       );
       return true;
     } finally {

@@ -6,6 +6,7 @@ import { Enforcer } from '../../src/enforce/enforcer.js';
 import type { FleetChanges, FleetDecision, FleetEngine, PushBan } from '../../src/fleet/fleet-engine.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { buildAllowlist } from '../../src/net/allowlist.js';
+import { tapEvents } from '../../src/log-events.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { FakeBackend } from '../support/fake-backend.js';
 import { memoryLog } from '../support/memory-log.js';
@@ -191,6 +192,20 @@ describe('FleetSync log lines', () => {
     // The single ban after it has its own line at info, as before.
     expect(info.filter((e) => e.event === 'ban').map((e) => e.target)).toEqual(['198.18.1.1']);
     expect(events().filter((e) => e.event === 'ban' && e.level === 20)).toHaveLength(150);
+  });
+
+  it('a bulk pull’s per-ban events still carry their message for the taps (notifications quote it) at level info', async () => {
+    const { sync, engine, log } = setup({ maxActive: 1000 });
+    log.level = 'info';
+    const messages: string[] = [];
+    tapEvents(log, ({ fields, msg }) => void (fields.event === 'ban' && messages.push(msg)));
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    const many = Array.from({ length: 150 }, (_, i) => decision(`198.18.0.${i}`, { id: String(i) }));
+    engine.pulls.push({ added: many, deleted: [], complete: false });
+    await sync.pullOnce();
+    expect(messages).toHaveLength(150);
+    expect(messages[0]).toMatch(/^ban 198\.18\.0\.0 \(fleet, from web-2\) until /);
   });
 });
 
