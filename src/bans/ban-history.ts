@@ -33,12 +33,20 @@ const RECORDED = new Set(['ban', 'unban', 'expire']);
 
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 
+/** Each millisecond formatted once: a list of 10k bans is logged within a few of them. */
+let lastAt = { ms: Number.NaN, text: '' };
+function formatAt(ms: number): string {
+  if (ms !== lastAt.ms) lastAt = { ms, text: new Date(ms).toISOString() };
+  return lastAt.text;
+}
+
 /** The history entry for a logged event, or null for events the history does not keep. */
 export function historyEntry(event: LoggedEvent, now: number): HistoryEntry | null {
   const f = event.fields;
   if (!RECORDED.has(f.event) || typeof f.target !== 'string') return null;
-  return {
-    at: new Date(now).toISOString(),
+  // No spread: it cost V8 several µs per entry, most of a pulled fleet ban's time here.
+  const entry: { -readonly [K in keyof HistoryEntry]: HistoryEntry[K] } = {
+    at: formatAt(now),
     event: f.event as HistoryEntry['event'],
     target: f.target,
     rule: text(f.rule),
@@ -47,8 +55,9 @@ export function historyEntry(event: LoggedEvent, now: number): HistoryEntry | nu
     ttl: text(f.ttl),
     expiresAt: text(f.expiresAt),
     dryRun: f.dryRun === true,
-    ...(typeof f.graceUntil === 'string' && { graceUntil: f.graceUntil }),
   };
+  if (typeof f.graceUntil === 'string') entry.graceUntil = f.graceUntil;
+  return entry;
 }
 
 /**

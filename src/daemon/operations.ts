@@ -64,11 +64,12 @@ export async function perform(request: Request, context: OperationContext): Prom
       // Validated again here: the socket is a boundary too.
       const targets = request.targets.map((t) => parseTarget(t, request.force));
       const { reason, ttl, force } = request;
-      const results: BanResult[] = targets.map((target) => {
-        const outcome = enforcer.ban(
-          { target, rule: 'manual', count: 0, reason: reason || undefined, ttl, force },
-          now,
-        );
+      const outcomes = enforcer.banList(
+        targets.map((target) => ({ target, rule: 'manual', count: 0, reason: reason || undefined, ttl, force })),
+        now,
+      );
+      const results: BanResult[] = outcomes.map((outcome, i) => {
+        const target = targets[i]!;
         return outcome.status === 'refused'
           ? { target: formatCidr(target), status: 'refused', reason: outcome.reason }
           : { target: outcome.ban.target, status: outcome.status, expiresAt: formatInstant(outcome.ban.expiresAt) };

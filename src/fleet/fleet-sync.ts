@@ -2,7 +2,7 @@
 // unbans through the outbox kept in the ban store, pulls the fleet's changes every `poll`, resyncs
 // in full every `resync`, and puts every pulled value through the same gate as a local ban.
 import type { Ban, OutboxEntry } from '../bans/ban-store.js';
-import type { Enforcer } from '../enforce/enforcer.js';
+import { BULK_LINES, type Enforcer } from '../enforce/enforcer.js';
 import type { Logger } from '../log.js';
 import type { CidrSet } from '../net/cidr-set.js';
 import { type Cidr, bitsOf, cidrContains, formatCidr, parseCidr } from '../net/ip.js';
@@ -42,7 +42,7 @@ const BACKOFF_MAX_MS = 30_000;
 /** The least time from a failed pull's start to the next pull's. */
 const PULL_RETRY_MS = 500;
 const ERROR_LOG_EVERY_MS = 60_000;
-/** How long after new decisions arrive the follow-up resync comes, at least. */
+/** How long after new decisions arrive the follow-up resync comes at the latest, while more keep coming. */
 const FOLLOW_UP_MS = 1000;
 
 export class FleetSync {
@@ -68,6 +68,13 @@ export class FleetSync {
   private followUpAt: number | undefined;
   /** Set while a pulled change is applied: the enforcer's log lines it causes are not ours to push. */
   private applying = false;
+  /**
+   * Set while a batch of more than BULK_LINES changes is applied: each change's line goes at debug
+   * and the batch logs one summary line (10k lines at info cost more than the bans themselves).
+   */
+  private quiet = false;
+  /** What the batch being applied did, for its summary line. */
+  private tally = { applied: 0, extended: 0, lifted: 0 };
 
   constructor(private readonly options: FleetSyncOptions) {
     this.clock = options.clock ?? Date.now;
@@ -213,6 +220,12 @@ export class FleetSync {
     if (this.pulling !== undefined) return this.pulling;
     this.pulling = (async () => {
       try {
+        // Not while our push is being stored: each LAPI pull is a write too (the bouncer's last
+        // pull), and SQLite fails a 10k push that a concurrent write collides with, after storing
+        // part of it (then it is checked and resent: 0.5-2 s more). A pull waits a push at most
+        // the push's timeout; a Redis read writes nothing.
+        if (this.pushing !== undefined && this.options.engine.exactStream !== true)
+          await this.pushing.catch(() => undefined);
         const now = this.clock();
         const changes = await this.options.engine.pull(now, this.options.enforcer.store.fleetCursor);
         if (this.stopped) return;
@@ -228,12 +241,38 @@ export class FleetSync {
           this.applyAll(changes.added, now, 'start-up pull');
           this.lastResync = now;
         } else {
-          for (const decision of changes.added) this.added(decision, now);
-          for (const decision of changes.deleted) this.deleted(decision, now);
+          const count = changes.added.length + changes.deleted.length;
+          this.startBatch(count);
+          try {
+            for (const decision of changes.added) this.added(decision, now);
+            for (const decision of changes.deleted) this.deleted(decision, now);
+          } finally {
+            this.quiet = false;
+          }
+          if (count > BULK_LINES) {
+            const { applied, extended, lifted } = this.tally;
+            this.options.log.info(
+              {
+                event: 'fleet-sync',
+                during: 'pull',
+                decisions: changes.added.length,
+                deleted: changes.deleted.length,
+                applied,
+                extended,
+                lifted,
+                engine: this.options.engine.name,
+              },
+              `fleet pull: ${changes.added.length} new and ${changes.deleted.length} deleted decision(s); ` +
+                `${applied} banned, ${extended} extended, ${lifted} lifted (a line per ban at debug level)`,
+            );
+          }
           // The LAPI's stream can skip a decision for good (one committed after a concurrent poll
-          // began: 100 of a 10k push here), and only a full list shows it: one follows each burst.
+          // began: 100 of a 10k push here), and only a full list shows it: one follows each burst,
+          // at the first pull that brings nothing new (the burst is over, and what this pull's
+          // predecessor skipped is committed by now), or a while after it began if it goes on.
           if (changes.added.length > 0 && this.options.engine.exactStream !== true)
             this.followUpAt ??= now + Math.max(FOLLOW_UP_MS, 2 * this.options.poll);
+          else if (this.followUpAt !== undefined) this.followUpAt = now;
         }
         if (changes.cursor !== undefined) this.options.enforcer.store.fleetCursor = changes.cursor;
         const due = this.lastResync !== undefined && now - this.lastResync >= this.options.resync;
@@ -341,8 +380,23 @@ export class FleetSync {
     this.apply(key, cidr, now);
   }
 
+  /** Starts counting a batch's changes; quiet when it is a bulk one. */
+  private startBatch(count: number): void {
+    this.quiet = count > BULK_LINES;
+    this.tally = { applied: 0, extended: 0, lifted: 0 };
+  }
+
   /** Reconciles with a complete list: fleet bans not in it are lifted, the others set. */
   private applyAll(decisions: readonly FleetDecision[], now: number, why: string): void {
+    this.startBatch(decisions.length);
+    try {
+      this.reconcileAll(decisions, now, why);
+    } finally {
+      this.quiet = false;
+    }
+  }
+
+  private reconcileAll(decisions: readonly FleetDecision[], now: number, why: string): void {
     this.known.clear();
     for (const decision of decisions) {
       const gated = this.gate(decision);
@@ -375,7 +429,8 @@ export class FleetSync {
           lifted,
           engine: this.options.engine.name,
         },
-        `fleet ${why}: ${decisions.length} decision(s); ${set} applied, ${lifted} lifted`,
+        `fleet ${why}: ${decisions.length} decision(s); ${set} applied, ${lifted} lifted` +
+          (this.quiet && set + lifted > 0 ? ' (a line per ban at debug level)' : ''),
       );
     }
   }
@@ -392,10 +447,12 @@ export class FleetSync {
         const existing = store.get(key);
         if (existing?.fleet === undefined) return false;
         const left = store.liftFleet(key);
+        const level = this.quiet ? 'debug' : 'info';
         if (left === undefined) {
           enforcer.queue.push('delete', cidr);
           this.readdInner(cidr);
-          log.info(
+          this.tally.lifted++;
+          log[level](
             {
               event: 'unban',
               target: key,
@@ -408,7 +465,7 @@ export class FleetSync {
           );
         } else if (left !== null) {
           if (this.retimes) enforcer.queue.push('add', cidr, left.expiresAt, key);
-          log.info(
+          log[level](
             { event: 'fleet-sync', target: key, expiresAt: formatInstant(left.expiresAt) },
             `the fleet's decision for ${key} went; its local ban stays until ${formatInstant(left.expiresAt)}`,
           );
@@ -435,8 +492,12 @@ export class FleetSync {
       if (result === 'unchanged' || result === 'recorded') return result === 'recorded';
       const ban = store.get(key)!;
       if (result === 'added' || this.retimes) enforcer.queue.push('add', cidr, ban.expiresAt, key);
+      if (result === 'added') this.tally.applied++;
+      else this.tally.extended++;
+      const level = this.quiet ? 'debug' : 'info';
+      const expiresAt = formatInstant(ban.expiresAt);
       const from = best.host !== '' ? `from ${best.host}` : `origin ${best.origin}`;
-      log.info(
+      log[level](
         {
           event: 'ban',
           target: key,
@@ -445,12 +506,13 @@ export class FleetSync {
           origin: best.origin,
           fleetHost: best.host,
           decisionId: best.id,
-          expiresAt: formatInstant(ban.expiresAt),
+          expiresAt,
           extended: result === 'extended',
           dryRun: dry,
         },
+        // Built at debug too: the notifications quote it.
         `${dry ? 'dry-run: would ban' : result === 'extended' ? 'extended ban of' : 'ban'} ` +
-          `${key} (fleet, ${from}) until ${formatInstant(ban.expiresAt)}`,
+          `${key} (fleet, ${from}) until ${expiresAt}`,
       );
       return true;
     } finally {

@@ -305,9 +305,10 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     ).toEqual([...targets].sort());
   }, 90_000);
 
-  // The issue asks for 5 s. On this shared 2-core machine the LAPI (SQLite) alone took 1.6–4.4 s to
-  // store the one 10k-decision POST, and A 0.4–1.5 s to take the list: 3.4–9.9 s end to end were
-  // measured. The test holds what is ours: every ban arrives, once, well within 20 s.
+  // The issue asks for 5 s. What is ours (A taking the list and pushing it, B pulling and applying
+  // it) is a few hundred ms each; the LAPI storing the one 10k-decision POST on SQLite is most of the
+  // rest (1-5 s), and slows down most on a loaded machine: a median 3.5 s, worst 7.9 s here with
+  // other sessions' tests running (README, Fleet). The bound is what such a machine holds every time.
   it('10,000 bans from a file on A are all enforced on B, once', async () => {
     const a = await start('web-a', { bulk: true });
     const b = await start('web-b', { bulk: true });
@@ -318,7 +319,10 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
     await floodgateOk(shared.lab, ['ban', '--from-file', list, '--ttl', '10m', '--state-dir', a.stateDir], {
       timeoutMs: 60_000,
     });
-    const first = Date.parse((await a.daemon.waitForEvent('A’s first ban', banEvent(targets[0]!))).time as string);
+    // A list this long logs one summary line (a line per ban at debug), with how long it took.
+    const banned = await a.daemon.waitForEvent('A’s summary line of the list', (e) => e.event === 'bans');
+    expect([banned.banned, banned.already, banned.refused]).toEqual([10_000, 0, 0]);
+    const first = time(banned) - (banned.tookMs as number);
     const setName = `${instanceTag(b.stateDir)}-4`;
     let count = 0;
     await waitFor(
@@ -328,19 +332,24 @@ describe.skipIf(SKIP_REASON !== null || !HAS_CROWDSEC)('fleet bans through a Cro
         count = Number(/Number of entries: (\d+)/.exec(r.stdout)?.[1] ?? 0);
         return count === 10_000;
       },
-      { timeoutMs: 30_000, intervalMs: 200, explain: () => `${count} in ${setName}` },
+      { timeoutMs: 30_000, intervalMs: 100, explain: () => `${count} in ${setName}` },
     );
     const took = Date.now() - first;
-    const times = (d: Daemon, source?: 'fleet') =>
-      d.events.filter((e) => e.event === 'ban' && e.source === source).map((e) => Date.parse(e.time as string));
-    const [onA, onB] = [times(a.daemon), times(b.daemon, 'fleet')];
+    const push = a.daemon.events.find((e) => e.event === 'fleet-push')!;
+    const pulls = b.daemon.events
+      .filter((e) => e.event === 'fleet-sync' && Number(e.applied) > 0)
+      .map((e) => `${e.applied} at +${time(e) - first} ms (${e.during})`);
     console.log(
-      `fleet 10k: A banned from +0 to +${onA.at(-1)! - first} ms; B applied from +${onB[0]! - first} to +${onB.at(-1)! - first} ms (${onB.length})`,
+      `fleet 10k: A banned all by +${time(banned) - first} ms, the LAPI held them by +${time(push) - first} ms ` +
+        `(its POST took ${push.tookMs} ms); B applied ${pulls.join(', ')}`,
     );
     console.log(
       `fleet 10k: A's first ban to all 10,000 in B's ipset: ${took} ms (ban command started ${first - started} ms before A's first ban)`,
     );
-    expect(took).toBeLessThan(20_000);
+    expect(took).toBeLessThan(15_000);
+    // Every one as a fleet ban of A's on B, and none more.
+    const onB = await listBans(shared.lab, b.stateDir);
+    expect([onB.length, onB.filter((x) => x.source === 'fleet:web-a').length]).toEqual([10_000, 10_000]);
     // Once each: a retried or repeated push would store duplicates (the LAPI does not dedupe writes).
     const key = (await shared.lab.execServer(['cat', join(lapiDir, 'web-a.key')])).stdout.trim();
     const held = await shared.lab.execServer([

@@ -305,7 +305,10 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     await floodgateOk(shared.lab, ['ban', '--from-file', list, '--ttl', '10m', '--state-dir', a.stateDir], {
       timeoutMs: 60_000,
     });
-    const first = time(await a.daemon.waitForEvent('A’s first ban', banEvent(targets[0]!)));
+    // A list this long logs one summary line (a line per ban at debug), with how long it took.
+    const banned = await a.daemon.waitForEvent('A’s summary line of the list', (e) => e.event === 'bans');
+    expect([banned.banned, banned.already, banned.refused]).toEqual([10_000, 0, 0]);
+    const first = time(banned) - (banned.tookMs as number);
     const setName = `${instanceTag(b.stateDir)}-4`;
     let count = 0;
     await waitFor(
@@ -315,21 +318,26 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
         count = Number(/Number of entries: (\d+)/.exec(r.stdout)?.[1] ?? 0);
         return count === 10_000;
       },
-      { timeoutMs: 30_000, intervalMs: 100, explain: () => `${count} in ${setName}` },
+      { timeoutMs: 30_000, intervalMs: 50, explain: () => `${count} in ${setName}` },
     );
     const took = Date.now() - first;
-    const onA = a.daemon.events.filter((e) => e.event === 'ban' && e.source === undefined).map(time);
-    const onB = b.daemon.events.filter((e) => e.event === 'ban' && e.source === 'fleet').map(time);
     const pushes = a.daemon.events.filter((e) => e.event === 'fleet-push').map((e) => `${e.bans} in ${e.tookMs} ms`);
+    // B's pulls of more than 100 entries log one summary line each; smaller ones a line per ban.
+    const pulls = b.daemon.events
+      .filter((e) => e.event === 'fleet-sync' && Number(e.applied) > 0)
+      .map((e) => `${e.applied} at +${time(e) - first} ms`);
     console.log(`redis fleet 10k: A's pushes: ${pushes.join(', ')}`);
     console.log(
-      `redis fleet 10k: A banned from +0 to +${onA.at(-1)! - first} ms; B applied from +${onB[0]! - first} ` +
-        `to +${onB.at(-1)! - first} ms (${onB.length}); all in B's ipset after ${took} ms`,
+      `redis fleet 10k: A banned all by +${time(banned) - first} ms; B applied ${pulls.join(', ')}; ` +
+        `all in B's ipset after ${took} ms`,
     );
-    expect(onB.length).toBe(10_000);
-    // The issue asks for 2 s; on this shared 2-core machine B had applied the 10,000 after 1.8-3.5 s
-    // (the read itself is one XREAD): the bound holds what is ours with room for the noise.
-    expect(onB.at(-1)! - first).toBeLessThan(6000);
+    // The issue asks for 2 s. On this shared 2-core machine, with other sessions' tests running
+    // (load 2-7), all were in B's ipset after a median 2.2 s, 1.5-3.1 s, and up to 5.4 s at load 8
+    // (README, Fleet): a timed assertion is no benchmark; the bound is what such a machine holds.
+    expect(took).toBeLessThan(8000);
+    // Every one as a fleet ban of A's on B, and none more.
+    const onB = await listBans(shared.lab, b.stateDir);
+    expect([onB.length, onB.filter((x) => x.source === 'fleet:web-a').length]).toEqual([10_000, 10_000]);
     expect(Number(await cli('XLEN', 'fg:events'))).toBe(10_000);
     expect(Number(await cli('DBSIZE'))).toBe(10_001);
   }, 120_000);

@@ -10,6 +10,7 @@ import { Enforcer, type EnforcerOptions } from '../../src/enforce/enforcer.js';
 import { BackendUnavailableError } from '../../src/errors.js';
 import { killCommands } from '../../src/hooks/kill-connections.js';
 import { LogDestination } from '../../src/log-destination.js';
+import { tapEvents } from '../../src/log-events.js';
 import { ReloadHook } from '../../src/hooks/reload-hook.js';
 import { buildAllowlist } from '../../src/net/allowlist.js';
 import { type Cidr, formatCidr, parseCidr } from '../../src/net/ip.js';
@@ -221,6 +222,41 @@ describe('Enforcer.ban', () => {
     expect(written).toEqual([]); // batched: nothing written yet
     await enforcer.queue.drain();
     expect(loggedAtSave[0]).toEqual(['198.51.100.7', '198.51.100.8', '2001:db8::7']);
+  });
+});
+
+describe('Enforcer.banList', () => {
+  it('logs a short list a line per ban at info, as single bans', () => {
+    const { enforcer, events } = setup();
+    const targets = Array.from({ length: 100 }, (_, i) => `198.51.100.${i}`);
+    enforcer.banList(targets.map((t) => manual(t)));
+    const info = events().filter((e) => e.level === 30);
+    expect(info.filter((e) => e.event === 'ban')).toHaveLength(100);
+    expect(info.some((e) => e.event === 'bans')).toBe(false);
+  });
+
+  it('logs a long list one summary line at info, each ban at debug (still seen by the taps), before the save', async () => {
+    const store = new BanStore(undefined, LIMITS);
+    const { enforcer, events, log } = setup({ store, maxActive: 1000 });
+    const tapped: string[] = [];
+    tapEvents(log, ({ fields }) => void (fields.event === 'ban' && tapped.push(fields.target as string)));
+    let summarySaved = false;
+    store.saveIfChanged = () => {
+      summarySaved = events().some((e) => e.event === 'bans');
+    };
+    const targets = Array.from({ length: 250 }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
+    const outcomes = enforcer.banList([...targets, '203.0.113.9', targets[0]!].map((t) => manual(t)));
+    expect(outcomes.map((o) => o.status).slice(-2)).toEqual(['refused', 'already']);
+    const info = events().filter((e) => e.level === 30);
+    expect(info.map((e) => e.event)).toEqual(['bans']);
+    expect(info[0]).toMatchObject({ banned: 250, already: 1, refused: 1, rule: 'manual', dryRun: false });
+    expect(info[0]!.msg).toContain('banned 250 of a list of 252 (manual)');
+    // The refusal is a warning of its own, and every ban is still a debug line and a tapped event.
+    expect(events().filter((e) => e.event === 'refused')).toHaveLength(1);
+    expect(events().filter((e) => e.event === 'ban' && e.level === 20)).toHaveLength(250);
+    expect(tapped).toEqual(targets);
+    await enforcer.queue.drain();
+    expect(summarySaved).toBe(true);
   });
 });
 

@@ -6,6 +6,7 @@ import { Enforcer } from '../../src/enforce/enforcer.js';
 import type { FleetChanges, FleetDecision, FleetEngine, PushBan } from '../../src/fleet/fleet-engine.js';
 import { FleetSync } from '../../src/fleet/fleet-sync.js';
 import { buildAllowlist } from '../../src/net/allowlist.js';
+import { tapEvents } from '../../src/log-events.js';
 import { parseCidr } from '../../src/net/ip.js';
 import { FakeBackend } from '../support/fake-backend.js';
 import { memoryLog } from '../support/memory-log.js';
@@ -173,8 +174,43 @@ describe('FleetSync pull', () => {
   });
 });
 
+describe('FleetSync log lines', () => {
+  it('a pull of more than 100 changes logs one summary line at info and a line per ban at debug', async () => {
+    const { sync, engine, store, events } = setup({ maxActive: 1000 });
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    const many = Array.from({ length: 150 }, (_, i) => decision(`198.18.0.${i}`, { id: String(i) }));
+    engine.pulls.push({ added: many, deleted: [], complete: false });
+    await sync.pullOnce();
+    engine.pulls.push({ added: [decision('198.18.1.1', { id: 'one' })], deleted: [], complete: false });
+    await sync.pullOnce();
+    expect(store.size).toBe(151);
+    const info = events().filter((e) => e.level === 30);
+    expect(info.filter((e) => e.event === 'fleet-sync' && e.during === 'pull')).toEqual([
+      expect.objectContaining({ decisions: 150, deleted: 0, applied: 150, extended: 0, lifted: 0 }),
+    ]);
+    // The single ban after it has its own line at info, as before.
+    expect(info.filter((e) => e.event === 'ban').map((e) => e.target)).toEqual(['198.18.1.1']);
+    expect(events().filter((e) => e.event === 'ban' && e.level === 20)).toHaveLength(150);
+  });
+
+  it('a bulk pull’s per-ban events still carry their message for the taps (notifications quote it) at level info', async () => {
+    const { sync, engine, log } = setup({ maxActive: 1000 });
+    log.level = 'info';
+    const messages: string[] = [];
+    tapEvents(log, ({ fields, msg }) => void (fields.event === 'ban' && messages.push(msg)));
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    const many = Array.from({ length: 150 }, (_, i) => decision(`198.18.0.${i}`, { id: String(i) }));
+    engine.pulls.push({ added: many, deleted: [], complete: false });
+    await sync.pullOnce();
+    expect(messages).toHaveLength(150);
+    expect(messages[0]).toMatch(/^ban 198\.18\.0\.0 \(fleet, from web-2\) until /);
+  });
+});
+
 describe('FleetSync follow-up resync', () => {
-  it('reads the full list about a second after new decisions arrive: the stream can skip some for good', async () => {
+  it('reads the full list at the first pull that brings nothing new after new decisions: the stream can skip some for good', async () => {
     const { sync, engine, store, advance } = setup();
     engine.pulls.push({ added: [], deleted: [], complete: true });
     await sync.pullOnce();
@@ -182,12 +218,29 @@ describe('FleetSync follow-up resync', () => {
     await sync.pullOnce();
     // The LAPI holds one more that the stream never returned.
     engine.all = [decision('198.51.100.7'), decision('198.51.100.8', { id: '2' })];
-    advance(500);
+    engine.pulls.push({ added: [decision('198.51.100.9', { id: '3' })], deleted: [], complete: false });
+    advance(200);
     await sync.pullOnce();
+    // Still arriving: no full list yet.
     expect(store.get('198.51.100.8')).toBeUndefined();
-    advance(600);
+    // Nothing new, well before a second has passed: the burst is over.
+    advance(200);
     await sync.pullOnce();
     expect(store.get('198.51.100.8')?.fleet?.decisionId).toBe('2');
+  });
+
+  it('reads the full list about a second after new decisions began to arrive, while they keep coming', async () => {
+    const { sync, engine, store, advance } = setup();
+    engine.pulls.push({ added: [], deleted: [], complete: true });
+    await sync.pullOnce();
+    engine.all = [decision('198.51.100.200', { id: '200' })];
+    for (let i = 1; i <= 3; i++) {
+      engine.pulls.push({ added: [decision(`198.51.100.${i}`, { id: String(i) })], deleted: [], complete: false });
+      await sync.pullOnce();
+      if (i < 3) expect(store.get('198.51.100.200')).toBeUndefined();
+      advance(500);
+    }
+    expect(store.get('198.51.100.200')?.fleet?.decisionId).toBe('200');
   });
 });
 
