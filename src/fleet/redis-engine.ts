@@ -283,18 +283,11 @@ export class RedisEngine implements FleetEngine {
         this.unreadable(id, change);
         continue;
       }
-      const decision: FleetDecision =
-        change.op === 'ban'
-          ? {
-              value: change.target,
-              id: change.target,
-              host: change.host,
-              origin: ORIGIN,
-              rule: change.rule,
-              expiresAt: change.expiresAt,
-            }
-          : { value: change.target, id: change.target, host: change.host, origin: ORIGIN, rule: '', expiresAt: 0 };
-      (change.op === 'ban' ? added : deleted).push(decision);
+      const { target, host } = change;
+      // An unban has no rule or expiry of its own: the sync needs only its target.
+      if (change.op === 'ban')
+        added.push({ value: target, id: target, host, origin: ORIGIN, rule: change.rule, expiresAt: change.expiresAt });
+      else deleted.push({ value: target, id: target, host, origin: ORIGIN, rule: '', expiresAt: 0 });
     }
     return { added, deleted, complete: false, cursor: last };
   }
@@ -303,7 +296,8 @@ export class RedisEngine implements FleetEngine {
   private readonly reported = new Set<string>();
 
   private unreadable(id: string, why: string): void {
-    if (this.reported.has(why)) return;
+    // Bounded: the reasons name the entry's fields, which anyone who can write to the stream chooses.
+    if (this.reported.has(why) || this.reported.size >= 100) return;
     this.reported.add(why);
     this.options.log?.warn(
       { event: 'fleet-skipped', engine: this.name, entry: id, why },
