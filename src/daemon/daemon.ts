@@ -139,7 +139,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   let fleet: RunningFleet | undefined;
   try {
     // The fleet's secrets first: an unreadable file stops the start before the firewall is touched.
-    const fleetEngine = policy.fleet && createEngine(policy.fleet);
+    const fleetEngine = policy.fleet && createEngine(policy.fleet, log);
     if (policy.metrics) {
       metrics = new FloodgateMetrics({ rules: policy.rules.map((rule) => rule.name) });
       untapMetrics = tapEvents(log, metrics.onEvent);

@@ -61,7 +61,8 @@ export function fleetHost(fleet: FleetPolicy): string {
   return fleet.host ?? hostname();
 }
 
-export function createEngine(fleet: FleetPolicy): FleetEngine {
+/** `log`: where the engine reports what it skips (Redis: a stream entry it cannot read). */
+export function createEngine(fleet: FleetPolicy, log?: Logger): FleetEngine {
   switch (fleet.engine) {
     case 'crowdsec':
       return new CrowdsecEngine({
@@ -77,6 +78,7 @@ export function createEngine(fleet: FleetPolicy): FleetEngine {
         url: fleet.url,
         host: fleetHost(fleet),
         prefix: fleet.prefix,
+        ...(log !== undefined && { log }),
         ...(fleet.sentinels !== undefined && {
           sentinels: fleet.sentinels.map((address) => {
             const at = address.lastIndexOf(':');

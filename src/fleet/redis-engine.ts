@@ -6,7 +6,9 @@
 // in a loop: that skips entries added between two reads), on a connection of its own since a
 // blocked connection can send nothing else.
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from '../log.js';
 import type { FleetChanges, FleetDecision, FleetEngine, PushBan } from './fleet-engine.js';
+import { FORMAT, decodeEntry, encodeBan, encodeUnban, ownBanPrefix } from './redis-entry.js';
 
 export interface RedisEngineOptions {
   readonly url: string;
@@ -25,6 +27,8 @@ export interface RedisEngineOptions {
   readonly blockMs?: number;
   /** The stream is trimmed to about this many entries. @default 100000 */
   readonly maxlen?: number;
+  /** Where a stream entry that cannot be read is reported (once per reason). @default not reported */
+  readonly log?: Logger;
 }
 
 const ORIGIN = 'floodgate';
@@ -37,34 +41,35 @@ const SENTINEL_ROUND_OVER = /^All sentinels are unreachable\. Retrying from scra
 /** How long a pull waits for a lost connection to come back before it reports the failure. */
 const WAIT_READY_MS = 1000;
 
-// KEYS: the stream, then one ban key per ban. ARGV: host, maxlen, then target, rule, expiresAt (ms)
-// per ban. One call per chunk of bans: a script call each cost A ~90 µs of its own CPU for 10,000
-// bans. Each ban is still its own SET NX + XADD, and the whole chunk runs atomically.
+// KEYS: the stream, then one ban key per ban. ARGV: host, maxlen, the entry's field, then rule,
+// expiresAt (ms) and the stream entry (redis-entry.ts) per ban. One call per chunk of bans: a script
+// call each cost A ~90 µs of its own CPU for 10,000 bans. Each ban is still its own SET NX + XADD,
+// and the whole chunk runs atomically.
 const BAN_LUA = `
 local added = 0
 for i = 2, #KEYS do
-  local at = 3 + (i - 2) * 3
-  local target, rule, expiresAt = ARGV[at], ARGV[at + 1], ARGV[at + 2]
+  local at = 4 + (i - 2) * 3
+  local rule, expiresAt = ARGV[at], ARGV[at + 1]
   if redis.call('SET', KEYS[i], cjson.encode({host=ARGV[1], rule=rule, expiresAt=tonumber(expiresAt)}),
       'NX', 'PXAT', expiresAt) then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
-      'op', 'ban', 'target', target, 'host', ARGV[1], 'rule', rule, 'expiresAt', expiresAt)
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', ARGV[3], ARGV[at + 2])
     added = added + 1
   end
 end
 return added`;
 
-// KEYS: ban key, stream. ARGV: target, host, maxlen. Nothing to announce when no ban was there.
+// KEYS: ban key, stream. ARGV: maxlen, the entry's field, the entry. Nothing to announce when no
+// ban was there.
 const UNBAN_LUA = `
 if redis.call('DEL', KEYS[1]) == 1 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'op', 'unban', 'target', ARGV[1], 'host', ARGV[2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', ARGV[2], ARGV[3])
   return 1
 end
 return 0`;
 
 type FleetRedis = Redis & {
   fgBan(numKeys: number, ...args: string[]): Promise<number>;
-  fgUnban(key: string, stream: string, target: string, host: string, max: string): Promise<number>;
+  fgUnban(key: string, stream: string, max: string, field: string, entry: string): Promise<number>;
 };
 
 /** "1700000000000-3" → [ms, seq] as bigints, for comparing stream ids. */
@@ -101,6 +106,7 @@ export class RedisEngine implements FleetEngine {
   private readonly reader: Redis;
   private readonly stream: string;
   private readonly banPrefix: string;
+  private readonly ownBans: string;
   private started = false;
   private closed = false;
   private connectionError: string | undefined;
@@ -148,6 +154,7 @@ export class RedisEngine implements FleetEngine {
     this.cmd.defineCommand('fgUnban', { numberOfKeys: 2, lua: UNBAN_LUA });
     this.stream = `${options.prefix}events`;
     this.banPrefix = `${options.prefix}ban:`;
+    this.ownBans = ownBanPrefix(options.host);
     void this.cmd.connect().catch(() => {});
     void this.reader.connect().catch(() => {});
   }
@@ -227,12 +234,14 @@ export class RedisEngine implements FleetEngine {
     for (let from = 0; from < live.length; from += BAN_CHUNK) {
       const chunk = live.slice(from, from + BAN_CHUNK);
       const keys = [this.stream, ...chunk.map((ban) => this.banPrefix + ban.target)];
-      const args = [host, this.maxlen, ...chunk.flatMap((ban) => [ban.target, ban.rule, String(ban.expiresAt)])];
+      const args = [host, this.maxlen, FORMAT];
+      for (const ban of chunk)
+        args.push(ban.rule, String(ban.expiresAt), encodeBan(host, ban.target, ban.rule, ban.expiresAt));
       void pipeline.fgBan(keys.length, ...keys, ...args);
       queued++;
     }
     for (const target of unbans) {
-      void pipeline.fgUnban(this.banPrefix + target, this.stream, target, host, this.maxlen);
+      void pipeline.fgUnban(this.banPrefix + target, this.stream, this.maxlen, FORMAT, encodeUnban(host, target));
       queued++;
     }
     if (queued === 0) return;
@@ -267,22 +276,34 @@ export class RedisEngine implements FleetEngine {
     let last = cursor;
     for (const [id, fields] of reply?.[0]?.[1] ?? []) {
       last = id;
-      const entry: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
-      const target = entry.target;
-      if (target === undefined) continue;
-      const decision = {
-        value: target,
-        id: target,
-        host: entry.host ?? '',
-        origin: ORIGIN,
-        rule: entry.rule ?? '',
-        expiresAt: Number(entry.expiresAt ?? 0),
-      };
-      if (entry.op === 'ban') added.push(decision);
-      else if (entry.op === 'unban') deleted.push(decision);
+      // Our own bans back (all of a 10k burst we pushed): known by their start, not decoded.
+      if (fields.length === 2 && fields[0] === FORMAT && fields[1]!.startsWith(this.ownBans)) continue;
+      const change = decodeEntry(fields);
+      if (typeof change === 'string') {
+        this.unreadable(id, change);
+        continue;
+      }
+      const { target, host } = change;
+      // An unban has no rule or expiry of its own: the sync needs only its target.
+      if (change.op === 'ban')
+        added.push({ value: target, id: target, host, origin: ORIGIN, rule: change.rule, expiresAt: change.expiresAt });
+      else deleted.push({ value: target, id: target, host, origin: ORIGIN, rule: '', expiresAt: 0 });
     }
     return { added, deleted, complete: false, cursor: last };
+  }
+
+  /** Why entries were skipped, each said once: a fleet mixing versions would say it for every entry. */
+  private readonly reported = new Set<string>();
+
+  private unreadable(id: string, why: string): void {
+    // Bounded: the reasons name the entry's fields, which anyone who can write to the stream chooses.
+    if (this.reported.has(why) || this.reported.size >= 100) return;
+    this.reported.add(why);
+    this.options.log?.warn(
+      { event: 'fleet-skipped', engine: this.name, entry: id, why },
+      `fleet: skipped stream entry ${id}, ${why}; do all hosts of the fleet run the same floodgate version? ` +
+        '(later entries skipped for this reason are not logged)',
+    );
   }
 
   /**

@@ -205,7 +205,7 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
     await floodgateOk(shared.lab, ['ban', '198.51.100.250', '--ttl', '10m', '--state-dir', a.stateDir]);
     const at = String(Date.now() + 600_000);
     for (const target of ['0.0.0.0/0', 'not-an-address'])
-      await cli('XADD', 'fg:events', '*', 'op', 'ban', 'target', target, 'host', 'web-c', 'rule', 'r', 'expiresAt', at);
+      await cli('XADD', 'fg:events', '*', 'fg1', JSON.stringify(['ban', 'web-c', target, 'r', Number(at)]));
     const refusals = await Promise.all(
       ['198.51.100.250', '0.0.0.0/0', 'not-an-address'].map((target) =>
         b.daemon.waitForEvent(
@@ -371,36 +371,8 @@ describe.skipIf(SKIP_REASON !== null || !HAS_REDIS)('fleet bans through Redis', 
         'PXAT',
         String(at),
       );
-    await cli(
-      'XADD',
-      'fg:events',
-      '*',
-      'op',
-      'ban',
-      'target',
-      '198.51.100.42',
-      'host',
-      'web-c',
-      'rule',
-      'syn',
-      'expiresAt',
-      String(at),
-    );
-    await cli(
-      'XADD',
-      'fg:events',
-      '*',
-      'op',
-      'ban',
-      'target',
-      '198.51.100.43',
-      'host',
-      'web-c',
-      'rule',
-      'syn',
-      'expiresAt',
-      String(at),
-    );
+    await cli('XADD', 'fg:events', '*', 'fg1', JSON.stringify(['ban', 'web-c', '198.51.100.42', 'syn', at]));
+    await cli('XADD', 'fg:events', '*', 'fg1', JSON.stringify(['ban', 'web-c', '198.51.100.43', 'syn', at]));
     await cli('XTRIM', 'fg:events', 'MAXLEN', '1');
     const again = await restart('web-b', b.stateDir);
     await again.waitForEvent(

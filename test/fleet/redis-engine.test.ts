@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEngine, compareIds } from '../../src/fleet/redis-engine.js';
+import { memoryLog } from '../support/memory-log.js';
 import { HAS_REDIS, RedisSentinel, RedisServer, freePort } from '../support/redis-server.js';
 import { type TlsFiles, makeTlsFiles } from '../support/tls-files.js';
 
@@ -113,6 +114,68 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
     const changes = await engine('web-b').pull(now, start.cursor);
     expect(changes.complete).toBe(false);
     expect(changes.added.map((d) => d.value)).toEqual(['192.0.2.5']);
+  });
+
+  it('skips a stream entry it cannot read, says why once, and applies the ones around it', async () => {
+    const now = Date.now();
+    const memory = memoryLog();
+    const b = new RedisEngine({ url: server.url, host: 'web-b', prefix: 'fg:', blockMs: 200, log: memory.log });
+    engines.push(b);
+    const start = await b.pull(now);
+    const a = engine('web-a');
+    await a.push([{ target: '192.0.2.11', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    const at = String(now + 60_000);
+    const old = await admin.xadd(
+      'fg:events',
+      '*',
+      'op',
+      'ban',
+      'target',
+      '192.0.2.12',
+      'host',
+      'web-c',
+      'rule',
+      'r',
+      'expiresAt',
+      at,
+    );
+    await admin.xadd(
+      'fg:events',
+      '*',
+      'op',
+      'ban',
+      'target',
+      '192.0.2.13',
+      'host',
+      'web-c',
+      'rule',
+      'r',
+      'expiresAt',
+      at,
+    );
+    await admin.xadd('fg:events', '*', 'fg1', '["ban","web-c","192.0.2.14","r"');
+    await a.push([{ target: '192.0.2.15', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    const changes = await b.pull(now, start.cursor);
+    expect(changes.added.map((d) => d.value)).toEqual(['192.0.2.11', '192.0.2.15']);
+    // The cursor moves past the skipped entries: they are not read again.
+    const [[lastId]] = (await admin.xrevrange('fg:events', '+', '-', 'COUNT', 1)) as [string, string[]][];
+    expect(changes.cursor).toBe(lastId);
+    expect(memory.named('fleet-skipped').map((e) => [e.entry, e.why])).toEqual([
+      [old, 'not in format fg1 (field(s) op, target, host, rule, expiresAt)'],
+      [expect.any(String), 'fg1: not JSON'],
+    ]);
+  });
+
+  it('a host gets back its own unbans but not its own bans', async () => {
+    const now = Date.now();
+    const a = engine('web-a');
+    const start = await a.pull(now);
+    await a.push([{ target: '192.0.2.21', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    await engine('web-b').push([{ target: '192.0.2.22', rule: 'syn', expiresAt: now + 60_000 }], [], now);
+    await a.push([], ['192.0.2.21'], now);
+    const changes = await a.pull(now, start.cursor);
+    expect(changes.added.map((d) => [d.value, d.host])).toEqual([['192.0.2.22', 'web-b']]);
+    expect(changes.deleted.map((d) => [d.value, d.host])).toEqual([['192.0.2.21', 'web-a']]);
   });
 
   it('keeps fleets with different prefixes apart', async () => {
