@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { banCommand } from '../../src/cli/ban.js';
 import { flushCommand } from '../../src/cli/flush.js';
 import { listCommand } from '../../src/cli/list.js';
@@ -13,11 +13,12 @@ import { unbanCommand } from '../../src/cli/unban.js';
 import { type ControlServer, DEFAULT_CONTROL_LIMITS, serveControl } from '../../src/daemon/control-socket.js';
 import type { ListedBan, Request } from '../../src/daemon/protocol.js';
 import { UsageError } from '../../src/errors.js';
+import { captureOutput } from '../support/captured-output.js';
+
+const out = captureOutput();
 
 let dir: string;
 let stateDir: string;
-let stdout: string;
-let stderr: string;
 /** A direct command in dry-run with the embedded default policy (ban.ttl 10m), no SSH session. */
 let options: { stateDir: string; policy: string; dryRun: true };
 const noSsh = { env: {} };
@@ -26,28 +27,16 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'floodgate-json-'));
   stateDir = join(dir, 'state');
   options = { stateDir, policy: 'policies/default.yaml', dryRun: true };
-  stdout = '';
-  stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
 });
 afterEach(() => {
-  process.exitCode = undefined;
-  vi.restoreAllMocks();
   rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs a command and returns what it printed on stdout (parsed: the whole of stdout is one document). */
 async function json(run: () => Promise<void>): Promise<Record<string, unknown>> {
-  stdout = '';
+  out.stdout = '';
   await run();
-  return JSON.parse(stdout) as Record<string, unknown>;
+  return JSON.parse(out.stdout) as Record<string, unknown>;
 }
 
 async function listed(): Promise<string[]> {
@@ -90,13 +79,13 @@ describe('ban --json', () => {
     expect(banned - Date.now()).toBeGreaterThan(3_600_000 - 10_000);
     // A refusal exits 1, as the text output does, and is said once, in the document.
     expect(process.exitCode).toBe(1);
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
     expect(await listed()).toEqual(['2001:db8::7', '203.0.113.7']);
   });
 
   it('prints the same counts as the text summary', async () => {
     await banCommand(['203.0.113.7', '127.0.0.1'], options, noSsh);
-    expect(stdout).toContain('1 banned, 0 already banned, 1 refused — dry-run');
+    expect(out.stdout).toContain('1 banned, 0 already banned, 1 refused — dry-run');
     expect(process.exitCode).toBe(1);
     process.exitCode = undefined;
     const doc = await json(() => banCommand(['203.0.113.7', '127.0.0.1'], { ...options, json: true }, noSsh));
@@ -108,7 +97,7 @@ describe('ban --json', () => {
     const bad = banCommand(['203.0.113.7', '1.2.3.4/33'], { ...options, json: true }, noSsh);
     await expect(bad).rejects.toThrow(UsageError);
     await expect(bad).rejects.toThrow('"1.2.3.4/33" is not an IP address or network');
-    expect(stdout).toBe('');
+    expect(out.stdout).toBe('');
   });
 });
 
@@ -141,8 +130,8 @@ describe('a target written with host bits', () => {
 
   it('ban says once on stderr which network it bans, and bans that', async () => {
     await banCommand(['203.0.113.10/24', '198.51.100.7', '203.0.113.10/24'], options, noSsh);
-    expect(stderr).toBe(`floodgate: note: ${note('banning')}\n`);
-    expect(stdout).toMatch(
+    expect(out.stderr).toBe(`floodgate: note: ${note('banning')}\n`);
+    expect(out.stdout).toMatch(
       /^banned 203\.0\.113\.0\/24 until .*\nbanned 198\.51\.100\.7 until .*\nalready banned 203\.0\.113\.0\/24 until /,
     );
     expect(process.exitCode).toBeUndefined();
@@ -151,7 +140,7 @@ describe('a target written with host bits', () => {
 
   it('says nothing of a network written exactly, or of an address', async () => {
     await banCommand(['203.0.113.0/24', '2001:DB8::/64', '198.51.100.7'], options, noSsh);
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
   });
 
   it('ban --json: the note is in that target’s result, and on stderr, not beside the document', async () => {
@@ -171,7 +160,7 @@ describe('a target written with host bits', () => {
         note: `${list}:3: 2001:db8::7/64 is the network 2001:db8::/64; banning that`,
       },
     ]);
-    expect(stderr).toBe(
+    expect(out.stderr).toBe(
       `floodgate: note: ${note('banning')}\n` +
         `floodgate: note: ${list}:3: 2001:db8::7/64 is the network 2001:db8::/64; banning that\n`,
     );
@@ -179,11 +168,11 @@ describe('a target written with host bits', () => {
 
   it('unban says which network it lifts, in text and in JSON', async () => {
     await banCommand(['203.0.113.0/24', '198.51.100.0/24'], options, noSsh);
-    stdout = '';
+    out.stdout = '';
     await unbanCommand(['203.0.113.10/24'], options);
-    expect(stderr).toBe(`floodgate: note: ${note('unbanning')}\n`);
-    expect(stdout).toMatch(/^lifted 203\.0\.113\.0\/24\n/);
-    stderr = '';
+    expect(out.stderr).toBe(`floodgate: note: ${note('unbanning')}\n`);
+    expect(out.stdout).toMatch(/^lifted 203\.0\.113\.0\/24\n/);
+    out.stderr = '';
     const doc = await json(() => unbanCommand(['198.51.100.0/24', '198.51.100.200/24'], { ...options, json: true }));
     expect(doc.results).toEqual([
       { target: '198.51.100.0/24', status: 'lifted' },
@@ -193,13 +182,13 @@ describe('a target written with host bits', () => {
         note: '198.51.100.200/24 is the network 198.51.100.0/24; unbanning that',
       },
     ]);
-    expect(stderr).toBe('floodgate: note: 198.51.100.200/24 is the network 198.51.100.0/24; unbanning that\n');
+    expect(out.stderr).toBe('floodgate: note: 198.51.100.200/24 is the network 198.51.100.0/24; unbanning that\n');
     expect(await listed()).toEqual([]);
   });
 
   it('a usage error in a later target comes alone, with no note before it', async () => {
     await expect(banCommand(['203.0.113.10/24', 'bogus'], options, noSsh)).rejects.toThrow(UsageError);
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
   });
 });
 
@@ -213,9 +202,9 @@ describe('flush --json and unban --all', () => {
 
   it('unban --all does what flush does, and says it the same way, in text and JSON', async () => {
     await banCommand(['203.0.113.7', '198.51.100.0/24'], options, noSsh);
-    stdout = '';
+    out.stdout = '';
     await unbanCommand([], { ...options, all: true });
-    expect(stdout).toBe('dry-run: 2 would-be ban(s) cleared; the firewall was not changed (use --enforce)\n');
+    expect(out.stdout).toBe('dry-run: 2 would-be ban(s) cleared; the firewall was not changed (use --enforce)\n');
     expect(await listed()).toEqual([]);
 
     await banCommand(['203.0.113.8'], options, noSsh);
@@ -229,11 +218,11 @@ describe('flush --json and unban --all', () => {
     ['--grace', [], { grace: 60_000 }, '--grace does not go with --all'],
   ])('unban --all with %s is a usage error, and nothing is lifted', async (_what, targets, extra, message) => {
     await banCommand(['203.0.113.7', '198.51.100.0/24'], options, noSsh);
-    stdout = '';
+    out.stdout = '';
     const refused = unbanCommand(targets, { ...options, ...extra, all: true, json: true });
     await expect(refused).rejects.toThrow(UsageError);
     await expect(refused).rejects.toThrow(message);
-    expect(stdout).toBe('');
+    expect(out.stdout).toBe('');
     expect(await listed()).toEqual(['198.51.100.0/24', '203.0.113.7']);
   });
 
@@ -281,7 +270,7 @@ describe('--json through a running daemon', () => {
       results: [{ target: '203.0.113.7', status: 'banned', expiresAt: '2026-12-01T20:00:00.000Z' }],
     });
     expect(process.exitCode).toBe(3);
-    expect(stderr).toBe(`floodgate: ${unsaved}\n`);
+    expect(out.stderr).toBe(`floodgate: ${unsaved}\n`);
     process.exitCode = undefined;
     const unban = await json(() => unbanCommand(['203.0.113.7'], daemonOptions));
     expect(unban).toMatchObject({ via: 'daemon', results: [{ target: '203.0.113.7', status: 'lifted' }] });
@@ -294,19 +283,10 @@ describe('--json through a running daemon', () => {
 
 describe('notes on targets written with host bits', () => {
   it('are printed once each, the first ten, then counted', () => {
-    let stderr = '';
-    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-      stderr += String(chunk);
-      return true;
-    });
-    try {
-      const notes = Array.from({ length: 14 }, (_, i) => `n${i % 13}`);
-      notes.splice(3, 0, undefined as unknown as string);
-      printTargetNotes(notes);
-    } finally {
-      write.mockRestore();
-    }
-    const lines = stderr.trimEnd().split('\n');
+    const notes = Array.from({ length: 14 }, (_, i) => `n${i % 13}`);
+    notes.splice(3, 0, undefined as unknown as string);
+    printTargetNotes(notes);
+    const lines = out.stderr.trimEnd().split('\n');
     expect(lines.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => `floodgate: note: n${i}`));
     expect(lines.slice(10)).toEqual([
       'floodgate: note: and 3 more targets written with host bits, each taken as its network (--json lists every note)',

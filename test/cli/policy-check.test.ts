@@ -4,9 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { PolicyCheckJson } from '../../src/cli/policy-check.js';
+import { captureOutput } from '../support/captured-output.js';
+
+const out = captureOutput();
 
 let main: (argv?: readonly string[]) => Promise<void>;
 beforeAll(async () => {
@@ -22,25 +25,6 @@ const policyFile = (name: string, text: string): string => {
   return file;
 };
 
-let stdout: string;
-let stderr: string;
-beforeEach(() => {
-  stdout = '';
-  stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-});
-afterEach(() => {
-  process.exitCode = undefined;
-  vi.restoreAllMocks();
-});
-
 const check = (...args: string[]) => main(['node', 'floodgate', 'policy', 'check', ...args]);
 
 const VALID = 'mode: dry-run\nrules:\n  - name: syn\n    states: [SYN_RECV]\n    threshold: 20\n';
@@ -52,13 +36,13 @@ describe('policy check --json', () => {
   it('a valid policy: ok, no errors, and the effective policy the text output prints; exit 0', async () => {
     const file = policyFile('valid.yaml', VALID);
     await check(file);
-    const text = stdout;
+    const text = out.stdout;
     expect(text.split('\n')[0]).toBe(`# ${file}: valid`);
-    stdout = '';
+    out.stdout = '';
     await check(file, '--json');
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
-    const doc = JSON.parse(stdout) as PolicyCheckJson;
+    const doc = JSON.parse(out.stdout) as PolicyCheckJson;
     expect(doc).toEqual({ file, ok: true, errors: [], policy: parse(text) });
     // Every default filled in, durations as text.
     expect(doc.policy).toMatchObject({ interval: '5s', ban: { ttl: '10m' }, rules: [{ name: 'syn', per: 'ip' }] });
@@ -66,14 +50,14 @@ describe('policy check --json', () => {
 
   it('an invalid policy: not ok, each mistake with its file, line and key, as the text lists them; exit 2', async () => {
     const file = policyFile('bad.yaml', BAD);
-    const failed = await main(['node', 'floodgate', 'policy', 'check', file]).then(() => stderr);
+    const failed = await main(['node', 'floodgate', 'policy', 'check', file]).then(() => out.stderr);
     expect(process.exitCode).toBe(2);
     process.exitCode = undefined;
-    stderr = '';
+    out.stderr = '';
     await check(file, '--json');
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
     expect(process.exitCode).toBe(2);
-    const doc = JSON.parse(stdout) as PolicyCheckJson;
+    const doc = JSON.parse(out.stdout) as PolicyCheckJson;
     expect(doc).toEqual({
       file,
       ok: false,
@@ -113,7 +97,7 @@ describe('policy check --json', () => {
     const file = policyFile(name, text);
     await check(file, '--json');
     expect(process.exitCode).toBe(2);
-    expect(JSON.parse(stdout)).toEqual({
+    expect(JSON.parse(out.stdout)).toEqual({
       file,
       ok: false,
       errors: [expect.objectContaining({ file, ...error })],
@@ -125,8 +109,8 @@ describe('policy check --json', () => {
     const file = join(dir, 'missing.yaml');
     await check(file, '--json');
     expect(process.exitCode).toBe(2);
-    expect(stderr).toBe('');
-    expect(JSON.parse(stdout)).toEqual({
+    expect(out.stderr).toBe('');
+    expect(JSON.parse(out.stdout)).toEqual({
       file,
       ok: false,
       errors: [{ file, line: null, key: null, message: 'cannot read the file: no such file' }],
@@ -140,8 +124,8 @@ describe('policy check --json', () => {
       `${VALID}notify:\n  webhook:\n    url: https://hooks.example.com/T000/SECRET\n    headers: {Authorization: Bearer TOKEN}\n`,
     );
     await check(file, '--json');
-    expect(stdout).not.toMatch(/SECRET|TOKEN/);
-    expect(JSON.parse(stdout).policy.notify.webhook.headers).toEqual({ Authorization: '(hidden)' });
+    expect(out.stdout).not.toMatch(/SECRET|TOKEN/);
+    expect(JSON.parse(out.stdout).policy.notify.webhook.headers).toEqual({ Authorization: '(hidden)' });
   });
 });
 
@@ -154,21 +138,21 @@ describe('policy check -q', () => {
     const file = text === null ? join(dir, name) : policyFile(name, text);
     for (const flag of ['-q', '--quiet']) {
       await check(file, flag);
-      expect([stdout, stderr, process.exitCode ?? 0]).toEqual(['', '', code]);
+      expect([out.stdout, out.stderr, process.exitCode ?? 0]).toEqual(['', '', code]);
       process.exitCode = undefined;
     }
   });
 
   it('with --json is a usage error', async () => {
     await check(policyFile('valid-qj.yaml', VALID), '--json', '-q');
-    expect(stdout).toBe('');
-    expect(stderr).toBe('floodgate: --json and --quiet contradict each other: give one\n');
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toBe('floodgate: --json and --quiet contradict each other: give one\n');
     expect(process.exitCode).toBe(2);
   });
 
   it('policy check --help offers both', async () => {
     await check('--help');
-    expect(stdout).toMatch(/^ {2}--json +print one JSON object, valid or not/m);
-    expect(stdout).toMatch(/^ {2}-q, --quiet +print nothing, errors included/m);
+    expect(out.stdout).toMatch(/^ {2}--json +print one JSON object, valid or not/m);
+    expect(out.stdout).toMatch(/^ {2}-q, --quiet +print nothing, errors included/m);
   });
 });

@@ -7,9 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { BanStore } from '../../src/bans/ban-store.js';
 import { stateFile } from '../../src/daemon/state-dir.js';
+import { captureOutput } from '../support/captured-output.js';
+
+const out = captureOutput();
 
 let main: (argv?: readonly string[]) => Promise<void>;
 beforeAll(async () => {
@@ -18,58 +21,39 @@ beforeAll(async () => {
   ({ main } = await import('../../src/cli/program.js'));
 });
 
-let stdout: string;
-let stderr: string;
-beforeEach(() => {
-  stdout = '';
-  stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-});
-afterEach(() => {
-  process.exitCode = undefined;
-  vi.restoreAllMocks();
-});
-
 const floodgate = (...args: string[]) => main(['node', 'floodgate', ...args]);
 
 describe('a bare floodgate', () => {
   it('prints the help, every command included, on stdout and exits 0', async () => {
     await floodgate();
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
-    expect(stdout).toMatch(/^Usage: floodgate \[options\] \[command\]/);
+    expect(out.stdout).toMatch(/^Usage: floodgate \[options\] \[command\]/);
     for (const command of ['scan', 'run', 'ban', 'unban', 'list', 'flush', 'status', 'explain', 'top', 'policy'])
-      expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+      expect(out.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
   });
 
   it('floodgate policy alone prints the help of policy on stdout, exit 0', async () => {
     await floodgate('policy');
-    expect(stderr).toBe('');
+    expect(out.stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
-    expect(stdout).toMatch(/^Usage: floodgate policy/);
-    expect(stdout).toMatch(/^ {2}check \[options\] \[file\]/m);
+    expect(out.stdout).toMatch(/^Usage: floodgate policy/);
+    expect(out.stdout).toMatch(/^ {2}check \[options\] \[file\]/m);
   });
 });
 
 describe('the version', () => {
   it.each([['--version'], ['-V'], ['-v'], ['version']])('floodgate %s prints it on stdout, exit 0', async (arg) => {
     await floodgate(arg);
-    expect(stdout).toBe('0.0.0-test\n');
-    expect(stderr).toBe('');
+    expect(out.stdout).toBe('0.0.0-test\n');
+    expect(out.stderr).toBe('');
     expect(process.exitCode ?? 0).toBe(0);
   });
 
   it('the help lists floodgate version and names -v beside --version', async () => {
     await floodgate('--help');
-    expect(stdout).toMatch(/^ {2}-V, --version +print the version \(also -v\)$/m);
-    expect(stdout).toMatch(/^ {2}version +print the version/m);
+    expect(out.stdout).toMatch(/^ {2}-V, --version +print the version \(also -v\)$/m);
+    expect(out.stdout).toMatch(/^ {2}version +print the version/m);
   });
 
   // main.ts answers before commander and the command table load: a third of the start-up.
@@ -113,10 +97,10 @@ describe('mistakes on the command line', () => {
     [['--bogus'], "floodgate: unknown option '--bogus'"],
   ])('floodgate %j is a usage error on stderr, exit 2', async (args, message) => {
     await floodgate(...args);
-    expect(stdout).toBe('');
-    expect(stderr).toContain(`${message}\n`);
-    expect(stderr).toContain('(run floodgate --help for usage)');
-    expect(stderr).not.toMatch(/^error:/m);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toContain(`${message}\n`);
+    expect(out.stderr).toContain('(run floodgate --help for usage)');
+    expect(out.stderr).not.toMatch(/^error:/m);
     expect(process.exitCode).toBe(2);
   });
 });
@@ -125,12 +109,12 @@ describe('--json on the commands that change bans', () => {
   it.each(['ban', 'unban', 'flush'])('%s --help offers --json', async (command) => {
     await floodgate(command, '--help');
     expect(process.exitCode ?? 0).toBe(0);
-    expect(stdout).toMatch(/^ {2}--json +print one JSON object/m);
+    expect(out.stdout).toMatch(/^ {2}--json +print one JSON object/m);
   });
 
   it('unban --help offers --all', async () => {
     await floodgate('unban', '--help');
-    expect(stdout).toMatch(/^ {2}--all +lift every ban: the same as flush/m);
+    expect(out.stdout).toMatch(/^ {2}--all +lift every ban: the same as flush/m);
   });
 });
 
@@ -156,9 +140,9 @@ describe('a reader that goes away', () => {
         cwd: fileURLToPath(new URL('../..', import.meta.url)),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let stderr = '';
+      let childStderr = '';
       child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-        stderr += chunk;
+        childStderr += chunk;
       });
       let first = '';
       child.stdout.once('data', (chunk: Buffer) => {
@@ -167,8 +151,8 @@ describe('a reader that goes away', () => {
       });
       const exitCode = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
       expect(first).toContain('state directory');
-      expect(stderr).not.toContain('EPIPE');
-      expect(exitCode, stderr).toBe(0);
+      expect(childStderr).not.toContain('EPIPE');
+      expect(exitCode, childStderr).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
