@@ -63,7 +63,6 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     options.policy === undefined
       ? undefined
       : (await import('../policy/load-policy.js')).loadPolicy(options.policy).policy;
-  const whatIf = policy && (await import('../detect/what-if.js')).whatIf;
   // Rows of other states are left out as they are read (what-if judges every row: it keeps them all).
   const keep = policy === undefined && options.state ? new Set(options.state) : undefined;
 
@@ -123,7 +122,9 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     STATES.filter((s) => counts.states[s] !== undefined).map((s) => [s, counts.states[s]!]),
   );
   // The top sources shown are accounted for too: banned, or spared and why.
-  const outcome = policy && whatIf?.(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
+  const outcome =
+    policy &&
+    (await import('../detect/what-if.js')).whatIf(table, policy, options.by === 'port' ? [] : groups.map((g) => g.key));
 
   if (options.json) {
     const out = {
