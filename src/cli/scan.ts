@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 import { type Grouping, countTop } from '../table/count-sockets.js';
 import { FLOOD_COUNTERS, type FloodCounters, counterRates } from '../table/kernel-counters.js';
 import { defaultProcRoot, liveTableFiles, readKernelCounters, readLiveTable } from '../table/live-table.js';
-import { type MalformedLine, quoteLine, rowsRead } from '../table/parse-result.js';
+import { type MalformedLine, type RowsWanted, quoteLine, rowsRead } from '../table/parse-result.js';
 import type { TableFormat } from '../table/parse-table.js';
 import { type InputTable, mergeRows, readInput } from '../table/read-input.js';
 import { STATES, type SocketState } from '../table/socket-row.js';
@@ -63,8 +63,13 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
     options.policy === undefined
       ? undefined
       : (await import('../policy/load-policy.js')).loadPolicy(options.policy).policy;
-  // Rows of other states are left out as they are read (what-if judges every row: it keeps them all).
-  const keep = policy === undefined && options.state ? new Set(options.state) : undefined;
+  // Rows of other states are left out as they are read, and by net the sources are numbered as their
+  // networks: one table of numbers to count, not one of addresses and then one of their networks.
+  // What-if judges every row, by address: it keeps them all.
+  const kept = policy === undefined && options.state ? new Set(options.state) : undefined;
+  const networks =
+    policy === undefined && options.by === 'net' ? { prefix4: options.prefix4, prefix6: options.prefix6 } : undefined;
+  const keep: RowsWanted = { ...(kept && { states: kept }), ...(networks && { networks }) };
 
   let tables: InputTable[];
   let counters: Counters | undefined;
@@ -106,7 +111,7 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
 
   const grouping: Grouping =
     options.by === 'net' ? { by: 'net', prefix4: options.prefix4, prefix6: options.prefix6 } : { by: options.by };
-  const table = mergeRows(tables);
+  const table = mergeRows(tables, networks);
   const counts = countTop(
     table,
     {

@@ -2,7 +2,7 @@
 // local port): the netstat | grep | awk | sort | uniq -c pipeline as one pure pass.
 import { formatCidr, formatIpv4, parseCidr, parseIpv4Number } from '../net/ip.js';
 import { STATES, type Proto, type SocketState } from './socket-row.js';
-import { type AddressBook, type SocketTable, protoIndex, stateIndex } from './socket-table.js';
+import { type AddressBook, type SocketTable, protoIndex, stateIndex, wordMask } from './socket-table.js';
 
 export interface SocketFilter {
   /** Only these states; all states when absent. */
@@ -60,6 +60,7 @@ function countNumeric(
   skip: Uint8Array | undefined,
 ): NumericCounts {
   const { protos, states, localPorts, remotes, addresses } = table;
+  checkGrouping(addresses, grouping);
   const proto = filter.proto === undefined || filter.proto === 'all' ? -1 : protoIndex(filter.proto);
   const stateOk = new Uint8Array(STATES.length).fill(filter.states === undefined ? 1 : 0);
   for (const state of filter.states ?? []) stateOk[stateIndex(state)] = 1;
@@ -84,8 +85,22 @@ function countNumeric(
     if (remote === 0) continue;
     counts[byPort ? localPorts[i]! : remote]!++;
   }
-  const nets = grouping.by === 'net' ? countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6) : null;
+  const nets =
+    grouping.by === 'net' && !addresses.numbers(grouping)
+      ? countNetworks(addresses, counts, grouping.prefix4, grouping.prefix6)
+      : null;
   return { total, stateCounts, counts, nets };
+}
+
+/**
+ * A table read as networks (see AddressBook) counts by those networks, per id, as a table of
+ * addresses counts by address; any other grouping of its sources would be wrong.
+ */
+function checkGrouping(book: AddressBook, grouping: Grouping): void {
+  const { networks } = book;
+  if (networks === undefined || grouping.by === 'port' || (grouping.by === 'net' && book.numbers(grouping))) return;
+  const asked = grouping.by === 'net' ? `by net /${grouping.prefix4} /${grouping.prefix6}` : 'by ip';
+  throw new Error(`a table of /${networks.prefix4} /${networks.prefix6} networks cannot be counted ${asked}`);
 }
 
 /**
@@ -127,6 +142,9 @@ export function countSockets(
   options: CountOptions = {},
 ): SocketCounts {
   const { skip, above = 0, minSources = 1, mark } = options;
+  // A table of networks does not know how many sources each one holds.
+  if (minSources > 1 && table.addresses.networks !== undefined)
+    throw new Error('min_sources needs a table of addresses, not of networks');
   const { total, stateCounts, counts, nets } = countNumeric(table, filter, grouping, skip);
   const groups = new Map<string, number>();
   if (grouping.by === 'port') {
@@ -226,12 +244,6 @@ function addressBefore(book: AddressBook, i: number, j: number): boolean {
     if (a !== b) return a < b;
   }
   return false;
-}
-
-/** The mask of word `word` (0–3) of a 128-bit prefix of `prefix` bits. */
-function wordMask(prefix: number, word: number): number {
-  const bits = prefix - 32 * word;
-  return bits >= 32 ? 0xffffffff : bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
 }
 
 /** Fibonacci hashing of four words; the slot is the top bits, which depend on every bit of the key. */

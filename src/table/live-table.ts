@@ -2,9 +2,9 @@
 // `ss` after measuring both; see the README. Needs no privileges.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import type { MalformedLine, ParsedTable } from './parse-result.js';
+import type { MalformedLine, ParsedTable, RowsWanted } from './parse-result.js';
 import { ProcNetParser } from './proc-net-parser.js';
-import type { Proto, SocketState } from './socket-row.js';
+import type { Proto } from './socket-row.js';
 import { SocketTable } from './socket-table.js';
 
 const SOURCES: readonly { file: string; proto: Proto }[] = [
@@ -69,12 +69,13 @@ export async function readLiveTable(
   procRoot = defaultProcRoot(),
   /** A table to empty and fill again (the daemon's, from its previous scan); a new one when absent. */
   into?: SocketTable,
-  /** Only rows in these states are kept (the others are counted in `skipped`); every row when absent. */
-  states?: ReadonlySet<SocketState>,
+  /** What to keep; every row, as addresses, when absent. `networks` applies to a new table only. */
+  wanted: RowsWanted = {},
 ): Promise<ParsedTable> {
   readBuffer ??= Buffer.allocUnsafe(CHUNK);
   const buffer = readBuffer;
-  const table = into ?? new SocketTable();
+  const { states } = wanted;
+  const table = into ?? new SocketTable(wanted.networks);
   table.clear();
   const malformed: MalformedLine[] = [];
   let skipped = 0;

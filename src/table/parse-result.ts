@@ -1,5 +1,6 @@
 // What every table parser returns, and the small pieces the text formats share.
-import type { AddressBook, SocketTable } from './socket-table.js';
+import type { SocketState } from './socket-row.js';
+import type { AddressBook, NetworkSize, SocketTable } from './socket-table.js';
 
 export interface MalformedLine {
   /** 1-based line number within the input. */
@@ -28,6 +29,14 @@ export function quoteLine(malformed: MalformedLine): string {
   return malformed.length === undefined
     ? quoted
     : `${quoted}… (the first ${QUOTE_MAX} of ${malformed.length} characters)`;
+}
+
+/** What a reader of /proc/net text keeps of it; everything, as addresses, when absent. */
+export interface RowsWanted {
+  /** Only rows in these states are kept (the others are checked and counted in `skipped`). */
+  readonly states?: ReadonlySet<SocketState>;
+  /** Remote addresses are numbered as their networks of these sizes (see AddressBook). */
+  readonly networks?: NetworkSize;
 }
 
 export interface ParsedTable {

@@ -1,7 +1,7 @@
 // Parses /proc/net/tcp, tcp6, udp and udp6: the kernel's own table, hex addresses in host byte order.
 // This is the hot path of every scan, so it reads the bytes in place: no line strings, no objects
 // for well-formed rows, and each distinct address is numbered once (see socket-table.ts).
-import { type MalformedLine, type ParsedTable, QUOTE_MAX, malformedLine } from './parse-result.js';
+import { type MalformedLine, type ParsedTable, QUOTE_MAX, type RowsWanted, malformedLine } from './parse-result.js';
 import { KERNEL_STATES, type Proto, STATES, type SocketState } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
@@ -213,9 +213,9 @@ export function parseProcNet(text: string, proto: Proto = procProtoFromHeader(te
 export function parseProcNetBytes(
   bytes: Buffer,
   proto: Proto = procProtoFromHeader(bytes.toString('latin1', 0, Math.min(bytes.length, 4096))),
-  states?: ReadonlySet<SocketState>,
+  wanted: RowsWanted = {},
 ): ParsedTable {
-  const parser = new ProcNetParser(proto, new SocketTable(), states);
+  const parser = new ProcNetParser(proto, new SocketTable(wanted.networks), wanted.states);
   parser.push(bytes);
   return parser.end();
 }

@@ -5,11 +5,10 @@ import { type FileHandle, open, readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import { type FloodCounters, parseKernelCounters } from './kernel-counters.js';
-import { type ParsedTable, QUOTE_MAX, quoteLine, rowsRead } from './parse-result.js';
+import { type ParsedTable, QUOTE_MAX, type RowsWanted, quoteLine, rowsRead } from './parse-result.js';
 import { type TableFormat, detectFormat, parseTable } from './parse-table.js';
 import { ProcNetParser, parseProcNetBytes, procProtoFromHeader } from './proc-net-parser.js';
-import type { SocketState } from './socket-row.js';
-import { SocketTable } from './socket-table.js';
+import { type NetworkSize, SocketTable } from './socket-table.js';
 
 export interface InputTable extends ParsedTable {
   readonly name: string;
@@ -62,7 +61,7 @@ const STREAM_CHUNK = 1 << 20;
 async function streamProcFile(
   name: string,
   forced: TableFormat | undefined,
-  states: ReadonlySet<SocketState> | undefined,
+  wanted: RowsWanted,
 ): Promise<ParsedTable | null> {
   let file: FileHandle;
   try {
@@ -79,7 +78,7 @@ async function streamProcFile(
     if (length < STREAM_CHUNK || (buffer[0] === 0x1f && buffer[1] === 0x8b)) return null;
     const head = buffer.toString('latin1', 0, 64 * 1024);
     if ((forced ?? detectFormat(head)) !== 'proc') return null;
-    const parser = new ProcNetParser(procProtoFromHeader(head), new SocketTable(), states);
+    const parser = new ProcNetParser(procProtoFromHeader(head), new SocketTable(wanted.networks), wanted.states);
     while (length > 0) {
       // The parser keeps what it needs of a chunk (an unfinished line): the buffer is free after push.
       const next = file.read(spare, 0, STREAM_CHUNK, null);
@@ -95,12 +94,12 @@ async function streamProcFile(
   }
 }
 
-export async function readInput(
-  name: string,
-  forced?: TableFormat,
-  states?: ReadonlySet<SocketState>,
-): Promise<InputTable> {
-  const streamed = name === '-' ? null : await streamProcFile(name, forced, states);
+/**
+ * A captured table. `wanted` applies to /proc/net text (the format scan reads fastest, so the one
+ * worth narrowing as it is read); the other formats keep every row, as addresses.
+ */
+export async function readInput(name: string, forced?: TableFormat, wanted: RowsWanted = {}): Promise<InputTable> {
+  const streamed = name === '-' ? null : await streamProcFile(name, forced, wanted);
   if (streamed !== null) return checked({ name, format: 'proc', ...streamed }, name);
   let bytes: Buffer;
   try {
@@ -145,7 +144,7 @@ export async function readInput(
     {
       name,
       format,
-      ...(format === 'proc' ? parseProcNetBytes(bytes, undefined, states) : parseTable(textChunks(bytes), format)),
+      ...(format === 'proc' ? parseProcNetBytes(bytes, undefined, wanted) : parseTable(textChunks(bytes), format)),
     },
     label,
   );
@@ -225,9 +224,13 @@ function isBlank(bytes: Buffer): boolean {
   return true;
 }
 
-export function mergeRows(tables: readonly ParsedTable[]): SocketTable {
+/**
+ * One table of all the tables' rows; of networks of these sizes when `networks` is given (a table
+ * of addresses appended to it is numbered by network as it goes).
+ */
+export function mergeRows(tables: readonly ParsedTable[], networks?: NetworkSize): SocketTable {
   if (tables.length === 1) return tables[0]!.rows;
-  const rows = new SocketTable();
+  const rows = new SocketTable(networks);
   for (const table of tables) rows.append(table.rows);
   return rows;
 }

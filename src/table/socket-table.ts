@@ -1,7 +1,7 @@
 // The connection table in columns: one typed-array slot per socket field, and each distinct remote
 // address stored once and numbered. A million sockets take about 10 MB this way; as row objects
 // they took about 70 MB and most of a daemon's memory (scripts/bench-bans.ts, part 4).
-import { formatIpv4, formatIpv6Groups, parseIp } from '../net/ip.js';
+import { formatCidr, formatIpv4, formatIpv6Groups, parseIp } from '../net/ip.js';
 import { STATES, type Proto, type SocketRow, type SocketState } from './socket-row.js';
 
 export const PROTOS: readonly Proto[] = ['tcp', 'udp'];
@@ -22,6 +22,11 @@ const hash4 = (a: number, b: number, c: number, d: number, shift: number): numbe
  * in open-addressing tables (no string per lookup, no object per address); an address gets its text
  * only when asked. With every source distinct, a million-socket table numbers a million addresses
  * each scan, so a lookup is one probe into one array (key and id side by side, one cache miss).
+ *
+ * A book of networks (`networks` given) numbers each address as its network: 192.0.2.7 and
+ * 192.0.2.9 get the id of 192.0.2.0/24, whose name is "192.0.2.0/24". `scan --by net` reads into
+ * one, so that counting per network is counting per id: one table of numbers instead of a table
+ * of addresses and then a table of their networks (with every source distinct, as many of each).
  */
 export class AddressBook {
   /** Pairs (IPv4 address, id) per slot; id 0 marks an empty slot. */
@@ -43,6 +48,30 @@ export class AddressBook {
   private next = 1;
   private v4Count = 0;
   private v6Count = 0;
+  /** The network masks: all ones in a book of addresses. */
+  private readonly mask4: number;
+  private readonly mask6: readonly [number, number, number, number];
+
+  constructor(
+    /** Number networks of these sizes rather than addresses; a book of addresses when absent. */
+    readonly networks?: NetworkSize,
+  ) {
+    if (networks !== undefined) {
+      const { prefix4, prefix6 } = networks;
+      if (!(Number.isInteger(prefix4) && prefix4 >= 0 && prefix4 <= 32))
+        throw new RangeError(`expected an IPv4 prefix length 0–32, got ${prefix4}`);
+      if (!(Number.isInteger(prefix6) && prefix6 >= 0 && prefix6 <= 128))
+        throw new RangeError(`expected an IPv6 prefix length 0–128, got ${prefix6}`);
+    }
+    this.mask4 = wordMask(networks?.prefix4 ?? 32, 0);
+    const p6 = networks?.prefix6 ?? 128;
+    this.mask6 = [wordMask(p6, 0), wordMask(p6, 1), wordMask(p6, 2), wordMask(p6, 3)];
+  }
+
+  /** Whether this is a book of networks of exactly these sizes. */
+  numbers(networks: NetworkSize): boolean {
+    return this.networks?.prefix4 === networks.prefix4 && this.networks.prefix6 === networks.prefix6;
+  }
 
   /** Forgets every address and keeps the memory, for the next scan. */
   clear(): void {
@@ -83,6 +112,15 @@ export class AddressBook {
   name(id: number): string {
     if (id === 0) return '';
     let name = this.names.get(id);
+    if (name === undefined && this.networks !== undefined) {
+      const family = this.family(id);
+      name = formatCidr({
+        family,
+        value: family === 4 ? BigInt(this.ipv4(id)) : this.ipv6(id),
+        prefix: family === 4 ? this.networks.prefix4 : this.networks.prefix6,
+      });
+      this.names.set(id, name);
+    }
     if (name === undefined) {
       if (this.families[id] === 4) name = formatIpv4(this.values[id]!);
       else {
@@ -104,10 +142,10 @@ export class AddressBook {
     return name;
   }
 
-  /** The id of an IPv4 address given as a number (0.0.0.0 is no peer). */
+  /** The id of an IPv4 address given as a number (0.0.0.0 is no peer), or of its network. */
   ipv4Id(value: number): number {
     if (value === 0) return 0;
-    const key = value | 0;
+    const key = value & this.mask4;
     const slots = this.v4Slots;
     const mask = (1 << this.v4Bits) - 1;
     let slot = hash1(key, 32 - this.v4Bits);
@@ -117,27 +155,34 @@ export class AddressBook {
       if (slots[slot * 2] === key) return id;
       slot = (slot + 1) & mask;
     }
-    const id = this.newId(4, value >>> 0);
+    const id = this.newId(4, key >>> 0);
     slots[slot * 2] = key;
     slots[slot * 2 + 1] = id;
     if (++this.v4Count * 2 > mask + 1) this.growV4();
     return id;
   }
 
-  /** The id of an IPv6 address given as four big-endian 32-bit words; mapped IPv4 is the IPv4 one. */
+  /**
+   * The id of an IPv6 address given as four big-endian 32-bit words, or of its network; mapped IPv4
+   * is the IPv4 one (and so is its network).
+   */
   ipv6Id(a: number, b: number, c: number, d: number): number {
     if (a === 0 && b === 0 && (c === 0xffff || (c === 0 && d === 0))) return this.ipv4Id(c === 0 ? 0 : d);
+    const mask = this.mask6;
+    a = (a & mask[0]) >>> 0;
+    b = (b & mask[1]) >>> 0;
+    c = (c & mask[2]) >>> 0;
+    d = (d & mask[3]) >>> 0;
     const slots = this.v6Slots;
     const words = this.v6Words;
-    const mask = (1 << this.v6Bits) - 1;
+    const slotMask = (1 << this.v6Bits) - 1;
     let slot = hash4(a, b, c, d, 32 - this.v6Bits);
     for (;;) {
       const index = slots[slot]! - 1;
       if (index < 0) break;
       const k = index * 4;
-      if (words[k] === a >>> 0 && words[k + 1] === b >>> 0 && words[k + 2] === c >>> 0 && words[k + 3] === d >>> 0)
-        return this.v6Ids[index]!;
-      slot = (slot + 1) & mask;
+      if (words[k] === a && words[k + 1] === b && words[k + 2] === c && words[k + 3] === d) return this.v6Ids[index]!;
+      slot = (slot + 1) & slotMask;
     }
     const index = this.v6Count;
     if (index * 4 === this.v6Words.length) {
@@ -152,7 +197,7 @@ export class AddressBook {
     const id = this.newId(6, index);
     this.v6Ids[index] = id;
     slots[slot] = index + 1;
-    if (++this.v6Count * 2 > mask + 1) this.growV6();
+    if (++this.v6Count * 2 > slotMask + 1) this.growV6();
     return id;
   }
 
@@ -220,6 +265,20 @@ export class AddressBook {
   }
 }
 
+/** The sizes of the networks a book of networks numbers. */
+export interface NetworkSize {
+  /** 0–32 */
+  readonly prefix4: number;
+  /** 0–128 */
+  readonly prefix6: number;
+}
+
+/** The mask of word `word` (0–3, big-endian) of a prefix of `prefix` bits. */
+export function wordMask(prefix: number, word: number): number {
+  const bits = prefix - 32 * word;
+  return bits >= 32 ? 0xffffffff : bits <= 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+}
+
 function grown<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array>(array: T, length: number): T {
   const next = new (array.constructor as new (length: number) => T)(length);
   next.set(array);
@@ -231,7 +290,7 @@ function grown<T extends Uint8Array | Uint16Array | Uint32Array | Int32Array>(ar
  * (which are longer than `length`: read only below it). Row objects are made only on request.
  */
 export class SocketTable implements Iterable<SocketRow> {
-  readonly addresses = new AddressBook();
+  readonly addresses: AddressBook;
   length = 0;
   /** PROTOS index per socket. */
   protos = new Uint8Array(1024);
@@ -242,8 +301,13 @@ export class SocketTable implements Iterable<SocketRow> {
   remotes = new Int32Array(1024);
   remotePorts = new Uint16Array(1024);
 
-  static from(rows: Iterable<SocketRow>): SocketTable {
-    const table = new SocketTable();
+  /** A table whose remote column numbers networks of these sizes (see AddressBook); addresses when absent. */
+  constructor(networks?: NetworkSize) {
+    this.addresses = new AddressBook(networks);
+  }
+
+  static from(rows: Iterable<SocketRow>, networks?: NetworkSize): SocketTable {
+    const table = new SocketTable(networks);
     for (const row of rows) table.pushRow(row);
     return table;
   }

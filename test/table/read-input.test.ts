@@ -234,7 +234,7 @@ describe('a large /proc/net capture, read a megabyte at a time', () => {
 
   it('read for some states keeps their rows only, and scan counts them as from the whole table', async () => {
     const file = capture('large-states.txt', text);
-    const synRecv = await readInput(file, undefined, new Set(['SYN_RECV']));
+    const synRecv = await readInput(file, undefined, { states: new Set(['SYN_RECV']) });
     expect([synRecv.rows.length, synRecv.skipped, synRecv.malformed.length]).toEqual([8_000, 16_000, 1]);
     const filtered = await scanJson([file], { state: ['SYN_RECV'], by: 'net' });
     expect(filtered).toMatchObject({

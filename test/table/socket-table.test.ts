@@ -53,6 +53,70 @@ describe('AddressBook', () => {
   });
 });
 
+describe('AddressBook of networks', () => {
+  it('numbers each address as its network, an IPv4-mapped one as its IPv4 network, and names it as one', () => {
+    const book = new AddressBook({ prefix4: 24, prefix6: 64 });
+    const id = book.idOf('198.51.100.66');
+    expect([book.idOf('198.51.100.1'), book.idOf('::ffff:198.51.100.254'), book.ipv4Id(0xc6336400)]).toEqual([
+      id,
+      id,
+      id,
+    ]);
+    expect(book.idOf('198.51.101.1')).not.toBe(id);
+    expect(book.name(id)).toBe('198.51.100.0/24');
+    expect(book.ipv4(id)).toBe(0xc6336400);
+    const v6 = book.idOf('2001:db8:0:7:1::66');
+    expect(book.idOf('2001:db8:0:7:ffff::1')).toBe(v6);
+    expect(book.idOf('2001:db8:0:8::1')).not.toBe(v6);
+    expect(book.name(v6)).toBe('2001:db8:0:7::/64');
+    expect(book.size).toBe(5); // four networks, and the unused id 0
+  });
+
+  it('keeps 0 for "no peer" whatever the network size, even /0 where every address is one network', () => {
+    const book = new AddressBook({ prefix4: 0, prefix6: 0 });
+    expect([book.ipv4Id(0), book.ipv6Id(0, 0, 0, 0), book.ipv6Id(0, 0, 0xffff, 0)]).toEqual([0, 0, 0]);
+    const all4 = book.idOf('203.0.113.9');
+    expect(all4).toBeGreaterThan(0);
+    expect(book.idOf('192.0.2.1')).toBe(all4);
+    expect(book.name(all4)).toBe('0.0.0.0/0');
+    const all6 = book.idOf('2001:db8::1');
+    expect(book.idOf('::1')).toBe(all6);
+    expect(book.name(all6)).toBe('::/0');
+  });
+
+  it('at full length is a book of addresses named without a prefix', () => {
+    const book = new AddressBook({ prefix4: 32, prefix6: 128 });
+    expect(book.name(book.idOf('192.0.2.7'))).toBe('192.0.2.7');
+    expect(book.name(book.idOf('2001:db8::7'))).toBe('2001:db8::7');
+    expect(book.idOf('192.0.2.8')).not.toBe(book.idOf('192.0.2.7'));
+  });
+
+  it('refuses a network size no address has', () => {
+    expect(() => new AddressBook({ prefix4: 33, prefix6: 64 })).toThrow(RangeError);
+    expect(() => new AddressBook({ prefix4: 24, prefix6: -1 })).toThrow(RangeError);
+    expect(() => new AddressBook({ prefix4: 24.5, prefix6: 64 })).toThrow(RangeError);
+  });
+
+  it('cannot be counted by address, by other networks, or with min_sources: refused, not miscounted', () => {
+    const table = SocketTable.from(
+      [
+        { proto: 'tcp', state: 'SYN_RECV', localPort: 443, remote: '192.0.2.7', remotePort: 40000 },
+        { proto: 'tcp', state: 'SYN_RECV', localPort: 443, remote: '192.0.2.8', remotePort: 40001 },
+      ],
+      { prefix4: 24, prefix6: 64 },
+    );
+    expect(() => countTop(table, {}, { by: 'ip' }, 10)).toThrow(/cannot be counted by ip/);
+    expect(() => countTop(table, {}, { by: 'net', prefix4: 16, prefix6: 64 }, 10)).toThrow(/by net \/16 \/64/);
+    expect(() => countSockets(table, {}, { by: 'net', prefix4: 24, prefix6: 64 }, { minSources: 2 })).toThrow(
+      /min_sources/,
+    );
+    expect(countTop(table, {}, { by: 'net', prefix4: 24, prefix6: 64 }, 10).top).toEqual([
+      { key: '192.0.2.0/24', count: 2 },
+    ]);
+    expect(countTop(table, {}, { by: 'port' }, 10).top).toEqual([{ key: '443', count: 2 }]);
+  });
+});
+
 /** A deterministic mix of sockets: IPv4 and IPv6 sources, some in one /24 and one /64, every state. */
 function sampleRows(count: number): SocketRow[] {
   let seed = 12345;
@@ -434,6 +498,38 @@ describe('columnar counts on random kernel tables, against a plain count over ro
           expect(countTop(kept, filter, grouping, 10).top).toEqual(
             topGroups(new Map(Object.entries(all.groups)), 10, grouping.by === 'port'),
           );
+        }
+      }
+    });
+
+    it(`${mix} sources (seed ${seed}): read as networks (as scan --by net reads), counts by net the same`, () => {
+      for (const [, filter] of filters) {
+        for (const grouping of groupings) {
+          if (grouping.by !== 'net') continue;
+          // Told the states too, as scan is, and not: the rows of other states left out or kept.
+          for (const states of [undefined, filter.states]) {
+            const nets = new SocketTable(grouping);
+            for (const text of [tcp, tcp6]) {
+              const parser = new ProcNetParser('tcp', nets, states);
+              parser.push(Buffer.from(`${text}\n`, 'latin1'));
+              expect(parser.end().malformed).toEqual([]);
+            }
+            const all = reference(rows, filter, grouping, () => false, 0);
+            for (const limit of [1, 10, 1_000_000]) {
+              const top = countTop(nets, filter, grouping, limit);
+              expect(top.top).toEqual(topGroups(new Map(Object.entries(all.groups)), limit));
+              expect(top.distinct).toBe(Object.keys(all.groups).length);
+              expect({ total: top.total, states: top.states }).toEqual({ total: all.total, states: all.states });
+            }
+            // A table of addresses appended to one of networks (scan's other formats) is numbered by network.
+            const appended = new SocketTable(grouping);
+            appended.append(table);
+            expect(countTop(appended, filter, grouping, 10).top).toEqual(countTop(table, filter, grouping, 10).top);
+            const counted = countSockets(nets, filter, grouping, { above: 2 });
+            expect({ ...counted, groups: Object.fromEntries(counted.groups) }).toEqual(
+              reference(rows, filter, grouping, () => false, 2),
+            );
+          }
         }
       }
     });
