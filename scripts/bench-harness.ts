@@ -21,6 +21,24 @@ export function stats(samples: readonly number[]): Stats {
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, runs: sorted.length };
 }
 
+/**
+ * The environment the timed commands run in: this one without NODE_EXTRA_CA_CERTS. Where it is set
+ * (this development machine sets it for its HTTPS proxy), node reads and parses every certificate in
+ * that file before running any script: 80 ms of each start here, where `node -e 0` otherwise takes
+ * 40. A server running floodgate has no reason to set it, and the awk pipelines compared against
+ * pay nothing for it. machineLine() says when it was left out; a benchmark may time a command with
+ * it too (EXTRA_CA_ENV).
+ */
+export const SERVER_ENV: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(process.env).filter(
+    (entry): entry is [string, string] => entry[0] !== 'NODE_EXTRA_CA_CERTS' && entry[1] !== undefined,
+  ),
+);
+/** SERVER_ENV with this machine's NODE_EXTRA_CA_CERTS; undefined where it is not set. */
+export const EXTRA_CA_ENV: Readonly<Record<string, string>> | undefined = process.env.NODE_EXTRA_CA_CERTS
+  ? { ...SERVER_ENV, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS }
+  : undefined;
+
 /** One line saying what the numbers were measured on; a shared, noisy machine shows in the load. */
 export function machineLine(): string {
   let cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -36,7 +54,8 @@ export function machineLine(): string {
     .join(' ');
   const memGiB = (os.totalmem() / 2 ** 30).toFixed(0);
   const locale = process.env.LC_ALL || process.env.LC_COLLATE || process.env.LANG || 'C';
-  return `machine: ${cpu}, ${os.availableParallelism()} cores, ${memGiB} GiB, Linux ${os.release()}, node ${process.version}, locale ${locale}, load ${load}`;
+  const unset = EXTRA_CA_ENV === undefined ? '' : ', NODE_EXTRA_CA_CERTS unset for the timed commands';
+  return `machine: ${cpu}, ${os.availableParallelism()} cores, ${memGiB} GiB, Linux ${os.release()}, node ${process.version}, locale ${locale}, load ${load}${unset}`;
 }
 
 /** CPU time (user+sys, ms) of every child this process has waited for (cutime + cstime; 10 ms ticks). */
@@ -53,6 +72,8 @@ export interface CommandCase {
   readonly argv: readonly string[];
   /** Runs for this case (default: the caller's). */
   readonly runs?: number;
+  /** Its environment. @default SERVER_ENV */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface CommandResult {
@@ -66,7 +87,11 @@ export interface CommandResult {
 /** Runs one command once (for checks, not timing); throws with its stderr if it fails. */
 export function runOnce(argv: readonly string[]): { ms: number; stdout: string } {
   const t0 = process.hrtime.bigint();
-  const result = spawnSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  const result = spawnSync(argv[0]!, argv.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 1 << 30,
+    env: SERVER_ENV,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (result.error) throw result.error;
   if (result.status !== 0) {
@@ -87,7 +112,7 @@ export async function timeCommands(cases: readonly CommandCase[], runs: number, 
   runners.add(child);
   const chunks: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
-  child.stdin.end(JSON.stringify({ cases, runs, warmup }));
+  child.stdin.end(JSON.stringify({ cases: cases.map((c) => ({ env: SERVER_ENV, ...c })), runs, warmup }));
   const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
   runners.delete(child);
   if (code !== 0) throw new Error(`the benchmark runner failed (exit ${code ?? signal}); see above`);

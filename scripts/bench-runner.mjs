@@ -1,6 +1,6 @@
 // Times whole commands for the benchmarks, from a small process of its own: fork() copies the
 // parent's page tables, so spawning from a benchmark that holds big tables would slow every run.
-// stdin: {"cases": [{"name", "argv", "runs"?}], "runs", "warmup", "retries"?}; stdout: one JSON result.
+// stdin: {"cases": [{"name", "argv", "runs"?, "env"?}], "runs", "warmup", "retries"?}; stdout: one JSON result.
 // Runs are interleaved (one of each case per round) so that a burst of load hits every case alike.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -14,10 +14,10 @@ function childCpuMs() {
   return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
 }
 
-function runOnce(argv) {
+function runOnce(argv, env) {
   const cpu0 = childCpuMs();
   const t0 = process.hrtime.bigint();
-  const result = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+  const result = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30, env });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = childCpuMs() - cpu0;
   const failed = result.error
@@ -36,11 +36,11 @@ for (let round = 0; round < rounds; round++) {
   process.stderr.write(`  round ${round + 1}/${rounds}\r`);
   cases.forEach((c, i) => {
     if (round >= wanted[i] + warmup) return;
-    let run = runOnce(c.argv);
+    let run = runOnce(c.argv, c.env);
     // Other work on a shared tree may rebuild dist/ under us: try a failed run again before giving up.
     for (let retry = 0; run.failed !== null && retry < retries; retry++) {
       process.stderr.write(`\n  ${c.name}: ${run.failed}; retrying\n`);
-      run = runOnce(c.argv);
+      run = runOnce(c.argv, c.env);
     }
     if (run.failed !== null) {
       process.stderr.write(`\n${c.argv.join(' ')} ${run.failed}\n`);
