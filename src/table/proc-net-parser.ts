@@ -164,6 +164,7 @@ export class ProcNetParser {
       }
     }
     this.lineNo = lineNo;
+    this.table.settle();
   }
 
   /**
@@ -218,22 +219,23 @@ export class ProcNetParser {
       this.skipped++;
       return SKIPPED;
     }
+    // A listening or unconnected socket has no peer: its address (zero) is checked, not numbered.
+    const connected = state !== LISTEN && state !== UNCONN;
     const table = this.table;
-    let remote: number;
     if (width === 8) {
       const word = word8(bytes, remoteAt);
       if (word < 0) return MALFORMED;
-      remote = table.addresses.ipv4Id(word);
+      if (connected) table.pushIpv4(proto, state, localPort, word, remotePort);
+      else table.push(proto, state, localPort, 0, remotePort);
     } else {
       const a = word8(bytes, remoteAt);
       const b = word8(bytes, remoteAt + 8);
       const c = word8(bytes, remoteAt + 16);
       const d = word8(bytes, remoteAt + 24);
       if (a < 0 || b < 0 || c < 0 || d < 0) return MALFORMED;
-      remote = table.addresses.ipv6Id(a, b, c, d);
+      if (connected) table.pushIpv6(proto, state, localPort, a, b, c, d, remotePort);
+      else table.push(proto, state, localPort, 0, remotePort);
     }
-    const connected = state !== LISTEN && state !== UNCONN;
-    table.push(proto, state, localPort, connected ? remote : 0, remotePort);
     return KEPT;
   }
 }

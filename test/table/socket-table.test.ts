@@ -199,6 +199,44 @@ describe('SocketTable', () => {
     expect(a.addresses.size).toBe(table.addresses.size);
   });
 
+  it('numbers the rows pushed by address when settled, as if each had been numbered as it came', () => {
+    // More rows than one batch, IPv4, IPv6 and mapped IPv4 interleaved, and some no-peer addresses.
+    const byAddress = new SocketTable();
+    const oneByOne = new SocketTable();
+    const SYN_RECV = STATES.indexOf('SYN_RECV');
+    for (let i = 0; i < 10_000; i++) {
+      const port = 1024 + (i % 5000);
+      const v4 = i % 97 === 0 ? 0 : 0xc6120000 + ((i * 7919) % 3000); // 198.18.0.0/15, repeating
+      if (i % 3 === 0) {
+        const words = i % 6 === 0 ? [0, 0, 0xffff, v4] : [0x20010db8, 0, i % 700, 1];
+        byAddress.pushIpv6(0, SYN_RECV, 443, words[0]!, words[1]!, words[2]!, words[3]!, port);
+        oneByOne.push(0, SYN_RECV, 443, oneByOne.addresses.ipv6Id(words[0]!, words[1]!, words[2]!, words[3]!), port);
+      } else {
+        byAddress.pushIpv4(0, SYN_RECV, 443, v4, port);
+        oneByOne.push(0, SYN_RECV, 443, oneByOne.addresses.ipv4Id(v4), port);
+      }
+    }
+    byAddress.settle();
+    expect(byAddress.length).toBe(10_000);
+    expect(byAddress.addresses.size).toBe(oneByOne.addresses.size);
+    // The same ids in the same order (first sight), and a no-peer address has no port.
+    expect(byAddress.remotes.subarray(0, 10_000)).toEqual(oneByOne.remotes.subarray(0, 10_000));
+    expect(byAddress.toRows()).toEqual(oneByOne.toRows());
+    expect(byAddress.row(0)).toMatchObject({ remote: '', remotePort: 0 });
+  });
+
+  it('forgets the rows pushed by address and not settled when cleared', () => {
+    const t = new SocketTable();
+    t.pushIpv4(0, 0, 443, 0xc0000207, 50000);
+    t.clear();
+    t.settle();
+    t.pushIpv4(0, 0, 443, 0xc0000208, 50001);
+    t.settle();
+    expect(t.toRows()).toEqual([
+      { proto: 'tcp', state: STATES[0], localPort: 443, remote: '192.0.2.8', remotePort: 50001 },
+    ]);
+  });
+
   const filters: [string, SocketFilter][] = [
     ['everything', {}],
     ['SYN_RECV over tcp', { proto: 'tcp', states: new Set(['SYN_RECV']) }],
