@@ -12,6 +12,7 @@ const ban = (target: string, reason: string | null): ListedBan => ({
   createdAt: '2026-12-01T10:00:00.000Z',
   expiresAt: '2026-12-01T11:00:00.000Z',
   dryRun: false,
+  source: 'local',
 });
 
 describe('list table', () => {

@@ -51,6 +51,7 @@ const ban = (target: string, expiresInMs: number): ListedBan => ({
   createdAt: new Date(NOW - 2000).toISOString(),
   expiresAt: new Date(NOW + expiresInMs).toISOString(),
   dryRun: false,
+  source: 'local',
 });
 
 const status: StatusResult = {

@@ -67,7 +67,7 @@ describe.skipIf(SKIP_REASON !== null)('notifications and explain in the lab', ()
     ];
     try {
       for (const server of servers) await new Promise((resolve) => server.stdout!.once('data', resolve));
-      const threshold = (p: Parameters<Parameters<typeof writePolicy>[1]>[0]) => {
+      const threshold = (p: Parameters<NonNullable<Parameters<typeof writePolicy>[1]>>[0]) => {
         rule(p, 'syn-flood').threshold = 20;
       };
       const policy = writePolicy(dir, (p) => {

@@ -286,8 +286,9 @@ describe.skipIf(SKIP_REASON !== null)('the state directory', () => {
         `permission denied for nobody (uid 65534), the user this command runs as`,
       ],
     ] as const) {
-      if (args.includes('--state-dir')) mkdirSync(join(dir, 'private'), { mode: 0o700 });
-      const argv = args.includes('--state-dir') ? args : [...args, '--state-dir', stateDir];
+      const named = (args as readonly string[]).includes('--state-dir');
+      if (named) mkdirSync(join(dir, 'private'), { mode: 0o700 });
+      const argv = named ? args : [...args, '--state-dir', stateDir];
       const r = await lab.execServer(
         ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, CLI, ...argv],
         { timeoutMs: 15_000 },
