@@ -1,6 +1,8 @@
 // Benchmarks reading the live connection table at 100k+ sockets: fills a private network namespace
 // with loopback TCP connections, then times the kernel's own tools (cat /proc/net/tcp*, ss) beside
-// `floodgate scan` and, in process, readLiveTable() (/proc) beside spawning `ss -tan` + parseSs.
+// `floodgate scan` and, in process, readLiveTable() (/proc) beside spawning `ss -tan` + parseSs; and the
+// SYN_RECV-only routes side by side: readLiveTable with a state filter against the kernel's own filter
+// (`ss -tanH state syn-recv` + parseSs), with a check that both count the same half-open sockets.
 //
 // usage (root): npx tsx scripts/bench-live.ts [--conns 60000] [--sources 4] [--syn-recv 20000]
 //                                             [--runs 9] [--hold 0]
@@ -8,7 +10,8 @@
 //   --sources  127.0.0.x client addresses to spread them over, each with its own ports (default 4)
 //   --syn-recv half-open (SYN_RECV) sockets to add, a SYN flood from 40 addresses 127.1.0.x with a
 //              skewed share each: their SYN-ACKs are dropped by an iptables rule inside the namespace
-//              (default 20000; 0 for none)
+//              (default 20000; 0 for none; above 65535 the namespace's somaxconn and
+//              tcp_max_syn_backlog are raised to twice it, inside the namespace only)
 //   --runs     timed runs per case (default 9)
 //   --hold     keep the filled namespace for this many seconds before timing, to look around by hand
 //              (ip netns exec fgb-<pid> ...); Ctrl-C still removes it (default 0)
@@ -70,7 +73,7 @@ function wholeNumber(name: string, text: string, min: number, max: number): numb
 const conns = wholeNumber('conns', args.conns, 1, 500_000);
 const sources = wholeNumber('sources', args.sources, 1, 200);
 const runs = wholeNumber('runs', args.runs, 1, 1000);
-const synRecv = wholeNumber('syn-recv', args['syn-recv'], 0, 60_000);
+const synRecv = wholeNumber('syn-recv', args['syn-recv'], 0, 200_000);
 const holdSeconds = wholeNumber('hold', args.hold, 0, 3600);
 if (conns / sources > 60_000)
   throw new Error(
@@ -139,12 +142,12 @@ function nsRun(argv: readonly string[]): string {
   return execFileSync('ip', ['netns', 'exec', NS, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Holds every accepted connection on argv[1] open and unread; prints "ready" once listening. */
+/** Holds every accepted connection on argv[1] (backlog argv[2]) open and unread; prints "ready" once listening. */
 const SERVER = `
 import net from 'node:net';
 const held = [];
 const server = net.createServer({ pauseOnConnect: true }, (socket) => { socket.on('error', () => {}); held.push(socket); });
-server.listen({ host: '127.0.0.1', port: Number(process.argv[1]), backlog: 65535 }, () => console.log('ready'));
+server.listen({ host: '127.0.0.1', port: Number(process.argv[1]), backlog: Number(process.argv[2] ?? 65535) }, () => console.log('ready'));
 setInterval(() => {}, 1 << 30);
 `;
 
@@ -227,14 +230,17 @@ async function fillNamespace(): Promise<{ serverPid: number; rows: number; proce
   nsCreated = true;
   execFileSync('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
   // Per-namespace settings: a wide port range per source address and room in the accept queues.
-  // Without SYN cookies and with 10 SYN-ACK retries a half-open socket stays for ~17 minutes.
+  // Without SYN cookies and with 10 SYN-ACK retries a half-open socket stays for ~17 minutes. A
+  // listener holds at most min(backlog, somaxconn) requests, and without cookies the kernel drops SYNs
+  // once the queue is three quarters of tcp_max_syn_backlog: twice the flood leaves room.
+  const queue = Math.max(65535, 2 * synRecv);
   nsRun([
     'sysctl',
     '-q',
     '-w',
     'net.ipv4.ip_local_port_range=1024 65535',
-    'net.core.somaxconn=65535',
-    'net.ipv4.tcp_max_syn_backlog=65535',
+    `net.core.somaxconn=${queue}`,
+    `net.ipv4.tcp_max_syn_backlog=${queue}`,
     'net.ipv4.tcp_syncookies=0',
     'net.ipv4.tcp_synack_retries=10',
   ]);
@@ -284,7 +290,7 @@ async function fillNamespace(): Promise<{ serverPid: number; rows: number; proce
       '-j',
       'DROP',
     ]);
-    await startInNs(`server :${FLOOD_PORT}`, SERVER, [String(FLOOD_PORT)], 30_000);
+    await startInNs(`server :${FLOOD_PORT}`, SERVER, [String(FLOOD_PORT), String(queue)], 30_000);
     await startInNs('flood', FLOOD, [String(synRecv), String(FLOOD_PORT)], CONNECT_DEADLINE_MS);
     let halfOpen = 0;
     for (let i = 0; i < 50 && halfOpen < synRecv; i++) {
