@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { countSockets, topGroups } from '../src/table/count-sockets.js';
 import { readLiveTable } from '../src/table/live-table.js';
+import { stateIndex } from '../src/table/socket-table.js';
 import { parseProcNet } from '../src/table/proc-net-parser.js';
 import { parseSs } from '../src/table/ss-parser.js';
 import {
@@ -377,6 +378,10 @@ async function main(): Promise<void> {
       name: 'ss -tanH state syn-recv \\| wc -l (filtered in the kernel)',
       argv: inNs('ss -tanH state syn-recv | wc -l'),
     },
+    {
+      name: 'ss -tanH state syn-recv > /dev/null',
+      argv: inNs('ss -tanH state syn-recv > /dev/null'),
+    },
   ];
   log(`whole process: ${runs} rounds of ${cases.length} commands`);
   const results = await timeCommands(cases, runs);
@@ -412,8 +417,9 @@ async function main(): Promise<void> {
   console.log(
     `\nGoal (live scan <= 1.3x the kernel producing the table): scan ${ms(scanLive)} ms vs ${ms(kernel)} ms (${cat <= ss ? 'cat' : 'ss'}): ${ratio(scanLive, kernel)}, ${scanLive <= 1.3 * kernel ? 'met' : 'not met'}; without node's start (${ms(results[5]!.wall.median - entry)} ms): ${ratio(scanLive - (results[5]!.wall.median - entry), kernel)}.`,
   );
+  const ssSynNull = results[9]!.wall.median - entry;
   console.log(
-    `floodgate scan --state SYN_RECV (${matched} matched) ${ms(scanSyn)} ms vs ss -tanH state syn-recv | wc -l ${ms(ssSyn)} ms: ${ratio(scanSyn, ssSyn)}.`,
+    `floodgate scan --state SYN_RECV (${matched} matched) ${ms(scanSyn)} ms vs ss -tanH state syn-recv | wc -l (${results[8]!.stdout.trim()} lines) ${ms(ssSyn)} ms: ${ratio(scanSyn, ssSyn)}; ss -tanH state syn-recv > /dev/null ${ms(ssSynNull)} ms is ${ratio(ssSynNull, cat - entry)} of cat.`,
   );
 
   // ---- in process: the same table read from this process through /proc/<pid>/net (the namespace's view)
@@ -460,19 +466,6 @@ async function main(): Promise<void> {
   );
   await add('spawnSync ss -tan + parseSs', () => parseSs(ssSpawn()));
   await add('parseSs alone (text in memory)', () => parseSs(ssText));
-  await add(
-    'spawnSync ss -tan state syn-recv + parseSs',
-    () => {
-      const out = spawnSync('ss', ['-N', NS, '-tan', 'state', 'syn-recv'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        maxBuffer: 1 << 30,
-      });
-      if (out.status !== 0)
-        throw new Error(`ss -N ${NS} -tan state syn-recv exited ${out.status}: ${out.stderr.toString()}`);
-      return parseSs(out.stdout.toString('latin1'));
-    },
-    'the kernel skips the other states',
-  );
   const base = inProc[0]![1].wall.median;
   console.log(
     `\n### In process (this process reads the namespace's table via ${'/proc/<server pid>/net'}; ss via ss -N)\n`,
@@ -505,6 +498,134 @@ async function main(): Promise<void> {
   console.log(
     `Raw text only: cat ${ms(cat - entry)} ms vs ss ${ms(ss - entry)} ms whole process; readFileSync ${ms(base)} ms vs spawn ss ${ms(inProc[5]![1].wall.median)} ms in process.`,
   );
+
+  await stateFiltered(procRoot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SYN_RECV only: floodgate's route (readLiveTable with a state filter: the kernel makes every row,
+// the parser keeps the half-open ones) against asking the kernel to filter (ss state syn-recv over
+// netlink) and parsing ss's text. Interleaved round by round, as the whole-process cases are.
+
+async function stateFiltered(procRoot: string): Promise<void> {
+  const SYN_RECV = new Set(['SYN_RECV'] as const);
+  // With one state asked for, ss leaves out its State column, which parseSs needs: (b) asks for a
+  // second state (SYN_SENT, none here) so that ss prints the column; (b') puts it back in before parsing.
+  const ssStates = (...states: string[]) => {
+    const argv = ['-N', NS, '-tanH', ...states.flatMap((state) => ['state', state])];
+    const out = spawnSync('ss', argv, { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 30 });
+    if (out.status !== 0) throw new Error(`ss ${argv.join(' ')} exited ${out.status}: ${out.stderr.toString()}`);
+    return out.stdout.toString('latin1');
+  };
+  const synRecvIndex = stateIndex('SYN_RECV');
+  const countSynRecv = (text: string) => {
+    const parsed = parseSs(text);
+    if (parsed.malformed.length > 0)
+      throw new Error(`parseSs: ${parsed.malformed.length} malformed lines, first ${parsed.malformed[0]!.text}`);
+    let n = 0;
+    for (let i = 0; i < parsed.rows.length; i++) if (parsed.rows.states[i] === synRecvIndex) n++;
+    return n;
+  };
+  let procCount = 0;
+  let ssCount = 0;
+  let ssCount1 = 0;
+  const cases: { name: string; note: string; fn: () => unknown }[] = [
+    {
+      name: 'readFileSync /proc/net/{tcp,tcp6}',
+      note: 'reference: the kernel producing every TCP row as text',
+      fn: () => [`${procRoot}/net/tcp`, `${procRoot}/net/tcp6`].map((f) => readFileSync(f, 'latin1')),
+    },
+    {
+      name: "(a) readLiveTable('tcp', …, states {SYN_RECV})",
+      note: "floodgate's route today (scan --state)",
+      fn: async () => {
+        const parsed = await readLiveTable('tcp', procRoot, undefined, SYN_RECV);
+        procCount = parsed.rows.length;
+      },
+    },
+    {
+      name: 'spawnSync ss -N NS -tanH state syn-recv (stdout captured)',
+      note: 'reference: the kernel filtering, ss formatting, the pipe',
+      fn: () => ssStates('syn-recv'),
+    },
+    {
+      name: '(b) spawnSync ss -tanH state syn-recv state syn-sent + parseSs',
+      note: 'asking the kernel to filter; the second state makes ss print the State column',
+      fn: () => {
+        ssCount = countSynRecv(ssStates('syn-recv', 'syn-sent'));
+      },
+    },
+    {
+      name: "(b') spawnSync ss -tanH state syn-recv, State column added, + parseSs",
+      note: 'the same with one state; the text rewritten before parsing',
+      fn: () => {
+        ssCount1 = countSynRecv(ssStates('syn-recv').replace(/^(?=.)/gm, 'SYN-RECV '));
+      },
+    },
+  ];
+  log(`SYN_RECV only, in process: ${runs} interleaved rounds of ${cases.length}`);
+  const wall: number[][] = cases.map(() => []);
+  const user: number[][] = cases.map(() => []);
+  const system: number[][] = cases.map(() => []);
+  const child: number[][] = cases.map(() => []);
+  const counts: { proc: number; ss: number; ss1: number }[] = [];
+  for (let round = 0; round <= runs; round++) {
+    for (const [i, c] of cases.entries()) {
+      const child0 = childCpuMs();
+      const cpu0 = process.cpuUsage();
+      const t0 = process.hrtime.bigint();
+      await c.fn();
+      const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
+      const cpu = process.cpuUsage(cpu0);
+      if (round === 0) continue; // warm-up: JIT, page cache, slab
+      wall[i]!.push(elapsed);
+      user[i]!.push(cpu.user / 1000);
+      system[i]!.push(cpu.system / 1000);
+      child[i]!.push(childCpuMs() - child0);
+    }
+    // (a) and (b) ran one after the other: the same half-open sockets, less those that timed out.
+    counts.push({ proc: procCount, ss: ssCount, ss1: ssCount1 });
+  }
+  const base = stats(wall[0]!).median;
+  console.log(`\n### SYN_RECV only, in process (/proc/<server pid>/net against ss -N)\n`);
+  console.log(
+    `Interleaved rounds, median of ${runs} after one warm-up round. user/sys: this process's CPU (median); ss CPU: the spawned ss's user+sys (mean, 10 ms ticks).\n`,
+  );
+  console.log(
+    markdownTable(
+      ['what', 'median ms', 'min', 'max', 'user ms', 'sys ms', 'ss CPU ms', 'vs readFileSync', 'note'],
+      cases.map((c, i) => {
+        const w = stats(wall[i]!);
+        const childMean = child[i]!.reduce((a, b) => a + b, 0) / child[i]!.length;
+        return [
+          c.name,
+          ms(w.median),
+          ms(w.min),
+          ms(w.max),
+          ms(stats(user[i]!).median),
+          ms(stats(system[i]!).median),
+          childMean > 0 ? ms(childMean) : '–',
+          ratio(w.median, base),
+          c.note,
+        ];
+      }),
+      1,
+    ),
+  );
+  const a = stats(wall[1]!).median;
+  const b = stats(wall[3]!).median;
+  console.log(
+    `\nSYN_RECV only: (a) /proc + filter ${ms(a)} ms, (b) ss state syn-recv + parseSs ${ms(b)} ms: ${a <= b ? `/proc is cheaper (ss costs ${ratio(b, a)})` : `ss is cheaper (/proc costs ${ratio(a, b)})`}.`,
+  );
+  const b1 = stats(wall[4]!).median;
+  console.log(`(b') with one state and the column added: ${ms(b1)} ms, ${ratio(b1, a)} of (a).`);
+  const drift = counts.flatMap((c) => [c.proc - c.ss, c.proc - c.ss1]);
+  console.log(
+    `SYN_RECV counted per round, (a)/(b)/(b'), one after the other: ${counts.map((c) => `${c.proc}/${c.ss}/${c.ss1}`).join(', ')}; (a) − (b) and (a) − (b'): min ${Math.min(...drift)}, max ${Math.max(...drift)}.`,
+  );
+  const worst = Math.max(...drift.map(Math.abs));
+  if (worst > Math.max(100, synRecv / 100))
+    throw new Error(`(a) and (b) disagree by ${worst} SYN_RECV sockets: more than half-open sockets timing out`);
 }
 
 main()
