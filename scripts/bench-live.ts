@@ -152,16 +152,23 @@ server.listen({ host: '127.0.0.1', port: Number(process.argv[1]), backlog: Numbe
 setInterval(() => {}, 1 << 30);
 `;
 
-/** Opens argv[1] connections to port argv[3] from 127.0.0.2.. (argv[2] addresses, round robin), 1000 in flight. */
+/**
+ * Opens argv[1] connections to port argv[3] from 127.0.0.2.. (argv[2] addresses, round robin), 1000
+ * in flight. Connection i of the whole run (argv[4] is this process's first) gets its own local port:
+ * left to the kernel, each bind() searches the bound ports of its address, and past ~100k
+ * connections the fill slows to a crawl (98% system time).
+ */
 const CLIENT = `
 import net from 'node:net';
 const total = Number(process.argv[1]), sources = Number(process.argv[2]), port = Number(process.argv[3]);
+const first = Number(process.argv[4]);
 const held = [];
 let started = 0, connected = 0, failed = 0;
 const open = () => {
   if (started >= total) return;
   const i = started++;
-  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.' + (2 + (i % sources)) });
+  const g = first + i;
+  const socket = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.' + (2 + (g % sources)), localPort: 1024 + Math.floor(g / sources) });
   socket.on('connect', () => { held.push(socket); connected++; done(); open(); });
   socket.on('error', (e) => { if (++failed <= 3) console.error('  connect failed: ' + e.message); done(); open(); });
 };
@@ -253,11 +260,17 @@ async function fillNamespace(): Promise<{ serverPid: number; rows: number; proce
   const servers = await Promise.all(ports.map((port) => startInNs(`server :${port}`, SERVER, [String(port)], 30_000)));
   log(`namespace ${NS}: opening ${conns} connections from ${sources} source addresses`);
   const started = Date.now();
+  const shares = ports.map((_, i) => Math.floor(conns / processes) + (i < conns % processes ? 1 : 0));
+  const firsts = shares.map((_, i) => shares.slice(0, i).reduce((a, b) => a + b, 0));
   const clients = await Promise.all(
-    ports.map((port, i) => {
-      const share = Math.floor(conns / processes) + (i < conns % processes ? 1 : 0);
-      return startInNs(`client :${port}`, CLIENT, [String(share), String(sources), String(port)], CONNECT_DEADLINE_MS);
-    }),
+    ports.map((port, i) =>
+      startInNs(
+        `client :${port}`,
+        CLIENT,
+        [String(shares[i]), String(sources), String(port), String(firsts[i])],
+        CONNECT_DEADLINE_MS,
+      ),
+    ),
   );
   const results = clients.map((c) => JSON.parse(c.line) as { connected: number; failed: number });
   const connected = results.reduce((a, r) => a + r.connected, 0);
