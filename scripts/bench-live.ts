@@ -556,7 +556,7 @@ async function stateFiltered(procRoot: string): Promise<void> {
       name: "(a) readLiveTable('tcp', …, states {SYN_RECV})",
       note: "floodgate's route today (scan --state)",
       fn: async () => {
-        const parsed = await readLiveTable('tcp', procRoot, undefined, SYN_RECV);
+        const parsed = await readLiveTable('tcp', procRoot, undefined, { states: SYN_RECV });
         procCount = parsed.rows.length;
       },
     },
