@@ -47,7 +47,7 @@ import { firewallInstance } from '../src/firewall/instance.js';
 const BENCH = firewallInstance('0bec0bec');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const CLI = path.join(ROOT, 'dist/src/cli/main.cjs');
 /** The node flags on the executable's #! line. */
 const shebangFlags = (): string[] =>
   (/^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n')[0]!)?.[1] ?? '')

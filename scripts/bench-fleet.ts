@@ -25,7 +25,7 @@ import { type Stats, log, machineLine, markdownTable, ms, stats, usage } from '.
 import { type Lab, createLab } from './lab/lab.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const CLI = path.join(ROOT, 'dist/src/cli/main.cjs');
 
 const { values: args } = parseArgs({
   options: {

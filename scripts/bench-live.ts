@@ -46,7 +46,7 @@ import {
 } from './bench-harness.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const CLI = path.join(ROOT, 'dist/src/cli/main.cjs');
 const NS = `fgb-${process.pid}`;
 /** Bounds on the setup, so that a stuck run stops by itself. */
 const CONNECT_DEADLINE_MS = 300_000;

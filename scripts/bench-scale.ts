@@ -7,10 +7,10 @@
 //   scan     whole-process `floodgate scan --input` on a 1M-row capture, SYN_RECV by /24, against
 //            awk '$4=="03"{print substr($3,3,6)}' | sort | uniq -c | sort -rn | head; with 8 sockets
 //            per source and with every source distinct.
-//   startup  `floodgate --version` (npm-installed: dist/src/cli/main.js; and the single executable
+//   startup  `floodgate --version` (npm-installed: dist/src/cli/main.cjs; and the single executable
 //            dist/floodgate-linux-x64 when built) against `node -e 0`.
 //
-// usage: npx tsx scripts/bench-scale.ts [--only tick|scan|startup] [--rows 1M] [--runs 7] [--cli dist/src/cli/main.js]
+// usage: npx tsx scripts/bench-scale.ts [--only tick|scan|startup] [--rows 1M] [--runs 7] [--cli dist/src/cli/main.cjs]
 // Needs the build (npm run build); no root: the daemon runs in dry-run and reads generated files.
 import { type ChildProcess, spawn } from 'node:child_process';
 import {
@@ -60,7 +60,7 @@ if (args.help) {
   process.exit(0);
 }
 /** The floodgate to measure: this tree's build, or another (an older build, to compare). */
-const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.js'));
+const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.cjs'));
 const ROWS = parseCount(args.rows);
 const RUNS = Number(args.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1)
@@ -375,7 +375,7 @@ async function scan(): Promise<string[][]> {
 async function startup(): Promise<string[][]> {
   const cases = [
     { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
-    { name: 'floodgate --version (npm: node dist/src/cli/main.js)', argv: [process.execPath, CLI, '--version'] },
+    { name: 'floodgate --version (npm: node dist/src/cli/main.cjs)', argv: [process.execPath, CLI, '--version'] },
     ...(existsSync(SEA) ? [{ name: 'floodgate --version (single executable)', argv: [SEA, '--version'] }] : []),
     ...(EXTRA_CA_ENV
       ? [

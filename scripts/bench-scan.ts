@@ -35,7 +35,7 @@ import {
 import { type GeneratedTable, type SourceMix, generateTable, tableText, writeTable } from './bench-tables.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const CLI = path.join(ROOT, 'dist/src/cli/main.cjs');
 const FIXTURE = path.join(ROOT, 'test/fixtures/tables/mixed/proc-tcp.txt');
 const SYN_RECV = new Set(['SYN_RECV'] as const);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run package`: builds dist/floodgate-linux-x64, one executable that needs no Node.js on the
 // server (Node's single executable applications). Three steps:
-//   1. esbuild bundles src/cli/main.ts and every dependency into one CommonJS file (SEA runs only
+//   1. esbuild bundles src/cli/main.cts and every dependency into one CommonJS file (SEA runs only
 //      CommonJS in Node 20). The lazy `import()`s of the command modules become in-file requires.
 //      The default policy and the version are compiled in with --define, since no policies/ or
 //      package.json sits beside the executable (src/policy/load-policy.ts, src/cli/version.ts).
@@ -36,7 +36,7 @@ rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 
 await build({
-  entryPoints: [join(root, 'src', 'cli', 'main.ts')],
+  entryPoints: [join(root, 'src', 'cli', 'main.cts')],
   outfile: bundle,
   bundle: true,
   platform: 'node',

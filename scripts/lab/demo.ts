@@ -15,7 +15,7 @@ import { createLab } from './lab.js';
 import { range4, range6 } from './scenarios.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cli = join(repo, 'dist/src/cli/main.js');
+const cli = join(repo, 'dist/src/cli/main.cjs');
 const backendFlag = process.argv.indexOf('--backend');
 const backend = backendFlag > 0 ? process.argv[backendFlag + 1]! : 'iptables';
 

@@ -5,7 +5,7 @@ import { FloodgateError } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
 import { BOUNDS } from '../policy/duration.js';
 import { FORMATS } from '../table/parse-table.js';
-import { VERSION_ARGS, version } from './version.js';
+import { VERSION_ARGS, version } from './version.cjs';
 import { choiceOption, collect, collectPorts, collectStates, durationOption, wholeNumberOption } from './options.js';
 
 const program = new Command('floodgate')

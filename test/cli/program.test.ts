@@ -3,7 +3,7 @@
 // exit 2, in the `floodgate:` style of every other error; and a reader that goes away (`| head`)
 // ends the output, not the command.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ const out = captureOutput();
 
 let main: (argv?: readonly string[]) => Promise<void>;
 beforeAll(async () => {
-  // version.ts reads package.json beside dist/; from src/ the single executable's build-time name stands in.
+  // version.cts reads package.json beside dist/; from src/ the single executable's build-time name stands in.
   (globalThis as { FLOODGATE_VERSION?: string }).FLOODGATE_VERSION = '0.0.0-test';
   ({ main } = await import('../../src/cli/program.js'));
 });
@@ -56,9 +56,9 @@ describe('the version', () => {
     expect(out.stdout).toMatch(/^ {2}version +print the version/m);
   });
 
-  // main.ts answers before commander and the command table load: a third of the start-up.
+  // main.cts answers before commander and the command table load: a third of the start-up.
   it.each(['-v', '-V', '--version', 'version'])(
-    'main.ts answers floodgate %s without loading commander',
+    'main.cts answers floodgate %s without loading commander',
     async (arg) => {
       // A resolve hook that fails any import of commander; --help shows that it does.
       const noCommander =
@@ -67,7 +67,7 @@ describe('the version', () => {
       const run = (arg: string) => {
         const code =
           `process.argv = [process.execPath, 'floodgate', ${JSON.stringify(arg)}]; ` +
-          "globalThis.FLOODGATE_VERSION = '0.0.0-test'; await import('./src/cli/main.ts');";
+          "globalThis.FLOODGATE_VERSION = '0.0.0-test'; await import('./src/cli/main.cts');";
         return spawnSync(
           process.execPath,
           ['--import', 'tsx', '--import', noCommander, '--input-type=module', '-e', code],
@@ -86,6 +86,30 @@ describe('the version', () => {
     },
     20_000,
   );
+
+  // The built command is CommonJS: `--version` is answered before Node starts its ES module loader,
+  // a third of Node's own start (what the npm-installed `floodgate` runs: package.json "bin").
+  it('the built command answers --version without starting the ES module loader', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fg-esm-probe-'));
+    try {
+      const probe = join(dir, 'probe.cjs');
+      writeFileSync(
+        probe,
+        "process.on('exit', () => process.stderr.write(process.moduleLoadList.some((m) => " +
+          "m.includes('internal/modules/esm/loader')) ? 'esm loader\\n' : 'no esm loader\\n'));",
+      );
+      const cli = fileURLToPath(new URL('../../dist/src/cli/main.cjs', import.meta.url));
+      const run = (...args: string[]) =>
+        spawnSync(process.execPath, ['--require', probe, cli, ...args], { encoding: 'utf8' });
+      const version = run('--version');
+      expect(version).toMatchObject({ status: 0, stderr: 'no esm loader\n' });
+      expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+      // Any other command loads the program, ES modules: the probe sees it.
+      expect(run('policy', 'check', '-q')).toMatchObject({ status: 0, stderr: 'esm loader\n' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('mistakes on the command line', () => {

@@ -18,7 +18,7 @@ export type { ExecResult, Lab, ListedBan };
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 /** The built CLI, exactly what `bin: floodgate` points at. */
-export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
+export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.cjs');
 export const INTERVAL_MS = 1000;
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

@@ -1,5 +1,7 @@
 // floodgate's version, from package.json beside dist/, or compiled into the single executable.
-import { createRequire } from 'node:module';
+// CommonJS, as main.cts is: `floodgate --version` reads it before any ES module loads.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 // The single executable has no package.json beside it: scripts/package.mjs defines this name as the version.
 declare const FLOODGATE_VERSION: string | undefined;
@@ -12,5 +14,6 @@ export const VERSION_ARGS: readonly string[] = ['--version', '-V', '-v', 'versio
 
 export function version(): string {
   if (typeof FLOODGATE_VERSION === 'string') return FLOODGATE_VERSION;
-  return (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+  // Read, not required: a bundler would try to resolve a require of it from src/ (see package.mjs).
+  return (JSON.parse(readFileSync(join(__dirname, '../../../package.json'), 'utf8')) as { version: string }).version;
 }
