@@ -61,6 +61,14 @@ if (args.help) {
 }
 /** The floodgate to measure: this tree's build, or another (an older build, to compare). */
 const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.cjs'));
+/**
+ * The node flags the command's #! line gives it (`#!/usr/bin/env -S node --max-semi-space-size=2`):
+ * the npm-installed `floodgate` runs with them, and so does every case here that runs the CLI.
+ */
+const NODE_FLAGS =
+  /^#!\S*env -S node((?: --?\S+)*)\s*$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1]?.trim().split(' ') ??
+  [];
+const FLOODGATE = [process.execPath, ...NODE_FLAGS, CLI];
 const ROWS = parseCount(args.rows);
 const RUNS = Number(args.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1)
@@ -237,7 +245,7 @@ async function tick(): Promise<string[][]> {
     throw new Error('policies/default.yaml is no longer dry-run: this benchmark must not enforce');
   writeFileSync(policyFile, policyText);
   const daemonLog = openSync(path.join(dir, 'daemon.log'), 'w');
-  const daemon = spawn(process.execPath, [CLI, 'run', '--policy', policyFile, '--state-dir', stateDir], {
+  const daemon = spawn(FLOODGATE[0]!, [...FLOODGATE.slice(1), 'run', '--policy', policyFile, '--state-dir', stateDir], {
     stdio: ['ignore', daemonLog, daemonLog],
     env: { ...process.env, FLOODGATE_PROC_ROOT: procRoot },
   });
@@ -262,7 +270,7 @@ async function tick(): Promise<string[][]> {
     let status: { lastScan?: { at: number; durationMs: number; sockets: number } | null };
     try {
       status = JSON.parse(
-        runOnce([process.execPath, CLI, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile]).stdout,
+        runOnce([...FLOODGATE, 'status', '--json', '--state-dir', stateDir, '--policy', policyFile]).stdout,
       );
     } catch {
       continue;
@@ -313,23 +321,11 @@ async function scan(): Promise<string[][]> {
     log(`scan: writing ${count(ROWS)} rows, ${perSource} per source`);
     const synRecv = writeScanTable(file, ROWS, perSource);
     const check = JSON.parse(
-      runOnce([
-        process.execPath,
-        CLI,
-        'scan',
-        '--input',
-        file,
-        '--state',
-        'SYN_RECV',
-        '--by',
-        'net',
-        '--top',
-        '1',
-        '--json',
-      ]).stdout,
+      runOnce([...FLOODGATE, 'scan', '--input', file, '--state', 'SYN_RECV', '--by', 'net', '--top', '1', '--json'])
+        .stdout,
     ) as { total: number };
     if (check.total !== synRecv) throw new Error(`floodgate counted ${check.total} SYN_RECV, generated ${synRecv}`);
-    const floodgate = sh(`${q(process.execPath)} ${q(CLI)} scan --input ${q(file)} --state SYN_RECV --by net --top 10`);
+    const floodgate = sh(`${FLOODGATE.map(q).join(' ')} scan --input ${q(file)} --state SYN_RECV --by net --top 10`);
     const cases = [
       { name: 'floodgate scan --input FILE --state SYN_RECV --by net --top 10', argv: floodgate },
       {
@@ -375,14 +371,17 @@ async function scan(): Promise<string[][]> {
 async function startup(): Promise<string[][]> {
   const cases = [
     { name: 'node -e 0', argv: [process.execPath, '-e', '0'] },
-    { name: 'floodgate --version (npm: node dist/src/cli/main.cjs)', argv: [process.execPath, CLI, '--version'] },
+    {
+      name: 'floodgate --version (npm: node dist/src/cli/main.cjs, as its #! line runs it)',
+      argv: [...FLOODGATE, '--version'],
+    },
     ...(existsSync(SEA) ? [{ name: 'floodgate --version (single executable)', argv: [SEA, '--version'] }] : []),
     ...(EXTRA_CA_ENV
       ? [
           { name: 'node -e 0, NODE_EXTRA_CA_CERTS set', argv: [process.execPath, '-e', '0'], env: EXTRA_CA_ENV },
           {
             name: 'floodgate --version, NODE_EXTRA_CA_CERTS set',
-            argv: [process.execPath, CLI, '--version'],
+            argv: [...FLOODGATE, '--version'],
             env: EXTRA_CA_ENV,
           },
         ]
@@ -403,7 +402,9 @@ async function startup(): Promise<string[][]> {
 }
 
 async function main(): Promise<void> {
-  console.log(`## floodgate at scale (issue 15)\n\n${machineLine()}\n`);
+  console.log(
+    `## floodgate at scale (issue 15)\n\n${machineLine()}\nfloodgate run as its #! line runs it: node ${[...NODE_FLAGS, path.relative(ROOT, CLI)].join(' ')}\n`,
+  );
   const rows: string[][] = [];
   if (args.only === undefined || args.only === 'tick') rows.push(...(await tick()));
   if (args.only === undefined || args.only === 'scan') rows.push(...(await scan()));
