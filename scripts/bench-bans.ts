@@ -38,7 +38,17 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Stats, childCpuMs, log, machineLine, markdownTable, ms, ratio, stats } from './bench-harness.js';
+import {
+  type Stats,
+  childCpuMs,
+  log,
+  machineLine,
+  markdownTable,
+  ms,
+  ratio,
+  serviceNodeOptions,
+  stats,
+} from './bench-harness.js';
 import { generateTable, writeTable } from './bench-tables.js';
 import { type Lab, createLab } from './lab/lab.js';
 import { firewallInstance } from '../src/firewall/instance.js';
@@ -306,14 +316,14 @@ async function startDaemon(
   const policyFile = path.join(dir, 'policy.yaml');
   const logFile = path.join(dir, 'daemon.log');
   writeFileSync(policyFile, policy);
-  // Started as `npx floodgate` starts it, through the executable's #! line (and its node flags);
-  // with profiling flags, node is named and given those flags as well.
-  const argv = nodeFlags.length === 0 ? [CLI] : [process.execPath, ...shebangFlags(), ...nodeFlags, CLI];
+  // Started as the systemd unit starts it: the executable's #! line (and its node flags, if any) and
+  // the unit's NODE_OPTIONS; with profiling flags, node is given those flags as well.
+  const argv = [process.execPath, ...shebangFlags(), ...nodeFlags, CLI];
   const child = spawnIn(
     theLab().server,
     [...argv, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir],
     logFile,
-    { FLOODGATE_LOG_LEVEL: 'debug', ...extraEnv },
+    { FLOODGATE_LOG_LEVEL: 'debug', NODE_OPTIONS: serviceNodeOptions(), ...extraEnv },
   );
   const socket = path.join(stateDir, 'control.sock');
   const deadline = Date.now() + 30_000;

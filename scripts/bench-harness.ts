@@ -39,6 +39,15 @@ export const EXTRA_CA_ENV: Readonly<Record<string, string>> | undefined = proces
   ? { ...SERVER_ENV, NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS }
   : undefined;
 
+/**
+ * The NODE_OPTIONS the systemd unit (packaging/systemd/floodgate.service) runs the daemon with: the
+ * benchmarks run their daemons as the service does.
+ */
+export function serviceNodeOptions(): string {
+  const unit = readFileSync(fileURLToPath(new URL('../packaging/systemd/floodgate.service', import.meta.url)), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
+}
+
 /** One line saying what the numbers were measured on; a shared, noisy machine shows in the load. */
 export function machineLine(): string {
   let cpu = os.cpus()[0]?.model ?? 'unknown CPU';

@@ -38,6 +38,7 @@ import {
   parseCount,
   ratio,
   runOnce,
+  serviceNodeOptions,
   stats,
   timeCommands,
   usage,
@@ -69,6 +70,8 @@ const NODE_FLAGS =
   /^#!\S*env -S node((?: --?\S+)*)\s*$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1]?.trim().split(' ') ??
   [];
 const FLOODGATE = [process.execPath, ...NODE_FLAGS, CLI];
+/** The NODE_OPTIONS of the systemd unit, which the tick's daemon runs with. */
+const SERVICE_NODE_OPTIONS = serviceNodeOptions();
 const ROWS = parseCount(args.rows);
 const RUNS = Number(args.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1)
@@ -245,9 +248,10 @@ async function tick(): Promise<string[][]> {
     throw new Error('policies/default.yaml is no longer dry-run: this benchmark must not enforce');
   writeFileSync(policyFile, policyText);
   const daemonLog = openSync(path.join(dir, 'daemon.log'), 'w');
+  // As the systemd unit runs it: NODE_OPTIONS gives node the daemon's small young generation.
   const daemon = spawn(FLOODGATE[0]!, [...FLOODGATE.slice(1), 'run', '--policy', policyFile, '--state-dir', stateDir], {
     stdio: ['ignore', daemonLog, daemonLog],
-    env: { ...process.env, FLOODGATE_PROC_ROOT: procRoot },
+    env: { ...process.env, FLOODGATE_PROC_ROOT: procRoot, NODE_OPTIONS: SERVICE_NODE_OPTIONS },
   });
   children.add(daemon);
   const rss: number[] = [];
@@ -403,7 +407,9 @@ async function startup(): Promise<string[][]> {
 
 async function main(): Promise<void> {
   console.log(
-    `## floodgate at scale (issue 15)\n\n${machineLine()}\nfloodgate run as its #! line runs it: node ${[...NODE_FLAGS, path.relative(ROOT, CLI)].join(' ')}\n`,
+    `## floodgate at scale (issue 15)\n\n${machineLine()}\n` +
+      `commands run as their #! line runs them: node ${[...NODE_FLAGS, path.relative(ROOT, CLI)].join(' ')}; ` +
+      `the daemon as the systemd unit runs it: NODE_OPTIONS=${SERVICE_NODE_OPTIONS}\n`,
   );
   const rows: string[][] = [];
   if (args.only === undefined || args.only === 'tick') rows.push(...(await tick()));

@@ -70,8 +70,7 @@ writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#![^\n]*\n/, ''));
 const seaConfig = join(work, 'sea-config.json');
 // No V8 code cache: it saves about 35 ms of CPU at start, but V8 rejects it, with a warning on
 // every start, as soon as NODE_OPTIONS sets a V8 flag, and the daemon wants
-// NODE_OPTIONS=--max-semi-space-size=2 (the npm command's #! line gives node that flag; a
-// single executable has no #! line).
+// NODE_OPTIONS=--max-semi-space-size=2, which the systemd unit gives it (and the npm command).
 writeFileSync(
   seaConfig,
   JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }, null, 2),
