@@ -46,7 +46,8 @@ program
   .option('--prefix6 <bits>', 'IPv6 network size for --by net', wholeNumberOption('--prefix6', 1, 128), 64)
   .option(
     '-s, --state <states>',
-    'only sockets in these states (repeatable or comma list; SYN_RECV, ESTABLISHED, …)',
+    'only sockets in these states (repeatable or comma list; SYN_RECV, ESTABLISHED, …); one state is also ' +
+      'the state of `ss … state X` output, which has no State column',
     collectStates,
   )
   .option('-p, --port <ports>', 'only sockets on these local ports (repeatable or comma list)', collectPorts)

@@ -69,7 +69,13 @@ export async function scanCommand(options: ScanOptions): Promise<void> {
   const kept = policy === undefined && options.state ? new Set(options.state) : undefined;
   const networks =
     policy === undefined && options.by === 'net' ? { prefix4: options.prefix4, prefix6: options.prefix6 } : undefined;
-  const keep: RowsWanted = { ...(kept && { states: kept }), ...(networks && { networks }) };
+  // One --state is also the state of the rows of `ss … state X` output, which has no State column.
+  const ssState = options.state?.length === 1 ? options.state[0] : undefined;
+  const keep: RowsWanted = {
+    ...(kept && { states: kept }),
+    ...(networks && { networks }),
+    ...(ssState && { ssState }),
+  };
 
   let tables: InputTable[];
   let counters: Counters | undefined;

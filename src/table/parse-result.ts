@@ -37,6 +37,11 @@ export interface RowsWanted {
   readonly states?: ReadonlySet<SocketState>;
   /** Remote addresses are numbered as their networks of these sizes (see AddressBook). */
   readonly networks?: NetworkSize;
+  /**
+   * The state of the rows of `ss` output without its State column: ss leaves it out when asked for
+   * one state (`ss -tan state syn-recv`), so only the operator can say which.
+   */
+  readonly ssState?: SocketState;
 }
 
 export interface ParsedTable {
@@ -45,6 +50,8 @@ export interface ParsedTable {
   readonly malformed: MalformedLine[];
   /** Well-formed rows the parser was told to leave out (a state not asked for); 0 when absent. */
   readonly skipped?: number;
+  /** `ss` output whose header has no State column, and no state was given for its rows. */
+  readonly noStateColumn?: boolean;
 }
 
 /** How many well-formed rows a table had, kept or left out. */

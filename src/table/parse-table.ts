@@ -1,6 +1,6 @@
 // Reads a captured table in any supported format: detects the format, then hands it to its parser.
 import { parseNetstat } from './netstat-parser.js';
-import type { ParsedTable, TableText } from './parse-result.js';
+import type { ParsedTable, RowsWanted, TableText } from './parse-result.js';
 import { parseProcNet } from './proc-net-parser.js';
 import { parseSs } from './ss-parser.js';
 
@@ -20,19 +20,21 @@ export function detectFormat(text: string): TableFormat | null {
     if (/^\s*sl\s+local_address/.test(line) || PROC_ROW.test(line)) return 'proc';
     if (/^(?:Active Internet|Active Connections|Proto\s+Recv-Q|\s+Proto\s+Local)/.test(line) || NETSTAT_ROW.test(line))
       return 'netstat';
-    if (/^(?:Netid\s+)?State\s+Recv-Q/.test(line) || SS_ROW.test(line)) return 'ss';
+    // ss's header; without State when ss was asked for one state (`ss -tan state syn-recv`).
+    if (/^(?:Netid\s+)?(?:State\s+)?Recv-Q\s+Send-Q\s+Local Address:Port/.test(line) || SS_ROW.test(line)) return 'ss';
     if (++seen >= 20) break;
   }
   return null;
 }
 
-export function parseTable(text: TableText, format: TableFormat): ParsedTable {
+/** `wanted.ssState` is the state of the rows of ss output that has no State column. */
+export function parseTable(text: TableText, format: TableFormat, wanted: RowsWanted = {}): ParsedTable {
   switch (format) {
     case 'proc':
       return parseProcNet(typeof text === 'string' ? text : [...text].join(''));
     case 'netstat':
       return parseNetstat(text);
     case 'ss':
-      return parseSs(text);
+      return parseSs(text, 'tcp', wanted.ssState);
   }
 }

@@ -144,7 +144,9 @@ export async function readInput(name: string, forced?: TableFormat, wanted: Rows
     {
       name,
       format,
-      ...(format === 'proc' ? parseProcNetBytes(bytes, undefined, wanted) : parseTable(textChunks(bytes), format)),
+      ...(format === 'proc'
+        ? parseProcNetBytes(bytes, undefined, wanted)
+        : parseTable(textChunks(bytes), format, wanted)),
     },
     label,
   );
@@ -152,6 +154,14 @@ export async function readInput(name: string, forced?: TableFormat, wanted: Rows
 
 function checked(table: InputTable & { readonly format: TableFormat }, label: string): InputTable {
   const { format } = table;
+  // Rows whose state the capture does not say: refused whole, not counted as malformed one by one.
+  if (table.noStateColumn) {
+    throw new UsageError(
+      `cannot read ${label} as ${FORMAT_NAMES[format]}: it has no State column (ss leaves it out when ` +
+        'asked for one state, as `ss -tan state syn-recv` does); say which state its rows are in with ' +
+        'one --state, for example --state SYN_RECV',
+    );
+  }
   // Not one line read: the wrong file, or the wrong --format. Counting 0 sockets would look like a
   // quiet host.
   if (rowsRead(table) === 0 && table.malformed.length > 0) {

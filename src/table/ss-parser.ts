@@ -1,4 +1,6 @@
-// Parses `ss -tan` / `-tanu` output (iproute2), with or without the Netid column.
+// Parses `ss -tan` / `-tanu` output (iproute2), with or without the Netid column, and with or without
+// the State column: ss prints none when asked for one state (`ss -tan state syn-recv`), and then the
+// caller says which state the rows are in.
 import {
   AddressCache,
   type MalformedLine,
@@ -8,7 +10,7 @@ import {
   malformedLine,
   splitEndpoint,
 } from './parse-result.js';
-import { type Proto, normalizeState } from './socket-row.js';
+import { type Proto, type SocketState, normalizeState } from './socket-row.js';
 import { SocketTable, protoIndex, stateIndex } from './socket-table.js';
 
 // A Map, not an object: a row starting with "constructor" or "__proto__" is no socket.
@@ -19,15 +21,27 @@ const NETIDS = new Map<string, Proto | null>([
   ),
 ]);
 
-export function parseSs(text: TableText, defaultProto: Proto = 'tcp'): ParsedTable {
+export function parseSs(
+  text: TableText,
+  defaultProto: Proto = 'tcp',
+  /** The state of every row when the output has no State column; see RowsWanted.ssState. */
+  stateless?: SocketState,
+): ParsedTable {
   const rows = new SocketTable();
   const malformed: MalformedLine[] = [];
   const cache = new AddressCache(rows.addresses);
+  // Set by a header without a State column ("Recv-Q Send-Q Local Address:Port …"): its rows start
+  // with the queues, and their state is `stateless`.
+  let noStateColumn = false;
 
   forEachLineOf(text, (line, lineNo) => {
-    // Continuation lines of -e/-i/-o start with whitespace; the header starts with State or Netid.
+    // Continuation lines of -e/-i/-o start with whitespace; the header starts with State, Netid or Recv-Q.
     const first = line.charCodeAt(0);
-    if (line === '' || first === 32 || first === 9 || line.startsWith('State ') || line.startsWith('Netid ')) return;
+    if (line === '' || first === 32 || first === 9) return;
+    if (line.startsWith('State ') || line.startsWith('Netid ') || line.startsWith('Recv-Q ')) {
+      noStateColumn = STATELESS_HEADER.test(line);
+      return;
+    }
     const tokens = line.split(/\s+/);
     let proto = defaultProto;
     let at = 0;
@@ -38,7 +52,11 @@ export function parseSs(text: TableText, defaultProto: Proto = 'tcp'): ParsedTab
       at = 1;
     }
     // A capture cut off after the Netid ("tcp", as `head -c` leaves it) has no state at all.
-    const state = tokens[at] === undefined ? null : normalizeState(tokens[at]!);
+    let state: SocketState | null;
+    if (noStateColumn) {
+      state = stateless ?? null;
+      at--; // the queues come first: the endpoints are one column further left
+    } else state = tokens[at] === undefined ? null : normalizeState(tokens[at]!);
     const local = tokens[at + 3] === undefined ? null : splitEndpoint(tokens[at + 3]!, cache);
     const remote = tokens[at + 4] === undefined ? null : splitEndpoint(tokens[at + 4]!, cache);
     if (state === null || local === null || remote === null) {
@@ -54,5 +72,8 @@ export function parseSs(text: TableText, defaultProto: Proto = 'tcp'): ParsedTab
       remote.port,
     );
   });
-  return { rows, malformed };
+  return { rows, malformed, ...(noStateColumn && stateless === undefined ? { noStateColumn: true } : {}) };
 }
+
+/** The header of ss output without a State column, with or without the Netid column. */
+const STATELESS_HEADER = /^(?:Netid\s+)?Recv-Q\s+Send-Q\s/;

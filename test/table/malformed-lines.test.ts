@@ -181,3 +181,43 @@ describe('text that is no connection table', () => {
     },
   );
 });
+
+// ss prints no State column when asked for one state (`ss -tan state syn-recv`): the rows start with
+// the queues. Only the operator can say which state they are in (scan's one --state).
+describe('ss output without its State column', () => {
+  /** A full capture cut down to the rows of one state and printed as ss prints them then. */
+  const stateless = (text: string, ssState: string, netid: boolean): string =>
+    text
+      .split('\n')
+      .filter((line, i) => i === 0 || line.split(/\s+/)[netid ? 1 : 0] === ssState)
+      .map((line) => (netid ? line.replace(/^(\S+\s+)\S+\s+/, '$1') : line.replace(/^\S+\s+/, '')))
+      .join('\n');
+
+  it.each([
+    ['mixed', 'ss-tan.txt', 'SYN-RECV', 'SYN_RECV', false],
+    ['cookies', 'ss-tanu.txt', 'ESTAB', 'ESTABLISHED', true],
+  ] as const)(
+    '%s/%s cut to %s: read with the state given, the same rows as the full capture has',
+    (scenario, file, ssState, state, netid) => {
+      const full = fixtureText(scenario, file);
+      const cut = stateless(full, ssState, netid);
+      expect(cut.split('\n')[0]).toMatch(/^(?:Netid\s+)?Recv-Q\s+Send-Q/);
+      expect(detectFormat(cut)).toBe('ss');
+      const read = parseTable(cut, 'ss', { ssState: state });
+      expect(read.malformed).toEqual([]);
+      expect(read.noStateColumn).toBeUndefined();
+      const expected = parseSs(full)
+        .rows.toRows()
+        .filter((row) => row.state === state);
+      expect(read.rows.length).toBeGreaterThan(10);
+      expect(read.rows.toRows().map(rowKey).sort()).toEqual(expected.map(rowKey).sort());
+    },
+  );
+
+  it('is not guessed: without a state its rows are not read, and the table says why', () => {
+    const cut = stateless(fixtureText('mixed', 'ss-tan.txt'), 'SYN-RECV', false);
+    const read = parseSs(cut);
+    expect(read.rows.length).toBe(0);
+    expect(read.noStateColumn).toBe(true);
+  });
+});

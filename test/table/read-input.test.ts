@@ -61,6 +61,32 @@ describe('an empty capture', () => {
     });
   });
 
+  it('reads `ss … state X` output, which has no State column, with the one --state that says X', async () => {
+    const text =
+      'Recv-Q Send-Q Local Address:Port  Peer Address:Port Process\n' +
+      '0      0          192.0.2.1:443    203.0.113.7:21015\n' +
+      '0      0          192.0.2.1:443    203.0.113.7:21016\n' +
+      '0      0          192.0.2.1:443    203.0.113.9:40000\n';
+    const file = capture('ss-state-syn-recv.txt', text);
+    const message = await refusal(readInput(file));
+    expect(message).toBe(
+      `cannot read ${file} as \`ss -tan\` output: it has no State column (ss leaves it out when asked for ` +
+        'one state, as `ss -tan state syn-recv` does); say which state its rows are in with one --state, ' +
+        'for example --state SYN_RECV',
+    );
+    expect(await refusal(scanJson([file], { state: ['SYN_RECV', 'ESTABLISHED'] }))).toBe(message);
+    expect(await scanJson([file], { state: ['SYN_RECV'] })).toMatchObject({
+      total: 3,
+      states: { SYN_RECV: 3 },
+      groups: [
+        { key: '203.0.113.7', count: 2 },
+        { key: '203.0.113.9', count: 1 },
+      ],
+      malformed: 0,
+      source: [{ input: file, format: 'ss', rows: 3 }],
+    });
+  });
+
   it('keeps the format it was told, and adds nothing beside another capture', async () => {
     const empty = capture('empty-ss.txt', '');
     expect((await readInput(empty, 'ss')).format).toBe('ss');
