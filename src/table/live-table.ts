@@ -69,12 +69,15 @@ export async function readLiveTable(
   procRoot = defaultProcRoot(),
   /** A table to empty and fill again (the daemon's, from its previous scan); a new one when absent. */
   into?: SocketTable,
-  /** What to keep; every row, as addresses, when absent. `networks` applies to a new table only. */
+  /** What to keep; every row, as addresses, when absent. With `into`, `networks` must be its own. */
   wanted: RowsWanted = {},
 ): Promise<ParsedTable> {
   readBuffer ??= Buffer.allocUnsafe(CHUNK);
   const buffer = readBuffer;
   const { states } = wanted;
+  // A table reused as it is: asked for networks it does not number, it would count addresses as them.
+  if (into !== undefined && wanted.networks !== undefined && !into.addresses.numbers(wanted.networks))
+    throw new Error('readLiveTable: the table given does not number the networks asked for');
   const table = into ?? new SocketTable(wanted.networks);
   table.clear();
   const malformed: MalformedLine[] = [];

@@ -84,6 +84,28 @@ describe('AddressBook of networks', () => {
     expect(book.name(all6)).toBe('::/0');
   });
 
+  it('appended to another table of networks keeps the networks that start at zero (::/64, 0.0.0.0/1)', () => {
+    const rows: SocketRow[] = [
+      { proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: '::1', remotePort: 40000 },
+      { proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: '::2', remotePort: 40001 },
+      { proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: '64.0.0.1', remotePort: 40002 },
+      { proto: 'tcp', state: 'ESTABLISHED', localPort: 443, remote: '198.51.100.7', remotePort: 40003 },
+    ];
+    for (const networks of [
+      { prefix4: 24, prefix6: 64 },
+      { prefix4: 1, prefix6: 1 },
+    ]) {
+      const grouping = { by: 'net' as const, ...networks };
+      const merged = new SocketTable(networks);
+      merged.append(SocketTable.from(rows.slice(0, 2), networks));
+      merged.append(SocketTable.from(rows.slice(2), networks));
+      // Every row keeps its source and port, as one table read whole has them.
+      expect(merged.toRows()).toEqual(SocketTable.from(rows, networks).toRows());
+      expect(merged.toRows().every((row) => row.remote !== '' && row.remotePort !== 0)).toBe(true);
+      expect(countTop(merged, {}, grouping, 10)).toEqual(countTop(SocketTable.from(rows), {}, grouping, 10));
+    }
+  });
+
   it('at full length is a book of addresses named without a prefix', () => {
     const book = new AddressBook({ prefix4: 32, prefix6: 128 });
     expect(book.name(book.idOf('192.0.2.7'))).toBe('192.0.2.7');
@@ -235,6 +257,9 @@ describe('SocketTable', () => {
     expect(t.toRows()).toEqual([
       { proto: 'tcp', state: STATES[0], localPort: 443, remote: '192.0.2.8', remotePort: 50001 },
     ]);
+    // The forgotten address was never numbered: 192.0.2.8 is the first id.
+    expect(t.addresses.size).toBe(2);
+    expect(t.addresses.name(1)).toBe('192.0.2.8');
   });
 
   const filters: [string, SocketFilter][] = [
