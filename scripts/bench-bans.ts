@@ -39,6 +39,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  SERVER_ENV,
   type Stats,
   childCpuMs,
   log,
@@ -219,7 +220,7 @@ function spawnIn(ns: string, argv: string[], logFile: string, env: Record<string
   const fd = openSync(logFile, 'a');
   const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
     stdio: ['ignore', fd, fd],
-    env: { ...process.env, ...env },
+    env: { ...SERVER_ENV, ...env },
   });
   closeSync(fd);
   children.add(child);

@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   EXTRA_CA_ENV,
+  SERVER_ENV,
   count,
   log,
   machineLine,
@@ -63,7 +64,7 @@ if (args.help) {
 /** The floodgate to measure: this tree's build, or another (an older build, to compare). */
 const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.cjs'));
 /**
- * The node flags the command's #! line gives it (`#!/usr/bin/env -S node --max-semi-space-size=2`):
+ * The node flags the command's #! line gives it, if any (`#!/usr/bin/env -S node <flags>`; none today):
  * the npm-installed `floodgate` runs with them, and so does every case here that runs the CLI.
  */
 const NODE_FLAGS =
@@ -251,7 +252,7 @@ async function tick(): Promise<string[][]> {
   // As the systemd unit runs it: NODE_OPTIONS gives node the daemon's small young generation.
   const daemon = spawn(FLOODGATE[0]!, [...FLOODGATE.slice(1), 'run', '--policy', policyFile, '--state-dir', stateDir], {
     stdio: ['ignore', daemonLog, daemonLog],
-    env: { ...process.env, FLOODGATE_PROC_ROOT: procRoot, NODE_OPTIONS: SERVICE_NODE_OPTIONS },
+    env: { ...SERVER_ENV, FLOODGATE_PROC_ROOT: procRoot, NODE_OPTIONS: SERVICE_NODE_OPTIONS },
   });
   children.add(daemon);
   const rss: number[] = [];

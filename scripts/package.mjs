@@ -4,7 +4,7 @@
 //   1. esbuild bundles src/cli/main.cts and every dependency into one CommonJS file (SEA runs only
 //      CommonJS in Node 20). The lazy `import()`s of the command modules become in-file requires.
 //      The default policy and the version are compiled in with --define, since no policies/ or
-//      package.json sits beside the executable (src/policy/load-policy.ts, src/cli/version.ts).
+//      package.json sits beside the executable (src/policy/load-policy.ts, src/cli/version.cts).
 //   2. node --experimental-sea-config turns the bundle into a blob.
 //   3. postject injects the blob into a copy of this node binary.
 import { execFileSync } from 'node:child_process';
@@ -48,7 +48,8 @@ await build({
     FLOODGATE_VERSION: JSON.stringify(version),
     FLOODGATE_EMBEDDED_DEFAULT_POLICY: JSON.stringify(defaultPolicy),
   },
-  // version.ts reads import.meta.url only when FLOODGATE_VERSION is not defined, which it is here.
+  // metrics.ts and load-policy.ts read import.meta.url only when FLOODGATE_VERSION and the embedded
+  // default policy are not defined, which they are here.
   logOverride: { 'empty-import-meta': 'silent' },
   plugins: [
     {
@@ -70,7 +71,7 @@ writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#![^\n]*\n/, ''));
 const seaConfig = join(work, 'sea-config.json');
 // No V8 code cache: it saves about 35 ms of CPU at start, but V8 rejects it, with a warning on
 // every start, as soon as NODE_OPTIONS sets a V8 flag, and the daemon wants
-// NODE_OPTIONS=--max-semi-space-size=2, which the systemd unit gives it (and the npm command).
+// NODE_OPTIONS=--max-semi-space-size=2, which the systemd unit gives it.
 writeFileSync(
   seaConfig,
   JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }, null, 2),

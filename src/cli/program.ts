@@ -1,5 +1,5 @@
 // floodgate's commands: declares them and maps typed errors to exit codes. Each command's code is
-// loaded only when that command runs, so `scan` starts as fast as node can. main.ts loads this.
+// loaded only when that command runs, so `scan` starts as fast as node can. main.cts loads this.
 import { Command, CommanderError, Option } from 'commander';
 import { FloodgateError } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from '../log-format.js';
@@ -264,7 +264,7 @@ function dropAfterEpipe(error: NodeJS.ErrnoException): void {
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   if (!process.stdout.listeners('error').includes(dropAfterEpipe)) process.stdout.on('error', dropAfterEpipe);
-  // main.ts answers these before loading this module; the same answer when it is called directly
+  // main.cts answers these before loading this module; the same answer when it is called directly
   // (tests, and `-v`, which commander's one short version flag cannot also take).
   const args = argv.slice(2);
   if (args.length === 1 && VERSION_ARGS.includes(args[0]!)) {
