@@ -48,6 +48,7 @@ import {
   ms,
   ratio,
   serviceNodeOptions,
+  shebangFlags,
   stats,
 } from './bench-harness.js';
 import { generateTable, writeTable } from './bench-tables.js';
@@ -59,12 +60,6 @@ const BENCH = firewallInstance('0bec0bec');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.cjs');
-/** The node flags on the executable's #! line. */
-const shebangFlags = (): string[] =>
-  (/^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n')[0]!)?.[1] ?? '')
-    .trim()
-    .split(/\s+/)
-    .filter(Boolean);
 const DEFAULT_POLICY = readFileSync(path.join(ROOT, 'policies/default.yaml'), 'utf8');
 
 const { values: args } = parseArgs({
@@ -319,7 +314,7 @@ async function startDaemon(
   writeFileSync(policyFile, policy);
   // Started as the systemd unit starts it: the executable's #! line (and its node flags, if any) and
   // the unit's NODE_OPTIONS; with profiling flags, node is given those flags as well.
-  const argv = [process.execPath, ...shebangFlags(), ...nodeFlags, CLI];
+  const argv = [process.execPath, ...shebangFlags(CLI), ...nodeFlags, CLI];
   const child = spawnIn(
     theLab().server,
     [...argv, 'run', '--enforce', '--policy', policyFile, '--state-dir', stateDir],

@@ -48,6 +48,15 @@ export function serviceNodeOptions(): string {
   return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
 }
 
+/**
+ * The node flags a command's #! line gives node (`#!/usr/bin/env -S node <flags>`; floodgate's has
+ * none today): the benchmarks run the CLI with them, as the installed command runs.
+ */
+export function shebangFlags(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0]!;
+  return (/^#!\S*env -S node(.*)$/.exec(first)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
+}
+
 /** One line saying what the numbers were measured on; a shared, noisy machine shows in the load. */
 export function machineLine(): string {
   let cpu = os.cpus()[0]?.model ?? 'unknown CPU';

@@ -40,6 +40,7 @@ import {
   ratio,
   runOnce,
   serviceNodeOptions,
+  shebangFlags,
   stats,
   timeCommands,
   usage,
@@ -63,13 +64,8 @@ if (args.help) {
 }
 /** The floodgate to measure: this tree's build, or another (an older build, to compare). */
 const CLI = path.resolve(args.cli ?? path.join(ROOT, 'dist/src/cli/main.cjs'));
-/**
- * The node flags the command's #! line gives it, if any (`#!/usr/bin/env -S node <flags>`; none today):
- * the npm-installed `floodgate` runs with them, and so does every case here that runs the CLI.
- */
-const NODE_FLAGS =
-  /^#!\S*env -S node((?: --?\S+)*)\s*$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0]!)?.[1]?.trim().split(' ') ??
-  [];
+/** The node flags of the CLI's #! line: every case here runs the CLI as the installed command does. */
+const NODE_FLAGS = shebangFlags(CLI);
 const FLOODGATE = [process.execPath, ...NODE_FLAGS, CLI];
 /** The NODE_OPTIONS of the systemd unit, which the tick's daemon runs with. */
 const SERVICE_NODE_OPTIONS = serviceNodeOptions();

@@ -31,7 +31,10 @@ export function quoteLine(malformed: MalformedLine): string {
     : `${quoted}… (the first ${QUOTE_MAX} of ${malformed.length} characters)`;
 }
 
-/** What a reader of /proc/net text keeps of it; everything, as addresses, when absent. */
+/**
+ * What a reader keeps of a table; everything, as addresses, when absent. `states` and `networks` apply
+ * to /proc/net text, `ssState` to ss output.
+ */
 export interface RowsWanted {
   /** Only rows in these states are kept (the others are checked and counted in `skipped`). */
   readonly states?: ReadonlySet<SocketState>;

@@ -125,34 +125,11 @@ describe.skipIf(!HAS_REDIS)('RedisEngine with a real redis-server', () => {
     const a = engine('web-a');
     await a.push([{ target: '192.0.2.11', rule: 'syn', expiresAt: now + 60_000 }], [], now);
     const at = String(now + 60_000);
-    const old = await admin.xadd(
-      'fg:events',
-      '*',
-      'op',
-      'ban',
-      'target',
-      '192.0.2.12',
-      'host',
-      'web-c',
-      'rule',
-      'r',
-      'expiresAt',
-      at,
-    );
-    await admin.xadd(
-      'fg:events',
-      '*',
-      'op',
-      'ban',
-      'target',
-      '192.0.2.13',
-      'host',
-      'web-c',
-      'rule',
-      'r',
-      'expiresAt',
-      at,
-    );
+    // Entries in the format before fg1: one field per value.
+    const oldFormat = (target: string) =>
+      admin.xadd('fg:events', '*', 'op', 'ban', 'target', target, 'host', 'web-c', 'rule', 'r', 'expiresAt', at);
+    const old = await oldFormat('192.0.2.12');
+    await oldFormat('192.0.2.13');
     await admin.xadd('fg:events', '*', 'fg1', '["ban","web-c","192.0.2.14","r"');
     await a.push([{ target: '192.0.2.15', rule: 'syn', expiresAt: now + 60_000 }], [], now);
     const changes = await b.pull(now, start.cursor);
